@@ -1,0 +1,7 @@
+"""minibuild: a pure-Python container image builder (public API)."""
+
+from minibuild.errors import MinibuildError
+
+__version__ = "0.1.0"
+
+__all__ = ["MinibuildError", "__version__"]

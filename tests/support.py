@@ -1,0 +1,32 @@
+"""Shared test helpers: skipping (or failing under MINIBUILD_REQUIRE_INTEROP=1) when a real tool is absent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+REQUIRE_INTEROP = os.environ.get("MINIBUILD_REQUIRE_INTEROP") == "1"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with ``reason`` unless ``condition``; fail instead when MINIBUILD_REQUIRE_INTEROP=1."""
+    if condition:
+        return
+    if REQUIRE_INTEROP:
+        pytest.fail(f"MINIBUILD_REQUIRE_INTEROP=1 but: {reason}")
+    pytest.skip(reason)
+
+
+def require_tool(name: str) -> str:
+    """Return the path of executable ``name``, or skip/fail with a reason."""
+    path = shutil.which(name)
+    require(path is not None, f"{name} is not installed (Debian package provides it; .ci/run installs it)")
+    assert path is not None
+    return path
+
+
+def require_root() -> None:
+    """Skip/fail unless running as root."""
+    require(os.geteuid() == 0, "needs root")
