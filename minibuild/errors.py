@@ -7,6 +7,7 @@
     │   ├── ExecutorError    RUN could not run, or ran and failed
     │   └── ContextError     build context, .dockerignore, COPY/ADD sources
     ├── ShellError           the emulated shell could not parse or run a script
+    │   └── UnsupportedCommandError  a command the emulated shell does not provide
     ├── StoreError           the content store: missing or corrupt blobs, locks, refs
     ├── ImageFormatError     an image tarball, layout or JSON document is not acceptable
     ├── UnsafePathError      an archive entry or path would leave its root
@@ -89,6 +90,14 @@ class ContextError(BuildError):
 
 class ShellError(MinibuildError):
     """The emulated shell could not parse or execute a script."""
+
+
+class UnsupportedCommandError(ShellError):
+    """A script called a command that is neither an emulated builtin nor a shell script in the root."""
+
+    def __init__(self, message: str, *, command: str, span: SourceSpan | None = None) -> None:
+        super().__init__(message, span=span)
+        self.command = command
 
 
 class StoreError(MinibuildError):
