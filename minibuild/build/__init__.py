@@ -1,0 +1,1 @@
+"""Building images: context, COPY, RUN executors, tree diffs and root filesystems."""

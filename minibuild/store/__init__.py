@@ -1,0 +1,1 @@
+"""The content store: blobs, deterministic tar layers, cache records."""
