@@ -1,0 +1,353 @@
+"""Real execution of a RUN command: a child process chrooted into the stage root, in fresh Linux namespaces."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import selectors
+import signal
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from minibuild.build.executor import ResolvedUser, RunRequest, RunResult, resolve_user
+from minibuild.errors import ExecutorError
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+
+HOSTNAME = "minibuild"
+DEVICES = ("null", "zero", "full", "random", "urandom")
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+             ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
+_REPORT_FD_EXIT = 125  # exit status of the sandbox child when setting up failed (the report pipe says why)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Plan:
+    root: str
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    workdir: str
+    ident: ResolvedUser
+    network: bool
+    userns: bool
+    host_uid: int
+    host_gid: int
+
+
+def platform_problem(platform: str | None = None, euid: int | None = None) -> str | None:
+    """Why the chroot executor cannot run here (or on ``platform`` as ``euid``), or None when it can."""
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return f"the chroot executor needs Linux namespaces; this is {platform} (use --executor emulate)"
+    if (os.geteuid() if euid is None else euid) != 0:
+        try:
+            limit = int(Path("/proc/sys/user/max_user_namespaces").read_text().strip())
+        except (OSError, ValueError):
+            limit = 1
+        if limit == 0:
+            return ("the chroot executor needs root or unprivileged user namespaces, and "
+                    "user.max_user_namespaces is 0 here (run as root or use --executor emulate)")
+    return None
+
+
+class ChrootExecutor:
+    """Runs argv with the stage root as ``/``: as root via chroot(2) in new mount/pid/ipc/uts(/net) namespaces, or as
+    an ordinary user inside a new user namespace that maps that user to root. Mounts /proc, a tmpfs /dev with the
+    usual device nodes, and nothing else; all mounts live in the child's mount namespace and vanish with it, and
+    mount points it had to create are removed afterwards, so the root's diff sees none of them."""
+
+    name = "chroot"
+
+    def run(self, req: RunRequest) -> RunResult:
+        problem = platform_problem()
+        if problem is not None:
+            raise ExecutorError(problem, span=req.span)
+        root = Path(os.path.abspath(req.root))
+        if not root.is_dir():
+            raise ExecutorError(f"root filesystem {root} is not a directory", span=req.span)
+        if not req.argv:
+            raise ExecutorError("nothing to run: empty command", span=req.span)
+        try:
+            ident = resolve_user(root, req.user)
+        except ExecutorError as exc:
+            raise exc.with_span(req.span) if req.span else exc
+        userns = os.geteuid() != 0
+        if userns and (ident.uid != 0 or ident.gid != 0):
+            raise ExecutorError(
+                f"USER {req.user} needs real root: without root the chroot executor maps only your own user to "
+                "root inside a user namespace (run as root, or use --executor emulate)", span=req.span)
+        plan = _Plan(root=str(root), argv=req.argv, env=req.env_dict(), workdir=req.workdir or "/", ident=ident,
+                     network=req.network, userns=userns, host_uid=os.getuid(), host_gid=os.getgid())
+        created = _prepare_mountpoints(root)
+        try:
+            return _spawn(plan, req.stdin, req)
+        finally:
+            _remove_mountpoints(created)
+
+
+def _prepare_mountpoints(root: Path) -> list[Path]:
+    """Create /proc, /dev, /tmp in the root when missing; return what was created (removed after the run)."""
+    created = []
+    for name, mode in (("proc", 0o555), ("dev", 0o755), ("tmp", 0o1777)):
+        p = root / name
+        if os.path.lexists(p):
+            continue
+        os.mkdir(p)
+        os.chmod(p, mode)
+        created.append(p)
+    return created
+
+
+def _remove_mountpoints(created: list[Path]) -> None:
+    for p in created:
+        try:
+            os.rmdir(p)  # only when still empty: a command that wrote into /tmp keeps its files (and the dir)
+        except OSError:
+            pass
+
+
+def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child; its effects are what the tests observe
+        code = 126
+        try:
+            for fd in (in_w, out_r, err_r, rep_r):
+                os.close(fd)
+            code = _child(plan, in_r, out_w, err_w, rep_w)
+        except BaseException as exc:  # noqa: BLE001 - report anything and never return into the parent's code
+            try:
+                os.write(rep_w, f"E{exc}\n".encode())
+            except OSError:
+                pass
+            code = _REPORT_FD_EXIT
+        finally:
+            os._exit(code)
+    for fd in (in_r, out_w, err_w, rep_w):
+        os.close(fd)
+    out, err, report = _pump(in_w, stdin_data, out_r, err_r, rep_r)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        code = 128 - code
+    warnings = []
+    errors = []
+    for line in report.decode(errors="replace").splitlines():
+        if line.startswith("W"):
+            warnings.append(line[1:])
+        elif line.startswith("E"):
+            errors.append(line[1:])
+        elif line.startswith("X"):  # exec failed: report it like a shell would, as the command's own failure
+            err += line[1:].encode() + b"\n"
+    if errors:
+        raise ExecutorError("chroot executor could not set up the sandbox: " + "; ".join(errors), span=req.span)
+    return RunResult(exit_code=code, stdout=out, stderr=err, warnings=tuple(warnings))
+
+
+def _pump(in_w: int, data: bytes, out_r: int, err_r: int, rep_r: int) -> tuple[bytes, bytes, bytes]:
+    sel = selectors.DefaultSelector()
+    bufs = {out_r: bytearray(), err_r: bytearray(), rep_r: bytearray()}
+    for fd in bufs:
+        sel.register(fd, selectors.EVENT_READ)
+    view = memoryview(data)
+    if view:
+        os.set_blocking(in_w, False)
+        sel.register(in_w, selectors.EVENT_WRITE)
+    else:
+        os.close(in_w)
+    open_fds = len(bufs) + (1 if view else 0)
+    while open_fds:
+        for key, _ in sel.select():
+            fd = key.fd
+            if fd == in_w:
+                try:
+                    n = os.write(fd, view[:65536])
+                except BrokenPipeError:
+                    n = len(view)
+                view = view[n:]
+                if not view:
+                    sel.unregister(fd)
+                    os.close(fd)
+                    open_fds -= 1
+                continue
+            chunk = os.read(fd, 65536)
+            if chunk:
+                bufs[fd] += chunk
+            else:
+                sel.unregister(fd)
+                os.close(fd)
+                open_fds -= 1
+    sel.close()
+    return bytes(bufs[out_r]), bytes(bufs[err_r]), bytes(bufs[rep_r])
+
+
+# --------------------------------------------------------------------------- child side (after fork)
+
+_libc: ctypes.CDLL | None = None
+
+
+def _lib() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return _libc
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def _unshare(flags: int) -> None:
+    if hasattr(os, "unshare"):
+        os.unshare(flags)  # Python 3.12+
+        return
+    _check(_lib().unshare(ctypes.c_int(flags)), "unshare")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
+    _check(_lib().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+
+
+def _child(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int) -> int:
+    def warn(msg: str) -> None:
+        os.write(rep_w, f"W{msg}\n".encode())
+
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    if not plan.network:
+        flags |= CLONE_NEWNET
+    if plan.userns:
+        flags |= CLONE_NEWUSER
+    try:
+        _unshare(flags)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot create namespaces ({exc.strerror}); the kernel or the container this runs "
+                                 "in forbids it (use --executor emulate)") from None
+    if plan.userns:
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"0 {plan.host_uid} 1")
+        Path("/proc/self/gid_map").write_text(f"0 {plan.host_gid} 1")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    pid = os.fork()  # the grandchild is pid 1 of the new pid namespace
+    if pid == 0:
+        code = 126
+        try:
+            code = _grandchild(plan, in_r, out_w, err_w, rep_w, warn)
+        except BaseException as exc:  # noqa: BLE001
+            try:
+                os.write(rep_w, f"E{exc}\n".encode())
+            except OSError:
+                pass
+            code = _REPORT_FD_EXIT
+        finally:
+            os._exit(code)
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
+
+
+def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn) -> int:  # type: ignore[no-untyped-def]
+    root = plan.root
+    try:
+        _lib().sethostname(HOSTNAME.encode(), len(HOSTNAME))
+    except OSError:
+        pass
+    proc = os.path.join(root, "proc")
+    if os.path.isdir(proc) and not os.path.islink(proc):
+        try:
+            _mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        except OSError as exc:
+            warn(f"/proc not mounted ({exc.strerror})")
+    else:
+        warn("/proc is not a directory in the root; not mounted")
+    dev = os.path.join(root, "dev")
+    if os.path.isdir(dev) and not os.path.islink(dev):
+        _setup_dev(dev, warn)
+    else:
+        warn("/dev is not a directory in the root; not mounted")
+
+    os.chroot(root)
+    os.chdir("/")
+    workdir = plan.workdir if plan.workdir.startswith("/") else "/" + plan.workdir
+    os.makedirs(workdir, mode=0o755, exist_ok=True)
+    os.chdir(workdir)
+
+    ident = plan.ident
+    if not plan.userns:
+        os.setgroups(list(ident.groups))
+        os.setgid(ident.gid)
+        os.setuid(ident.uid)
+
+    os.dup2(in_r, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    for fd in (in_r, out_w, err_w):
+        if fd > 2:
+            os.close(fd)
+    os.closerange(3, rep_w)
+    os.closerange(rep_w + 1, 1 << 16)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    argv = list(plan.argv)
+    try:
+        os.execvpe(argv[0], argv, plan.env)
+    except FileNotFoundError:
+        os.write(rep_w, f'Xminibuild: exec "{argv[0]}": executable file not found in $PATH\n'.encode())
+        return 127
+    except PermissionError:
+        os.write(rep_w, f'Xminibuild: exec "{argv[0]}": permission denied\n'.encode())
+        return 126
+    except OSError as exc:
+        code = 127 if exc.errno == errno.ENOENT else 126
+        os.write(rep_w, f'Xminibuild: exec "{argv[0]}": {exc.strerror}\n'.encode())
+        return code
+    return 127  # not reached
+
+
+def _setup_dev(dev: str, warn) -> None:  # type: ignore[no-untyped-def]
+    """A tmpfs /dev holding bind-mounted host device nodes (no tty), fd links, /dev/shm and /dev/pts dirs."""
+    try:
+        _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k")
+    except OSError as exc:
+        warn(f"/dev not mounted ({exc.strerror})")
+        return
+    for name in DEVICES:
+        target = os.path.join(dev, name)
+        host = "/dev/" + name
+        if not os.path.exists(host) or not stat.S_ISCHR(os.stat(host).st_mode):
+            continue
+        with open(target, "wb"):
+            pass
+        try:
+            _mount(host, target, None, MS_BIND)
+        except OSError as exc:
+            os.unlink(target)
+            warn(f"/dev/{name} unavailable ({exc.strerror})")
+    for name, target in DEV_LINKS:
+        os.symlink(target, os.path.join(dev, name))
+    for name in ("shm", "pts", "mqueue"):
+        os.mkdir(os.path.join(dev, name), 0o1777 if name == "shm" else 0o755)

@@ -1,0 +1,327 @@
+"""How a RUN step is executed: the Executor protocol, its request/result values, emulate and fake executors."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from minibuild.errors import ConfigError, ExecutorError, MinibuildError, SourceSpan
+
+KNOWN_EXECUTORS: tuple[str, ...] = ("emulate", "chroot")
+_MAX_SYMLINKS = 40
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    """One command to run with ``root`` as ``/``: exec-form argv (the caller applies SHELL), exact env, cwd, user."""
+
+    root: Path
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    workdir: str = "/"
+    user: str = ""
+    network: bool = False
+    stdin: bytes = b""
+    source_date_epoch: int = 0
+    span: SourceSpan | None = field(default=None, compare=False)
+
+    def env_dict(self) -> dict[str, str]:
+        """The environment as a dict (a later duplicate key wins, as ENV does)."""
+        return dict(self.env)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """What a command did: its exit status, captured output, and warnings about the sandbox (as data)."""
+
+    exit_code: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs one RUN command against a root filesystem and reports the result (never raises on non-zero exit)."""
+
+    name: str
+
+    def run(self, req: RunRequest) -> RunResult: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolvedUser:
+    """A USER value resolved against the root's /etc/passwd and /etc/group."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+    name: str | None = None
+    home: str = "/"
+
+
+# --------------------------------------------------------------------------- paths confined to a root
+
+
+def resolve_in_root(root: Path, path: str, *, create_dirs: bool = False) -> Path:
+    """Resolve ``path`` (absolute inside the image) to a host path under ``root``, following symlinks as a chroot
+    would (``..`` and absolute link targets never leave ``root``). With ``create_dirs`` every missing component is
+    created as a 0755 directory; raises ExecutorError when a component exists and is not a directory."""
+    root = Path(os.path.abspath(root))
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    current = root
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            if resolved:
+                resolved.pop()
+            current = root.joinpath(*resolved)
+            continue
+        candidate = current / name
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            if not create_dirs:
+                # the rest does not exist; return the lexical remainder under root
+                rest = [p for p in parts if p != ".."]
+                return candidate.joinpath(*rest) if rest else candidate
+            os.mkdir(candidate, 0o755)
+            st = os.lstat(candidate)
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > _MAX_SYMLINKS:
+                raise ExecutorError(f"too many levels of symbolic links resolving {path!r} in the root")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+                current = root
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        if parts and not stat.S_ISDIR(st.st_mode):
+            if create_dirs:
+                raise ExecutorError(f"cannot create directory {path!r}: /{'/'.join([*resolved, name])} is not a directory")
+            return candidate.joinpath(*parts)
+        resolved.append(name)
+        current = candidate
+    if create_dirs and not current.is_dir():
+        raise ExecutorError(f"cannot use {path!r} as a directory: it exists and is not a directory")
+    return current
+
+
+def ensure_workdir(root: Path, workdir: str) -> Path:
+    """Create WORKDIR inside ``root`` when missing (as Docker does) and return its host path."""
+    if not workdir.startswith("/"):
+        workdir = "/" + workdir
+    return resolve_in_root(root, workdir, create_dirs=True)
+
+
+def _read_root_file(root: Path, path: str) -> str | None:
+    host = resolve_in_root(root, path)
+    try:
+        return host.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def _table(text: str | None, width: int) -> list[list[str]]:
+    rows = []
+    for line in (text or "").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        cols = line.split(":")
+        if len(cols) >= width:
+            rows.append(cols)
+    return rows
+
+
+def resolve_user(root: Path, user: str) -> ResolvedUser:
+    """Resolve a Docker USER value (``name``, ``uid``, ``name:group``, ``uid:gid``, empty = root) the way runc does,
+    reading the root's /etc/passwd and /etc/group. Unknown names raise ExecutorError; unknown numeric ids are used
+    as given with gid 0."""
+    spec = user.strip() or "0"
+    user_part, _, group_part = spec.partition(":")
+    passwd = _table(_read_root_file(root, "/etc/passwd"), 7)
+    groups_tab = _table(_read_root_file(root, "/etc/group"), 4)
+
+    entry: list[str] | None = None
+    if user_part.isdigit():
+        uid = int(user_part)
+        entry = next((r for r in passwd if r[2] == user_part), None)
+        gid = int(entry[3]) if entry and entry[3].isdigit() else 0
+    else:
+        entry = next((r for r in passwd if r[0] == user_part), None)
+        if entry is None:
+            if user_part == "root" and not passwd:
+                entry = ["root", "x", "0", "0", "", "/root", "/bin/sh"]
+            else:
+                raise ExecutorError(f"unable to find user {user_part}: no matching entries in passwd file")
+        if not (entry[2].isdigit() and entry[3].isdigit()):
+            raise ExecutorError(f"user {user_part} has a malformed /etc/passwd entry")
+        uid, gid = int(entry[2]), int(entry[3])
+    name = entry[0] if entry else None
+    home = entry[5] if entry and entry[5] else "/"
+
+    if group_part:
+        if group_part.isdigit():
+            gid = int(group_part)
+        else:
+            grp = next((g for g in groups_tab if g[0] == group_part), None)
+            if grp is None or not grp[2].isdigit():
+                raise ExecutorError(f"unable to find group {group_part}: no matching entries in group file")
+            gid = int(grp[2])
+        return ResolvedUser(uid=uid, gid=gid, groups=(gid,), name=name, home=home)
+
+    extra = []
+    if name is not None:
+        for g in groups_tab:
+            members = [m for m in g[3].split(",") if m]
+            if name in members and g[2].isdigit() and int(g[2]) != gid:
+                extra.append(int(g[2]))
+    return ResolvedUser(uid=uid, gid=gid, groups=(gid, *sorted(set(extra))), name=name, home=home)
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class EmulateExecutor:
+    """Runs the command in minibuild's emulated POSIX shell (``minibuild.sh``), confined to the root."""
+
+    name = "emulate"
+
+    def run(self, req: RunRequest) -> RunResult:
+        from minibuild import sh  # lazy: the shell is only needed when a RUN step actually runs
+
+        ident = resolve_user(req.root, req.user)
+        ensure_workdir(req.root, req.workdir)
+        try:
+            result = sh.run_argv(
+                req.argv,
+                root=req.root,
+                env=req.env_dict(),
+                cwd=req.workdir or "/",
+                uid=ident.uid,
+                gid=ident.gid,
+                stdin=req.stdin,
+                source_date_epoch=req.source_date_epoch,
+            )
+        except MinibuildError as exc:  # ShellError / UnsupportedCommandError: attach the Dockerfile line
+            if req.span is not None:
+                exc.with_span(req.span)
+            raise
+        warnings: tuple[str, ...] = ()
+        if req.network:
+            warnings = ("the emulated shell has no network; --network was ignored",)
+        return RunResult(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr, warnings=warnings)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FakeEffect:
+    """What a FakeExecutor does for one command: files written into the root, paths removed, and the result."""
+
+    writes: tuple[tuple[str, bytes], ...] = ()
+    mkdirs: tuple[str, ...] = ()
+    symlinks: tuple[tuple[str, str], ...] = ()
+    removes: tuple[str, ...] = ()
+    exit_code: int = 0
+    stdout: bytes = b""
+    stderr: bytes = b""
+
+
+class FakeExecutor:
+    """A test double shipped with the library (like httpx's MockTransport): records every request and applies a
+    scripted FakeEffect to the root. A command is matched by its full argv joined with spaces, or by its last
+    argument (the script of ``sh -c``); ``handler`` overrides matching entirely. Unmatched commands use
+    ``default`` (exit 0, no changes), or raise ExecutorError when ``default`` is None."""
+
+    name = "fake"
+
+    def __init__(
+        self,
+        effects: Mapping[str, FakeEffect] | None = None,
+        *,
+        handler: Callable[[RunRequest], RunResult] | None = None,
+        default: FakeEffect | None = FakeEffect(),
+    ) -> None:
+        self.effects: dict[str, FakeEffect] = dict(effects or {})
+        self.handler = handler
+        self.default = default
+        self._requests: list[RunRequest] = []
+
+    @property
+    def requests(self) -> tuple[RunRequest, ...]:
+        """Every request received so far, in order."""
+        return tuple(self._requests)
+
+    @property
+    def commands(self) -> tuple[str, ...]:
+        """The argv of every request so far, each joined with spaces."""
+        return tuple(" ".join(r.argv) for r in self._requests)
+
+    def run(self, req: RunRequest) -> RunResult:
+        self._requests.append(req)
+        if self.handler is not None:
+            return self.handler(req)
+        joined = " ".join(req.argv)
+        effect = self.effects.get(joined)
+        if effect is None and req.argv:
+            effect = self.effects.get(req.argv[-1])
+        if effect is None:
+            effect = self.default
+        if effect is None:
+            raise ExecutorError(f"FakeExecutor has no scripted effect for {joined!r}", span=req.span)
+        ensure_workdir(req.root, req.workdir)
+        apply_effect(req.root, effect, workdir=req.workdir)
+        return RunResult(exit_code=effect.exit_code, stdout=effect.stdout, stderr=effect.stderr)
+
+
+def apply_effect(root: Path, effect: FakeEffect, *, workdir: str = "/") -> None:
+    """Apply a FakeEffect to ``root`` (relative paths are taken from ``workdir``), confined to the root."""
+
+    def where(p: str) -> str:
+        return p if p.startswith("/") else workdir.rstrip("/") + "/" + p
+
+    for path in effect.mkdirs:
+        resolve_in_root(root, where(path), create_dirs=True)
+    for path, data in effect.writes:
+        full = where(path)
+        parent, _, base = full.rpartition("/")
+        host = resolve_in_root(root, parent or "/", create_dirs=True) / base
+        host.write_bytes(data)
+    for path, target in effect.symlinks:
+        full = where(path)
+        parent, _, base = full.rpartition("/")
+        host = resolve_in_root(root, parent or "/", create_dirs=True) / base
+        if host.is_symlink() or host.exists():
+            host.unlink()
+        host.symlink_to(target)
+    for path in effect.removes:
+        full = where(path)
+        parent, _, base = full.rpartition("/")
+        host = resolve_in_root(root, parent or "/") / base
+        if host.is_symlink() or host.is_file():
+            host.unlink()
+        elif host.is_dir():
+            import shutil
+
+            shutil.rmtree(host)
+
+
+def get_executor(name: str) -> Executor:
+    """Return a fresh executor by name: ``emulate`` (default) or ``chroot``; unknown names raise ConfigError."""
+    if name == "emulate":
+        return EmulateExecutor()
+    if name == "chroot":
+        from minibuild.build.chroot import ChrootExecutor
+
+        return ChrootExecutor()
+    raise ConfigError(f"unknown executor {name!r}; known executors: {', '.join(KNOWN_EXECUTORS)}")

@@ -1,0 +1,206 @@
+"""The chroot executor on a real busybox root: isolation, users, network, and a root left exactly as it was."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from minibuild.build import chroot
+from minibuild.build.chroot import ChrootExecutor, platform_problem
+from minibuild.build.executor import RunRequest, RunResult
+from minibuild.errors import ExecutorError, SourceSpan
+from tests.support import require
+
+pytestmark = pytest.mark.root
+PATH = (("PATH", "/usr/bin:/bin"),)
+
+
+@pytest.fixture()
+def root(busybox_rootfs: Path) -> Iterator[Path]:
+    require(sys.platform.startswith("linux"), "the chroot executor needs Linux")
+    require(platform_problem() is None, f"chroot executor unavailable: {platform_problem()}")
+    # a world-traversable place, so the unprivileged test's user can reach it (pytest's tmp dirs are 0700)
+    base = Path(tempfile.mkdtemp(prefix="mb-chroot-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    dest = base / "root"
+    shutil.copytree(busybox_rootfs, dest, symlinks=True)
+    os.chmod(dest, 0o755)  # as in every image: / is 0755
+    yield dest
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def run(root: Path, *argv: str, **kw: object) -> RunResult:
+    return ChrootExecutor().run(RunRequest(root=root, argv=argv, env=kw.pop("env", PATH), **kw))  # type: ignore[arg-type]
+
+
+def tree(root: Path) -> set[tuple[str, int]]:
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            out.add((os.path.relpath(p, root), os.lstat(p).st_mode))
+    return out
+
+
+def test_exit_status_and_output(root: Path) -> None:
+    res = run(root, "/bin/sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (res.exit_code, res.stdout, res.stderr) == (3, b"out\n", b"err\n")
+
+
+def test_stdin_is_fed(root: Path) -> None:
+    assert run(root, "cat", stdin=b"x" * 200_000).stdout == b"x" * 200_000
+
+
+def test_env_is_exactly_the_requested_one(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOST_SECRET", "leak")
+    res = run(root, "env", env=(("PATH", "/bin"), ("A", "1 2"), ("A", "3")))
+    assert sorted(res.stdout.decode().splitlines()) == ["A=3", "PATH=/bin"]
+
+
+def test_root_is_slash_and_host_is_invisible(root: Path) -> None:
+    (root / "marker").write_text("inside\n")
+    res = run(root, "/bin/sh", "-c", "cat /marker; ls /; hostname")
+    lines = res.stdout.decode().split()
+    assert lines[0] == "inside" and "marker" in lines and lines[-1] == "minibuild"
+    assert "work" not in lines and "home" not in lines
+
+
+def test_workdir_created_and_used(root: Path) -> None:
+    res = run(root, "pwd", workdir="/srv/app")
+    assert res.stdout == b"/srv/app\n" and (root / "srv" / "app").is_dir()
+
+
+def test_user_switch_by_name_and_numbers(root: Path) -> None:
+    assert run(root, "id", user="nobody").stdout.startswith(b"uid=65534(nobody) gid=65534(nogroup)")
+    assert run(root, "/bin/sh", "-c", "id -u; id -g", user="1234:5678").stdout == b"1234\n5678\n"
+    res = run(root, "touch", "/root/x", user="nobody")
+    assert res.exit_code != 0 and not (root / "root" / "x").exists()
+
+
+def test_unknown_user_is_an_error_with_span(root: Path) -> None:
+    with pytest.raises(ExecutorError, match=r"Dockerfile:9: unable to find user ghost"):
+        ChrootExecutor().run(RunRequest(root=root, argv=("id",), user="ghost", span=SourceSpan(line=9)))
+
+
+def test_no_network_by_default(root: Path) -> None:
+    res = run(root, "cat", "/proc/net/dev")
+    ifaces = {line.split(":")[0].strip() for line in res.stdout.decode().splitlines()[2:]}
+    assert ifaces == {"lo"}
+
+
+def test_network_when_asked(root: Path) -> None:
+    host = {line.split(":")[0].strip() for line in Path("/proc/net/dev").read_text().splitlines()[2:]}
+    require(host != {"lo"}, "the host itself has no interface but lo, so network=True cannot be told apart")
+    res = run(root, "cat", "/proc/net/dev", network=True)
+    ifaces = {line.split(":")[0].strip() for line in res.stdout.decode().splitlines()[2:]}
+    assert ifaces == host
+
+
+def test_own_pid_namespace_and_devices(root: Path) -> None:
+    res = run(root, "/bin/sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'; head -c 4 /dev/zero | wc -c; "
+                                      "echo x > /dev/null; ls /dev")
+    lines = res.stdout.decode().split()
+    assert lines[0] == "1"  # the command is pid 1 of a fresh pid namespace
+    assert int(lines[1]) <= 4  # only the sandbox's own processes are visible
+    assert lines[2] == "4"
+    for dev in ("null", "zero", "random", "urandom", "fd", "shm"):
+        assert dev in lines[3:]
+    assert "tty" not in lines[3:]
+
+
+def test_mounts_leave_nothing_in_the_root(root: Path) -> None:
+    for d in ("proc", "dev", "tmp"):
+        shutil.rmtree(root / d, ignore_errors=True)
+    before = tree(root)
+    res = run(root, "/bin/sh", "-c", "ls /proc/self >/dev/null && echo y > /dev/shm/f && ls /dev/null")
+    assert res.exit_code == 0, res.stderr
+    assert tree(root) == before
+    mounts = Path("/proc/self/mounts").read_text()
+    assert str(root) not in mounts
+
+
+def test_existing_empty_proc_stays_empty(root: Path) -> None:
+    (root / "proc").mkdir()
+    (root / "dev").mkdir()
+    (root / "dev" / "keep").write_text("image content\n")
+    run(root, "ls", "/proc/1")
+    assert list((root / "proc").iterdir()) == []
+    assert [p.name for p in (root / "dev").iterdir()] == ["keep"]
+
+
+def test_files_written_to_tmp_stay_in_the_root(root: Path) -> None:
+    shutil.rmtree(root / "tmp")
+    assert run(root, "/bin/sh", "-c", "echo hi > /tmp/f").exit_code == 0
+    assert (root / "tmp" / "f").read_text() == "hi\n"
+
+
+def test_missing_program_is_exit_127(root: Path) -> None:
+    res = run(root, "no-such-program")
+    assert res.exit_code == 127 and b'"no-such-program": executable file not found' in res.stderr
+
+
+def test_refuses_non_linux_and_empty_argv(tmp_path: Path) -> None:
+    assert "needs Linux namespaces; this is darwin" in (platform_problem("darwin", 0) or "")
+    assert platform_problem("linux", 0) is None
+    with pytest.raises(ExecutorError, match="empty command"):
+        ChrootExecutor().run(RunRequest(root=tmp_path, argv=()))
+    with pytest.raises(ExecutorError, match="not a directory"):
+        ChrootExecutor().run(RunRequest(root=tmp_path / "missing", argv=("true",)))
+
+
+def _as_unprivileged(fn: object) -> object:
+    """Run ``fn`` in a forked child that dropped to uid/gid 65534 (dumpable, as a normal login is)."""
+    require(os.geteuid() == 0, "needs root to drop to an unprivileged user for the user-namespace path")
+    chroot._lib()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            chroot._lib().prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: setuid() cleared it, a real login has it
+            try:
+                result: object = fn()  # type: ignore[operator]
+            except Exception as exc:  # noqa: BLE001
+                result = exc
+            os.write(w, pickle.dumps(result))
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return pickle.loads(data)
+
+
+def test_unprivileged_user_namespace(root: Path) -> None:
+    for p in [root, *root.rglob("*")]:
+        os.lchown(p, 65534, 65534)
+    shutil.rmtree(root / "tmp")
+
+    def go() -> tuple[RunResult, str]:
+        res = run(root, "/bin/sh", "-c", "id -u; cat /proc/net/dev | wc -l; echo hi > /tmp/f")
+        try:
+            run(root, "id", user="nobody")
+        except ExecutorError as exc:
+            return res, str(exc)
+        return res, ""
+
+    outcome = _as_unprivileged(go)
+    assert not isinstance(outcome, Exception), outcome
+    res, refusal = outcome  # type: ignore[misc]
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.split() == [b"0", b"3"]  # root inside the namespace, only lo
+    assert (root / "tmp" / "f").stat().st_uid == 65534  # but files belong to the real user
+    assert "needs real root" in refusal
