@@ -1,0 +1,239 @@
+"""Content-addressed blobs under blobs/sha256/<hex>: atomic verified writes, verified reads."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, BinaryIO, Protocol
+
+from minibuild.digest import CHUNK, Digest
+from minibuild.errors import StoreError
+from minibuild.store.lock import FileLock, fsync_dir
+
+
+class Pin(Protocol):
+    """Something that keeps blobs alive through prune (a build lease)."""
+
+    def add(self, *digests: Digest) -> None: ...
+
+
+class VerifyingReader(io.RawIOBase):
+    """Reads a blob file and raises StoreError at end of file when its sha256 or size is wrong."""
+
+    def __init__(self, fh: BinaryIO, digest: Digest, path: Path) -> None:
+        self._fh = fh
+        self._digest = digest
+        self._path = path
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._fh.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self._hash.update(memoryview(buffer)[:n])
+            self._size += n
+        elif not self._checked and len(buffer) > 0:
+            self._checked = True
+            actual = "sha256:" + self._hash.hexdigest()
+            if actual != self._digest.value:
+                raise StoreError(
+                    f"blob {self._digest} is corrupt (content hashes to {actual}); run `minibuild prune` "
+                    f"and rebuild or reload the image")
+        return n or 0
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+class BlobWriter:
+    """Streams a new blob to a locked temp file, hashing as it goes; ``commit()`` publishes it atomically.
+
+    Use as a context manager: leaving the block without ``commit()`` (or by an exception) deletes the temp
+    file, so a crash or Ctrl-C never leaves a blob under its final name that was not fully hashed.
+    """
+
+    def __init__(self, store: BlobStore, *, expected: Digest | None = None, pin: Pin | None = None) -> None:
+        self._store = store
+        self._expected = expected
+        self._pin = pin
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._tmp = store.tmp_dir / f"blob-{os.getpid()}-{os.urandom(8).hex()}"
+        with store.shared_lock():  # prune (exclusive) never sees this file before it is locked
+            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # tells prune this temp file belongs to a live writer
+        self._fh: IO[bytes] | None = os.fdopen(fd, "wb")
+        self.result: Digest | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._fh is None:
+            raise StoreError("write to a blob writer that is already committed or aborted")
+        self._hash.update(data)
+        self.size += len(data)
+        self._fh.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    @property
+    def digest(self) -> Digest:
+        """The digest of what was written so far."""
+        return Digest("sha256:" + self._hash.hexdigest())
+
+    def commit(self) -> Digest:
+        """fsync, verify against ``expected``, rename into blobs/sha256/<hex>; return the digest."""
+        if self._fh is None:
+            raise StoreError("blob writer is already committed or aborted")
+        digest = self.digest
+        if self._expected is not None and digest != self._expected:
+            self.abort()
+            raise StoreError(f"blob content does not match its digest: expected {self._expected}, got {digest}")
+        fh = self._fh
+        fh.flush()
+        os.fsync(fh.fileno())
+        final = self._store.path(digest)
+        with self._store.shared_lock():
+            if self._pin is not None:
+                self._pin.add(digest)
+            if final.exists():
+                os.unlink(self._tmp)
+            else:
+                os.replace(self._tmp, final)
+                fsync_dir(final.parent)
+        fh.close()
+        self._fh = None
+        self.result = digest
+        return digest
+
+    def abort(self) -> None:
+        """Discard the temp file (idempotent)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.abort()
+
+
+class BlobStore:
+    """The blobs of one store: ``root/blobs/sha256/<hex>``, temp files in ``tmp_dir``."""
+
+    def __init__(self, root: Path, *, tmp_dir: Path, lock_path: Path) -> None:
+        self.root = root
+        self.dir = root / "blobs" / "sha256"
+        self.tmp_dir = tmp_dir
+        self._lock_path = lock_path
+
+    def shared_lock(self) -> FileLock:
+        return FileLock(self._lock_path, shared=True)
+
+    def path(self, digest: Digest) -> Path:
+        if digest.algorithm != "sha256":
+            raise StoreError(f"unsupported digest algorithm in {digest}")
+        return self.dir / digest.hex
+
+    def has(self, digest: Digest) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: Digest) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            raise self._missing(digest) from None
+
+    def _missing(self, digest: Digest) -> StoreError:
+        return StoreError(f"blob {digest} is not in the store {self.root}")
+
+    def open(self, digest: Digest, *, verify: bool = True) -> BinaryIO:
+        """Open a blob for reading; with ``verify`` the digest is checked when the end is read."""
+        try:
+            fh = open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise self._missing(digest) from None
+        if not verify:
+            return fh
+        return io.BufferedReader(VerifyingReader(fh, digest, self.path(digest)), CHUNK)  # type: ignore[return-value]
+
+    def read_bytes(self, digest: Digest) -> bytes:
+        """The whole blob, verified."""
+        with self.open(digest) as fh:
+            data = fh.read()
+        return data
+
+    def verify(self, digest: Digest) -> bool:
+        """True when the blob exists and hashes to its name."""
+        try:
+            with self.open(digest) as fh:
+                while fh.read(CHUNK):
+                    pass
+        except StoreError:
+            return False
+        return True
+
+    def writer(self, *, expected: Digest | None = None, pin: Pin | None = None) -> BlobWriter:
+        """A BlobWriter (context manager); ``pin`` (a Lease) keeps the blob alive until used."""
+        return BlobWriter(self, expected=expected, pin=pin)
+
+    def put_bytes(self, data: bytes, *, expected: Digest | None = None, pin: Pin | None = None) -> Digest:
+        """Store ``data``; when ``expected`` is given the content must hash to it."""
+        digest = Digest.of_bytes(data)
+        if expected is not None and digest != expected:
+            raise StoreError(f"blob content does not match its digest: expected {expected}, got {digest}")
+        if self.has(digest):
+            if pin is not None:
+                with self.shared_lock():
+                    pin.add(digest)
+                    if self.has(digest):
+                        return digest
+            else:
+                return digest
+        with self.writer(expected=digest, pin=pin) as w:
+            w.write(data)
+            return w.commit()
+
+    def put_stream(self, src: IO[bytes] | BinaryIO, *, expected: Digest | None = None, pin: Pin | None = None) -> Digest:
+        """Copy a readable stream into the store."""
+        with self.writer(expected=expected, pin=pin) as w:
+            while chunk := src.read(CHUNK):
+                w.write(chunk)
+            return w.commit()
+
+    def delete(self, digest: Digest) -> int:
+        """Remove a blob; return the bytes freed (0 if absent). Callers hold the store lock."""
+        path = self.path(digest)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def __iter__(self) -> Iterator[Digest]:
+        """Every blob name in the store (not verified)."""
+        try:
+            names = sorted(os.listdir(self.dir))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+                yield Digest("sha256:" + name)
