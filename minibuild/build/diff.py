@@ -16,10 +16,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from minibuild.build.rootfs import resolve_in_root
@@ -47,6 +49,7 @@ class StatRecord:
     rdev: int
     linkname: str = ""
     capability: bytes | None = None
+    racy_digest: str | None = None  # content hash, kept for files changed too recently for timestamps to tell
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,9 +98,23 @@ def stat_record(path: str) -> StatRecord | None:
     )
 
 
-def snapshot(root: Path | str) -> TreeSnapshot:
-    """Record every path under ``root`` without following symlinks."""
+# Timestamps come from a coarse kernel clock (a few ms): a file written within that window of the snapshot could be
+# rewritten with the same size and times.  Like git's "racy clean" rule, such files get a content hash.
+RACY_WINDOW_NS = 2_000_000_000
+
+
+def _hash_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CMP_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def snapshot(root: Path | str, *, hash_recent: bool = True) -> TreeSnapshot:
+    """Record every path under ``root`` without following symlinks (recently changed files also by content)."""
     base = os.path.realpath(root)
+    racy_after = time.time_ns() - RACY_WINDOW_NS if hash_recent else None
     records: dict[str, StatRecord] = {}
     stack = [""]
     while stack:
@@ -108,6 +125,8 @@ def snapshot(root: Path | str) -> TreeSnapshot:
                 rec = stat_record(de.path)
                 if rec is None:
                     continue
+                if racy_after is not None and rec.type == "file" and max(rec.mtime_ns, rec.ctime_ns) >= racy_after:
+                    rec = replace(rec, racy_digest=_hash_file(de.path))
                 records[child] = rec
                 if rec.type == "dir":
                     stack.append(child)
@@ -221,6 +240,8 @@ def _diff(
         elif same_tree:
             if (a.mtime_ns, a.ctime_ns, a.ino) != (b.mtime_ns, b.ctime_ns, b.ino):
                 emit.add(path)
+            elif b.racy_digest is not None and b.racy_digest != _hash_file(os.path.join(after_root, path)):
+                emit.add(path)
         else:
             assert before_root is not None
             if not _same_content(os.path.join(before_root, path), os.path.join(after_root, path)):
@@ -240,13 +261,13 @@ def _diff(
 
 def diff_snapshot(root: Path | str, before: TreeSnapshot) -> list[Entry]:
     """The layer entries of what changed under ``root`` since ``before`` was taken (same tree, stat-based)."""
-    now = snapshot(root)
+    now = snapshot(root, hash_recent=False)
     return _diff(before.records, None, now.records, now.root)
 
 
 def diff_trees(a: Path | str, b: Path | str) -> list[Entry]:
     """The layer entries that turn tree ``a`` into tree ``b`` (file contents compared byte by byte)."""
-    sa, sb = snapshot(a), snapshot(b)
+    sa, sb = snapshot(a, hash_recent=False), snapshot(b, hash_recent=False)
     return _diff(sa.records, sa.root, sb.records, sb.root)
 
 
@@ -279,7 +300,7 @@ def entries_for_paths(root: Path | str, paths: Iterable[str], *, recursive: bool
         if rel and record(rel) is not None:
             emit.add(rel)
         if recursive and (not rel or records[rel].type == "dir"):
-            sub = snapshot(phys)
+            sub = snapshot(phys, hash_recent=False)
             for child, rec in sub.records.items():
                 crel = f"{rel}/{child}" if rel else child
                 records[crel] = rec
