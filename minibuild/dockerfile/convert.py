@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from minibuild.dockerfile.godump import go_quote, go_trim_space
 from minibuild.dockerfile.instructions import (
@@ -35,9 +35,9 @@ from minibuild.dockerfile.instructions import (
 from minibuild.dockerfile.source import parse, parse_heredoc_word
 from minibuild.dockerfile.suggest import with_suggestion
 from minibuild.dockerfile.syntax import Heredoc, SyntaxNode, SyntaxTree
-from minibuild.errors import DockerfileError
+from minibuild.errors import DockerfileError, SourceSpan
 
-__all__ = ["INSTRUCTIONS", "parse_dockerfile", "parse_instruction", "parse_instruction_line", "to_dockerfile"]
+__all__ = ["INSTRUCTIONS", "parse_flags", "parse_go_duration", "parse_dockerfile", "parse_instruction", "parse_instruction_line", "to_dockerfile"]
 
 INSTRUCTIONS = (
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
@@ -57,10 +57,24 @@ class _Error(Exception):
 # --- flags (BuildKit's BFlags) ----------------------------------------------------------------
 
 
-def _parse_flags(args: Sequence[str], spec: dict[str, str]) -> tuple[dict[str, str | list[str]], set[str]]:
+def parse_flags(
+    args: Sequence[str],
+    spec: Mapping[str, str],
+    defaults: Mapping[str, str | bool] | None = None,
+) -> tuple[dict[str, str | list[str]], set[str]]:
+    """BuildKit's BFlags.Parse: ``spec`` maps names to "bool"/"string"/"strings".
+
+    Returns the values (bools as "true"/"false", lists for "strings") and the names used.
+    """
     values: dict[str, str | list[str]] = {}
     for name, kind in spec.items():
-        values[name] = "false" if kind == _BOOL else ([] if kind == _STRINGS else "")
+        default = (defaults or {}).get(name)
+        if kind == _BOOL:
+            values[name] = "true" if default is True else "false"
+        elif kind == _STRINGS:
+            values[name] = []
+        else:
+            values[name] = default if isinstance(default, str) else ""
     used: set[str] = set()
     for a in args:
         if a == "--":
@@ -159,6 +173,15 @@ def _interval(values: dict[str, str | list[str]], name: str) -> int:
 # --- per-instruction parsers ------------------------------------------------------------------
 
 
+def _doc_comment(comments: tuple[str, ...], name: str | None) -> str:
+    if not name:
+        return ""
+    for line in comments:
+        if line.startswith(name + " "):
+            return line[len(name) + 1 :]
+    return ""
+
+
 def _node_args(node: SyntaxNode) -> list[str]:
     if node.sub is not None:
         return [node.sub.keyword, *_node_args(node.sub)]
@@ -218,11 +241,11 @@ def _cmdline(args: list[str], is_json: bool) -> tuple[str, ...]:
 def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
     cmd = node.value
     args = _node_args(node)
-    common = {"span": node.span, "original": node.original, "flags": node.flags}
+    common = {"span": node.span, "original": node.original, "flags": node.flags, "comments": node.comments}
     flags = node.flags
 
     def no_flags() -> None:
-        _parse_flags(flags, {})
+        parse_flags(flags, {})
 
     match cmd:
         case "env":
@@ -242,7 +265,7 @@ def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
                     "ADD requires at least two arguments, but only one was provided. "
                     "Destination could not be determined"
                 )
-            v, used = _parse_flags(
+            v, used = parse_flags(
                 flags,
                 {"chown": _STRING, "chmod": _STRING, "link": _BOOL, "keep-git-dir": _BOOL,
                  "checksum": _STRING, "unpack": _BOOL, "exclude": _STRINGS},
@@ -268,7 +291,7 @@ def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
                     "COPY requires at least two arguments, but only one was provided. "
                     "Destination could not be determined"
                 )
-            v, _ = _parse_flags(
+            v, _ = parse_flags(
                 flags,
                 {"chown": _STRING, "from": _STRING, "chmod": _STRING, "link": _BOOL,
                  "exclude": _STRINGS, "parents": _BOOL},
@@ -298,7 +321,7 @@ def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
                     )
             elif len(args) != 1:
                 raise _Error("FROM requires either one or three arguments")
-            v, used = _parse_flags(flags, {"platform": _STRING})
+            v, used = parse_flags(flags, {"platform": _STRING})
             return FromInstruction(
                 base=args[0],
                 stage_name=stage_name,
@@ -337,7 +360,7 @@ def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
             no_flags()
             return WorkdirInstruction(path=args[0], **common)
         case "run":
-            v, _ = _parse_flags(flags, {"mount": _STRINGS, "network": _STRING, "security": _STRING})
+            v, _ = parse_flags(flags, {"mount": _STRINGS, "network": _STRING, "security": _STRING})
             network = _s(v, "network") or None
             if network is not None and network not in _NETWORKS:
                 raise _Error(f"invalid network mode {go_quote(network)}")
@@ -397,9 +420,9 @@ def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
                     k, val = a.split("=", 1)
                     if k == "":
                         raise _Error("ARG names can not be blank")
-                    specs.append(ArgSpec(key=k, value=val))
+                    specs.append(ArgSpec(key=k, value=val, doc_comment=_doc_comment(node.comments, k)))
                 else:
-                    specs.append(ArgSpec(key=a))
+                    specs.append(ArgSpec(key=a, doc_comment=_doc_comment(node.comments, a)))
             return ArgInstruction(args=tuple(specs), **common)
         case "shell":
             no_flags()
@@ -423,7 +446,7 @@ def _healthcheck(node: SyntaxNode, args: list[str], common: dict) -> Healthcheck
         if rest:
             raise _Error("HEALTHCHECK NONE takes no arguments")
         return HealthcheckInstruction(test=("NONE",), **common)
-    v, _ = _parse_flags(
+    v, _ = parse_flags(
         node.flags,
         {"interval": _STRING, "timeout": _STRING, "start-period": _STRING,
          "start-interval": _STRING, "retries": _STRING},
@@ -506,7 +529,8 @@ def to_dockerfile(tree: SyntaxTree) -> Dockerfile:
                 platform=frm.platform,
                 from_=frm,
                 instructions=tuple(body),
-                span=frm.span.__class__(file=frm.span.file, line=frm.span.line, end_line=last.end_line or last.line),
+                doc_comment=_doc_comment(frm.comments, frm.stage_name),
+                span=SourceSpan(file=frm.span.file, line=frm.span.line, end_line=last.end_line or last.line),
             )
         )
     return Dockerfile(

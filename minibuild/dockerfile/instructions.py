@@ -58,6 +58,7 @@ class ArgSpec:
 
     key: str
     value: str | None = None
+    doc_comment: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +78,12 @@ class Instruction:
     span: SourceSpan = field(default=_NO_SPAN, compare=False)
     original: str = ""
     flags: tuple[str, ...] = ()  # the raw --flags as written (after quote removal)
+    comments: tuple[str, ...] = field(default=(), compare=False)  # comment block right above
+
+    @property
+    def flags_used(self) -> tuple[str, ...]:
+        """Names of the flags given (``mount`` for ``--mount=...``), sorted, without repeats."""
+        return tuple(sorted({f[2:].partition("=")[0] for f in self.flags if f.startswith("--")}))
 
     @property
     def name(self) -> str:
@@ -276,6 +283,7 @@ class Stage:
     from_: FromInstruction
     instructions: tuple[Instruction, ...]
     span: SourceSpan = field(default=_NO_SPAN, compare=False)
+    doc_comment: str = field(default="", compare=False)
 
     @property
     def ref(self) -> str:
@@ -340,7 +348,7 @@ def expand(instr: I, env: Mapping[str, str], escape: str = "\\") -> I:
             new = dataclasses.replace(
                 instr,
                 args=tuple(
-                    ArgSpec(key=word(a.key), value=None if a.value is None else word(a.value))
+                    dataclasses.replace(a, key=word(a.key), value=None if a.value is None else word(a.value))
                     for a in instr.args
                 ),
             )

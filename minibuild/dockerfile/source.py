@@ -11,7 +11,7 @@ from minibuild.dockerfile.godump import GO_SPACE, go_quote, go_trim_left_space, 
 from minibuild.dockerfile.syntax import Directive, Heredoc, SyntaxNode, SyntaxTree
 from minibuild.errors import DockerfileError, SourceSpan
 
-__all__ = ["parse", "parse_line", "parse_heredoc_word", "heredocs_from_line", "parse_words"]
+__all__ = ["detect_syntax", "parse", "parse_directive", "parse_line", "parse_heredoc_word", "heredocs_from_line", "parse_words"]
 
 MAX_LINE = 65535
 _RE_WHITESPACE = re.compile(r"[\t\v\f\r ]+")
@@ -583,3 +583,62 @@ def parse_line(line: str, *, escape: str = "\\", filename: str = "Dockerfile", l
             span=SourceSpan(file=filename, line=line_no),
         )
     return tree.children[0]
+
+
+# --- directive detection without a full parse (BuildKit's DetectSyntax / ParseDirective) ---------
+
+
+def _scan_directives(lines: list[str], key: str, comment: str, first_line: int) -> tuple[str, str, int] | None:
+    seen: set[str] = set()
+    lineno = first_line
+    for line in lines:
+        lineno += 1
+        if not line.startswith(comment):
+            return None
+        m = _RE_DIRECTIVE.match(go_trim_left_space(line[len(comment) :]))
+        if m is None:
+            return None
+        name = m.group(1).lower()
+        if name not in _VALID_DIRECTIVES or name in seen:
+            return None
+        seen.add(name)
+        if name == key:
+            value = m.group(2)
+            return value.split(" ", 1)[0], value, lineno
+    return None
+
+
+def parse_directive(key: str, text: str | bytes, *, any_format: bool = False) -> tuple[str, str, int] | None:
+    """Find directive ``key`` at the top of ``text``: (first word, full value, line) or None.
+
+    With ``any_format`` (what BuildKit's DetectSyntax does for ``syntax``) ``//`` comments and a
+    JSON object are accepted too.  A ``#!`` first line is skipped.
+    """
+    text = _decode(text)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    first, sep, rest = text.partition("\n")
+    line0 = 0
+    if first.startswith("#!"):
+        text, line0 = rest, 1
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+    if lines and lines[-1] == "" and text.endswith("\n"):
+        lines.pop()
+    found = _scan_directives(lines, key, "#", line0)
+    if found is not None or not any_format:
+        return found
+    found = _scan_directives(lines, key, "//", line0)
+    if found is not None:
+        return found
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(obj, dict) and isinstance(obj.get(key), str):
+        return obj[key], obj[key], line0
+    return None
+
+
+def detect_syntax(text: str | bytes) -> tuple[str, str, int] | None:
+    """BuildKit's DetectSyntax: the ``# syntax=`` frontend reference, its full value and line."""
+    return parse_directive("syntax", text, any_format=True)
