@@ -1,0 +1,329 @@
+"""The build context: a directory seen through .dockerignore, with COPY wildcards, confined symlinks and checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat as st_mod
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards, go_match, BadPatternError
+from minibuild.errors import ContextError, UnsafePathError
+
+MAX_SYMLINKS = 255
+_CHUNK = 1 << 20
+
+
+def file_type(mode: int) -> str:
+    """The Entry type name of a stat mode: file, dir, symlink, char, block, fifo or socket."""
+    if st_mod.S_ISREG(mode):
+        return "file"
+    if st_mod.S_ISDIR(mode):
+        return "dir"
+    if st_mod.S_ISLNK(mode):
+        return "symlink"
+    if st_mod.S_ISCHR(mode):
+        return "char"
+    if st_mod.S_ISBLK(mode):
+        return "block"
+    if st_mod.S_ISFIFO(mode):
+        return "fifo"
+    return "socket"
+
+
+def _split(path: str) -> list[str]:
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def resolve_in_root(
+    root: Path, path: str, *, follow_last: bool = True, exists: Callable[[str], bool] | None = None
+) -> str:
+    """Resolve ``path`` inside ``root`` as a chroot would and return it relative to root ("" is the root).
+
+    Symlinks are followed (absolute targets restart at ``root``, ``..`` stops at ``root``), so the result never
+    leaves ``root``. Missing components are kept literally. ``exists(rel)`` may hide paths (e.g. ignored ones).
+    With ``follow_last=False`` a final symlink is not followed. Raises UnsafePathError on symlink loops.
+    """
+    parts: deque[str] = deque(p for p in path.split("/") if p)
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        comp = parts.popleft()
+        if comp == ".":
+            continue
+        if comp == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        rel = "/".join([*resolved, comp])
+        if not parts and not follow_last:
+            resolved.append(comp)
+            break
+        if exists is not None and not exists(rel):
+            resolved.append(comp)
+            continue
+        try:
+            info = os.lstat(root / rel)
+        except (FileNotFoundError, NotADirectoryError):
+            resolved.append(comp)
+            continue
+        if not st_mod.S_ISLNK(info.st_mode):
+            resolved.append(comp)
+            continue
+        links += 1
+        if links > MAX_SYMLINKS:
+            raise UnsafePathError(f"too many levels of symbolic links resolving {path!r}")
+        target = os.readlink(root / rel)
+        if target.startswith("/"):
+            resolved = []
+        parts.extendleft(reversed([p for p in target.split("/") if p]))
+    return "/".join(resolved)
+
+
+class StatCache:
+    """sha256 of files keyed by (path, dev, inode, size, mtime_ns, ctime_ns), persisted in one JSON file.
+
+    An entry is trusted only when the file's ctime is older than the moment it was hashed minus
+    ``racy_margin_ns`` (git's "racy clean" rule: a change in the same clock tick could keep every stat field).
+    ``hashed`` counts how many files were actually read.
+    """
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None = None, *, racy_margin_ns: int = 1_000_000_000) -> None:
+        self.path = path
+        self.racy_margin_ns = racy_margin_ns
+        self.hashed = 0
+        self._dirty: dict[str, list[object]] = {}
+        self._entries: dict[str, list[object]] = self._load() if path is not None else {}
+
+    def _load(self) -> dict[str, list[object]]:
+        assert self.path is not None
+        try:
+            doc = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(doc, dict) or doc.get("version") != self.VERSION or not isinstance(doc.get("entries"), dict):
+            return {}
+        return doc["entries"]
+
+    def sha256(self, path: Path, info: os.stat_result | None = None) -> str:
+        """Hex sha256 of the regular file at ``path`` (reads it only when the cache cannot vouch for it)."""
+        if info is None:
+            info = os.lstat(path)
+        key = os.fsdecode(os.path.abspath(path))
+        sig = [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+        hit = self._entries.get(key)
+        if hit is not None and len(hit) == 7 and hit[:5] == sig:
+            recorded = hit[5]
+            if isinstance(recorded, int) and info.st_ctime_ns < recorded - self.racy_margin_ns:
+                return str(hit[6])
+        recorded_ns = time.time_ns()
+        h = hashlib.sha256()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+        self.hashed += 1
+        entry: list[object] = [*sig, recorded_ns, h.hexdigest()]
+        self._entries[key] = entry
+        self._dirty[key] = entry
+        return h.hexdigest()
+
+    def save(self) -> None:
+        """Merge new entries into the cache file (atomic rename; concurrent writers may lose entries, never data)."""
+        if self.path is None or not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        merged = self._load()
+        merged.update(self._dirty)
+        fd, tmp = tempfile.mkstemp(prefix=".statcache-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"version": self.VERSION, "entries": merged}, f, separators=(",", ":"))
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        self._entries = merged
+        self._dirty = {}
+
+
+class BuildContext:
+    """A source tree (the build context, or a stage's root) as COPY sees it.
+
+    Paths are slash-separated and relative to ``root`` ("" is the root). With an ``ignore`` matcher the tree is
+    what Docker would send: ignored entries are absent, an ignored directory with a re-included child is present
+    holding only its visible children. Symlinks are never followed to outside ``root``.
+    """
+
+    def __init__(self, root: Path, ignore: IgnoreMatcher | None = None, *, stat_cache: StatCache | None = None) -> None:
+        self.root = Path(root)
+        self.ignore = ignore if ignore else None
+        self.stat_cache = stat_cache if stat_cache is not None else StatCache(None)
+        self._walkable: dict[str, bool] = {"": True}
+        self._visible: dict[str, bool] = {}
+
+    # ------------------------------------------------------------------------------------------ visibility
+    def _lstat_raw(self, rel: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.root / rel) if rel else os.stat(self.root)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _is_walkable(self, d: str) -> bool:
+        """Whether the context walker enters directory ``d``."""
+        hit = self._walkable.get(d)
+        if hit is None:
+            assert self.ignore is not None
+            parent = d.rsplit("/", 1)[0] if "/" in d else ""
+            hit = self._is_walkable(parent) and (not self.ignore.ignored(d) or self.ignore.must_descend(d))
+            self._walkable[d] = hit
+        return hit
+
+    def visible(self, rel: str) -> bool:
+        """Whether ``rel`` exists in the context as sent (not ignored, or a directory holding visible entries)."""
+        rel = clean_path(rel.strip("/")) if rel not in ("", ".") else ""
+        if rel in (".", ""):
+            return True
+        if rel.startswith("../") or rel == "..":
+            return False
+        hit = self._visible.get(rel)
+        if hit is not None:
+            return hit
+        parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        if parent:  # every ancestor must be a real visible directory: never lstat through a host symlink
+            pinfo = self.lstat(parent)
+            if pinfo is None or not st_mod.S_ISDIR(pinfo.st_mode):
+                return False
+        info = self._lstat_raw(rel)
+        if info is None:
+            return False
+        if self.ignore is None:
+            return True
+        if not self._is_walkable(parent):
+            result = False
+        elif not self.ignore.ignored(rel):
+            result = True
+        elif st_mod.S_ISDIR(info.st_mode) and self._is_walkable(rel):
+            result = any(True for _ in self.listdir(rel))
+        else:
+            result = False
+        self._visible[rel] = result
+        return result
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        """lstat of a visible path, else None."""
+        return self._lstat_raw(rel) if self.visible(rel) else None
+
+    def listdir(self, rel: str) -> list[str]:
+        """Names of the visible children of directory ``rel``, in Go's byte order."""
+        try:
+            names = os.listdir(self.root / rel if rel else self.root)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names.sort(key=lambda n: os.fsencode(n))
+        prefix = rel + "/" if rel else ""
+        return [n for n in names if self.visible(prefix + n)]
+
+    def resolve(self, path: str, *, follow_last: bool = True) -> str:
+        """Resolve ``path`` in the context, following symlinks confined to the root and hiding ignored entries."""
+        return resolve_in_root(self.root, path, follow_last=follow_last, exists=self.visible if self.ignore else None)
+
+    def walk(self, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
+        """Visible entries strictly below directory ``rel`` in pre-order (parents first), never following links."""
+        prefix = rel + "/" if rel else ""
+        for name in self.listdir(rel):
+            child = prefix + name
+            info = self._lstat_raw(child)
+            if info is None:
+                continue
+            yield child, info
+            if st_mod.S_ISDIR(info.st_mode):
+                yield from self.walk(child)
+
+    # ------------------------------------------------------------------------------------------ COPY wildcards
+    def glob(self, pattern: str) -> list[str]:
+        """Context paths matching a COPY source with BuildKit's rules, in walk order.
+
+        The part before the first component holding ``*``, ``?`` or ``[`` is a literal (symlinks followed inside
+        the context); the rest is matched with Go's ``filepath.Match`` against paths below it (``*`` never crosses
+        ``/``, so ``**`` acts like ``*`` here; only COPY --parents gives ``**`` its recursive meaning). A matched
+        directory is not searched further. A literal pattern returns itself when it exists.
+        """
+        p = clean_path(pattern.lstrip("/"))
+        p = "" if p == "." else p
+        parts = p.split("/") if p else []
+        idx = next((i for i, c in enumerate(parts) if contains_wildcards(c)), None)
+        if idx is None:
+            resolved = self.resolve(p)
+            return [p] if (resolved == "" or self.lstat(resolved) is not None) else []
+        base = self.resolve("/".join(parts[:idx]))
+        rest = "/".join(parts[idx:])
+        info = self.lstat(base) if base else self._lstat_raw("")
+        if info is None or not st_mod.S_ISDIR(info.st_mode):
+            return []
+        try:
+            go_match(rest, "")
+        except BadPatternError:
+            raise ContextError(f"invalid wildcard pattern: {pattern}") from None
+        out: list[str] = []
+        self._glob_walk(base, base, rest, out)
+        return out
+
+    def _glob_walk(self, base: str, d: str, pattern: str, out: list[str]) -> None:
+        prefix = d + "/" if d else ""
+        cut = len(base) + 1 if base else 0
+        for name in self.listdir(d):
+            child = prefix + name
+            info = self._lstat_raw(child)
+            if info is None:
+                continue
+            if go_match(pattern, child[cut:]):
+                out.append(child)
+                continue
+            if st_mod.S_ISDIR(info.st_mode):
+                self._glob_walk(base, child, pattern, out)
+
+    # ------------------------------------------------------------------------------------------ checksums
+    def record(self, rel: str, info: os.stat_result, *, owner: bool = False) -> dict[str, object]:
+        """What a cache key knows of one entry: path, type, permission bits, link target, content; not mtime."""
+        kind = file_type(info.st_mode)
+        rec: dict[str, object] = {"path": rel, "type": kind, "mode": st_mod.S_IMODE(info.st_mode)}
+        full = self.root / rel if rel else self.root
+        if kind == "symlink":
+            rec["link"] = os.readlink(full)
+        elif kind == "file":
+            rec["sha256"] = self.stat_cache.sha256(full, info)
+        elif kind in ("char", "block"):
+            rec["dev"] = [os.major(info.st_rdev), os.minor(info.st_rdev)]
+        if owner:
+            rec["uid"], rec["gid"] = info.st_uid, info.st_gid
+        return rec
+
+    def checksum(self, paths: Iterable[str]) -> str:
+        """sha256 over the given context paths and everything visible below them (order-independent)."""
+        records: dict[str, dict[str, object]] = {}
+        for raw in paths:
+            rel = clean_path(raw.strip("/"))
+            rel = "" if rel == "." else rel
+            info = self._lstat_raw("") if rel == "" else self.lstat(rel)
+            if info is None:
+                raise ContextError(f"file not found in build context or excluded by .dockerignore: {raw}")
+            records[rel] = self.record(rel, info)
+            if st_mod.S_ISDIR(info.st_mode):
+                for child, cinfo in self.walk(rel):
+                    records[child] = self.record(child, cinfo)
+        h = hashlib.sha256()
+        for rel in sorted(records):
+            h.update(json.dumps(records[rel], sort_keys=True, separators=(",", ":")).encode() + b"\n")
+        self.stat_cache.save()
+        return "sha256:" + h.hexdigest()

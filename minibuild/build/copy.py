@@ -1,0 +1,687 @@
+"""COPY and ADD into a materialised root directory with BuildKit's semantics, plus their source checksums.
+
+What this module does, and where it follows BuildKit rather than Docker's classic builder:
+
+* sources are context paths (leading ``/`` ignored); a context source that climbs out (``../x``) is refused like
+  the classic builder does (BuildKit silently strips the ``..``); ``--from`` roots resolve ``..`` at ``/``;
+* a top-level source that is a symlink is followed, confined to its root (both builders); symlinks inside copied
+  directories are copied as symlinks; a directory source copies its contents;
+* wildcards use Go's ``filepath.Match`` per BuildKit; a wildcard matching nothing is not an error (BuildKit; the
+  classic builder fails with "no source files were specified" when nothing at all matched);
+* several sources need a destination ending in ``/`` (or an existing directory, where BuildKit puts them);
+* missing destination parents are created 0755 root:root, or with the ``--chown`` owner and the octal ``--chmod``
+  mode (BuildKit); files from the context are owned 0:0, files from ``--from`` keep their owner;
+* ``--chmod`` applies to every copied file and directory (octal, or symbolic as in chmod(1));
+* ``--chown`` names resolve in the DESTINATION root; a user alone takes the user's primary group (BuildKit; the
+  classic builder looks up a group with the user's name), a numeric user alone gives gid = uid; an unknown name is
+  an error (BuildKit's code silently maps it to 0, its documentation says it fails);
+* ``--exclude`` patterns are matched below each source as in BuildKit and, as documented (BuildKit issue #5489
+  leaves them out), also against the name of each top-level source;
+* ``--parents`` keeps the source path below the ``/./`` pivot (or the whole path); ``**`` recurses there;
+* ADD extracts local tar archives (plain, gzip, bzip2, xz; recognised by content) into the destination; remote
+  URLs and git sources are refused (minibuild is offline).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import re
+import shutil
+import stat as st_mod
+import tarfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from minibuild.build.context import BuildContext, StatCache, file_type, resolve_in_root
+from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
+from minibuild.errors import ContextError, UnsafePathError
+
+# ---------------------------------------------------------------------------------------------- --chown
+
+
+def _read_db(root: Path, path: str) -> list[list[str]]:
+    rel = resolve_in_root(root, path)
+    full = root / rel
+    try:
+        info = os.lstat(full)
+        if not st_mod.S_ISREG(info.st_mode):
+            return []
+        text = full.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def resolve_chown(spec: str, dest_root: Path) -> tuple[int, int]:
+    """``user[:group]`` to (uid, gid), names looked up in ``dest_root``'s /etc/passwd and /etc/group."""
+    user, sep, group = spec.partition(":")
+    if not user or (sep and not group):
+        raise ContextError(f"invalid --chown value {spec!r}: expected user[:group]")
+    if user.isdigit():
+        uid = gid = int(user)
+    else:
+        for fields in _read_db(dest_root, "/etc/passwd"):
+            if len(fields) >= 4 and fields[0] == user and fields[2].isdigit() and fields[3].isdigit():
+                uid, gid = int(fields[2]), int(fields[3])
+                break
+        else:
+            raise ContextError(f"--chown={spec}: unable to find user {user}: no matching entries in passwd file")
+    if sep:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            for fields in _read_db(dest_root, "/etc/group"):
+                if len(fields) >= 3 and fields[0] == group and fields[2].isdigit():
+                    gid = int(fields[2])
+                    break
+            else:
+                raise ContextError(f"--chown={spec}: unable to find group {group}: no matching entries in group file")
+    return uid, gid
+
+
+# ---------------------------------------------------------------------------------------------- --chmod
+
+_WHO = {"u": 0o4700, "g": 0o2070, "o": 0o0007, "a": 0o7777}
+_CLAUSE = re.compile(r"([ugoa]*)((?:[-+=][rwxXstugo]*)+)\Z")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChmodSpec:
+    """A ``--chmod`` value: an octal mode or chmod(1) symbolic clauses."""
+
+    text: str
+    octal: int | None = None
+    clauses: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def apply(self, mode: int, *, is_dir: bool) -> int:
+        """The permission bits (incl. suid/sgid/sticky) a copied entry with ``mode`` gets."""
+        if self.octal is not None:
+            return self.octal
+        cur = mode & 0o7777
+        for who, ops in self.clauses:
+            mask = 0
+            for w in who or "a":
+                mask |= _WHO[w]
+            for op, perms in ops:
+                bits = 0
+                for p in perms:
+                    if p == "r":
+                        bits |= 0o444
+                    elif p == "w":
+                        bits |= 0o222
+                    elif p == "x":
+                        bits |= 0o111
+                    elif p == "X":
+                        if is_dir or cur & 0o111:
+                            bits |= 0o111
+                    elif p == "s":
+                        bits |= 0o6000
+                    elif p == "t":
+                        bits |= 0o1000
+                    else:  # copy from u, g or o
+                        shift = {"u": 6, "g": 3, "o": 0}[p]
+                        b = (cur >> shift) & 0o7
+                        bits |= b << 6 | b << 3 | b
+                if op == "+":
+                    cur |= bits & mask
+                elif op == "-":
+                    cur &= ~(bits & mask)
+                else:
+                    cur = (cur & ~mask) | (bits & mask)
+        return cur & 0o7777
+
+
+def parse_chmod(spec: str) -> ChmodSpec:
+    """Parse ``--chmod``: octal up to 07777, or symbolic (``u+x``, ``go=rX``, ``g=u``); BuildKit's error text."""
+    bad_octal = ContextError(f"invalid chmod parameter: '{spec}'. it should be octal string and between 0 and 07777")
+    if re.fullmatch(r"[0-7]+", spec):
+        value = int(spec, 8)
+        if value > 0o7777:
+            raise bad_octal
+        return ChmodSpec(text=spec, octal=value)
+    if spec[:1].isdigit():
+        raise bad_octal
+    clauses: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for clause in spec.split(","):
+        m = _CLAUSE.match(clause)
+        if not m:
+            raise ContextError(f"invalid chmod parameter: '{spec}': not an octal or symbolic mode")
+        ops = tuple((o[0], o[1:]) for o in re.findall(r"[-+=][rwxXstugo]*", m.group(2)))
+        clauses.append((m.group(1), ops))
+    return ChmodSpec(text=spec, clauses=tuple(clauses))
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeredocSource:
+    """An inline ``COPY <<NAME`` document: a file called ``name`` holding ``data`` (mode 0644)."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyResult:
+    """What a COPY/ADD changed under the destination root (relative paths) and its sources' checksum."""
+
+    changed_paths: tuple[str, ...]
+    checksum: str
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(slots=True, kw_only=True)
+class _Item:
+    name: str
+    rel: str | None = None
+    data: bytes | None = None
+    include: IgnoreMatcher | None = None
+    source: str = ""
+    info: os.stat_result | None = field(default=None, repr=False)
+
+
+def is_remote(source: str) -> bool:
+    """A URL or git address (``http(s)://``, ``git@``, ``git://``, ``ssh://``), not a context path."""
+    return source.startswith(("http://", "https://", "git@", "git://", "ssh://"))
+
+
+def _not_found(instruction: str, source: str) -> ContextError:
+    return ContextError(f"{instruction} failed: file not found in build context or excluded by .dockerignore: {source}")
+
+
+def _source_path(source: str, *, from_context: bool, instruction: str) -> str:
+    cleaned = clean_path(source.lstrip("/") or ".")
+    if cleaned == ".." or cleaned.startswith("../"):
+        if from_context:
+            raise ContextError(f"{instruction} failed: forbidden path outside the build context: {source}")
+        cleaned = clean_path("/" + cleaned).lstrip("/") or "."
+    return "" if cleaned == "." else cleaned
+
+
+def _resolve_items(
+    tree: BuildContext, sources: Sequence[str], *, parents: bool, from_context: bool, instruction: str
+) -> list[_Item]:
+    items: list[_Item] = []
+    for source in sources:
+        if is_remote(source):
+            raise ContextError(
+                f"{instruction} failed: remote source {source} cannot be fetched: minibuild builds offline"
+                + ("" if instruction == "ADD" else " (and COPY never accepts URLs)")
+                + "; download it into the build context and copy it from there"
+            )
+        include: IgnoreMatcher | None = None
+        pattern_src = source
+        if parents:
+            parent, sep, pattern = source.partition("/./")
+            if not sep:
+                parent, pattern = "/", source
+            pattern = clean_path("/" + pattern).lstrip("/")
+            if pattern:
+                include = IgnoreMatcher((pattern,), origin="--parents")
+            pattern_src = parent
+            if not contains_wildcards(parent) and not contains_wildcards(pattern):
+                required = _source_path(parent.rstrip("/") + "/" + pattern, from_context=from_context, instruction=instruction)
+                if tree.lstat(tree.resolve(required)) is None and required:
+                    raise _not_found(instruction, source)
+        path = _source_path(pattern_src, from_context=from_context, instruction=instruction)
+        if contains_wildcards(path):
+            matches = tree.glob(path)
+        else:
+            matches = [path]
+        for match in matches:
+            rel = tree.resolve(match)
+            info = tree.lstat(rel) if rel else tree.lstat("")
+            if info is None:
+                raise _not_found(instruction, match if match != path else source)
+            items.append(_Item(name=match.rsplit("/", 1)[-1], rel=rel, include=include, source=source, info=info))
+    return items
+
+
+def _source_entries(
+    tree: BuildContext, item: _Item, exclude: IgnoreMatcher | None
+) -> Iterator[tuple[str, str, os.stat_result, bool]]:
+    """(components below the item, tree path, lstat, as_parent) of what the copy writes, parents first."""
+    assert item.rel is not None and item.info is not None
+    if exclude is not None and item.name and exclude.match(item.name, None)[0]:
+        return
+    pending: list[list[object]] = []  # [comps, rel, info, emitted] of directories created only for a descendant
+
+    def walk(rel: str, comps: str, inc: tuple[bool, ...] | None, exc: tuple[bool, ...] | None) -> Iterator[tuple[str, str, os.stat_result, bool, bool]]:
+        prefix = rel + "/" if rel else ""
+        for name in tree.listdir(rel):
+            child, ccomps = prefix + name, (comps + "/" + name if comps else name)
+            included, excluded = True, False
+            cinc, cexc = inc, exc
+            if item.include is not None:
+                included, cinc = item.include.match(ccomps, inc)
+            if exclude is not None:
+                hit, cexc = exclude.match(ccomps, exc)
+                if hit:
+                    included, excluded = False, True
+            if not included and item.include is None and not exclude_has_exceptions:
+                continue
+            info = tree.lstat(child)
+            if info is None:
+                continue
+            is_dir = st_mod.S_ISDIR(info.st_mode)
+            if not included and not is_dir:
+                continue
+            yield ccomps, child, info, included, is_dir
+            if is_dir and not (excluded and not exclude_has_exceptions):
+                yield from walk(child, ccomps, cinc, cexc)
+
+    exclude_has_exceptions = exclude is not None and exclude.has_exclusions
+    yield "", item.rel, item.info, False
+    if not st_mod.S_ISDIR(item.info.st_mode):
+        return
+    for comps, rel, info, included, is_dir in walk(item.rel, "", None, None):
+        while pending and not comps.startswith(str(pending[-1][0]) + "/"):
+            pending.pop()
+        if included:
+            for p in pending:
+                if not p[3]:
+                    p[3] = True
+                    yield str(p[0]), str(p[1]), p[2], True  # type: ignore[misc]
+            yield comps, rel, info, False
+        elif is_dir:
+            pending.append([comps, rel, info, False])
+
+
+def _records(
+    tree: BuildContext, items: Sequence[_Item], heredocs: Sequence[HeredocSource], exclude: IgnoreMatcher | None, *, owner: bool
+) -> Iterator[dict[str, object]]:
+    for n, item in enumerate(items):
+        yield {"item": n, "name": item.name, "source": item.source}
+        for comps, rel, info, as_parent in _source_entries(tree, item, exclude):
+            rec = tree.record(rel, info, owner=owner)
+            rec["path"] = comps
+            if as_parent:
+                rec["parent"] = True
+            yield rec
+    for doc in heredocs:
+        yield {"heredoc": doc.name, "sha256": hashlib.sha256(doc.data).hexdigest()}
+
+
+def _digest(header: dict[str, object], records: Iterator[dict[str, object]]) -> str:
+    h = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    for rec in records:
+        h.update(json.dumps(rec, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+def _exclude_matcher(exclude: Sequence[str]) -> IgnoreMatcher | None:
+    return IgnoreMatcher(tuple(exclude), origin="--exclude") if exclude else None
+
+
+def source_checksum(
+    src_root: Path,
+    sources: Sequence[str],
+    *,
+    ignore: IgnoreMatcher | None = None,
+    exclude: Sequence[str] = (),
+    parents: bool = False,
+    from_context: bool = True,
+    heredocs: Sequence[HeredocSource] = (),
+    stat_cache: StatCache | None = None,
+    instruction: str = "COPY",
+) -> str:
+    """Checksum of what a COPY/ADD would read, without copying: the resolved sources (so the wildcard match set
+    counts), and per copied entry its path below the source, type, permission bits, link target and content hash;
+    owners only for ``--from`` sources (context files are always written 0:0); never mtimes."""
+    tree = BuildContext(src_root, ignore if from_context else None, stat_cache=stat_cache)
+    items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
+    header = {"v": 1, "parents": parents, "from_context": from_context, "exclude": list(exclude)}
+    result = _digest(header, _records(tree, items, heredocs, _exclude_matcher(exclude), owner=not from_context))
+    tree.stat_cache.save()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+class _Writer:
+    """Creates entries under ``root`` at resolved relative paths, never following a symlink it did not resolve."""
+
+    def __init__(self, root: Path, *, mtime: int | None) -> None:
+        self.root = root
+        self.mtime = mtime
+        self.changed: set[str] = set()
+        self.links: dict[tuple[int, int], str] = {}
+
+    def full(self, rel: str) -> Path:
+        return self.root / rel if rel else self.root
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.full(rel))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def mkdir_all(self, path: str, mode: int, owner: tuple[int, int]) -> str:
+        """MkdirAll inside the root (symlinks on the way resolved inside it); returns the resolved path."""
+        rel = resolve_in_root(self.root, path)
+        done = ""
+        for comp in rel.split("/") if rel else []:
+            done = done + "/" + comp if done else comp
+            info = self.lstat(done)
+            if info is None:
+                os.mkdir(self.full(done), 0o700)
+                os.chown(self.full(done), *owner)
+                os.chmod(self.full(done), mode)
+                self._utime(done, None)
+                self.changed.add(done)
+            elif not st_mod.S_ISDIR(info.st_mode):
+                raise ContextError(f"cannot create directory /{done}: a file of that name exists")
+        return rel
+
+    def _utime(self, rel: str, info: os.stat_result | None) -> None:
+        if self.mtime is not None:
+            ns = self.mtime * 1_000_000_000
+        elif info is not None:
+            ns = info.st_mtime_ns
+        else:
+            return
+        os.utime(self.full(rel), ns=(ns, ns), follow_symlinks=False)
+
+    def finish(self, rel: str, perm: int | None, owner: tuple[int, int], info: os.stat_result | None) -> None:
+        full = self.full(rel)
+        os.lchown(full, *owner)
+        if perm is not None:
+            os.chmod(full, perm)
+        self._utime(rel, info)
+        self.changed.add(rel)
+
+    def prepare_nondir(self, rel: str) -> None:
+        info = self.lstat(rel)
+        if info is None:
+            return
+        if st_mod.S_ISDIR(info.st_mode):
+            raise ContextError(f"cannot replace directory /{rel} with a file")
+        os.unlink(self.full(rel))
+
+    def write_file(self, rel: str, src: Path | None, data: bytes | None, src_info: os.stat_result | None) -> None:
+        self.prepare_nondir(rel)
+        if src_info is not None and src_info.st_nlink > 1:
+            first = self.links.get((src_info.st_dev, src_info.st_ino))
+            if first is not None and self.lstat(first) is not None:
+                os.link(self.full(first), self.full(rel), follow_symlinks=False)
+                return
+            self.links[(src_info.st_dev, src_info.st_ino)] = rel
+        fd = os.open(self.full(rel), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            if data is not None:
+                out.write(data)
+            else:
+                assert src is not None
+                sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(sfd, "rb") as inp:
+                    shutil.copyfileobj(inp, out, 1 << 20)
+
+
+def _dest_path(dest: str, workdir: str) -> tuple[str, bool]:
+    if dest in ("", "."):
+        dest = "./"
+    dir_syntax = dest.endswith("/") or dest.endswith("/.")
+    full = dest if dest.startswith("/") else (workdir.rstrip("/") or "") + "/" + dest
+    return clean_path("/" + full).lstrip("/"), dir_syntax
+
+
+def copy_into(
+    dest_root: Path,
+    src_root: Path | None,
+    sources: Sequence[str],
+    dest: str,
+    *,
+    workdir: str = "/",
+    chown: tuple[int, int] | str | None = None,
+    chmod: ChmodSpec | str | None = None,
+    parents: bool = False,
+    exclude: Sequence[str] = (),
+    ignore: IgnoreMatcher | None = None,
+    from_context: bool = True,
+    heredocs: Sequence[HeredocSource] = (),
+    unpack: bool = False,
+    mtime: int | None = None,
+    stat_cache: StatCache | None = None,
+    instruction: str = "COPY",
+) -> CopyResult:
+    """Run one COPY/ADD: ``sources`` from ``src_root`` (the context, or a stage root with ``from_context=False``)
+    and ``heredocs`` into ``dest`` (relative to ``workdir``) under ``dest_root``.
+
+    ``chown`` is (uid, gid) or a ``user[:group]`` string resolved in ``dest_root``; ``chmod`` a ChmodSpec or its
+    text; ``unpack`` makes local tar archives extract (ADD); ``mtime`` (seconds) stamps every written entry, else
+    source mtimes are kept. Returns the changed paths (relative to ``dest_root``, parents included when created).
+    """
+    spec = parse_chmod(chmod) if isinstance(chmod, str) else chmod
+    owner_override = resolve_chown(chown, dest_root) if isinstance(chown, str) else chown
+    tree = BuildContext(src_root if src_root is not None else dest_root, ignore if from_context else None, stat_cache=stat_cache)
+    items = (
+        _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
+        if sources
+        else []
+    )
+    excl = _exclude_matcher(exclude)
+    header = {"v": 1, "parents": parents, "from_context": from_context, "exclude": list(exclude)}
+    checksum = _digest(header, _records(tree, items, heredocs, excl, owner=not from_context))
+    tree.stat_cache.save()
+
+    dest_rel, dir_syntax = _dest_path(dest, workdir)
+    writer = _Writer(dest_root, mtime=mtime)
+    dir_mode = spec.octal if spec is not None and spec.octal is not None else 0o755
+    dir_owner = owner_override if owner_override is not None else (0, 0)
+    total = len(items) + len(heredocs)
+    if total > 1 and not dir_syntax:
+        existing = writer.lstat(resolve_in_root(dest_root, dest_rel))
+        if existing is None or not st_mod.S_ISDIR(existing.st_mode):
+            raise ContextError(
+                f"When using {instruction} with more than one source file, the destination must be a directory and end with a /"
+            )
+    ensure = dest_rel if dir_syntax else (dest_rel.rsplit("/", 1)[0] if "/" in dest_rel else "")
+    writer.mkdir_all(ensure, dir_mode, dir_owner)
+    dst = resolve_in_root(dest_root, dest_rel)
+
+    def owner_of(info: os.stat_result | None) -> tuple[int, int]:
+        if owner_override is not None:
+            return owner_override
+        if from_context or info is None:
+            return (0, 0)
+        return (info.st_uid, info.st_gid)
+
+    def perm_of(info: os.stat_result) -> int:
+        mode = st_mod.S_IMODE(info.st_mode)
+        return spec.apply(mode, is_dir=st_mod.S_ISDIR(info.st_mode)) if spec is not None else mode
+
+    for item in items:
+        assert item.rel is not None and item.info is not None
+        src_is_dir = st_mod.S_ISDIR(item.info.st_mode)
+        if unpack and st_mod.S_ISREG(item.info.st_mode) and is_archive(tree.root / item.rel):
+            writer.changed.update(
+                extract_archive_into(dest_root, tree.root / item.rel, "/" + dst, chown=owner_override, mtime=mtime)
+            )
+            continue
+        dinfo = writer.lstat(dst)
+        target = dst
+        if not src_is_dir and dinfo is not None and st_mod.S_ISDIR(dinfo.st_mode):
+            target = dst + "/" + item.name if dst else item.name
+        if src_is_dir and dinfo is None:
+            writer.mkdir_all(target, dir_mode, dir_owner)
+        else:
+            writer.mkdir_all(target.rsplit("/", 1)[0] if "/" in target else "", dir_mode, dir_owner)
+        _copy_entries(tree, item, excl, writer, target, owner_of, perm_of)
+
+    for doc in heredocs:
+        dinfo = writer.lstat(dst)
+        target = dst
+        if dinfo is not None and st_mod.S_ISDIR(dinfo.st_mode):
+            target = dst + "/" + doc.name if dst else doc.name
+        writer.mkdir_all(target.rsplit("/", 1)[0] if "/" in target else "", dir_mode, dir_owner)
+        writer.write_file(target, None, doc.data, None)
+        perm = spec.apply(0o644, is_dir=False) if spec is not None else 0o644
+        writer.finish(target, perm, owner_override or (0, 0), None)
+        if mtime is None:
+            os.utime(writer.full(target), ns=(0, 0), follow_symlinks=False)
+
+    return CopyResult(changed_paths=tuple(sorted(writer.changed)), checksum=checksum, sources=tuple(i.rel or "" for i in items))
+
+
+def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm_of) -> None:  # type: ignore[no-untyped-def]
+    for comps, rel, info, as_parent in _source_entries(tree, item, excl):
+        out = target + "/" + comps if comps else target
+        if out == "" and not st_mod.S_ISDIR(info.st_mode):
+            raise ContextError("cannot replace the root directory with a file")
+        src = tree.root / rel if rel else tree.root
+        kind = file_type(info.st_mode)
+        if kind == "dir":
+            existing = writer.lstat(out)
+            created = False
+            if existing is None:
+                os.mkdir(writer.full(out), 0o700)
+                created = True
+            elif not st_mod.S_ISDIR(existing.st_mode):
+                raise ContextError(f"cannot copy to non-directory: /{out}")
+            elif comps:  # BuildKit: a merged sub-directory takes the source's mode
+                os.chmod(writer.full(out), st_mod.S_IMODE(info.st_mode))
+                writer.changed.add(out)
+            if created or (comps and not as_parent):
+                writer.finish(out, perm_of(info), owner_of(info), info)
+            continue
+        if kind == "symlink":
+            writer.prepare_nondir(out)
+            os.symlink(os.readlink(src), writer.full(out))
+            writer.finish(out, None, owner_of(info), info)
+        elif kind == "file":
+            writer.write_file(out, src, None, info)
+            writer.finish(out, perm_of(info), owner_of(info), info)
+        elif kind == "fifo":
+            writer.prepare_nondir(out)
+            os.mkfifo(writer.full(out), 0o600)
+            writer.finish(out, perm_of(info), owner_of(info), info)
+        elif kind in ("char", "block"):
+            writer.prepare_nondir(out)
+            os.mknod(writer.full(out), 0o600 | st_mod.S_IFMT(info.st_mode), info.st_rdev)
+            writer.finish(out, perm_of(info), owner_of(info), info)
+        else:  # a socket becomes an empty regular file, as BuildKit's context transfer does
+            writer.write_file(out, None, b"", None)
+            writer.finish(out, perm_of(info), owner_of(info), info)
+
+
+# ---------------------------------------------------------------------------------------------- ADD archives
+
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
+
+
+def _open_decompressed(path: Path) -> BinaryIO:
+    with open(path, "rb") as f:
+        head = f.read(6)
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            if name == "gzip":
+                return gzip.open(path, "rb")  # type: ignore[return-value]
+            if name == "bzip2":
+                return bz2.open(path, "rb")  # type: ignore[return-value]
+            if name == "xz":
+                return lzma.open(path, "rb")  # type: ignore[return-value]
+            raise ContextError(f"ADD failed: {path.name} is zstd-compressed, which minibuild cannot decompress")
+    return open(path, "rb")
+
+
+def is_archive(path: Path) -> bool:
+    """Whether ADD would extract ``path``: a regular file whose (decompressed) content starts with a tar header."""
+    try:
+        if not st_mod.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with _open_decompressed(path) as raw:
+            with tarfile.open(fileobj=raw, mode="r|") as tar:
+                return tar.next() is not None
+    except ContextError:
+        raise
+    except (OSError, tarfile.TarError, EOFError, lzma.LZMAError, ValueError):
+        return False
+
+
+def extract_archive_into(
+    dest_root: Path, archive: Path, dest: str, *, chown: tuple[int, int] | None = None, mtime: int | None = None
+) -> tuple[str, ...]:
+    """Extract a local tar archive into directory ``dest`` (absolute in ``dest_root``) like ``tar -x``.
+
+    Existing entries are replaced (directories merged); entries may not climb out of ``dest`` and symlinks inside
+    it resolve as if ``dest`` were the root (BuildKit extracts in a chroot there). Owners come from the archive
+    unless ``chown`` is given. Returns the changed paths relative to ``dest_root``.
+    """
+    writer = _Writer(dest_root, mtime=mtime)
+    base = writer.mkdir_all(dest, 0o755, chown or (0, 0))
+    base_root = writer.full(base)
+    dirs: list[tuple[str, tarfile.TarInfo]] = []
+    with _open_decompressed(archive) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+        for member in tar:
+            name = clean_path(member.name)
+            if name == ".." or name.startswith("../") or name.startswith("/.."):
+                raise UnsafePathError(f"ADD failed: archive entry {member.name!r} would leave the destination")
+            name = name.lstrip("/")
+            if name in (".", ""):
+                continue
+            parent_rel, _, leaf = name.rpartition("/")
+            parent = resolve_in_root(base_root, parent_rel)
+            parent_full = base + "/" + parent if (base and parent) else (base or parent)
+            writer.mkdir_all(parent_full, 0o755, (0, 0)) if parent_full else None
+            out = parent_full + "/" + leaf if parent_full else leaf
+            owner = chown if chown is not None else (member.uid, member.gid)
+            existing = writer.lstat(out)
+            if existing is not None and not (st_mod.S_ISDIR(existing.st_mode) and member.isdir()):
+                if st_mod.S_ISDIR(existing.st_mode):
+                    shutil.rmtree(writer.full(out))
+                else:
+                    os.unlink(writer.full(out))
+            perm = member.mode & 0o7777
+            if member.isdir():
+                if existing is None or not st_mod.S_ISDIR(existing.st_mode):
+                    os.mkdir(writer.full(out), 0o700)
+                os.lchown(writer.full(out), *owner)
+                os.chmod(writer.full(out), perm)
+                writer.changed.add(out)
+                dirs.append((out, member))
+                continue
+            if member.issym():
+                os.symlink(member.linkname, writer.full(out))
+                perm_opt: int | None = None
+            elif member.islnk():
+                link = clean_path(member.linkname).lstrip("/")
+                if link == ".." or link.startswith("../"):
+                    raise UnsafePathError(f"ADD failed: hard link {member.name!r} points outside the destination")
+                os.link(base_root / link, writer.full(out), follow_symlinks=False)
+                writer.changed.add(out)
+                continue
+            elif member.isfile():
+                src = tar.extractfile(member)
+                assert src is not None
+                fd = os.open(writer.full(out), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    shutil.copyfileobj(src, f, 1 << 20)
+                perm_opt = perm
+            elif member.isfifo():
+                os.mkfifo(writer.full(out), 0o600)
+                perm_opt = perm
+            elif member.ischr() or member.isblk():
+                kind = st_mod.S_IFCHR if member.ischr() else st_mod.S_IFBLK
+                os.mknod(writer.full(out), 0o600 | kind, os.makedev(member.devmajor, member.devminor))
+                perm_opt = perm
+            else:
+                continue
+            os.lchown(writer.full(out), *owner)
+            if perm_opt is not None:
+                os.chmod(writer.full(out), perm_opt)
+            ns = (mtime if mtime is not None else int(member.mtime)) * 1_000_000_000
+            os.utime(writer.full(out), ns=(ns, ns), follow_symlinks=False)
+            writer.changed.add(out)
+    for out, member in reversed(dirs):
+        ns = (mtime if mtime is not None else int(member.mtime)) * 1_000_000_000
+        os.utime(writer.full(out), ns=(ns, ns), follow_symlinks=False)
+    return tuple(sorted(writer.changed))
