@@ -171,6 +171,7 @@ class BuildContext:
         self.stat_cache = stat_cache if stat_cache is not None else StatCache(None)
         self._walkable: dict[str, bool] = {"": True}
         self._visible: dict[str, bool] = {}
+        self._dirs: dict[str, bool] = {}
 
     # ------------------------------------------------------------------------------------------ visibility
     def _lstat_raw(self, rel: str) -> os.stat_result | None:
@@ -178,6 +179,16 @@ class BuildContext:
             return os.lstat(self.root / rel) if rel else os.stat(self.root)
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+    def _real_dir(self, d: str) -> bool:
+        """Whether ``d`` and all its ancestors are real directories (not symlinks) under the root."""
+        hit = self._dirs.get(d)
+        if hit is None:
+            parent = d.rsplit("/", 1)[0] if "/" in d else ""
+            info = self._lstat_raw(d)
+            hit = info is not None and st_mod.S_ISDIR(info.st_mode) and (not parent or self._real_dir(parent))
+            self._dirs[d] = hit
+        return hit
 
     def _is_walkable(self, d: str) -> bool:
         """Whether the context walker enters directory ``d``."""
@@ -200,10 +211,8 @@ class BuildContext:
         if hit is not None:
             return hit
         parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
-        if parent:  # every ancestor must be a real visible directory: never lstat through a host symlink
-            pinfo = self.lstat(parent)
-            if pinfo is None or not st_mod.S_ISDIR(pinfo.st_mode):
-                return False
+        if parent and not self._real_dir(parent):  # never lstat through a symlink (it could lead off the root)
+            return False
         info = self._lstat_raw(rel)
         if info is None:
             return False
