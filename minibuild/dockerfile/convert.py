@@ -337,7 +337,8 @@ def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
                 raise _Error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
             if trigger_kw in ("MAINTAINER", "FROM"):
                 raise _Error(f"{trigger_kw} isn't allowed as an ONBUILD trigger")
-            expression = _ONBUILD_PREFIX.sub("", node.original, count=1)
+            trigger_line = _ONBUILD_PREFIX.sub("", node.original, count=1)
+            expression = trigger_line
             for doc in heredocs:
                 expression += "\n" + doc.content + doc.name
             assert node.sub is not None
@@ -348,7 +349,7 @@ def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
                 json=node.sub.json,
                 sub=node.sub.sub,
                 heredocs=heredocs,
-                original=expression,
+                original=trigger_line,
                 start_line=node.start_line,
                 end_line=node.end_line,
                 filename=node.filename,

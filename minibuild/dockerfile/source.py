@@ -29,8 +29,8 @@ _HEREDOC_WORD_RAW_LEXER = ShellLexer("\\", raw_quotes=True, skip_unset_env=True)
 _NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of strings only"
 
 
-class _LineError(Exception):
-    """Internal: a line-parser failure; the caller adds the location."""
+class _LineError(DockerfileError):
+    """A line-parser failure without a location yet; the parser adds it."""
 
 
 @dataclass(slots=True)
@@ -476,7 +476,7 @@ def parse(text: str | bytes, *, filename: str = "Dockerfile") -> SyntaxTree:
         try:
             is_directive = d.feed(line, current + 1)
         except _LineError as exc:
-            raise err(str(exc), current + 1) from None
+            raise err(exc.message, current + 1) from None
         if is_directive and comments:
             comments = comments[:-1]
         if _is_comment(line):
@@ -496,7 +496,7 @@ def parse(text: str | bytes, *, filename: str = "Dockerfile") -> SyntaxTree:
             try:
                 d.feed(cont, current + 1)
             except _LineError as exc:
-                raise err(str(exc), current + 1) from None
+                raise err(exc.message, current + 1) from None
             current += 1
             if _is_comment(raw):
                 continue
@@ -511,13 +511,13 @@ def parse(text: str | bytes, *, filename: str = "Dockerfile") -> SyntaxTree:
         try:
             node = _node_from_line(logical, d.escape, tuple(comments), filename)
         except _LineError as exc:
-            raise err(str(exc), start, current) from None
+            raise err(exc.message, start, current) from None
         heredocs: list[Heredoc] = []
         if _can_contain_heredoc(node) and "<<" in logical:
             try:
                 docs = heredocs_from_line(logical)
             except _LineError as exc:
-                raise err(str(exc), start, current) from None
+                raise err(exc.message, start, current) from None
             for doc in docs:
                 body: list[str] = []
                 terminated = False
