@@ -1,0 +1,157 @@
+"""The syntax tree of the emulated shell: frozen dataclasses for words, redirections and commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+
+@dataclass(frozen=True, slots=True)
+class Lit:
+    """Unquoted literal text (backslash escapes already removed; `escaped` chars are kept literal)."""
+
+    text: str
+    escaped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SQ:
+    """Single-quoted text (or any text that must stay literal and unsplit)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DQ:
+    """A double-quoted run of parts."""
+
+    parts: tuple["Part", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """`$name` or `${name<op><arg>}`; `op` is '' for plain, '#len' for `${#name}`."""
+
+    name: str
+    op: str = ""
+    arg: "Word | None" = None
+    arg2: "Word | None" = None
+
+
+@dataclass(frozen=True, slots=True)
+class CmdSub:
+    """`$(...)` or backquotes."""
+
+    body: "Node"
+
+
+@dataclass(frozen=True, slots=True)
+class Arith:
+    """`$((...))`: the expression is a word expanded first, then evaluated."""
+
+    expr: "Word"
+
+
+Part = Union[Lit, SQ, DQ, Param, CmdSub, Arith]
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One shell word: a sequence of parts, with its raw source text."""
+
+    parts: tuple[Part, ...]
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """`[fd]op target`; for here-documents `heredoc` is the body as a word (literal when quoted)."""
+
+    fd: int
+    op: str
+    target: Word
+    heredoc: Word | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Simple:
+    """A simple command: assignments, words and redirections."""
+
+    assigns: tuple[tuple[str, Word], ...]
+    words: tuple[Word, ...]
+    redirects: tuple[Redirect, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """`[!] cmd | cmd ...`."""
+
+    commands: tuple["Node", ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AndOr:
+    """`p1 && p2 || p3`: the first pipeline and (operator, pipeline) pairs."""
+
+    first: Pipeline
+    rest: tuple[tuple[str, Pipeline], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Seq:
+    """A command list separated by `;`, `&` or newlines."""
+
+    items: tuple[AndOr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Subshell:
+    body: Seq
+    redirects: tuple[Redirect, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    body: Seq
+    redirects: tuple[Redirect, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class If:
+    branches: tuple[tuple[Seq, Seq], ...]
+    orelse: Seq | None = None
+    redirects: tuple[Redirect, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class For:
+    var: str
+    words: tuple[Word, ...] | None
+    body: Seq
+    redirects: tuple[Redirect, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class While:
+    cond: Seq
+    body: Seq
+    until: bool = False
+    redirects: tuple[Redirect, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    word: Word
+    items: tuple[tuple[tuple[Word, ...], Seq], ...]
+    redirects: tuple[Redirect, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FuncDef:
+    name: str
+    body: "Node"
+
+
+Node = Union[Simple, Pipeline, AndOr, Seq, Subshell, Group, If, For, While, Case, FuncDef]

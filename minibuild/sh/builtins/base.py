@@ -1,0 +1,126 @@
+"""What a builtin command sees (`Ctx`) and the registry the builtin modules fill."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from minibuild.sh.fs import RootFS, vnorm
+from minibuild.sh.streams import Stream, dec, enc
+
+if TYPE_CHECKING:
+    from minibuild.sh.interp import Shell
+
+Builtin = Callable[["Ctx", list[str]], int]
+REGISTRY: dict[str, Builtin] = {}
+
+
+def builtin(*names: str) -> Callable[[Builtin], Builtin]:
+    """Register a function as the builtin command(s) `names`."""
+
+    def deco(fn: Builtin) -> Builtin:
+        for n in names:
+            REGISTRY[n] = fn
+        return fn
+
+    return deco
+
+
+class UsageError(Exception):
+    """A builtin was called with options it does not understand (exit status 1 with a message)."""
+
+
+@dataclass(slots=True)
+class Ctx:
+    """The environment of one builtin invocation."""
+
+    shell: "Shell"
+    name: str
+    env: Mapping[str, str]
+    stdin: Stream
+    stdout: Stream
+    stderr: Stream
+
+    @property
+    def fs(self) -> RootFS:
+        return self.shell.fs
+
+    @property
+    def cwd(self) -> str:
+        return self.shell.cwd
+
+    def out(self, data: str | bytes) -> None:
+        self.stdout.write(enc(data) if isinstance(data, str) else data)
+
+    def err(self, msg: str) -> None:
+        self.stderr.write(enc(f"{self.name}: {msg}\n"))
+
+    def oserr(self, e: OSError, path: str | None = None) -> None:
+        shown = path if path is not None else (e.filename if isinstance(e.filename, str) else "")
+        self.err(f"{shown}: {e.strerror or e}" if shown else str(e.strerror or e))
+
+    def path(self, p: str, *, follow: bool = True) -> Path:
+        return self.fs.path(p, self.cwd, follow=follow)
+
+    def vpath(self, p: str, *, follow: bool = True) -> str:
+        return self.fs.resolve(p, self.cwd, follow=follow)
+
+    def abspath(self, p: str) -> str:
+        return vnorm(p, self.cwd)
+
+    def read_input(self, p: str) -> bytes:
+        """Content of an operand file (`-` is stdin; /dev/null and /dev/stdin emulated)."""
+        if p == "-" or p in ("/dev/stdin", "/dev/fd/0"):
+            return self.stdin.read()
+        if p == "/dev/null":
+            return b""
+        host = self.path(p)
+        if os.path.isdir(host):
+            raise IsADirectoryError(21, "Is a directory", p)
+        with open(host, "rb") as f:
+            return f.read()
+
+    def text(self, data: bytes) -> str:
+        return dec(data)
+
+    def run(self, argv: list[str], stdin: bytes = b"") -> int:
+        """Run another command (xargs, find -exec) with this builtin's stdout and stderr."""
+        return self.shell.run_utility(argv, stdin=stdin, stdout=self.stdout, stderr=self.stderr)
+
+    @property
+    def now(self) -> int:
+        return self.shell.source_date_epoch
+
+
+def parse_flags(args: list[str], flags: str, with_value: str = "") -> tuple[dict[str, str | bool], list[str]]:
+    """Parse clustered short options (`-rf`, `-n 3`, `-n3`) up to the first operand or `--`."""
+    opts: dict[str, str | bool] = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        if not a.startswith("-") or a == "-":
+            break
+        j = 1
+        while j < len(a):
+            c = a[j]
+            if c in with_value:
+                val = a[j + 1:]
+                if not val:
+                    i += 1
+                    if i >= len(args):
+                        raise UsageError(f"option requires an argument -- '{c}'")
+                    val = args[i]
+                opts[c] = val
+                break
+            if c not in flags:
+                raise UsageError(f"unrecognized option: -{c}")
+            opts[c] = True
+            j += 1
+        i += 1
+    return opts, args[i:]

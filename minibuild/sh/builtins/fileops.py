@@ -1,0 +1,702 @@
+"""File builtins confined to the root: mkdir, rm, rmdir, cp, mv, ln, touch, chmod, chown, ls, readlink, stat, ..."""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import shutil
+import stat
+import time
+from pathlib import Path
+
+from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
+from minibuild.sh.builtins.users import group_name, lookup_gid, lookup_uid, user_name
+from minibuild.sh.fs import vnorm
+
+
+def _lstat(ctx: Ctx, p: str) -> os.stat_result | None:
+    try:
+        return os.lstat(ctx.path(p, follow=False))
+    except OSError:
+        return None
+
+
+def _stat(ctx: Ctx, p: str) -> os.stat_result | None:
+    try:
+        return os.stat(ctx.path(p))
+    except OSError:
+        return None
+
+
+def _is_dir(ctx: Ctx, p: str) -> bool:
+    st = _stat(ctx, p)
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+@builtin("mkdir")
+def mkdir(ctx: Ctx, args: list[str]) -> int:
+    opts, paths = parse_flags(args, "pv", "m")
+    mode = parse_mode(str(opts["m"]), 0o777, umask=0) if "m" in opts else None
+    code = 0
+    for p in paths:
+        try:
+            if opts.get("p"):
+                absp = vnorm(p, ctx.cwd)
+                comps = [c for c in absp.split("/") if c]
+                for i in range(1, len(comps) + 1):
+                    sub = "/" + "/".join(comps[:i])
+                    host = ctx.path(sub)
+                    st = os.stat(host) if os.path.lexists(host) else None
+                    if st is None:
+                        ctx.fs.mkdir(host)
+                        if mode is not None and i == len(comps):
+                            os.chmod(host, mode)
+                    elif not stat.S_ISDIR(st.st_mode):
+                        raise FileExistsError(errno.EEXIST, "File exists")
+            else:
+                host = ctx.path(p)
+                if os.path.lexists(host):
+                    raise FileExistsError(errno.EEXIST, "File exists")
+                ctx.fs.mkdir(host)
+                if mode is not None:
+                    os.chmod(host, mode)
+        except OSError as e:
+            ctx.err(f"can't create directory '{p}': {e.strerror}")
+            code = 1
+    return code
+
+
+@builtin("rmdir")
+def rmdir(ctx: Ctx, args: list[str]) -> int:
+    opts, paths = parse_flags(args, "p")
+    code = 0
+    for p in paths:
+        targets = [p]
+        if opts.get("p"):
+            cur = p.rstrip("/")
+            while "/" in cur.strip("/"):
+                cur = posixpath.dirname(cur)
+                targets.append(cur)
+        for t in targets:
+            try:
+                os.rmdir(ctx.path(t, follow=False))
+            except OSError as e:
+                ctx.err(f"'{t}': {e.strerror}")
+                code = 1
+                break
+    return code
+
+
+def _remove(host: Path) -> None:
+    st = os.lstat(host)
+    if stat.S_ISDIR(st.st_mode):
+        for name in os.listdir(host):
+            _remove(host / name)
+        os.rmdir(host)
+    else:
+        os.unlink(host)
+
+
+@builtin("rm", "unlink")
+def rm(ctx: Ctx, args: list[str]) -> int:
+    opts, paths = parse_flags(args, "rRfiv")
+    code = 0
+    recursive = opts.get("r") or opts.get("R")
+    if not paths and not opts.get("f"):
+        ctx.err("missing operand")
+        return 1
+    for p in paths:
+        base = p.rstrip("/").rsplit("/", 1)[-1]
+        if base in (".", ".."):
+            ctx.err(f"can't remove '.' or '..'")
+            code = 1
+            continue
+        try:
+            host = ctx.path(p, follow=False)
+            st = os.lstat(host)
+            if stat.S_ISDIR(st.st_mode):
+                if not recursive:
+                    ctx.err(f"'{p}' is a directory")
+                    code = 1
+                    continue
+                if host == ctx.fs.root:
+                    for name in os.listdir(host):
+                        _remove(host / name)
+                    continue
+                _remove(host)
+            else:
+                os.unlink(host)
+        except FileNotFoundError:
+            if not opts.get("f"):
+                ctx.err(f"can't remove '{p}': No such file or directory")
+                code = 1
+        except OSError as e:
+            ctx.err(f"can't remove '{p}': {e.strerror}")
+            code = 1
+    return code
+
+
+def _copy_meta(ctx: Ctx, src: Path, dst: Path, st: os.stat_result, preserve: bool) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        if preserve and os.geteuid() == 0:
+            os.lchown(dst, st.st_uid, st.st_gid)
+        return
+    if preserve:
+        if os.geteuid() == 0:
+            os.chown(dst, st.st_uid, st.st_gid)
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool, preserve: bool, top: bool,
+              force: bool, no_clobber: bool) -> bool:
+    """Copy src to dst (both virtual paths, dst not a directory to copy into). Returns success."""
+    follow = deref or (top and not recursive)
+    try:
+        src = ctx.path(src_v, follow=follow)
+        st = os.lstat(src)
+    except OSError as e:
+        ctx.err(f"can't stat '{src_v}': {e.strerror}")
+        return False
+    dst_unres = ctx.path(dst_v, follow=False)
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(src)
+        if os.path.lexists(dst_unres):
+            if stat.S_ISDIR(os.lstat(dst_unres).st_mode):
+                ctx.err(f"cannot overwrite directory '{dst_v}' with non-directory")
+                return False
+            os.unlink(dst_unres)
+        ctx.fs.symlink(target, dst_unres)
+        _copy_meta(ctx, src, dst_unres, st, preserve)
+        return True
+    if stat.S_ISDIR(st.st_mode):
+        if not recursive:
+            ctx.err(f"omitting directory '{src_v}'")
+            return False
+        dst = ctx.path(dst_v)
+        if os.path.lexists(dst) and not os.path.isdir(dst):
+            ctx.err(f"cannot overwrite non-directory '{dst_v}' with directory '{src_v}'")
+            return False
+        if _inside(ctx.path(src_v), dst):
+            ctx.err(f"cannot copy a directory, '{src_v}', into itself, '{dst_v}'")
+            return False
+        created = False
+        if not os.path.exists(dst):
+            ctx.fs.mkdir(dst, stat.S_IMODE(st.st_mode))
+            created = True
+        ok = True
+        for name in sorted(os.listdir(src)):
+            ok &= _copy_one(ctx, src_v.rstrip("/") + "/" + name, ctx.fs.to_virtual(dst) + "/" + name,
+                            recursive=True, deref=deref, preserve=preserve, top=False, force=force,
+                            no_clobber=no_clobber)
+        if preserve or created:
+            _copy_meta(ctx, src, dst, st, preserve)
+        return ok
+    dst = ctx.path(dst_v)
+    try:
+        if os.path.lexists(dst):
+            if no_clobber:
+                return True
+            if os.path.isdir(dst):
+                ctx.err(f"cannot overwrite directory '{dst_v}' with non-directory")
+                return False
+            if os.path.samefile(src, dst):
+                ctx.err(f"'{src_v}' and '{dst_v}' are the same file")
+                return False
+        if stat.S_ISREG(st.st_mode):
+            existed = os.path.exists(dst)
+            try:
+                f = ctx.fs.open_write(dst, mode=stat.S_IMODE(st.st_mode))
+            except PermissionError:
+                if not force:
+                    raise
+                os.unlink(dst)
+                existed = False
+                f = ctx.fs.open_write(dst, mode=stat.S_IMODE(st.st_mode))
+            with open(src, "rb") as s, f:
+                shutil.copyfileobj(s, f)
+            if not existed and not preserve:
+                os.chmod(dst, stat.S_IMODE(st.st_mode) & ~ctx.fs.umask)
+        elif stat.S_ISFIFO(st.st_mode):
+            os.mkfifo(dst, stat.S_IMODE(st.st_mode) & ~ctx.fs.umask)
+        else:
+            os.mknod(dst, st.st_mode, st.st_rdev)
+        _copy_meta(ctx, src, dst, st, preserve)
+    except OSError as e:
+        ctx.err(f"can't create '{dst_v}': {e.strerror}")
+        return False
+    return True
+
+
+def _inside(src: Path, dst: Path) -> bool:
+    try:
+        return os.path.commonpath([os.path.realpath(src), os.path.realpath(dst)]) == os.path.realpath(src) and \
+            os.path.realpath(src) != os.path.realpath(dst).rstrip("/") and os.path.isdir(src) and \
+            str(os.path.realpath(dst)).startswith(str(os.path.realpath(src)) + "/")
+    except ValueError:
+        return False
+
+
+@builtin("cp")
+def cp(ctx: Ctx, args: list[str]) -> int:
+    opts, paths = parse_flags(args, "rRapfdPLHnuvT", "t")
+    recursive = bool(opts.get("r") or opts.get("R") or opts.get("a"))
+    preserve = bool(opts.get("p") or opts.get("a"))
+    deref = bool(opts.get("L")) or (not recursive and not opts.get("d") and not opts.get("P"))
+    if opts.get("d") or opts.get("P") or opts.get("a"):
+        deref = False
+    if "t" in opts:
+        paths = paths + [str(opts["t"])]
+    if len(paths) < 2:
+        ctx.err("missing file operand" if not paths else f"missing destination file operand after '{paths[0]}'")
+        return 1
+    *srcs, dest = paths
+    into = _is_dir(ctx, dest) and not opts.get("T")
+    if len(srcs) > 1 and not into:
+        ctx.err(f"'{dest}' is not a directory")
+        return 1
+    ok = True
+    for s in srcs:
+        target = dest.rstrip("/") + "/" + posixpath.basename(s.rstrip("/")) if into else dest
+        if s.rstrip("/") == "":
+            target = dest
+        ok &= _copy_one(ctx, s, target, recursive=recursive, deref=deref, preserve=preserve, top=True,
+                        force=bool(opts.get("f")), no_clobber=bool(opts.get("n")))
+    return 0 if ok else 1
+
+
+@builtin("mv")
+def mv(ctx: Ctx, args: list[str]) -> int:
+    opts, paths = parse_flags(args, "finvT", "t")
+    if "t" in opts:
+        paths = paths + [str(opts["t"])]
+    if len(paths) < 2:
+        ctx.err("missing file operand")
+        return 1
+    *srcs, dest = paths
+    into = _is_dir(ctx, dest) and not opts.get("T")
+    if len(srcs) > 1 and not into:
+        ctx.err(f"'{dest}' is not a directory")
+        return 1
+    code = 0
+    for s in srcs:
+        target = dest.rstrip("/") + "/" + posixpath.basename(s.rstrip("/")) if into else dest
+        try:
+            src = ctx.path(s, follow=False)
+            if not os.path.lexists(src):
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+            dst = ctx.path(target, follow=False)
+            if os.path.lexists(dst) and opts.get("n"):
+                continue
+            if os.path.isdir(src) and not os.path.islink(src) and str(dst).startswith(str(src) + "/"):
+                ctx.err(f"can't move '{s}' to a subdirectory of itself")
+                code = 1
+                continue
+            if os.path.lexists(dst) and os.path.isdir(dst) and not os.path.islink(dst) and not os.path.isdir(src):
+                ctx.err(f"can't overwrite directory '{target}'")
+                code = 1
+                continue
+            os.rename(src, dst)
+        except OSError as e:
+            ctx.err(f"can't rename '{s}': {e.strerror}")
+            code = 1
+    return code
+
+
+@builtin("ln")
+def ln(ctx: Ctx, args: list[str]) -> int:
+    opts, paths = parse_flags(args, "sfnvTLP", "t")
+    if "t" in opts:
+        paths = paths + [str(opts["t"])]
+    if not paths:
+        ctx.err("missing file operand")
+        return 1
+    if len(paths) == 1:
+        paths = paths + ["."]
+    *srcs, dest = paths
+    dst_st = _lstat(ctx, dest)
+    into = (not opts.get("T")) and _is_dir(ctx, dest) and not (
+        opts.get("n") and dst_st is not None and stat.S_ISLNK(dst_st.st_mode))
+    if len(srcs) > 1 and not into:
+        ctx.err(f"'{dest}' is not a directory")
+        return 1
+    code = 0
+    for s in srcs:
+        target = dest.rstrip("/") + "/" + posixpath.basename(s.rstrip("/")) if into else dest
+        try:
+            dst = ctx.path(target, follow=False)
+            if os.path.lexists(dst):
+                if not opts.get("f"):
+                    raise FileExistsError(errno.EEXIST, "File exists")
+                if os.path.isdir(dst) and not os.path.islink(dst):
+                    raise IsADirectoryError(errno.EISDIR, "Is a directory")
+                os.unlink(dst)
+            if opts.get("s"):
+                ctx.fs.symlink(s, dst)
+            else:
+                src = ctx.path(s, follow=False)
+                os.link(src, dst, follow_symlinks=False)
+        except OSError as e:
+            ctx.err(f"{target}: {e.strerror}")
+            code = 1
+    return code
+
+
+@builtin("touch")
+def touch(ctx: Ctx, args: list[str]) -> int:
+    opts, paths = parse_flags(args, "cham", "dtr")
+    when: float | None = None
+    if "d" in opts and str(opts["d"]).startswith("@"):
+        when = float(str(opts["d"])[1:])
+    elif "r" in opts:
+        st = _stat(ctx, str(opts["r"]))
+        when = st.st_mtime if st else None
+    code = 0
+    for p in paths:
+        try:
+            host = ctx.path(p)
+            if not os.path.lexists(host):
+                if opts.get("c"):
+                    continue
+                ctx.fs.open_write(host).close()
+            os.utime(host, None if when is None else (when, when))
+        except OSError as e:
+            ctx.err(f"{p}: {e.strerror}")
+            code = 1
+    return code
+
+
+def parse_mode(spec: str, current: int, *, umask: int = 0, is_dir: bool = False) -> int:
+    """An octal or symbolic (u+x,go-w,a=rX,+t) mode applied to `current`."""
+    if spec and all(c in "01234567" for c in spec):
+        v = int(spec, 8)
+        if len(spec) <= 4 and is_dir and len(spec) < 4:
+            return (current & 0o6000) | v if False else v
+        return v
+    mode = current & 0o7777
+    for clause in spec.split(","):
+        i = 0
+        who = ""
+        while i < len(clause) and clause[i] in "ugoa":
+            who += clause[i]
+            i += 1
+        if i >= len(clause):
+            raise UsageError(f"invalid mode '{spec}'")
+        while i < len(clause):
+            op = clause[i]
+            if op not in "+-=":
+                raise UsageError(f"invalid mode '{spec}'")
+            i += 1
+            perms = ""
+            while i < len(clause) and clause[i] in "rwxXstugo":
+                perms += clause[i]
+                i += 1
+            bits = 0
+            for c in perms:
+                if c == "r":
+                    bits |= 0o444
+                elif c == "w":
+                    bits |= 0o222
+                elif c == "x":
+                    bits |= 0o111
+                elif c == "X":
+                    if is_dir or mode & 0o111:
+                        bits |= 0o111
+                elif c == "s":
+                    bits |= 0o6000
+                elif c == "t":
+                    bits |= 0o1000
+                elif c in "ugo":
+                    src = {"u": (mode >> 6) & 7, "g": (mode >> 3) & 7, "o": mode & 7}[c]
+                    bits |= src * 0o111
+            mask = 0
+            for w in who or "a":
+                mask |= {"u": 0o4700, "g": 0o2070, "o": 0o1007, "a": 0o7777}[w]
+            if not who:
+                eff = bits & ~umask & 0o777 | (bits & 0o7000 & ~0o1000 if True else 0) | (bits & 0o1000)
+            else:
+                eff = bits & mask
+            if op == "+":
+                mode |= eff
+            elif op == "-":
+                mode &= ~eff
+            else:
+                keep = ~mask & 0o7777 if who else 0
+                if who:
+                    mode = (mode & keep) | eff
+                else:
+                    mode = (mode & 0o7000 & 0) | eff
+    return mode
+
+
+@builtin("chmod")
+def chmod(ctx: Ctx, args: list[str]) -> int:
+    recursive = False
+    rest: list[str] = []
+    for a in args:
+        if a in ("-R", "-Rf", "-fR"):
+            recursive = True
+        elif a in ("-f", "-v", "-c"):
+            pass
+        else:
+            rest.append(a)
+    if len(rest) < 2:
+        ctx.err("missing operand")
+        return 1
+    spec, paths = rest[0], rest[1:]
+    code = 0
+
+    def apply(host: Path, shown: str) -> None:
+        nonlocal code
+        try:
+            st = os.stat(host)
+            os.chmod(host, parse_mode(spec, st.st_mode, umask=ctx.fs.umask, is_dir=stat.S_ISDIR(st.st_mode)))
+        except UsageError as e:
+            ctx.err(str(e))
+            code = 1
+        except OSError as e:
+            ctx.err(f"{shown}: {e.strerror}")
+            code = 1
+
+    for p in paths:
+        try:
+            host = ctx.path(p)
+        except OSError as e:
+            ctx.err(f"{p}: {e.strerror}")
+            code = 1
+            continue
+        if not os.path.exists(host):
+            ctx.err(f"{p}: No such file or directory")
+            code = 1
+            continue
+        apply(host, p)
+        if recursive and os.path.isdir(host):
+            for dirpath, dirnames, filenames in os.walk(host):
+                for n in sorted(dirnames + filenames):
+                    child = Path(dirpath) / n
+                    if not os.path.islink(child):
+                        apply(child, n)
+    return code
+
+
+def _parse_owner(ctx: Ctx, spec: str, group_only: bool = False) -> tuple[int | None, int | None]:
+    if group_only:
+        g = lookup_gid(ctx, spec)
+        if g is None:
+            raise UsageError(f"unknown group {spec}")
+        return None, g
+    user, sep, group = spec.partition(":") if ":" in spec else spec.partition(".")
+    uid = gid = None
+    if user:
+        uid = lookup_uid(ctx, user)
+        if uid is None:
+            raise UsageError(f"unknown user {user}")
+    if group:
+        gid = lookup_gid(ctx, group)
+        if gid is None:
+            raise UsageError(f"unknown group {group}")
+    elif sep and user:
+        from minibuild.sh.builtins.users import read_db
+        gid = next((int(u[3]) for u in read_db(ctx, "/etc/passwd") if u[0] == user or u[2] == user), None)
+    return uid, gid
+
+
+@builtin("chown", "chgrp")
+def chown(ctx: Ctx, args: list[str]) -> int:
+    opts, rest = parse_flags(args, "RhfvcHLP")
+    if len(rest) < 2:
+        ctx.err("missing operand")
+        return 1
+    try:
+        uid, gid = _parse_owner(ctx, rest[0], group_only=ctx.name == "chgrp")
+    except UsageError as e:
+        ctx.err(str(e))
+        return 1
+    code = 0
+    real = os.geteuid() == 0
+
+    def apply(host: Path, follow: bool, shown: str) -> None:
+        nonlocal code
+        try:
+            if real:
+                os.chown(host, -1 if uid is None else uid, -1 if gid is None else gid, follow_symlinks=follow)
+            elif not os.path.lexists(host):
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+        except OSError as e:
+            ctx.err(f"{shown}: {e.strerror}")
+            code = 1
+
+    for p in rest[1:]:
+        try:
+            host = ctx.path(p, follow=not opts.get("h"))
+        except OSError as e:
+            ctx.err(f"{p}: {e.strerror}")
+            code = 1
+            continue
+        apply(host, False, p)
+        if opts.get("R") and os.path.isdir(host) and not os.path.islink(host):
+            for dirpath, dirnames, filenames in os.walk(host):
+                for n in sorted(dirnames + filenames):
+                    apply(Path(dirpath) / n, False, n)
+    return code
+
+
+def _mode_string(m: int) -> str:
+    kind = {stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c", stat.S_IFBLK: "b", stat.S_IFIFO: "p",
+            stat.S_IFSOCK: "s"}.get(stat.S_IFMT(m), "-")
+    out = [kind]
+    for shift, special, ch in ((6, stat.S_ISUID, "s"), (3, stat.S_ISGID, "s"), (0, stat.S_ISVTX, "t")):
+        bits = (m >> shift) & 7
+        out.append("r" if bits & 4 else "-")
+        out.append("w" if bits & 2 else "-")
+        x = bool(bits & 1)
+        if m & special:
+            out.append(ch if x else ch.upper())
+        else:
+            out.append("x" if x else "-")
+    return "".join(out)
+
+
+@builtin("ls")
+def ls(ctx: Ctx, args: list[str]) -> int:
+    opts, paths = parse_flags(args, "laA1dFRhnrtSip")
+    code = 0
+    files: list[str] = []
+    dirs: list[str] = []
+    for p in paths or ["."]:
+        st = _stat(ctx, p) or _lstat(ctx, p)
+        if st is None:
+            ctx.err(f"{p}: No such file or directory")
+            code = 2
+            continue
+        (dirs if stat.S_ISDIR(st.st_mode) and not opts.get("d") else files).append(p)
+
+    def line(name: str, vpath: str) -> str:
+        st = _lstat(ctx, vpath)
+        if st is None:
+            return name
+        suffix = ""
+        if opts.get("F") or opts.get("p"):
+            if stat.S_ISDIR(st.st_mode):
+                suffix = "/"
+            elif opts.get("F") and stat.S_ISLNK(st.st_mode):
+                suffix = "@"
+            elif opts.get("F") and st.st_mode & 0o111:
+                suffix = "*"
+        if not opts.get("l") and not opts.get("n"):
+            return name + suffix
+        owner = str(st.st_uid) if opts.get("n") else user_name(ctx, st.st_uid)
+        group = str(st.st_gid) if opts.get("n") else group_name(ctx, st.st_gid)
+        when = time.strftime("%b %e %H:%M", time.gmtime(st.st_mtime))
+        text = f"{_mode_string(st.st_mode)} {st.st_nlink:>4} {owner:<8} {group:<8} {st.st_size:>9} {when} {name}"
+        if stat.S_ISLNK(st.st_mode):
+            text += " -> " + os.readlink(ctx.path(vpath, follow=False))
+        return text + suffix
+
+    for f in sorted(files, reverse=bool(opts.get("r"))):
+        ctx.out(line(f, f) + "\n")
+    for i, d in enumerate(sorted(dirs)):
+        if len(dirs) + len(files) > 1:
+            ctx.out(("\n" if i or files else "") + f"{d}:\n")
+        try:
+            names = sorted(os.listdir(ctx.path(d)), reverse=bool(opts.get("r")))
+        except OSError as e:
+            ctx.err(f"{d}: {e.strerror}")
+            code = 2
+            continue
+        if opts.get("a"):
+            names = [".", ".."] + names
+        elif not opts.get("A"):
+            names = [n for n in names if not n.startswith(".")]
+        for n in names:
+            ctx.out(line(n, d.rstrip("/") + "/" + n) + "\n")
+    return code
+
+
+@builtin("readlink")
+def readlink(ctx: Ctx, args: list[str]) -> int:
+    opts, paths = parse_flags(args, "fenqsv")
+    code = 0
+    for p in paths:
+        try:
+            if opts.get("f") or opts.get("e"):
+                v = ctx.vpath(p)
+                if opts.get("e") and not os.path.lexists(ctx.fs.host(v)):
+                    code = 1
+                    continue
+                ctx.out(v + ("" if opts.get("n") else "\n"))
+            else:
+                ctx.out(os.readlink(ctx.path(p, follow=False)) + ("" if opts.get("n") else "\n"))
+        except OSError:
+            code = 1
+    return code
+
+
+@builtin("realpath")
+def realpath(ctx: Ctx, args: list[str]) -> int:
+    code = 0
+    for p in (a for a in args if not a.startswith("-")):
+        try:
+            v = ctx.vpath(p)
+            if not os.path.lexists(ctx.fs.host(v)):
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+            ctx.out(v + "\n")
+        except OSError as e:
+            ctx.err(f"{p}: {e.strerror}")
+            code = 1
+    return code
+
+
+@builtin("stat")
+def stat_(ctx: Ctx, args: list[str]) -> int:
+    fmt: str | None = None
+    follow = False
+    paths: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-c":
+            fmt = args[i + 1]
+            i += 2
+            continue
+        if a.startswith("-c"):
+            fmt = a[2:]
+        elif a == "-L":
+            follow = True
+        else:
+            paths.append(a)
+        i += 1
+    code = 0
+    for p in paths:
+        try:
+            host = ctx.path(p, follow=follow)
+            st = os.stat(host) if follow else os.lstat(host)
+        except OSError as e:
+            ctx.err(f"can't stat '{p}': {e.strerror}")
+            code = 1
+            continue
+        kind = {stat.S_IFDIR: "directory", stat.S_IFLNK: "symbolic link", stat.S_IFREG: "regular file" if st.st_size else "regular empty file",
+                stat.S_IFIFO: "fifo", stat.S_IFCHR: "character special file", stat.S_IFBLK: "block special file"}.get(stat.S_IFMT(st.st_mode), "unknown")
+        vals = {"a": f"{stat.S_IMODE(st.st_mode):o}", "A": _mode_string(st.st_mode), "s": str(st.st_size), "n": p,
+                "N": f"'{p}'" + (f" -> '{os.readlink(host)}'" if stat.S_ISLNK(st.st_mode) else ""),
+                "u": str(st.st_uid), "g": str(st.st_gid), "U": user_name(ctx, st.st_uid), "G": group_name(ctx, st.st_gid),
+                "F": kind, "h": str(st.st_nlink), "f": f"{st.st_mode:x}", "Y": str(int(st.st_mtime)),
+                "i": str(st.st_ino), "%": "%"}
+        if fmt is None:
+            ctx.out(f"  File: '{p}'\n  Size: {st.st_size}\t{kind}\nAccess: ({vals['a']:0>4}/{vals['A']})  Uid: ({st.st_uid}/{vals['U']})   Gid: ({st.st_gid}/{vals['G']})\n")
+            continue
+        out: list[str] = []
+        j = 0
+        while j < len(fmt):
+            if fmt[j] == "%" and j + 1 < len(fmt):
+                out.append(vals.get(fmt[j + 1], "?"))
+                j += 2
+            elif fmt[j] == "\\" and j + 1 < len(fmt) and fmt[j + 1] == "n":
+                out.append("\n")
+                j += 2
+            else:
+                out.append(fmt[j])
+                j += 1
+        ctx.out("".join(out) + "\n")
+    return code

@@ -1,0 +1,230 @@
+"""POSIX regular expressions (basic and extended) translated to Python `re`, and the grep builtin."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+from minibuild.sh.builtins.base import Ctx, builtin, parse_flags
+from minibuild.sh.pattern import CLASSES
+from minibuild.sh.streams import dec, enc
+
+
+def _bracket(p: str, i: int) -> tuple[str, int]:
+    """Translate a bracket expression starting at p[i] == '['; returns (python class, next index)."""
+    j = i + 1
+    out = ["["]
+    if j < len(p) and p[j] == "^":
+        out.append("^")
+        j += 1
+    first = True
+    while j < len(p):
+        c = p[j]
+        if c == "]" and not first:
+            out.append("]")
+            return "".join(out), j + 1
+        first = False
+        if c == "[" and j + 1 < len(p) and p[j + 1] == ":":
+            end = p.find(":]", j + 2)
+            if end > 0 and p[j + 2 : end] in CLASSES:
+                out.append(CLASSES[p[j + 2 : end]])
+                j = end + 2
+                continue
+        if c in "\\[]^":
+            out.append("\\" + c)
+        else:
+            out.append(c)
+        j += 1
+    return re.escape(p[i:]), len(p)
+
+
+def bre_to_re(p: str) -> str:
+    """Basic regular expression (with GNU \\+ \\? \\| extensions) to Python syntax."""
+    out: list[str] = []
+    i = 0
+    while i < len(p):
+        c = p[i]
+        if c == "\\" and i + 1 < len(p):
+            n = p[i + 1]
+            if n in "(){}|+?":
+                out.append(n)
+            elif n in "<>":
+                out.append(r"\b")
+            elif n.isdigit() or n in "wWsSbB":
+                out.append("\\" + n)
+            elif n == "n":
+                out.append("\n")
+            elif n == "t":
+                out.append("\t")
+            else:
+                out.append(re.escape(n))
+            i += 2
+            continue
+        if c == "[":
+            s, i = _bracket(p, i)
+            out.append(s)
+            continue
+        if c == "*" and (not out or out[-1] in ("^", "(", "|")):
+            out.append(r"\*")
+        elif c in "(){}|+?":
+            out.append("\\" + c)
+        elif c == "^" and out and out[-1] not in ("(", "|"):
+            out.append(r"\^")
+        elif c == "$" and i + 1 < len(p) and not p.startswith("\\)", i + 1) and not p.startswith("\\|", i + 1):
+            out.append(r"\$")
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def ere_to_re(p: str) -> str:
+    """Extended regular expression to Python syntax."""
+    out: list[str] = []
+    i = 0
+    while i < len(p):
+        c = p[i]
+        if c == "\\" and i + 1 < len(p):
+            n = p[i + 1]
+            if n in "<>":
+                out.append(r"\b")
+            elif n.isdigit() or n in "wWsSbB":
+                out.append("\\" + n)
+            elif n == "n":
+                out.append("\n")
+            elif n == "t":
+                out.append("\t")
+            else:
+                out.append(re.escape(n))
+            i += 2
+            continue
+        if c == "[":
+            s, i = _bracket(p, i)
+            out.append(s)
+            continue
+        if c == "{" and not re.match(r"\{\d*(,\d*)?\}", p[i:]):
+            out.append(r"\{")
+        elif c == "*" and (not out or out[-1] in ("(", "|")):
+            out.append(r"\*")
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def compile_regex(p: str, *, extended: bool, icase: bool = False) -> re.Pattern[str]:
+    flags = re.IGNORECASE if icase else 0
+    try:
+        return re.compile(ere_to_re(p) if extended else bre_to_re(p), flags)
+    except re.error as e:
+        raise ValueError(f"bad regex '{p}': {e}") from None
+
+
+@builtin("grep", "egrep", "fgrep")
+def grep(ctx: Ctx, args: list[str]) -> int:
+    opts, rest = parse_flags(args, "qvicnlLrRHhEFwxos", "ema")
+    if ctx.name == "egrep":
+        opts["E"] = True
+    if ctx.name == "fgrep":
+        opts["F"] = True
+    patterns: list[str] = []
+    if "e" in opts:
+        patterns.append(str(opts["e"]))
+    if "f" in opts:
+        pass
+    if not patterns:
+        if not rest:
+            ctx.err("usage: grep [-qvicnlrEF] PATTERN [FILE]...")
+            return 2
+        patterns, rest = [rest[0]], rest[1:]
+    pats = [p for pat in patterns for p in pat.split("\n")]
+    try:
+        if opts.get("F"):
+            rxs = [re.compile(re.escape(p), re.IGNORECASE if opts.get("i") else 0) for p in pats]
+        else:
+            rxs = [compile_regex(p, extended=bool(opts.get("E")), icase=bool(opts.get("i"))) for p in pats]
+    except ValueError as e:
+        ctx.err(str(e))
+        return 2
+    if opts.get("w"):
+        rxs = [re.compile(r"(?<!\w)(?:" + r.pattern + r")(?!\w)", r.flags) for r in rxs]
+    if opts.get("x"):
+        rxs = [re.compile(r"(?:" + r.pattern + r")\Z", r.flags) for r in rxs]
+    recursive = bool(opts.get("r") or opts.get("R"))
+    files: list[str] = []
+    code = 2 if False else 0
+    errors = False
+    if recursive:
+        for f in rest or ["."]:
+            files.extend(_walk(ctx, f))
+    else:
+        files = rest or ["-"]
+    show_name = (len(files) > 1 or recursive) and not opts.get("h") or bool(opts.get("H"))
+    found_any = False
+    for f in files:
+        try:
+            data = ctx.read_input(f)
+        except OSError as e:
+            if not opts.get("s"):
+                ctx.oserr(e, f)
+            errors = True
+            continue
+        name = "(standard input)" if f == "-" else f
+        count = 0
+        text = dec(data)
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        for no, line in enumerate(lines, 1):
+            hit = any((r.match(line) if opts.get("x") else r.search(line)) for r in rxs)
+            if hit == bool(opts.get("v")):
+                continue
+            count += 1
+            found_any = True
+            if opts.get("q"):
+                return 0
+            if opts.get("l") or opts.get("L") or opts.get("c"):
+                continue
+            prefix = (name + ":" if show_name else "") + (f"{no}:" if opts.get("n") else "")
+            if opts.get("o") and not opts.get("v"):
+                for r in rxs:
+                    for m in r.finditer(line):
+                        if m.group():
+                            ctx.out(prefix + m.group() + "\n")
+            else:
+                ctx.out(prefix + line + "\n")
+        if opts.get("c"):
+            ctx.out((name + ":" if show_name else "") + f"{count}\n")
+        if opts.get("l") and count:
+            ctx.out(name + "\n")
+        if opts.get("L") and not count:
+            ctx.out(name + "\n")
+    if errors and not (found_any and opts.get("q")):
+        return 2
+    return 0 if found_any else 1
+
+
+def _walk(ctx: Ctx, top: str) -> list[str]:
+    out: list[str] = []
+    try:
+        st = os.stat(ctx.path(top))
+    except OSError:
+        return [top]
+    if not stat.S_ISDIR(st.st_mode):
+        return [top]
+    host = ctx.path(top)
+    for name in sorted(os.listdir(host)):
+        child = top.rstrip("/") + "/" + name
+        try:
+            cst = os.lstat(ctx.path(child, follow=False))
+        except OSError:
+            continue
+        if stat.S_ISDIR(cst.st_mode):
+            out.extend(_walk(ctx, child))
+        elif stat.S_ISREG(cst.st_mode):
+            out.append(child)
+    return out
+
+
+__all__ = ["bre_to_re", "ere_to_re", "compile_regex", "enc"]

@@ -1,0 +1,481 @@
+"""Process-ish builtins: true, false, pwd, env, test/[, sleep, date, uname, which, id, whoami, xargs, ..."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import time
+
+from minibuild.sh.builtins.base import Ctx, UsageError, builtin
+from minibuild.sh.builtins.users import group_name, read_db, user_name
+from minibuild.sh.fs import vnorm
+
+
+@builtin("true", ":")
+def true(ctx: Ctx, args: list[str]) -> int:
+    return 0
+
+
+@builtin("false")
+def false(ctx: Ctx, args: list[str]) -> int:
+    return 1
+
+
+@builtin("pwd")
+def pwd(ctx: Ctx, args: list[str]) -> int:
+    ctx.out((ctx.fs.resolve(ctx.cwd) if "-P" in args else ctx.cwd) + "\n")
+    return 0
+
+
+@builtin("env")
+def env(ctx: Ctx, args: list[str]) -> int:
+    e = dict(ctx.env)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-i", "-"):
+            e = {}
+        elif a == "-u":
+            e.pop(args[i + 1], None)
+            i += 1
+        elif "=" in a and not a.startswith("="):
+            k, _, v = a.partition("=")
+            e[k] = v
+        else:
+            return _run_env(ctx, args[i:], e)
+        i += 1
+    ctx.out("".join(f"{k}={v}\n" for k, v in e.items()))
+    return 0
+
+
+def _run_env(ctx: Ctx, argv: list[str], e: dict[str, str]) -> int:
+    saved = ctx.shell.fds
+    ctx.shell.fds = {0: ctx.stdin, 1: ctx.stdout, 2: ctx.stderr}
+    try:
+        return ctx.shell.run_utility(argv, env=e)
+    finally:
+        ctx.shell.fds = saved
+
+
+@builtin("printenv")
+def printenv(ctx: Ctx, args: list[str]) -> int:
+    if not args:
+        ctx.out("".join(f"{k}={v}\n" for k, v in ctx.env.items()))
+        return 0
+    code = 0
+    for a in args:
+        if a in ctx.env:
+            ctx.out(ctx.env[a] + "\n")
+        else:
+            code = 1
+    return code
+
+
+# ----- test / [
+def _file_test(ctx: Ctx, op: str, p: str) -> bool:
+    if p == "":
+        return False
+    try:
+        if op == "-h" or op == "-L":
+            return stat.S_ISLNK(os.lstat(ctx.path(p, follow=False)).st_mode)
+        st = os.stat(ctx.path(p))
+    except (OSError, ValueError):
+        return False
+    m = st.st_mode
+    uid = ctx.shell.fs.uid
+    match op:
+        case "-e" | "-a":
+            return True
+        case "-f":
+            return stat.S_ISREG(m)
+        case "-d":
+            return stat.S_ISDIR(m)
+        case "-s":
+            return st.st_size > 0
+        case "-r":
+            return uid == 0 or bool(m & 0o444)
+        case "-w":
+            return uid == 0 or bool(m & 0o222)
+        case "-x":
+            return bool(m & 0o111) or (uid == 0 and stat.S_ISDIR(m)) or (uid != 0 and stat.S_ISDIR(m) and bool(m & 0o111))
+        case "-p":
+            return stat.S_ISFIFO(m)
+        case "-b":
+            return stat.S_ISBLK(m)
+        case "-c":
+            return stat.S_ISCHR(m)
+        case "-S":
+            return stat.S_ISSOCK(m)
+        case "-u":
+            return bool(m & stat.S_ISUID)
+        case "-g":
+            return bool(m & stat.S_ISGID)
+        case "-k":
+            return bool(m & stat.S_ISVTX)
+        case "-O":
+            return st.st_uid == uid
+        case "-G":
+            return st.st_gid == ctx.shell.fs.gid
+    return False
+
+
+UNARY_FILE = {"-e", "-a", "-f", "-d", "-s", "-r", "-w", "-x", "-h", "-L", "-p", "-b", "-c", "-S", "-u", "-g", "-k", "-O", "-G"}
+BINARY = {"=", "==", "!=", "-eq", "-ne", "-lt", "-le", "-gt", "-ge", "<", ">", "-nt", "-ot", "-ef"}
+
+
+class _TestError(Exception):
+    pass
+
+
+def _int(v: str) -> int:
+    if not re.fullmatch(r"\s*[-+]?\d+\s*", v):
+        raise _TestError(f"invalid number '{v}'")
+    return int(v)
+
+
+def _eval_test(ctx: Ctx, a: list[str]) -> bool:
+    pos = 0
+
+    def prim() -> bool:
+        nonlocal pos
+        if pos >= len(a):
+            raise _TestError("argument expected")
+        t = a[pos]
+        if t == "!" and pos + 1 < len(a):
+            pos += 1
+            return not prim()
+        if t == "(" and pos + 2 < len(a) and ")" in a[pos:]:
+            pos += 1
+            v = or_()
+            if pos >= len(a) or a[pos] != ")":
+                raise _TestError("missing )")
+            pos += 1
+            return v
+        if pos + 2 < len(a) + 0 and pos + 1 < len(a) and a[pos + 1] in BINARY and pos + 2 < len(a):
+            l, op, r = a[pos], a[pos + 1], a[pos + 2]
+            pos += 3
+            return _binary(ctx, l, op, r)
+        if t in UNARY_FILE | {"-n", "-z", "-t"} and pos + 1 < len(a):
+            pos += 2
+            arg = a[pos - 1]
+            if t == "-n":
+                return arg != ""
+            if t == "-z":
+                return arg == ""
+            if t == "-t":
+                return False
+            return _file_test(ctx, t, arg)
+        pos += 1
+        return t != ""
+
+    def and_() -> bool:
+        nonlocal pos
+        v = prim()
+        while pos < len(a) and a[pos] == "-a":
+            pos += 1
+            w = prim()
+            v = v and w
+        return v
+
+    def or_() -> bool:
+        nonlocal pos
+        v = and_()
+        while pos < len(a) and a[pos] == "-o":
+            pos += 1
+            w = and_()
+            v = v or w
+        return v
+
+    # POSIX rules by argument count
+    n = len(a)
+    if n == 0:
+        return False
+    if n == 1:
+        return a[0] != ""
+    if n == 2:
+        if a[0] == "!":
+            return a[1] == ""
+        if a[0] in UNARY_FILE | {"-n", "-z", "-t"}:
+            pos = 0
+            return prim()
+        raise _TestError(f"{a[0]}: unary operator expected")
+    if n == 3:
+        if a[1] in BINARY:
+            return _binary(ctx, a[0], a[1], a[2])
+        if a[0] == "!":
+            return not _eval_test(ctx, a[1:])
+        if a[0] == "(" and a[2] == ")":
+            return a[1] != ""
+    if n == 4 and a[0] == "!":
+        return not _eval_test(ctx, a[1:])
+    v = or_()
+    if pos != len(a):
+        raise _TestError(f"{a[pos]}: unexpected operator")
+    return v
+
+
+def _binary(ctx: Ctx, l: str, op: str, r: str) -> bool:
+    match op:
+        case "=" | "==":
+            return l == r
+        case "!=":
+            return l != r
+        case "<":
+            return l < r
+        case ">":
+            return l > r
+        case "-eq":
+            return _int(l) == _int(r)
+        case "-ne":
+            return _int(l) != _int(r)
+        case "-lt":
+            return _int(l) < _int(r)
+        case "-le":
+            return _int(l) <= _int(r)
+        case "-gt":
+            return _int(l) > _int(r)
+        case "-ge":
+            return _int(l) >= _int(r)
+    try:
+        sl, sr = os.stat(ctx.path(l)), os.stat(ctx.path(r))
+    except OSError:
+        return False
+    if op == "-ef":
+        return (sl.st_dev, sl.st_ino) == (sr.st_dev, sr.st_ino)
+    return sl.st_mtime_ns > sr.st_mtime_ns if op == "-nt" else sl.st_mtime_ns < sr.st_mtime_ns
+
+
+@builtin("test", "[")
+def test(ctx: Ctx, args: list[str]) -> int:
+    if ctx.name == "[":
+        if not args or args[-1] != "]":
+            ctx.err("missing ]")
+            return 2
+        args = args[:-1]
+    try:
+        return 0 if _eval_test(ctx, args) else 1
+    except _TestError as e:
+        ctx.err(str(e))
+        return 2
+
+
+@builtin("sleep", "usleep")
+def sleep(ctx: Ctx, args: list[str]) -> int:
+    for a in args:
+        if not re.fullmatch(r"\d+(\.\d+)?[smhd]?|inf(inity)?", a):
+            ctx.err(f"invalid number '{a}'")
+            return 1
+    return 0
+
+
+def _strftime(fmt: str, t: time.struct_time, epoch: int) -> str:
+    fmt = fmt.replace("%s", str(epoch)).replace("%N", "000000000").replace("%-d", str(t.tm_mday))
+    return time.strftime(fmt, t)
+
+
+@builtin("date")
+def date(ctx: Ctx, args: list[str]) -> int:
+    epoch = int(ctx.env.get("SOURCE_DATE_EPOCH", "") or ctx.now)
+    fmt = "%a %b %e %H:%M:%S UTC %Y"
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-u", "-R", "--utc"):
+            if a == "-R":
+                fmt = "%a, %d %b %Y %H:%M:%S +0000"
+        elif a in ("-d", "--date"):
+            v = args[i + 1]
+            i += 1
+            if v.startswith("@") and v[1:].lstrip("-").isdigit():
+                epoch = int(v[1:])
+            else:
+                ctx.err(f"invalid date '{v}'")
+                return 1
+        elif a.startswith("-I"):
+            fmt = "%Y-%m-%d"
+        elif a.startswith("+"):
+            fmt = a[1:]
+        i += 1
+    ctx.out(_strftime(fmt, time.gmtime(epoch), epoch) + "\n")
+    return 0
+
+
+@builtin("uname")
+def uname(ctx: Ctx, args: list[str]) -> int:
+    vals = {"s": "Linux", "n": "minibuild", "r": "6.1.0", "v": "#1 SMP", "m": "x86_64", "o": "GNU/Linux"}
+    flags = "".join(a[1:] for a in args if a.startswith("-")) or "s"
+    if "a" in flags:
+        flags = "snrvmo"
+    ctx.out(" ".join(vals[c] for c in "snrvmo" if c in flags) + "\n")
+    return 0
+
+
+@builtin("hostname")
+def hostname(ctx: Ctx, args: list[str]) -> int:
+    try:
+        name = ctx.path("/etc/hostname").read_text().strip()
+    except OSError:
+        name = "minibuild"
+    ctx.out((name or "minibuild") + "\n")
+    return 0
+
+
+@builtin("which")
+def which(ctx: Ctx, args: list[str]) -> int:
+    from minibuild.sh.builtins.base import REGISTRY
+
+    code = 0
+    path = ctx.env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    for name in (a for a in args if not a.startswith("-")):
+        found = None
+        if "/" in name:
+            found = name if os.access(ctx.path(name), os.X_OK) else None
+        else:
+            for d in path.split(":"):
+                cand = (d or ".").rstrip("/") + "/" + name
+                try:
+                    host = ctx.path(cand)
+                except OSError:
+                    continue
+                if os.path.isfile(host) and os.access(host, os.X_OK):
+                    found = cand
+                    break
+        if found is None:
+            code = 1
+        else:
+            ctx.out(found + "\n")
+    del REGISTRY
+    return code
+
+
+@builtin("id")
+def id_(ctx: Ctx, args: list[str]) -> int:
+    uid, gid = ctx.fs.uid, ctx.fs.gid
+    flags = "".join(a[1:] for a in args if a.startswith("-"))
+    users = [a for a in args if not a.startswith("-")]
+    if users:
+        ent = next((u for u in read_db(ctx, "/etc/passwd") if u[0] == users[0] or u[2] == users[0]), None)
+        if ent is None:
+            ctx.err(f"unknown user {users[0]}")
+            return 1
+        uid, gid = int(ent[2]), int(ent[3])
+    name = "n" in flags
+    if "u" in flags:
+        ctx.out((user_name(ctx, uid) if name else str(uid)) + "\n")
+    elif "g" in flags:
+        ctx.out((group_name(ctx, gid) if name else str(gid)) + "\n")
+    elif "G" in flags:
+        uname_ = user_name(ctx, uid)
+        gids = [gid] + [int(g[2]) for g in read_db(ctx, "/etc/group") if len(g) > 3 and uname_ in g[3].split(",") and int(g[2]) != gid]
+        ctx.out(" ".join(group_name(ctx, g) if name else str(g) for g in gids) + "\n")
+    else:
+        un, gn = user_name(ctx, uid), group_name(ctx, gid)
+        ctx.out(f"uid={uid}({un}) gid={gid}({gn})" + "\n" if un != str(uid) else f"uid={uid} gid={gid}\n")
+    return 0
+
+
+@builtin("whoami")
+def whoami(ctx: Ctx, args: list[str]) -> int:
+    name = user_name(ctx, ctx.fs.uid)
+    if name == str(ctx.fs.uid):
+        ctx.err(f"unknown uid {ctx.fs.uid}")
+        return 1
+    ctx.out(name + "\n")
+    return 0
+
+
+@builtin("xargs")
+def xargs(ctx: Ctx, args: list[str]) -> int:
+    n: int | None = None
+    repl: str | None = None
+    no_empty = False
+    delim: str | None = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-n":
+            n = int(args[i + 1]); i += 2; continue
+        if a.startswith("-n") and a[2:].isdigit():
+            n = int(a[2:]); i += 1; continue
+        if a == "-I":
+            repl = args[i + 1]; i += 2; continue
+        if a.startswith("-I"):
+            repl = a[2:]; i += 1; continue
+        if a in ("-r", "--no-run-if-empty"):
+            no_empty = True; i += 1; continue
+        if a == "-0":
+            delim = "\0"; i += 1; continue
+        if a in ("-t", "-x", "-p"):
+            i += 1; continue
+        if a == "-d":
+            delim = args[i + 1]; i += 2; continue
+        break
+    cmd = args[i:] or ["echo"]
+    text = ctx.text(ctx.stdin.read())
+    if repl is not None:
+        items = [line for line in text.split("\n") if line.strip()]
+    elif delim is not None:
+        items = [x for x in text.split(delim) if x != ""]
+        if delim == "\n" and items and items[-1] == "":
+            items.pop()
+    else:
+        items = _xargs_split(text)
+    code = 0
+    if repl is not None:
+        for item in items:
+            rc = ctx.run([c.replace(repl, item) for c in cmd])
+            code = 123 if rc else code
+        return code
+    if not items:
+        if no_empty:
+            return 0
+        return 123 if ctx.run(cmd) else 0
+    size = n or len(items)
+    for k in range(0, len(items), size):
+        rc = ctx.run(cmd + items[k : k + size])
+        if rc == 255:
+            return 124
+        code = 123 if rc else code
+    return code
+
+
+def _xargs_split(text: str) -> list[str]:
+    out: list[str] = []
+    for m in re.finditer(r"""(?:[^\s'"\\]|\\.|'[^']*'|"[^"]*")+""", text):
+        tok = m.group()
+        tok = re.sub(r"""\\(.)|'([^']*)'|"([^"]*)\"""", lambda x: x.group(1) or x.group(2) or x.group(3) or "", tok)
+        out.append(tok)
+    return out
+
+
+@builtin("mktemp")
+def mktemp(ctx: Ctx, args: list[str]) -> int:
+    directory = "-d" in args
+    rest = [a for a in args if not a.startswith("-")]
+    tmpl = rest[0] if rest else "tmp.XXXXXX"
+    base = "/tmp" if "/" not in tmpl else ""
+    n = 0
+    while True:
+        suffix = f"{n:06d}"[-tmpl.count("X"):] if "X" in tmpl else str(n)
+        name = re.sub(r"X+$", suffix, tmpl) if "X" in tmpl else tmpl + suffix
+        v = vnorm((base + "/" + name) if base else name, ctx.cwd)
+        host = ctx.path(v)
+        if not os.path.lexists(host):
+            break
+        n += 1
+    try:
+        if directory:
+            ctx.fs.mkdir(host, 0o700 | ctx.fs.umask)
+            os.chmod(host, 0o700)
+        else:
+            ctx.fs.open_write(host, mode=0o600).close()
+            os.chmod(host, 0o600)
+    except OSError as e:
+        ctx.oserr(e, v)
+        return 1
+    ctx.out(v + "\n")
+    return 0
+
+
+__all__ = ["UsageError"]

@@ -1,0 +1,652 @@
+"""Text builtins: echo, printf, head, tail, wc, sort, uniq, tee, cut, tr, seq, basename, dirname, expr, ..."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
+from minibuild.sh.streams import dec, enc
+
+ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", "e": "\x1b"}
+
+
+def unescape(s: str, *, echo: bool) -> tuple[str, bool]:
+    """Interpret backslash escapes (echo -e / printf %b); returns (text, stop) where stop means \\c was seen."""
+    out: list[str] = []
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c != "\\" or i + 1 >= len(s):
+            out.append(c)
+            i += 1
+            continue
+        n = s[i + 1]
+        if n == "c":
+            return "".join(out), True
+        if n in ESCAPES:
+            out.append(ESCAPES[n])
+            i += 2
+        elif n == "0" or (not echo and n in "01234567"):
+            j = i + 2 if n == "0" else i + 1
+            digits = ""
+            while j < len(s) and len(digits) < 3 and s[j] in "01234567":
+                digits += s[j]
+                j += 1
+            out.append(chr(int(digits or "0", 8)))
+            i = j
+        elif n == "x":
+            m = re.match(r"[0-9a-fA-F]{1,2}", s[i + 2:])
+            if m:
+                out.append(chr(int(m.group(), 16)))
+                i += 2 + m.end()
+            else:
+                out.append("\\x")
+                i += 2
+        else:
+            out.append("\\" + n)
+            i += 2
+    return "".join(out), False
+
+
+@builtin("echo")
+def echo(ctx: Ctx, args: list[str]) -> int:
+    newline, escapes = True, False
+    while args and re.fullmatch(r"-[neE]+", args[0]):
+        for c in args[0][1:]:
+            if c == "n":
+                newline = False
+            elif c == "e":
+                escapes = True
+            else:
+                escapes = False
+        args = args[1:]
+    text = " ".join(args)
+    if escapes:
+        text, stop = unescape(text, echo=True)
+        if stop:
+            ctx.out(text)
+            return 0
+    ctx.out(text + ("\n" if newline else ""))
+    return 0
+
+
+FMT_RE = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+)?)?([diouxXeEfFgGcsb%])")
+
+
+def _to_int(ctx: Ctx, s: str) -> tuple[int, bool]:
+    t = s.strip()
+    if t[:1] in ("'", '"'):
+        return (ord(t[1]) if len(t) > 1 else 0), True
+    try:
+        return int(t, 0) if not re.fullmatch(r"[-+]?0\d+", t) else int(t, 8), True
+    except ValueError:
+        m = re.match(r"[-+]?\d+", t)
+        ctx.err(f"invalid number '{s}'")
+        return (int(m.group()) if m else 0), False
+
+
+@builtin("printf")
+def printf(ctx: Ctx, args: list[str]) -> int:
+    if args and args[0] == "--":
+        args = args[1:]
+    if not args:
+        ctx.err("usage: printf FORMAT [ARGUMENT...]")
+        return 1
+    fmt, rest = args[0], args[1:]
+    code = 0
+    out: list[str] = []
+    first = True
+    while first or rest:
+        first = False
+        consumed = False
+        pos = 0
+        while pos < len(fmt):
+            m = FMT_RE.search(fmt, pos)
+            lit_end = m.start() if m else len(fmt)
+            text, stop = unescape(fmt[pos:lit_end], echo=False)
+            out.append(text)
+            if stop:
+                ctx.out("".join(out))
+                return code
+            if not m:
+                break
+            pos = m.end()
+            flags, width, prec, conv = m.groups()
+            if conv == "%":
+                out.append("%")
+                continue
+            if width == "*":
+                width = rest.pop(0) if rest else "0"
+            if prec == "*":
+                prec = rest.pop(0) if rest else "0"
+            arg = rest.pop(0) if rest else None
+            consumed = consumed or arg is not None
+            spec = "%" + flags + (width or "") + (f".{prec}" if prec is not None else "")
+            if conv in "sb":
+                val = arg or ""
+                if conv == "b":
+                    val, stop = unescape(val, echo=False)
+                    if stop:
+                        out.append(val)
+                        ctx.out("".join(out))
+                        return code
+                out.append((spec + "s") % val)
+            elif conv == "c":
+                out.append((spec + "s") % ((arg or "")[:1]))
+            elif conv in "diouxX":
+                n, ok = _to_int(ctx, arg) if arg else (0, True)
+                code = code if ok else 1
+                if conv == "u" and n < 0:
+                    n += 1 << 64
+                out.append((spec + ("d" if conv in "iu" else conv)) % n)
+            else:
+                try:
+                    f = float(arg) if arg else 0.0
+                except ValueError:
+                    ctx.err(f"invalid number '{arg}'")
+                    f, code = 0.0, 1
+                out.append((spec + conv) % f)
+        if not consumed:
+            break
+    ctx.out("".join(out))
+    return code
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return data.splitlines(keepends=True)
+
+
+def _inputs(ctx: Ctx, files: list[str]) -> list[tuple[str, bytes | None]]:
+    out: list[tuple[str, bytes | None]] = []
+    for f in files or ["-"]:
+        try:
+            out.append((f, ctx.read_input(f)))
+        except OSError as e:
+            ctx.oserr(e, f)
+            out.append((f, None))
+    return out
+
+
+@builtin("cat")
+def cat(ctx: Ctx, args: list[str]) -> int:
+    opts, files = parse_flags(args, "unAevtbs")
+    code = 0
+    for name, data in _inputs(ctx, files):
+        if data is None:
+            code = 1
+            continue
+        if opts.get("n") or opts.get("b"):
+            n = 0
+            for line in _lines(data):
+                if opts.get("b") and line.strip(b"\n") == b"":
+                    ctx.out(line)
+                    continue
+                n += 1
+                ctx.out(f"{n:6d}\t".encode() + line)
+        else:
+            ctx.out(data)
+    return code
+
+
+def _count_arg(v: str) -> tuple[int, bool]:
+    """(n, from_start) for head/tail -n values like 5, -5, +5."""
+    if v.startswith("+"):
+        return int(v[1:]), True
+    return abs(int(v)), False
+
+
+def _legacy_num(args: list[str]) -> list[str]:
+    if args and re.fullmatch(r"-\d+", args[0]):
+        return ["-n", args[0][1:]] + args[1:]
+    return args
+
+
+@builtin("head")
+def head(ctx: Ctx, args: list[str]) -> int:
+    opts, files = parse_flags(_legacy_num(args), "qv", "nc")
+    code = 0
+    ins = _inputs(ctx, files)
+    for idx, (name, data) in enumerate(ins):
+        if data is None:
+            code = 1
+            continue
+        if len(ins) > 1:
+            ctx.out(("\n" if idx else "") + f"==> {name} <==\n")
+        if "c" in opts:
+            n = int(str(opts["c"]))
+            ctx.out(data[:n] if n >= 0 else data[:n])
+        else:
+            n = int(str(opts.get("n", "10")))
+            lines = _lines(data)
+            ctx.out(b"".join(lines[:n] if n >= 0 else lines[:n]))
+    return code
+
+
+@builtin("tail")
+def tail(ctx: Ctx, args: list[str]) -> int:
+    opts, files = parse_flags(_legacy_num(args), "qvfF", "nc")
+    code = 0
+    ins = _inputs(ctx, files)
+    for idx, (name, data) in enumerate(ins):
+        if data is None:
+            code = 1
+            continue
+        if len(ins) > 1:
+            ctx.out(("\n" if idx else "") + f"==> {name} <==\n")
+        if "c" in opts:
+            n, start = _count_arg(str(opts["c"]))
+            ctx.out(data[n - 1:] if start else (data[-n:] if n else b""))
+        else:
+            n, start = _count_arg(str(opts.get("n", "10")))
+            lines = _lines(data)
+            ctx.out(b"".join(lines[max(n - 1, 0):] if start else (lines[-n:] if n else [])))
+    return code
+
+
+@builtin("wc")
+def wc(ctx: Ctx, args: list[str]) -> int:
+    opts, files = parse_flags(args, "lwcmL")
+    sel = [c for c in "lwc" if opts.get(c) or (c == "c" and opts.get("m"))] or ["l", "w", "c"]
+    code = 0
+    totals = {"l": 0, "w": 0, "c": 0}
+    ins = _inputs(ctx, files)
+    for name, data in ins:
+        if data is None:
+            code = 1
+            continue
+        counts = {"l": data.count(b"\n"), "w": len(data.split()), "c": len(data)}
+        for k in totals:
+            totals[k] += counts[k]
+        nums = [counts[c] for c in sel]
+        label = "" if not files else " " + name
+        ctx.out(_wc_fmt(nums, single=len(sel) == 1 and not files) + label + "\n")
+    if len(ins) > 1:
+        ctx.out(_wc_fmt([totals[c] for c in sel], single=False) + " total\n")
+    return code
+
+
+def _wc_fmt(nums: list[int], single: bool) -> str:
+    if single:
+        return str(nums[0])
+    return " ".join(f"{n:>7}" for n in nums).lstrip() if len(nums) == 1 else " ".join(f"{n:>7}" for n in nums)
+
+
+def _sort_key(opts: dict[str, str | bool], sep: str | None, keyspec: str | None):  # type: ignore[no-untyped-def]
+    def field(line: str) -> str:
+        if keyspec is None:
+            return line
+        m = re.match(r"(\d+)(?:\.\d+)?[a-z]*(?:,(\d+)(?:\.\d+)?[a-z]*)?", keyspec)
+        if not m:
+            return line
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) else None
+        parts = line.split(sep) if sep else re.findall(r"\s*\S+", line)
+        sel = parts[a - 1 : b] if b else parts[a - 1:]
+        return (sep or "").join(sel)
+
+    def key(line: str):  # type: ignore[no-untyped-def]
+        k = field(line)
+        if opts.get("f"):
+            k = k.upper()
+        if opts.get("b"):
+            k = k.lstrip()
+        if opts.get("n"):
+            m = re.match(r"\s*(-?\d+(?:\.\d*)?)", k)
+            return (float(m.group(1)) if m else 0.0, line)
+        return (k.encode("utf-8", "surrogateescape"), line.encode("utf-8", "surrogateescape"))
+    return key
+
+
+@builtin("sort")
+def sort(ctx: Ctx, args: list[str]) -> int:
+    opts, files = parse_flags(args, "rnufbsdcm", "ktTo")
+    lines: list[str] = []
+    code = 0
+    for name, data in _inputs(ctx, files):
+        if data is None:
+            return 2
+        text = dec(data)
+        lines.extend(text.split("\n")[:-1] if text.endswith("\n") else (text.split("\n") if text else []))
+    sep = str(opts["t"]) if "t" in opts else None
+    key = _sort_key(opts, sep, str(opts["k"]) if "k" in opts else None)
+    ordered = sorted(lines, key=key, reverse=bool(opts.get("r")))
+    if opts.get("u"):
+        seen: set[object] = set()
+        uniq: list[str] = []
+        for line in ordered:
+            k = key(line)[0]
+            if k not in seen:
+                seen.add(k)
+                uniq.append(line)
+        ordered = uniq
+    result = "".join(x + "\n" for x in ordered)
+    if "o" in opts:
+        with ctx.fs.open_write(ctx.path(str(opts["o"]))) as f:
+            f.write(enc(result))
+    else:
+        ctx.out(result)
+    return code
+
+
+@builtin("uniq")
+def uniq(ctx: Ctx, args: list[str]) -> int:
+    opts, files = parse_flags(args, "cdui")
+    data = ctx.read_input(files[0] if files else "-")
+    lines = dec(data).splitlines()
+    groups: list[tuple[str, int]] = []
+    for line in lines:
+        k = line.lower() if opts.get("i") else line
+        if groups and (groups[-1][0].lower() if opts.get("i") else groups[-1][0]) == k:
+            groups[-1] = (groups[-1][0], groups[-1][1] + 1)
+        else:
+            groups.append((line, 1))
+    out: list[str] = []
+    for line, n in groups:
+        if opts.get("d") and n < 2:
+            continue
+        if opts.get("u") and n > 1:
+            continue
+        out.append(f"{n:>7} {line}\n" if opts.get("c") else line + "\n")
+    text = "".join(out)
+    if len(files) > 1:
+        with ctx.fs.open_write(ctx.path(files[1])) as f:
+            f.write(enc(text))
+    else:
+        ctx.out(text)
+    return 0
+
+
+@builtin("tee")
+def tee(ctx: Ctx, args: list[str]) -> int:
+    opts, files = parse_flags(args, "ai")
+    data = ctx.stdin.read()
+    code = 0
+    for f in files:
+        if f == "/dev/null":
+            continue
+        try:
+            with ctx.fs.open_write(ctx.path(f), append=bool(opts.get("a"))) as fh:
+                fh.write(data)
+        except OSError as e:
+            ctx.oserr(e, f)
+            code = 1
+    ctx.out(data)
+    return code
+
+
+def _ranges(spec: str) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for part in spec.split(","):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.append((int(a) if a else 1, int(b) if b else 1 << 30))
+        else:
+            out.append((int(part), int(part)))
+    return out
+
+
+@builtin("cut")
+def cut(ctx: Ctx, args: list[str]) -> int:
+    opts, files = parse_flags(args, "s", "fdcb")
+    delim = str(opts.get("d", "\t"))
+    code = 0
+    for name, data in _inputs(ctx, files):
+        if data is None:
+            code = 1
+            continue
+        for line in dec(data).splitlines():
+            if "f" in opts:
+                rs = _ranges(str(opts["f"]))
+                if delim not in line:
+                    if not opts.get("s"):
+                        ctx.out(line + "\n")
+                    continue
+                parts = line.split(delim)
+                sel = [p for i, p in enumerate(parts, 1) if any(a <= i <= b for a, b in rs)]
+                ctx.out(delim.join(sel) + "\n")
+            else:
+                rs = _ranges(str(opts.get("c", opts.get("b", "1-"))))
+                ctx.out("".join(ch for i, ch in enumerate(line, 1) if any(a <= i <= b for a, b in rs)) + "\n")
+    return code
+
+
+TR_CLASSES = {
+    "[:lower:]": "abcdefghijklmnopqrstuvwxyz", "[:upper:]": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "[:digit:]": "0123456789", "[:space:]": " \t\n\r\f\v", "[:blank:]": " \t",
+    "[:alpha:]": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "[:alnum:]": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    "[:punct:]": "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+}
+
+
+def _tr_set(s: str) -> str:
+    s, _ = unescape(s, echo=False)
+    for k, v in TR_CLASSES.items():
+        s = s.replace(k, v)
+    out: list[str] = []
+    i = 0
+    while i < len(s):
+        if i + 2 < len(s) and s[i + 1] == "-":
+            a, b = ord(s[i]), ord(s[i + 2])
+            out.extend(chr(c) for c in range(a, b + 1))
+            i += 3
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+@builtin("tr")
+def tr(ctx: Ctx, args: list[str]) -> int:
+    opts, sets = parse_flags(args, "dscC")
+    text = dec(ctx.stdin.read())
+    s1 = _tr_set(sets[0]) if sets else ""
+    s2 = _tr_set(sets[1]) if len(sets) > 1 else ""
+    if opts.get("c") or opts.get("C"):
+        inside = set(s1)
+        comp = sorted({ch for ch in text if ch not in inside})
+        s1 = "".join(comp)
+    if opts.get("d"):
+        text = "".join(ch for ch in text if ch not in set(s1))
+        squeeze = set(s2)
+    else:
+        if s2:
+            s2 = s2 + s2[-1] * max(0, len(s1) - len(s2))
+            table = {ord(a): b for a, b in zip(s1, s2)}
+            text = text.translate(table)
+        squeeze = set(s2 or s1)
+    if opts.get("s"):
+        out: list[str] = []
+        for ch in text:
+            if out and out[-1] == ch and ch in squeeze:
+                continue
+            out.append(ch)
+        text = "".join(out)
+    ctx.out(text)
+    return 0
+
+
+@builtin("seq")
+def seq(ctx: Ctx, args: list[str]) -> int:
+    sep, width = "\n", False
+    nums: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-s":
+            sep = args[i + 1]
+            i += 2
+            continue
+        if a.startswith("-s"):
+            sep = a[2:]
+        elif a == "-w":
+            width = True
+        else:
+            nums.append(a)
+        i += 1
+    try:
+        vals = [int(n) for n in nums]
+    except ValueError:
+        ctx.err(f"invalid number '{nums}'")
+        return 1
+    first, step, last = 1, 1, 1
+    if len(vals) == 1:
+        last = vals[0]
+    elif len(vals) == 2:
+        first, last = vals
+    elif len(vals) == 3:
+        first, step, last = vals
+    else:
+        raise UsageError("usage: seq [-w] [-s SEP] [FIRST [INC]] LAST")
+    if step == 0:
+        return 0
+    out = list(range(first, last + (1 if step > 0 else -1), step))
+    w = max((len(str(v)) for v in (first, last)), default=0)
+    strs = [str(v).zfill(w) if width else str(v) for v in out]
+    if strs:
+        ctx.out(sep.join(strs) + "\n")
+    return 0
+
+
+@builtin("basename")
+def basename(ctx: Ctx, args: list[str]) -> int:
+    if not args:
+        raise UsageError("usage: basename FILE [SUFFIX]")
+    p = args[0]
+    stripped = p.rstrip("/")
+    base = "/" if p and not stripped else posixpath.basename(stripped)
+    if len(args) > 1 and base != args[1] and base.endswith(args[1]):
+        base = base[: -len(args[1])]
+    ctx.out(base + "\n")
+    return 0
+
+
+@builtin("dirname")
+def dirname(ctx: Ctx, args: list[str]) -> int:
+    if not args:
+        raise UsageError("usage: dirname FILE")
+    p = args[0].rstrip("/") or ("/" if args[0].startswith("/") else ".")
+    if p == "/":
+        ctx.out("/\n")
+        return 0
+    d = posixpath.dirname(p).rstrip("/")
+    ctx.out((d or ("/" if p.startswith("/") else ".")) + "\n")
+    return 0
+
+
+def _expr_val(v: str) -> int | None:
+    return int(v) if re.fullmatch(r"-?\d+", v) else None
+
+
+@builtin("expr")
+def expr(ctx: Ctx, args: list[str]) -> int:
+    toks = list(args)
+    pos = 0
+
+    def peek() -> str | None:
+        return toks[pos] if pos < len(toks) else None
+
+    def take() -> str:
+        nonlocal pos
+        if pos >= len(toks):
+            raise UsageError("syntax error")
+        pos += 1
+        return toks[pos - 1]
+
+    def primary() -> str:
+        t = take()
+        if t == "(":
+            v = or_()
+            if take() != ")":
+                raise UsageError("syntax error")
+            return v
+        if t == "length":
+            return str(len(take()))
+        if t == "substr":
+            s, p, n = take(), int(take()), int(take())
+            return s[p - 1 : p - 1 + n] if p > 0 and n > 0 else ""
+        if t == "index":
+            s, chars = take(), take()
+            return str(next((i + 1 for i, c in enumerate(s) if c in chars), 0))
+        if t == "match":
+            return match(take(), take())
+        return t
+
+    def match(s: str, pat: str) -> str:
+        from minibuild.sh.builtins.grep import bre_to_re
+        m = re.match(bre_to_re(pat), s)
+        if m and m.groups():
+            return m.group(1) or ""
+        if m and not m.groups():
+            return str(m.end())
+        return "" if re.compile(bre_to_re(pat)).groups else "0"
+
+    def colon() -> str:
+        v = primary()
+        while peek() == ":":
+            take()
+            v = match(v, primary())
+        return v
+
+    def mul() -> str:
+        v = colon()
+        while peek() in ("*", "/", "%"):
+            op = take()
+            a, b = _expr_val(v), _expr_val(colon())
+            if a is None or b is None:
+                raise UsageError("non-integer argument")
+            if op != "*" and b == 0:
+                raise UsageError("division by zero")
+            v = str(a * b if op == "*" else (int(a / b) if op == "/" else a - b * int(a / b)))
+        return v
+
+    def add() -> str:
+        v = mul()
+        while peek() in ("+", "-"):
+            op = take()
+            a, b = _expr_val(v), _expr_val(mul())
+            if a is None or b is None:
+                raise UsageError("non-integer argument")
+            v = str(a + b if op == "+" else a - b)
+        return v
+
+    def cmp() -> str:
+        v = add()
+        while peek() in ("=", "==", "!=", "<", "<=", ">", ">="):
+            op = take()
+            w = add()
+            a, b = _expr_val(v), _expr_val(w)
+            x, y = (a, b) if a is not None and b is not None else (v, w)  # type: ignore[assignment]
+            r = {"=": x == y, "==": x == y, "!=": x != y, "<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op]  # type: ignore[operator]
+            v = "1" if r else "0"
+        return v
+
+    def truthy(v: str) -> bool:
+        return v not in ("", "0") and _expr_val(v) != 0
+
+    def and_() -> str:
+        v = cmp()
+        while peek() == "&":
+            take()
+            w = cmp()
+            v = v if truthy(v) and truthy(w) else "0"
+        return v
+
+    def or_() -> str:
+        v = and_()
+        while peek() == "|":
+            take()
+            w = and_()
+            v = v if truthy(v) else (w if truthy(w) else "0")
+        return v
+
+    try:
+        v = or_()
+        if pos != len(toks):
+            raise UsageError("syntax error")
+    except UsageError as e:
+        ctx.err(str(e))
+        return 2
+    ctx.out(v + "\n")
+    return 0 if truthy(v) else 1

@@ -1,0 +1,312 @@
+"""Word expansion: parameters, command substitution, arithmetic, field splitting and globbing in the root."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from typing import TYPE_CHECKING
+
+from minibuild.errors import ShellError
+from minibuild.sh import arith, pattern
+from minibuild.sh.ast import DQ, SQ, Arith, CmdSub, Lit, Param, Part, Word
+
+if TYPE_CHECKING:
+    from minibuild.sh.interp import Shell
+
+BREAK = ("", "B")  # a field break produced by "$@"
+Piece = tuple[str, str]  # (text, kind): L unquoted literal, E unquoted expansion, Q quoted
+
+
+class ExpansionError(ShellError):
+    """An expansion failed (`${x?}`, set -u, bad arithmetic): the shell prints it and exits."""
+
+
+def expand_words(sh: "Shell", words: tuple[Word, ...]) -> list[str]:
+    """Expand command words to fields: all expansions, field splitting, pathname expansion."""
+    out: list[str] = []
+    for w in words:
+        out.extend(expand_fields(sh, w))
+    return out
+
+
+def expand_fields(sh: "Shell", word: Word, *, glob: bool = True) -> list[str]:
+    pieces = _parts(sh, word.parts, in_dq=False, first=True)
+    fields = _split(pieces, sh.ifs())
+    result: list[str] = []
+    for f in fields:
+        chars = [(c, k == "Q") for text, k in f for c in text]
+        if glob and not sh.options.get("noglob") and pattern.has_magic(chars):
+            matches = glob_root(sh, chars)
+            if matches:
+                result.extend(matches)
+                continue
+        result.append("".join(c for c, _ in chars))
+    return result
+
+
+def expand_string(sh: "Shell", word: Word | None) -> str:
+    """Expand a word to one string without splitting or globbing (assignments, redirection targets, case)."""
+    if word is None:
+        return ""
+    pieces = _parts(sh, word.parts, in_dq=False, first=True, assign=False)
+    return "".join(t if k != "B" else " " for t, k in pieces)
+
+
+def expand_pattern(sh: "Shell", word: Word | None) -> list[tuple[str, bool]]:
+    """Expand a word into (char, quoted) pairs for pattern matching."""
+    if word is None:
+        return []
+    pieces = _parts(sh, word.parts, in_dq=False, first=False)
+    return [(c, k == "Q") for t, k in pieces for c in t]
+
+
+def expand_heredoc(sh: "Shell", word: Word) -> str:
+    pieces = _parts(sh, word.parts, in_dq=True, first=False)
+    return "".join(t for t, _ in pieces)
+
+
+def _tilde(sh: "Shell", text: str) -> str:
+    if not text.startswith("~"):
+        return text
+    head, sep, rest = text.partition("/")
+    if head == "~":
+        home = sh.get("HOME")
+        return (home if home is not None else "~") + sep + rest
+    home = sh.user_home(head[1:])
+    return (home + sep + rest) if home is not None else text
+
+
+def _parts(sh: "Shell", parts: tuple[Part, ...], *, in_dq: bool, first: bool, assign: bool = False) -> list[Piece]:
+    out: list[Piece] = []
+    kind = "Q" if in_dq else "E"
+    for idx, p in enumerate(parts):
+        if isinstance(p, Lit):
+            text = p.text
+            if first and idx == 0 and not in_dq:
+                text = _tilde(sh, text)
+            out.append((text, "Q" if in_dq else "L"))
+        elif isinstance(p, SQ):
+            out.append((p.text, "Q"))
+        elif isinstance(p, DQ):
+            inner = _parts(sh, p.parts, in_dq=True, first=False)
+            out.append(("", "Q"))
+            out.extend(inner)
+        elif isinstance(p, Param):
+            if p.name in ("@", "*") and p.op == "":
+                args = sh.positional
+                if in_dq and p.name == "*":
+                    sep = sh.ifs()[:1] if sh.get("IFS") is not None else " "
+                    out.append((sep.join(args), "Q"))
+                elif in_dq:
+                    for i, a in enumerate(args):
+                        if i:
+                            out.append(BREAK)
+                        out.append((a, "Q"))
+                else:
+                    for i, a in enumerate(args):
+                        if i:
+                            out.append(BREAK)
+                        out.append((a, "E"))
+                continue
+            val = _param(sh, p, in_dq)
+            out.append((val, kind))
+        elif isinstance(p, CmdSub):
+            text = sh.command_subst(p.body)
+            out.append((text.rstrip("\n"), kind))
+        elif isinstance(p, Arith):
+            expr = "".join(t for t, _ in _parts(sh, p.expr.parts, in_dq=True, first=False))
+            try:
+                val = arith.evaluate(expr, sh.get, sh.set_var)
+            except ShellError as e:
+                raise ExpansionError(f"sh: {e.message}") from None
+            out.append((str(val), kind))
+    return out
+
+
+def _param(sh: "Shell", p: Param, in_dq: bool) -> str:
+    name, op = p.name, p.op
+    val = sh.get(name)
+    if op == "#len":
+        if val is None and sh.options.get("nounset") and name not in ("@", "*", "#"):
+            raise ExpansionError(f"sh: {name}: parameter not set")
+        if name in ("@", "*"):
+            return str(len(sh.positional))
+        return str(len(val or ""))
+    if op in ("", "#", "##", "%", "%%", "/", "//", ":"):
+        if val is None and sh.options.get("nounset") and name not in ("@", "*"):
+            raise ExpansionError(f"sh: {name}: parameter not set")
+        val = val or ""
+    if op == "":
+        return val or ""
+    unset_or_null = val is None or (op.startswith(":") and val == "")
+    if op in (":-", "-"):
+        return expand_string_dq(sh, p.arg, in_dq) if unset_or_null else (val or "")
+    if op in (":=", "="):
+        if unset_or_null:
+            new = expand_string_dq(sh, p.arg, in_dq)
+            sh.set_var(name, new)
+            return new
+        return val or ""
+    if op in (":+", "+"):
+        return "" if unset_or_null else expand_string_dq(sh, p.arg, in_dq)
+    if op in (":?", "?"):
+        if unset_or_null:
+            msg = expand_string(sh, p.arg) or ("parameter null or not set" if op == ":?" else "parameter not set")
+            raise ExpansionError(f"sh: {name}: {msg}")
+        return val or ""
+    assert val is not None
+    if op in ("#", "##", "%", "%%"):
+        rx = pattern.to_regex(expand_pattern(sh, p.arg))
+        cands = range(len(val) + 1)
+        if op in ("#", "##"):
+            order = list(cands) if op == "#" else list(reversed(cands))
+            for i in order:
+                if re.fullmatch(rx, val[:i], re.DOTALL):
+                    return val[i:]
+            return val
+        order = list(reversed(cands)) if op == "%" else list(cands)
+        for i in order:
+            if re.fullmatch(rx, val[i:], re.DOTALL):
+                return val[:i]
+        return val
+    if op in ("/", "//"):
+        pat = expand_pattern(sh, p.arg)
+        rep = expand_string(sh, p.arg2)
+        if not pat:
+            return val
+        anchor = ""
+        if pat and pat[0] == ("#", False):
+            anchor, pat = "#", pat[1:]
+        elif pat and pat[0] == ("%", False):
+            anchor, pat = "%", pat[1:]
+        rx = pattern.to_regex(pat)
+        if anchor == "#":
+            m = re.match(rx, val, re.DOTALL)
+            return rep + val[m.end():] if m else val
+        if anchor == "%":
+            m = re.search("(?:" + rx + r")\Z", val, re.DOTALL)
+            return val[: m.start()] + rep if m else val
+        return re.sub(rx, lambda _m: rep, val, count=0 if op == "//" else 1, flags=re.DOTALL) if rx else val
+    if op == ":":
+        def num(w: Word | None) -> int:
+            s = expand_string(sh, w).strip()
+            return arith.evaluate(s, sh.get, sh.set_var) if s else 0
+        off = num(p.arg)
+        if off < 0:
+            off = max(0, len(val) + off)
+        if p.arg2 is None:
+            return val[off:]
+        ln = num(p.arg2)
+        return val[off : off + ln] if ln >= 0 else val[off : len(val) + ln]
+    raise ExpansionError(f"sh: bad substitution: {op}")
+
+
+def expand_string_dq(sh: "Shell", word: Word | None, in_dq: bool) -> str:
+    if word is None:
+        return ""
+    return "".join(t for t, k in _parts(sh, word.parts, in_dq=in_dq, first=not in_dq) if k != "B")
+
+
+def _split(pieces: list[Piece], ifs: str) -> list[list[Piece]]:
+    ws = "".join(c for c in ifs if c in " \t\n")
+    nw = "".join(c for c in ifs if c not in " \t\n")
+    if ifs:
+        parts_rx = []
+        if nw:
+            parts_rx.append(f"[{re.escape(ws)}]*[{re.escape(nw)}][{re.escape(ws)}]*" if ws else f"[{re.escape(nw)}]")
+        if ws:
+            parts_rx.append(f"[{re.escape(ws)}]+")
+        delim = re.compile("|".join(parts_rx))
+    fields: list[list[Piece]] = []
+    cur: list[Piece] = []
+
+    def real(f: list[Piece]) -> bool:
+        return any(t or k == "Q" for t, k in f)
+
+    def finish(force: bool) -> None:
+        nonlocal cur
+        if force or real(cur):
+            fields.append(cur)
+        cur = []
+
+    for text, kind in pieces:
+        if kind == "B":
+            finish(force=True)
+            continue
+        if kind != "E" or not ifs:
+            cur.append((text, kind))
+            continue
+        pos = 0
+        for m in delim.finditer(text):
+            if m.start() > pos:
+                cur.append((text[pos : m.start()], "E"))
+            force = bool(nw) and any(c in nw for c in m.group())
+            finish(force=force)
+            pos = m.end()
+        if pos < len(text):
+            cur.append((text[pos:], "E"))
+    if real(cur):
+        fields.append(cur)
+    return fields
+
+
+def glob_root(sh: "Shell", chars: list[tuple[str, bool]]) -> list[str]:
+    """Pathname expansion against the shell's root filesystem; sorted matches or [] when none."""
+    comps: list[list[tuple[str, bool]]] = [[]]
+    for c, q in chars:
+        if c == "/":
+            comps.append([])
+        else:
+            comps[-1].append((c, q))
+    absolute = bool(chars) and chars[0][0] == "/"
+    prefixes = ["/" if absolute else ""]
+    if absolute:
+        comps = comps[1:]
+    for i, comp in enumerate(comps):
+        last = i == len(comps) - 1
+        new: list[str] = []
+        if not comp:
+            new = [p + "/" if p and not p.endswith("/") else p for p in prefixes] if last else prefixes
+            prefixes = new
+            continue
+        if not pattern.has_magic(comp):
+            name = "".join(c for c, _ in comp)
+            for p in prefixes:
+                cand = p + name
+                if last:
+                    if _lexists(sh, cand):
+                        new.append(cand)
+                else:
+                    new.append(cand + "/")
+            prefixes = new
+            continue
+        rx = pattern.compile_pattern(comp)
+        dot_ok = comp[0][0] == "."
+        for p in prefixes:
+            try:
+                host = sh.fs.path(p or ".", sh.cwd)
+                names = sorted(os.listdir(host))
+            except OSError:
+                continue
+            for n in names:
+                if n.startswith(".") and not dot_ok:
+                    continue
+                if rx.fullmatch(n):
+                    if last:
+                        new.append(p + n)
+                    else:
+                        try:
+                            if stat.S_ISDIR(os.stat(sh.fs.path(p + n, sh.cwd)).st_mode):
+                                new.append(p + n + "/")
+                        except OSError:
+                            pass
+        prefixes = new
+    return sorted(prefixes)
+
+
+def _lexists(sh: "Shell", vpath: str) -> bool:
+    try:
+        return os.path.lexists(sh.fs.path(vpath, sh.cwd, follow=False))
+    except OSError:
+        return False

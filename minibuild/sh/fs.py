@@ -1,0 +1,132 @@
+"""The emulated shell's view of a root directory: chroot-like path resolution that never leaves the root."""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_SYMLINKS = 40
+DEVICES = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/zero", "/dev/fd/0", "/dev/fd/1", "/dev/fd/2")
+
+
+def fs_error(code: int, vpath: str) -> OSError:
+    """An OSError carrying the path as the user sees it inside the root."""
+    return OSError(code, os.strerror(code), vpath)
+
+
+def vnorm(path: str, cwd: str = "/") -> str:
+    """Join `path` to `cwd` and normalise lexically, clamping `..` at `/` (no symlinks consulted)."""
+    full = path if path.startswith("/") else posixpath.join(cwd, path)
+    out: list[str] = []
+    for comp in full.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(comp)
+    return "/" + "/".join(out)
+
+
+@dataclass(slots=True)
+class RootFS:
+    """A root directory plus the identity and umask new files get; every host path comes from `resolve`."""
+
+    root: Path
+    uid: int = 0
+    gid: int = 0
+    umask: int = 0o022
+
+    def __post_init__(self) -> None:
+        self.root = Path(os.path.realpath(self.root))
+
+    def host(self, vpath: str) -> Path:
+        """Host path of a virtual path that is already resolved (symlink-free prefix); internal use."""
+        rel = vpath.lstrip("/")
+        return self.root / rel if rel else self.root
+
+    def resolve(self, path: str, cwd: str = "/", *, follow: bool = True) -> str:
+        """Resolve `path` like the kernel would under chroot(root), returning a symlink-free virtual path.
+
+        Every intermediate symlink is followed inside the root (absolute targets restart at the root, `..`
+        clamps at it); the last component is followed only when `follow`. A missing component ends the walk
+        (the rest is appended lexically); a non-directory in the middle raises ENOTDIR.
+        """
+        if path == "":
+            raise fs_error(errno.ENOENT, path)
+        if path.startswith("/proc/") or path == "/proc" or vnorm(path, cwd).startswith("/proc/") or vnorm(path, cwd) == "/proc":
+            raise fs_error(errno.EACCES, path)
+        start = path if path.startswith("/") else cwd.rstrip("/") + "/" + path
+        todo = [c for c in start.split("/") if c not in ("", ".")]
+        todo.reverse()
+        done: list[str] = []
+        hops = 0
+        trailing_slash = path.endswith("/")
+        while todo:
+            comp = todo.pop()
+            if comp == "..":
+                if done:
+                    done.pop()
+                continue
+            cand = done + [comp]
+            hostp = self.root.joinpath(*cand)
+            try:
+                st = os.lstat(hostp)
+            except FileNotFoundError:
+                rest = list(reversed(todo))
+                out = cand + [c for c in rest]
+                # lexical for the missing remainder, still clamped
+                return vnorm("/" + "/".join(out))
+            except NotADirectoryError:
+                raise fs_error(errno.ENOTDIR, path) from None
+            is_last = not todo
+            if stat.S_ISLNK(st.st_mode) and (not is_last or follow or trailing_slash):
+                hops += 1
+                if hops > MAX_SYMLINKS:
+                    raise fs_error(errno.ELOOP, path)
+                target = os.readlink(hostp)
+                if target.startswith("/"):
+                    done = []
+                comps = [c for c in target.split("/") if c not in ("", ".")]
+                todo.extend(reversed(comps))
+                continue
+            if not is_last and not stat.S_ISDIR(st.st_mode):
+                raise fs_error(errno.ENOTDIR, path)
+            done = cand
+        return "/" + "/".join(done)
+
+    def path(self, path: str, cwd: str = "/", *, follow: bool = True) -> Path:
+        """Host path for `path` (see `resolve`)."""
+        return self.host(self.resolve(path, cwd, follow=follow))
+
+    def to_virtual(self, host: Path | str) -> str:
+        rel = os.path.relpath(host, self.root)
+        return "/" if rel == "." else "/" + rel
+
+    # ----- creation with umask and ownership
+    def own(self, host: Path) -> None:
+        """Give a new file the shell user's ids (only possible, and only done, when running as root)."""
+        if os.geteuid() == 0 and (self.uid, self.gid) != (0, 0):
+            os.lchown(host, self.uid, self.gid)
+
+    def mkdir(self, host: Path, mode: int = 0o777) -> None:
+        os.mkdir(host, 0o700)
+        os.chmod(host, mode & ~self.umask)
+        self.own(host)
+
+    def open_write(self, host: Path, append: bool = False, mode: int = 0o666):  # type: ignore[no-untyped-def]
+        existed = os.path.lexists(host)
+        f = open(host, "ab" if append else "wb")
+        if not existed:
+            os.chmod(host, mode & ~self.umask)
+            self.own(host)
+        return f
+
+    def symlink(self, target: str, host: Path) -> None:
+        os.symlink(target, host)
+        self.own(host)

@@ -1,0 +1,446 @@
+"""Builtins that change the shell itself: cd, export, set, unset, local, read, eval, ., exit, return, ..."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable
+
+from minibuild.errors import UnsupportedCommandError
+from minibuild.sh import interp as I
+from minibuild.sh.builtins.base import REGISTRY
+from minibuild.sh.fs import vnorm
+from minibuild.sh.parser import parse
+from minibuild.sh.streams import Input, dec, enc
+
+ShellBuiltin = Callable[["I.Shell", list[str]], int]
+SHELL_BUILTINS: dict[str, ShellBuiltin] = {}
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def sb(*names: str) -> Callable[[ShellBuiltin], ShellBuiltin]:
+    def deco(fn: ShellBuiltin) -> ShellBuiltin:
+        for n in names:
+            SHELL_BUILTINS[n] = fn
+        return fn
+    return deco
+
+
+def out(sh: "I.Shell", text: str) -> None:
+    sh.fds.get(1).write(enc(text)) if sh.fds.get(1) else None  # type: ignore[func-returns-value]
+
+
+@sb(":")
+def _colon(sh: "I.Shell", args: list[str]) -> int:
+    return 0
+
+
+@sb("cd")
+def _cd(sh: "I.Shell", args: list[str]) -> int:
+    args = [a for a in args if a not in ("-L", "-P")]
+    if not args:
+        target = sh.get("HOME") or "/"
+    elif args[0] == "-":
+        target = sh.get("OLDPWD") or sh.cwd
+        out(sh, target + "\n")
+    else:
+        target = args[0]
+    new = vnorm(target, sh.cwd)
+    try:
+        st = os.stat(sh.fs.path(new, "/"))
+        if not stat.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(20, "Not a directory")
+    except OSError as e:
+        sh.err(f"sh: cd: line 0: can't cd to {target}: {e.strerror}")
+        return 2
+    sh.vars["OLDPWD"] = sh.cwd
+    sh.cwd = new
+    sh.vars["PWD"] = new
+    return 0
+
+
+def _assign_list(sh: "I.Shell", args: list[str], mark: Callable[[str], None]) -> int:
+    code = 0
+    for a in args:
+        name, eq, value = a.partition("=")
+        if not NAME.match(name):
+            sh.err(f"sh: export: {a}: bad variable name")
+            code = 2
+            continue
+        if eq:
+            sh.set_var(name, value)
+        mark(name)
+    return code
+
+
+@sb("export")
+def _export(sh: "I.Shell", args: list[str]) -> int:
+    if args and args[0] == "-n":
+        for n in args[1:]:
+            sh.exported.discard(n)
+        return 0
+    args = [a for a in args if a != "-p"]
+    if not args:
+        for k in sorted(sh.exported):
+            if k in sh.vars:
+                out(sh, f"export {k}={_q(sh.vars[k])}\n")
+        return 0
+    return _assign_list(sh, args, sh.exported.add)
+
+
+@sb("readonly")
+def _readonly(sh: "I.Shell", args: list[str]) -> int:
+    return _assign_list(sh, [a for a in args if a != "-p"], lambda n: None)
+
+
+def _q(v: str) -> str:
+    return "'" + v.replace("'", "'\"'\"'") + "'"
+
+
+@sb("unset")
+def _unset(sh: "I.Shell", args: list[str]) -> int:
+    funcs = False
+    if args and args[0] in ("-f", "-v"):
+        funcs = args[0] == "-f"
+        args = args[1:]
+    for n in args:
+        if funcs:
+            sh.functions.pop(n, None)
+        else:
+            sh.vars.pop(n, None)
+            sh.exported.discard(n)
+    return 0
+
+
+OPTS = {"e": "errexit", "u": "nounset", "x": "xtrace", "f": "noglob", "a": "allexport", "C": "noclobber"}
+
+
+@sb("set")
+def _set(sh: "I.Shell", args: list[str]) -> int:
+    if not args:
+        for k in sorted(sh.vars):
+            out(sh, f"{k}={_q(sh.vars[k])}\n")
+        return 0
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            sh.positional = args[i + 1:]
+            return 0
+        if a in ("-o", "+o"):
+            if i + 1 >= len(args):
+                for name in ("errexit", "noglob", "nounset", "pipefail", "xtrace"):
+                    out(sh, f"{name:<15} {'on' if sh.options.get(name) else 'off'}\n")
+                return 0
+            opt = args[i + 1]
+            if opt not in ("errexit", "nounset", "xtrace", "pipefail", "noglob", "allexport", "noclobber", "posix"):
+                sh.err(f"sh: set: illegal option -o {opt}")
+                return 2
+            sh.options[opt] = a == "-o"
+            i += 2
+            continue
+        if len(a) > 1 and a[0] in "-+" and all(c in OPTS for c in a[1:]):
+            for c in a[1:]:
+                sh.options[OPTS[c]] = a[0] == "-"
+            i += 1
+            continue
+        if a[0] in "-+" and len(a) > 1:
+            sh.err(f"sh: set: illegal option {a}")
+            return 2
+        sh.positional = args[i:]
+        return 0
+    return 0
+
+
+@sb("local")
+def _local(sh: "I.Shell", args: list[str]) -> int:
+    if not sh.locals:
+        sh.err("sh: local: line 0: not in a function")
+        return 2
+    scope = sh.locals[-1]
+    for a in args:
+        name, eq, value = a.partition("=")
+        if name not in scope:
+            scope[name] = sh.vars.get(name)
+        if eq:
+            sh.vars[name] = value
+    return 0
+
+
+@sb("shift")
+def _shift(sh: "I.Shell", args: list[str]) -> int:
+    n = int(args[0]) if args and args[0].isdigit() else 1
+    if n > len(sh.positional):
+        return 1
+    sh.positional = sh.positional[n:]
+    return 0
+
+
+@sb("read")
+def _read(sh: "I.Shell", args: list[str]) -> int:
+    raw = False
+    names: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-r":
+            raw = True
+        elif a in ("-p", "-t", "-n", "-d", "-u"):
+            i += 1
+        elif a.startswith("-") and len(a) > 1:
+            pass
+        else:
+            names.append(a)
+        i += 1
+    if not names:
+        names = ["REPLY"]
+    stream = sh.fds.get(0)
+    line_parts: list[str] = []
+    eof = True
+    while stream is not None:
+        chunk = dec(stream.readline())
+        if not chunk:
+            break
+        if chunk.endswith("\n"):
+            chunk = chunk[:-1]
+            if not raw and chunk.endswith("\\") and not chunk.endswith("\\\\"):
+                line_parts.append(chunk[:-1])
+                continue
+            eof = False
+            line_parts.append(chunk)
+            break
+        line_parts.append(chunk)
+        break
+    line = "".join(line_parts)
+    if not raw:
+        line = re.sub(r"\\(.)", r"\1", line)
+    ifs = sh.ifs()
+    ws = "".join(c for c in ifs if c in " \t\n")
+    fields: list[str] = []
+    rest = line.strip(ws) if ws else line
+    for idx in range(len(names)):
+        if idx == len(names) - 1:
+            fields.append(rest.rstrip(ws) if ws else rest)
+            break
+        m = re.search(f"[{re.escape(ifs)}]", rest) if ifs else None
+        if not m:
+            fields.append(rest)
+            rest = ""
+            continue
+        fields.append(rest[: m.start()])
+        rest = rest[m.end():]
+        rest = rest.lstrip(ws) if ws else rest
+        if m.group() in ws and rest[:1] and rest[:1] in ifs and rest[:1] not in ws:
+            rest = rest[1:].lstrip(ws)
+    for n, v in zip(names, fields + [""] * len(names)):
+        sh.set_var(n, v)
+    return 1 if eof and not line_parts else (1 if eof else 0)
+
+
+@sb(".", "source")
+def _dot(sh: "I.Shell", args: list[str]) -> int:
+    if not args:
+        sh.err("sh: .: filename argument required")
+        return 2
+    path = args[0]
+    if "/" not in path:
+        for d in (sh.get("PATH") or I.DEFAULT_PATH).split(":"):
+            cand = d.rstrip("/") + "/" + path
+            if os.path.isfile(sh.fs.path(cand, sh.cwd)):
+                path = cand
+                break
+    try:
+        text = dec(sh.fs.path(path, sh.cwd).read_bytes())
+    except OSError:
+        sh.err(f"sh: .: can't open '{args[0]}'")
+        raise I.ExitShell(2)
+    saved = sh.positional
+    if len(args) > 1:
+        sh.positional = args[1:]
+    try:
+        sh.execute(parse(text))
+    except I.ReturnFn as e:
+        sh.status = e.code
+    finally:
+        if len(args) > 1:
+            sh.positional = saved
+    return sh.status
+
+
+@sb("eval")
+def _eval(sh: "I.Shell", args: list[str]) -> int:
+    text = " ".join(args)
+    if not text.strip():
+        return 0
+    sh.status = 0
+    sh.execute(parse(text))
+    return sh.status
+
+
+def _num(sh: "I.Shell", args: list[str], default: int) -> int:
+    if not args:
+        return default
+    try:
+        return int(args[0]) & 0xFF
+    except ValueError:
+        sh.err(f"sh: Illegal number: {args[0]}")
+        return 2
+
+
+@sb("exit")
+def _exit(sh: "I.Shell", args: list[str]) -> int:
+    raise I.ExitShell(_num(sh, args, sh.status))
+
+
+@sb("return")
+def _return(sh: "I.Shell", args: list[str]) -> int:
+    raise I.ReturnFn(_num(sh, args, sh.status))
+
+
+@sb("break", "continue")
+def _break(sh: "I.Shell", args: list[str]) -> int:
+    return 0
+
+
+def _loopctl(kind: str) -> ShellBuiltin:
+    def fn(sh: "I.Shell", args: list[str]) -> int:
+        n = int(args[0]) if args and args[0].isdigit() else 1
+        if sh.loop_depth == 0:
+            return 0
+        raise I.LoopCtl(kind, min(max(n, 1), sh.loop_depth))
+    return fn
+
+
+SHELL_BUILTINS["break"] = _loopctl("break")
+SHELL_BUILTINS["continue"] = _loopctl("continue")
+
+
+@sb("exec")
+def _exec(sh: "I.Shell", args: list[str]) -> int:
+    if not args:
+        return 0
+    raise I.ExitShell(sh.run_utility(args))
+
+
+@sb("trap")
+def _trap(sh: "I.Shell", args: list[str]) -> int:
+    if len(args) >= 2:
+        action = args[0]
+        for sig in args[1:]:
+            if sig in ("0", "EXIT"):
+                if action == "-" or action == "":
+                    sh.traps.pop("EXIT", None)
+                else:
+                    sh.traps["EXIT"] = action
+    return 0
+
+
+@sb("wait", "hash", "times", "alias", "unalias", "ulimit")
+def _noop(sh: "I.Shell", args: list[str]) -> int:
+    return 0
+
+
+@sb("umask")
+def _umask(sh: "I.Shell", args: list[str]) -> int:
+    if not args:
+        out(sh, f"{sh.fs.umask:04o}\n")
+        return 0
+    try:
+        sh.fs.umask = int(args[-1], 8) & 0o777
+    except ValueError:
+        sh.err(f"sh: umask: Illegal mode: {args[-1]}")
+        return 1
+    return 0
+
+
+def describe(sh: "I.Shell", name: str) -> str | None:
+    """What `command -v` prints for name, or None."""
+    if name in sh.functions or name in SHELL_BUILTINS or name in ("echo", "printf", "test", "[", "true", "false", "pwd", "kill"):
+        return name
+    if "/" in name:
+        return name if sh._lexists(name) else None
+    path = sh.get("PATH") or I.DEFAULT_PATH
+    for d in path.split(":"):
+        cand = (d or ".").rstrip("/") + "/" + name
+        try:
+            host = sh.fs.path(cand, sh.cwd)
+            if os.path.isfile(host) and os.access(host, os.X_OK):
+                return cand
+        except OSError:
+            continue
+    if name in REGISTRY or name in I.SHELLS:
+        return "/bin/" + name
+    return None
+
+
+@sb("command")
+def _command(sh: "I.Shell", args: list[str]) -> int:
+    if args and args[0] in ("-v", "-V"):
+        code = 0
+        for n in args[1:]:
+            d = describe(sh, n)
+            if d is None:
+                code = 127 if args[0] == "-V" else 1
+            else:
+                out(sh, (d if args[0] == "-v" else f"{n} is {d}") + "\n")
+        return code
+    if args and args[0] == "-p":
+        args = args[1:]
+    if not args:
+        return 0
+    if args[0] in SHELL_BUILTINS:
+        return SHELL_BUILTINS[args[0]](sh, args[1:])
+    return sh.run_utility(args)
+
+
+@sb("type")
+def _type(sh: "I.Shell", args: list[str]) -> int:
+    code = 0
+    for n in args:
+        d = describe(sh, n)
+        if d is None:
+            sh.err(f"sh: {n}: not found")
+            code = 127
+        elif d == n and "/" not in n:
+            out(sh, f"{n} is a shell builtin\n" if n not in sh.functions else f"{n} is a function\n")
+        else:
+            out(sh, f"{n} is {d}\n")
+    return code
+
+
+@sb("getopts")
+def _getopts(sh: "I.Shell", args: list[str]) -> int:
+    if len(args) < 2:
+        return 2
+    spec, var = args[0], args[1]
+    argv = args[2:] if len(args) > 2 else sh.positional
+    ind = int(sh.get("OPTIND") or "1")
+    sub = int(sh.vars.get("_GETOPTS_SUB", "1"))
+    if ind > len(argv) or not argv[ind - 1].startswith("-") or argv[ind - 1] in ("-", "--"):
+        if ind <= len(argv) and argv[ind - 1] == "--":
+            sh.vars["OPTIND"] = str(ind + 1)
+        sh.set_var(var, "?")
+        return 1
+    word = argv[ind - 1]
+    c = word[sub]
+    sub += 1
+    if sub >= len(word):
+        ind, sub = ind + 1, 1
+    if c not in spec.replace(":", "") :
+        sh.set_var(var, "?")
+    else:
+        sh.set_var(var, c)
+        if spec.find(c) + 1 < len(spec) and spec[spec.find(c) + 1] == ":":
+            if sub > 1:
+                sh.vars["OPTARG"] = word[sub:]
+                ind, sub = ind + 1, 1
+            else:
+                sh.vars["OPTARG"] = argv[ind - 1] if ind <= len(argv) else ""
+                ind += 1
+    sh.vars["OPTIND"] = str(ind)
+    sh.vars["_GETOPTS_SUB"] = str(sub)
+    return 0
+
+
+__all__ = ["SHELL_BUILTINS", "UnsupportedCommandError", "Input", "describe"]
