@@ -66,7 +66,7 @@ class Fixture:
     layers: tuple[Path, ...]
     extras: tuple[Extra, ...]
     padding: tuple[Padding, ...]
-    fingerprint: str = ""
+    fingerprint: str = field(default="", compare=False)
 
     @property
     def reference(self) -> str:
@@ -241,7 +241,7 @@ def _load(directory: Path) -> _Spec:
                 config=_check_config(directory, {**(version.get("config") or {}), **(flavor.get("config") or {})}),
                 layers=tuple(flavor.get("layers") or base_layers),
                 padding=tuple(flavor["padding"]) if "padding" in flavor else base_padding,
-                extras=base_extras + tuple(flavor.get("extra") or ()),
+                extras=base_extras + tuple(version.get("extra") or ()) + tuple(flavor.get("extra") or ()),
             )
             for vtag in version.get("tags") or ():
                 for suffix in suffixes:
