@@ -199,12 +199,16 @@ class Image:
                      manifest_annotations=self.manifest_annotations)
 
     def append_layer(self, layer: LayerInfoLike | Layer, *, history: History | None = None) -> Image:
-        """A new image with ``layer`` on top and a history entry for it (``history`` or a default one)."""
+        """A new image with ``layer`` on top and a history entry for it (``history`` or a default one).
+
+        A history entry without ``created`` gets the image's ``created`` (from SOURCE_DATE_EPOCH)."""
         new = layer if isinstance(layer, Layer) else Layer.from_info(layer)
         if history is None:
             history = History(created=self.config.created, created_by="minibuild: layer")
         if history.empty_layer:
             raise ConfigError("append_layer: the history entry of a layer cannot have empty_layer=true")
+        if history.created is None:
+            history = dataclasses.replace(history, created=self.config.created)
         config = self._derived_config(diff_ids=self.config.diff_ids + (new.diff_id,),
                                       history=self.config.history + (history,))
         return self._derive(config, self.layers + (new,))
@@ -213,6 +217,8 @@ class Image:
         """A new image with one more history entry; it must say ``empty_layer=True`` (no layer is added)."""
         if not entry.empty_layer:
             raise ConfigError("add_history: only empty_layer entries can be added without a layer (use append_layer)")
+        if entry.created is None:
+            entry = dataclasses.replace(entry, created=self.config.created)
         return self._derive(self._derived_config(history=self.config.history + (entry,)))
 
     def with_config(self, **changes: Any) -> Image:
