@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,9 +123,10 @@ def _podman(tmp: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
                "--cgroup-manager", "cgroupfs", "--events-backend", "none", *args)
 
 
-def test_podman_load(built: Built, tmp_path: Path) -> None:
+def test_podman_load(built: Built) -> None:
     require_tool("podman")
     require_root()
+    tmp_path = Path(tempfile.mkdtemp(prefix="mbp-"))  # podman refuses a runroot path longer than 50 characters
     try:
         out = _podman(tmp_path, "load", "-i", str(built.archive)).stdout.decode()
         assert "docker.io/minibuild-test/hello:1" in out
@@ -137,6 +140,7 @@ def test_podman_load(built: Built, tmp_path: Path) -> None:
     finally:
         subprocess.run(["podman", "--root", str(tmp_path / "root"), "--runroot", str(tmp_path / "run"),
                         "--storage-driver", "vfs", "system", "reset", "-f"], capture_output=True, timeout=120)
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def _dir_manifest(d: Path) -> dict[str, object]:
