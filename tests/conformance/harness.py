@@ -448,7 +448,15 @@ def minibuild_build(docker: Any, store: Path, case: Case, context: Path, out: Pa
     loaded = docker.run("load", "-i", str(out), check=False)
     if loaded.returncode != 0:
         return ImageResult(error=f"docker load of minibuild's tarball failed: {loaded.stderr.decode(errors='replace')}")
+    said = loaded.stdout.decode(errors="replace")
+    if f"Loaded image: {tag}" not in said:
+        ids = [line.split(":", 1)[1].strip() for line in said.splitlines() if line.startswith("Loaded image ID:")]
+        if not ids:
+            return ImageResult(error=f"docker load did not report {tag} (was -t written into the tarball?):\n{said}")
+        tag = ids[0]
     try:
         return docker_image_result(docker, tag)
+    except AssertionError as exc:
+        return ImageResult(error=f"could not read back minibuild's image from Docker: {exc}")
     finally:
         docker.run("rmi", "-f", tag, check=False)
