@@ -568,7 +568,7 @@ def ls(ctx: Ctx, args: list[str]) -> int:
         st = _stat(ctx, p) or _lstat(ctx, p)
         if st is None:
             ctx.err(f"{p}: No such file or directory")
-            code = 2
+            code = 1
             continue
         (dirs if stat.S_ISDIR(st.st_mode) and not opts.get("d") else files).append(p)
 

@@ -1,0 +1,116 @@
+"""Agreement harness: run one script through the emulated shell and through real busybox sh (chroot) and compare."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from minibuild.errors import UnsupportedCommandError
+from minibuild.sh import run_script
+
+ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "SOURCE_DATE_EPOCH": "1700000000"}
+SKIP_DIRS = {"proc", "sys"}
+
+
+def make_template(busybox_rootfs: Path, dest: Path) -> Path:
+    """A busybox root with /dev/null and a work dir, copied once per session (needs root for mknod)."""
+    shutil.copytree(busybox_rootfs, dest, symlinks=True)
+    (dest / "dev").mkdir(exist_ok=True)
+    os.mknod(dest / "dev" / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.chmod(dest / "dev" / "null", 0o666)
+    (dest / "w").mkdir()
+    (dest / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    (dest / "etc" / "os-release").write_text('NAME="Test"\nID=test\nVERSION_ID=1.0\n')
+    return dest
+
+
+def clone(template: Path, dest: Path) -> Path:
+    """A copy of the template; the 2 MB busybox binary is hard-linked, everything else copied."""
+
+    def copy(src: str, dst: str) -> None:
+        st = os.lstat(src)
+        if src.endswith("/bin/busybox"):
+            os.link(src, dst)
+        elif stat.S_ISCHR(st.st_mode):
+            os.mknod(dst, st.st_mode, st.st_rdev)
+            os.chmod(dst, stat.S_IMODE(st.st_mode))
+        else:
+            shutil.copy2(src, dst, follow_symlinks=False)
+
+    shutil.copytree(template, dest, symlinks=True, copy_function=copy)
+    return dest
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    tree: dict[str, tuple[object, ...]]
+
+
+def tree_state(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every path under root with type, permission bits, owner and content (or link target); no times."""
+    out: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        dirnames[:] = sorted(d for d in dirnames if not (rel_dir == "." and d in SKIP_DIRS))
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            st = os.lstat(p)
+            m = st.st_mode
+            if stat.S_ISLNK(m):
+                out[rel] = ("symlink", os.readlink(p), st.st_uid, st.st_gid)
+            elif stat.S_ISDIR(m):
+                out[rel] = ("dir", oct(stat.S_IMODE(m)), st.st_uid, st.st_gid)
+            elif stat.S_ISREG(m):
+                data = Path(p).read_bytes()
+                content: object = data if len(data) < 4096 else hashlib.sha256(data).hexdigest()
+                out[rel] = ("file", oct(stat.S_IMODE(m)), st.st_uid, st.st_gid, content, st.st_nlink > 1 and not rel.startswith("bin/"))
+            else:
+                out[rel] = ("special", oct(m), st.st_uid, st.st_gid)
+    return out
+
+
+def run_busybox(root: Path, script: str, stdin: bytes = b"") -> Outcome:
+    chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    proc = subprocess.run([chroot, str(root), "/bin/sh", "-c", script], env=ENV, input=stdin, capture_output=True,
+                          timeout=60)
+    return Outcome(proc.returncode, proc.stdout, proc.stderr, tree_state(root))
+
+
+def run_emulated(root: Path, script: str, stdin: bytes = b"") -> Outcome:
+    r = run_script(script, root=root, env=ENV, stdin=stdin, source_date_epoch=1700000000)
+    return Outcome(r.exit_code, r.stdout, r.stderr, tree_state(root))
+
+
+def compare(template: Path, work: Path, script: str, stdin: bytes = b"") -> tuple[Outcome, Outcome]:
+    real = run_busybox(clone(template, work / "real"), script, stdin)
+    try:
+        emu = run_emulated(clone(template, work / "emu"), script, stdin)
+    except UnsupportedCommandError as e:  # a test bug, not an agreement result
+        raise AssertionError(f"emulator lacks a command: {e}") from None
+    return real, emu
+
+
+def diff_report(script: str, real: Outcome, emu: Outcome) -> str:
+    lines = [f"script:\n{script}", f"exit: busybox={real.exit_code} emulated={emu.exit_code}"]
+    if real.stdout != emu.stdout:
+        lines.append(f"stdout busybox:  {real.stdout!r}\nstdout emulated: {emu.stdout!r}")
+    for k in sorted(set(real.tree) | set(emu.tree)):
+        if real.tree.get(k) != emu.tree.get(k):
+            lines.append(f"{k}: busybox={real.tree.get(k)} emulated={emu.tree.get(k)}")
+    lines.append(f"stderr busybox: {real.stderr!r}\nstderr emulated: {emu.stderr!r}")
+    return "\n".join(lines)
+
+
+def assert_agree(template: Path, work: Path, script: str, stdin: bytes = b"") -> None:
+    real, emu = compare(template, work, script, stdin)
+    same = real.exit_code == emu.exit_code and real.stdout == emu.stdout and real.tree == emu.tree
+    assert same, diff_report(script, real, emu)
