@@ -8,7 +8,8 @@ What this module does, and where it follows BuildKit rather than Docker's classi
   directories are copied as symlinks; a directory source copies its contents;
 * wildcards use Go's ``filepath.Match`` per BuildKit; a wildcard matching nothing is not an error (BuildKit; the
   classic builder fails with "no source files were specified" when nothing at all matched);
-* several sources need a destination ending in ``/`` (or an existing directory, where BuildKit puts them);
+* several source arguments need a destination ending in ``/`` or an existing directory (the classic builder also
+  counts wildcard matches; BuildKit checks neither and overwrites);
 * missing destination parents are created 0755 root:root, or with the ``--chown`` owner and the octal ``--chmod``
   mode (BuildKit); files from the context are owned 0:0, files from ``--from`` keep their owner;
 * ``--chmod`` applies to every copied file and directory (octal, or symbolic as in chmod(1));
@@ -477,7 +478,7 @@ def copy_into(
     writer = _Writer(dest_root, mtime=mtime)
     dir_mode = spec.octal if spec is not None and spec.octal is not None else 0o755
     dir_owner = owner_override if owner_override is not None else (0, 0)
-    total = len(items) + len(heredocs)
+    total = len(sources) + len(heredocs)  # arguments, not wildcard matches (BuildKit tests use "ADD dir* /6")
     if total > 1 and not dir_syntax:
         existing = writer.lstat(resolve_in_root(dest_root, dest_rel))
         if existing is None or not st_mod.S_ISDIR(existing.st_mode):
@@ -534,7 +535,7 @@ def copy_into(
 
 def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm_of) -> None:  # type: ignore[no-untyped-def]
     for comps, rel, info, as_parent in _source_entries(tree, item, excl):
-        out = target + "/" + comps if comps else target
+        out = (target + "/" + comps if target else comps) if comps else target
         if out == "" and not st_mod.S_ISDIR(info.st_mode):
             raise ContextError("cannot replace the root directory with a file")
         src = tree.root / rel if rel else tree.root
