@@ -302,3 +302,11 @@ def test_file_changing_size_is_an_error(tmp_path: Path) -> None:
         layer_bytes([Entry(path="f", type="file", source_path=str(f), size=3)])
     with pytest.raises(BuildError, match="changed size"):
         layer_bytes([Entry(path="f", type="file", source_path=str(f), size=9)])
+
+
+def test_root_entry_is_never_written() -> None:
+    # image-format.md §7.18: root directory attributes are engine-defined, so the layer never carries "./"
+    data = layer_bytes([Entry(path="./", type="dir", mode=0o700), Entry(path="/", type="dir", mode=0o700),
+                        Entry(path="x", type="file", data=b"")])
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        assert tf.getnames() == ["x"]
