@@ -77,7 +77,7 @@ def classic_results(docker: Docker, busybox_image: Path, tmp_path_factory: pytes
         _file_hash(_HERE.parent / "engines.py"), _file_hash(_HERE.parent / "conftest.py"),
     ))
     cache_dir: Path | None = None
-    if os.environ.get("MINIBUILD_CONFORMANCE_FRESH") != "1" and request.config.cache is not None:
+    if os.environ.get("MINIBUILD_CONFORMANCE_FRESH") != "1" and getattr(request.config, "cache", None) is not None:
         cache_dir = request.config.cache.mkdir("conformance-classic")
     return ClassicResults(docker=docker, workdir=tmp_path_factory.mktemp("conformance"), cache_dir=cache_dir, salt=salt)
 
