@@ -168,6 +168,12 @@ class _Applier:
     # -- entries -----------------------------------------------------------------------------------------------
     def apply(self, e: Entry, stream: BinaryIO | None) -> None:
         try:
+            self._apply(e, stream)
+        except OSError as err:
+            raise BuildError(f"cannot extract layer entry {e.path!r}: {err.strerror or err}") from err
+
+    def _apply(self, e: Entry, stream: BinaryIO | None) -> None:
+        try:
             path = normalize_path(e.path)
         except UnsafePathError as err:
             raise UnsafePathError(f"layer entry {e.path!r} contains '..'") from err
@@ -190,10 +196,7 @@ class _Applier:
                 _remove(target)
             return
         target = os.path.join(parent, name)
-        try:
-            self._create(e, target, stream)
-        except OSError as err:
-            raise BuildError(f"cannot extract layer entry {e.path!r}: {err.strerror or err}") from err
+        self._create(e, target, stream)
         self._mark(target)
 
     def _create(self, e: Entry, target: str, stream: BinaryIO | None) -> None:
