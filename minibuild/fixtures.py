@@ -119,6 +119,7 @@ class Fixture:
                 target.symlink_to(f.linkname)
                 if chown:
                     os.lchown(target, f.uid, f.gid)
+                os.utime(target, (self.created, self.created), follow_symlinks=False)
                 continue
             if f.data is not None:
                 target.write_bytes(f.data)
@@ -325,11 +326,16 @@ def _build(spec: _Spec, tag: str, variant: _Variant, scale: float) -> Fixture:
     digest.update(json.dumps({"name": spec.name, "created": spec.created, "config": config},
                              sort_keys=True).encode())
     for f in _files(fixture):
-        h = hashlib.sha256(f.source.read_bytes()).hexdigest() if f.source else (
+        h = _file_sha256(f.source, f.size) if f.source else (
             hashlib.sha256(f.data).hexdigest() if f.data is not None else f.padding_seed or "")
         digest.update(json.dumps([f.path, f.type, f.mode, f.uid, f.gid, f.size, f.linkname, h]).encode())
     object.__setattr__(fixture, "fingerprint", "sha256:" + digest.hexdigest())
     return fixture
+
+
+@lru_cache(maxsize=4096)
+def _file_sha256(path: Path, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _extra(directory: Path, raw: Any) -> Extra:
