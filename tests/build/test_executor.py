@@ -40,6 +40,8 @@ def root(tmp_path: Path) -> Path:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "passwd").write_text(PASSWD)
     (tmp_path / "etc" / "group").write_text(GROUP)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "sh").symlink_to("busybox")  # as in real images; a RUN needs /bin/sh to exist
     return tmp_path
 
 
@@ -211,6 +213,13 @@ def test_emulate_does_not_see_host_env(root: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HOST_SECRET", "leak")
     res = EmulateExecutor().run(RunRequest(root=root, argv=("/bin/sh", "-c", 'echo "[$HOST_SECRET]"'), env=(("A", "1"),)))
     assert res.stdout == b"[]\n"
+
+
+@needs_sh
+@needs_sh
+def test_emulate_without_bin_sh_fails_like_docker(tmp_path: Path) -> None:
+    res = EmulateExecutor().run(RunRequest(root=tmp_path, argv=("/bin/sh", "-c", "true")))
+    assert res.exit_code == 127 and b"/bin/sh" in res.stderr
 
 
 @needs_sh
