@@ -11,6 +11,7 @@
     ├── StoreError           the content store: missing or corrupt blobs, locks, refs
     ├── ImageFormatError     an image tarball, layout or JSON document is not acceptable
     ├── UnsafePathError      an archive entry or path would leave its root
+    ├── RegistryError        talking to an OCI registry failed: network, TLS, auth, protocol, digests
     └── ConfigError          bad options, fixture YAML or configuration
 
 The library raises these and never prints or exits; the CLI renders ``str(error)`` as one line.
@@ -110,6 +111,14 @@ class ImageFormatError(MinibuildError):
 
 class UnsafePathError(MinibuildError):
     """A path or archive entry would escape the root it is confined to."""
+
+
+class RegistryError(MinibuildError):
+    """A registry push or pull failed (network, TLS, authentication, protocol or digest mismatch)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ConfigError(MinibuildError):
