@@ -1,0 +1,74 @@
+"""The facade the CLI, tests and users call: ``build(...)`` a Dockerfile into the store (and a tarball)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from minibuild.build.builder import Builder, BuildResult, StageResult, StepResult
+from minibuild.build.executor import Executor, get_executor
+from minibuild.dockerfile import parse_dockerfile
+from minibuild.errors import ConfigError, ContextError
+from minibuild.store import Store, default_store_path
+
+__all__ = ["BuildResult", "StageResult", "StepResult", "build"]
+
+
+def _sde() -> int | None:
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"SOURCE_DATE_EPOCH must be an integer, got {raw!r}") from None
+
+
+def build(
+    context: Path | str = ".",
+    dockerfile: Path | str | None = None,
+    *,
+    target: str | None = None,
+    build_args: Mapping[str, str] | None = None,
+    tags: Sequence[str] = (),
+    store: Store | Path | str | None = None,
+    executor: str | Executor = "emulate",
+    no_cache: bool = False,
+    output: Path | str | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    dockerfile_text: str | None = None,
+    source_date_epoch: int | None = None,
+) -> BuildResult:
+    """Build ``dockerfile`` (default ``CONTEXT/Dockerfile``; or the text in ``dockerfile_text``) with ``context``.
+
+    The image is stored and tagged with ``tags`` in ``store`` (a Store, a path, or $MINIBUILD_HOME); ``output``
+    also writes a ``docker load`` tarball. ``progress`` receives one dict per event (see docs/progress.md).
+    ``source_date_epoch`` defaults to $SOURCE_DATE_EPOCH (else 0) for every timestamp in the image."""
+    ctx = Path(context)
+    if not ctx.is_dir():
+        raise ContextError(f"build context {ctx} is not a directory")
+    df_path: Path | None
+    if dockerfile_text is None:
+        df_path = Path(dockerfile) if dockerfile is not None else ctx / "Dockerfile"
+        try:
+            text = df_path.read_bytes().decode("utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            raise ContextError(f"cannot read Dockerfile {df_path}: no such file") from None
+        except OSError as exc:
+            raise ContextError(f"cannot read Dockerfile {df_path}: {exc.strerror}") from None
+        filename = df_path.name
+    else:
+        text = dockerfile_text
+        df_path = Path(dockerfile) if dockerfile is not None else None
+        filename = df_path.name if df_path is not None else "Dockerfile"
+    df = parse_dockerfile(text, filename=filename)
+    st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
+    ex = get_executor(executor) if isinstance(executor, str) else executor
+    builder = Builder(
+        store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target, build_args=build_args,
+        tags=tags, executor=ex, no_cache=no_cache, output=Path(output) if output is not None else None,
+        progress=progress, source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(),
+    )
+    return builder.build()

@@ -1,0 +1,717 @@
+"""The build engine: run the needed stages of a Dockerfile against the store, step by step, with the layer cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from minibuild.build.cachekey import base_key, key_of, step_inputs
+from minibuild.build.context import StatCache
+from minibuild.build.copy import HeredocSource, copy_into, source_checksum
+from minibuild.build.diff import diff_snapshot, entries_for_paths, snapshot
+from minibuild.build.dockerignore import IgnoreMatcher, load_ignore
+from minibuild.build.executor import Executor, RunRequest, resolve_user
+from minibuild.build.rootfs import apply_layer
+from minibuild.digest import Digest
+from minibuild.dockerfile import (
+    AddInstruction,
+    ArgInstruction,
+    CmdInstruction,
+    CopyInstruction,
+    Dockerfile,
+    EntrypointInstruction,
+    EnvInstruction,
+    ExposeInstruction,
+    HealthcheckInstruction,
+    Instruction,
+    LabelInstruction,
+    MaintainerInstruction,
+    OnbuildInstruction,
+    RunInstruction,
+    ShellInstruction,
+    StopsignalInstruction,
+    UserInstruction,
+    VolumeInstruction,
+    WorkdirInstruction,
+    expand,
+    expand_heredoc,
+    parse_instruction_line,
+)
+from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, StoreError
+from minibuild.oci.image import Image, Layer
+from minibuild.oci.model import Descriptor, Healthcheck, History, format_created
+from minibuild.plan.graph import StageGraph, build_graph, resolve_stage_ref
+from minibuild.plan.scope import DEFAULT_PATH, GlobalScope, StageScope, global_scope, platform_args, unused_build_args
+from minibuild.plan.steps import describe, instruction_inputs
+from minibuild.store import Store
+from minibuild.store.gc import Lease
+from minibuild.store.tarlayer import Entry, write_layer
+
+Progress = Callable[[dict[str, Any]], None]
+DEFAULT_SHELL = ("/bin/sh", "-c")
+_METADATA = (EnvInstruction, LabelInstruction, CmdInstruction, EntrypointInstruction, ShellInstruction,
+             UserInstruction, ExposeInstruction, VolumeInstruction, StopsignalInstruction, HealthcheckInstruction,
+             OnbuildInstruction, MaintainerInstruction, ArgInstruction)
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepResult:
+    """One executed (or cached) step."""
+
+    stage: str
+    stage_index: int
+    index: int  # 1-based within the stage (FROM is 0)
+    total: int
+    instruction: str  # expanded, as executed
+    line: int
+    cached: bool
+    key: str
+    layer: str | None  # layer digest, None for metadata-only or empty steps
+    size: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageResult:
+    """What happened to one stage: built, cached (every step hit) or skipped (not needed by the target)."""
+
+    index: int
+    name: str | None
+    status: str  # built | cached | skipped
+    reason: str
+    base: str
+    layers: tuple[tuple[str, int], ...] = ()  # (digest, size) of the layers this stage added
+    kept_by_final: tuple[str, ...] = ()  # "COPY --from=... src" steps of the final image that read this stage
+    kept_bytes: int = 0  # bytes of the final image's layers made by those COPY --from steps
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name is not None else f"stage-{self.index}"
+
+    @property
+    def size(self) -> int:
+        return sum(s for _, s in self.layers)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildResult:
+    """The outcome of a build: the image, its digests and size, every step and stage, and warnings."""
+
+    image: Image = field(repr=False)
+    digest: Digest  # manifest digest
+    config_digest: Digest  # the image ID Docker shows
+    layers: int
+    size: int  # bytes of config + layer blobs
+    tags: tuple[str, ...]
+    target: str
+    steps: tuple[StepResult, ...]
+    stages: tuple[StageResult, ...]
+    warnings: tuple[str, ...] = ()
+    output: str | None = None
+
+    @property
+    def cached(self) -> bool:
+        """True when every step was a cache hit."""
+        return all(s.cached for s in self.steps)
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+@dataclass(slots=True)
+class _State:
+    """The mutable state of one stage (or external image) while it is built."""
+
+    label: str
+    index: int
+    image: Image
+    fs_key: str
+    scope: StageScope
+    cmd_set: bool = False
+    root: Path | None = None
+    root_layers: int = 0  # how many of image.layers the root reflects
+    base_layers: int = 0
+    own_layers: list[tuple[str, int]] = field(default_factory=list)
+    all_cached: bool = True
+    kept: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # source stage -> (step, bytes)
+
+
+def _ref_parts(name: str) -> tuple[str, str] | None:
+    """(repository, tag) of a plain image reference, None for digests."""
+    if "@" in name:
+        return None
+    repo, tag = name, "latest"
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        repo, tag = name[:colon], name[colon + 1:]
+    return repo, tag
+
+
+def _env_pairs(env: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    out: dict[str, str] = {}
+    for item in env:
+        k, _, v = item.partition("=")
+        out[k] = v
+    return tuple(out.items())
+
+
+def _set_env(env: Sequence[str], key: str, value: str) -> tuple[str, ...]:
+    out = list(env)
+    for i, item in enumerate(out):
+        if item.partition("=")[0] == key:
+            out[i] = f"{key}={value}"
+            return tuple(out)
+    out.append(f"{key}={value}")
+    return tuple(out)
+
+
+def _port(p: str) -> str:
+    port, _, proto = p.partition("/")
+    return f"{port}/{(proto or 'tcp').lower()}"
+
+
+class Builder:
+    """Builds one Dockerfile; use ``Builder(...).build()``. Not thread-safe; one instance per build."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        dockerfile: Dockerfile,
+        context: Path,
+        dockerfile_path: Path | None = None,
+        target: str | None = None,
+        build_args: Mapping[str, str] | None = None,
+        tags: Sequence[str] = (),
+        executor: Executor,
+        no_cache: bool = False,
+        output: Path | None = None,
+        progress: Progress | None = None,
+        source_date_epoch: int | None = None,
+    ) -> None:
+        self.store = store
+        self.df = dockerfile
+        self.context = Path(context)
+        self.dockerfile_path = dockerfile_path
+        self.target = target
+        self.build_args = dict(build_args or {})
+        self.tags = tuple(tags)
+        self.executor = executor
+        self.no_cache = no_cache
+        self.output = output
+        self.progress = progress
+        self.sde = source_date_epoch
+        self.created = format_created(source_date_epoch)
+        self.steps: list[StepResult] = []
+        self.warnings: list[str] = list(dockerfile.warnings)
+        self.states: dict[int, _State] = {}
+        self.images: dict[str, _State] = {}
+        self.lease: Lease | None = None
+        self.tmp: Path | None = None
+        self._ignore: IgnoreMatcher | None = None
+        self._stat_cache = StatCache(None)
+        self._step_no = 0
+        self._copyfrom_states: dict[int, _State] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress(event)
+
+    @property
+    def ignore(self) -> IgnoreMatcher:
+        if self._ignore is None:
+            self._ignore = load_ignore(self.context, self.dockerfile_path)
+        return self._ignore
+
+    def _tmpdir(self) -> Path:
+        if self.tmp is None:
+            self.tmp = self.store.tmp_dir / f"build-{os.getpid()}-{os.urandom(6).hex()}"
+            self.tmp.mkdir(parents=True)
+        return self.tmp
+
+    def _ensure_root(self, st: _State) -> Path:
+        """Materialise the state's root lazily: extract the layers it does not reflect yet."""
+        if st.root is None:
+            st.root = self._tmpdir() / f"root-{st.label.replace('/', '_')}-{os.urandom(4).hex()}"
+            st.root.mkdir()
+            st.root_layers = 0
+        for layer in st.image.layers[st.root_layers:]:
+            with self.store.blobs.open(layer.digest) as fh:
+                apply_layer(st.root, fh)
+        st.root_layers = len(st.image.layers)
+        return st.root
+
+    def _write_layer(self, entries: list[Entry]) -> Layer:
+        assert self.lease is not None
+        with self.store.blobs.writer(pin=self.lease) as w:
+            info = write_layer(entries, w, source_date_epoch=self.sde if self.sde is not None else 0)  # type: ignore[arg-type]
+            digest = w.commit()
+        if digest != info.digest:
+            raise StoreError(f"layer digest mismatch: wrote {digest}, expected {info.digest}")
+        return Layer.from_info(info)
+
+    # ------------------------------------------------------------------ base images
+    def resolve_image(self, name: str, span: Any = None) -> Image:
+        """An image from the store, else a fixture imported into the store; never the network."""
+        try:
+            return self.store.resolve(name)
+        except StoreError:
+            pass
+        from minibuild.fixtures import find_fixture, list_fixtures
+
+        parts = _ref_parts(name)
+        fixture = find_fixture(*parts) if parts else None
+        if fixture is None:
+            stored = ", ".join(r.familiar for r in self.store.images()) or "none"
+            raise BuildError(
+                f"base image {name!r} is not in the store and is not a fixture (minibuild never uses the network). "
+                f"Images in the store: {stored}. Fixtures: {', '.join(list_fixtures())}. "
+                f"Load an image with `minibuild load IMAGE.tar`.", span=span)
+        assert self.lease is not None
+        with self.store.blobs.writer(pin=self.lease) as w:
+            info = write_layer(fixture.entries(), w, source_date_epoch=fixture.created)
+            w.commit()
+        cfg = fixture.config
+        image = Image.scratch(source_date_epoch=fixture.created)
+        ports = cfg.get("ExposedPorts") or ()
+        vols = cfg.get("Volumes") or ()
+        image = image.with_config(
+            env=tuple(cfg.get("Env") or ()),
+            cmd=tuple(cfg["Cmd"]) if cfg.get("Cmd") is not None else None,
+            entrypoint=tuple(cfg["Entrypoint"]) if cfg.get("Entrypoint") is not None else None,
+            working_dir=cfg.get("WorkingDir") or None,
+            user=cfg.get("User") or None,
+            stop_signal=cfg.get("StopSignal") or None,
+            labels=dict(cfg.get("Labels") or {}),
+            exposed_ports=tuple(ports),
+            volumes=tuple(vols),
+        )
+        note = fixture.teaching_note.strip().splitlines()[0] if fixture.teaching_note.strip() else ""
+        image = image.append_layer(info, history=History(created_by=f"minibuild fixture {fixture.reference}: {note}"))
+        digest = self.store.put_image(image, pin=self.lease)
+        self.store.tag(fixture.reference if "/" in name or ":" in name else name, digest)
+        self.store.tag(name if ":" in name else f"{name}:latest", digest)
+        return image
+
+    # ------------------------------------------------------------------ the build
+    def build(self) -> BuildResult:
+        df = self.df
+        try:
+            with self.store.lease() as lease:
+                self.lease = lease
+                return self._build()
+        finally:
+            self.lease = None
+            if self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.tmp = None
+            del df
+
+    def _build(self) -> BuildResult:
+        df = self.df
+        predefined = platform_args()
+        gscope0 = global_scope(df, self.build_args, predefined)
+        graph = build_graph(df, self.target, gscope0.from_env())
+        target_stage = df.stages[graph.target]
+        predefined = platform_args(target_stage=target_stage.name or str(graph.target))
+        gscope = global_scope(df, self.build_args, predefined)
+        used: set[str] = set(gscope.used_build_args)
+        for idx in graph.needed:
+            st = self._build_stage(idx, graph, gscope)
+            self.states[idx] = st
+            used |= st.scope.used_build_args
+            status = "cached" if st.all_cached else "built"
+            self._emit({"type": "stage", "stage": st.label, "index": idx, "status": status})
+        unused = unused_build_args(self.build_args, used)
+        if unused:
+            self.warnings.append(f"One or more build-args [{' '.join(unused)}] were not consumed")
+        final = self.states[graph.target]
+        image = final.image.with_empty_layer()
+        digest = self.store.put_image(image, pin=self.lease)
+        tags = tuple(self.store.tag(t, digest) for t in self.tags)
+        out = None
+        if self.output is not None:
+            from minibuild.oci.archive import save_image_tar
+
+            save_image_tar(self.store.blobs, image, list(self.tags), self.output)
+            out = str(self.output)
+        final_digests = {layer.digest.value for layer in image.layers}
+        stages: list[StageResult] = []
+        for node in graph.nodes:
+            name = node.name
+            if node.index not in self.states:
+                stages.append(StageResult(index=node.index, name=name, status="skipped", base=node.base,
+                                          reason=f"not needed by target {graph.nodes[graph.target].label}"))
+                continue
+            st = self.states[node.index]
+            kept = final.kept.get(node.index, [])
+            discarded = tuple(x for x in st.own_layers if x[0] not in final_digests)
+            stages.append(StageResult(
+                index=node.index, name=name, status="cached" if st.all_cached else "built", base=node.base,
+                reason="every step was cached" if st.all_cached else "at least one step ran",
+                layers=tuple(st.own_layers) if node.index == graph.target else discarded,
+                kept_by_final=tuple(k for k, _ in kept), kept_bytes=sum(b for _, b in kept)))
+        size = len(image.config_bytes) + sum(layer.size for layer in image.layers)
+        self._emit({"type": "image", "digest": digest.value, "id": image.config_digest.value,
+                    "layers": len(image.layers), "size": size, "tags": list(tags)})
+        return BuildResult(image=image, digest=digest, config_digest=image.config_digest, layers=len(image.layers),
+                           size=size, tags=tags, target=graph.nodes[graph.target].label, steps=tuple(self.steps),
+                           stages=tuple(stages), warnings=tuple(self.warnings), output=out)
+
+    # ------------------------------------------------------------------ stages
+    def _start_state(self, idx: int, graph: StageGraph) -> _State:
+        node = graph.nodes[idx]
+        stage = self.df.stages[idx]
+        if node.base_stage is not None:
+            parent = self.states[node.base_stage]
+            image = parent.image
+        elif node.base == "scratch":
+            image = Image.scratch(source_date_epoch=self.sde)
+        else:
+            image = self.resolve_image(node.base, span=stage.from_.span)
+            for layer in image.layers:
+                assert self.lease is not None
+                self.lease.add(layer.digest)
+        env = image.config.env
+        if not any(e.partition("=")[0] == "PATH" for e in env):
+            env = _set_env(env, "PATH", DEFAULT_PATH)
+        image = image.with_config(env=env, created=self.created)
+        st = _State(label=node.label, index=idx, image=image, fs_key=base_key(image.diff_ids),
+                    scope=StageScope(env=_env_pairs(image.config.env)), base_layers=len(image.layers))
+        return st
+
+    def _build_stage(self, idx: int, graph: StageGraph, gscope: GlobalScope) -> _State:
+        stage = self.df.stages[idx]
+        st = self._start_state(idx, graph)
+        triggers: list[Instruction] = []
+        for expr in st.image.config.onbuild or ():
+            try:
+                trig = parse_instruction_line(expr, escape=self.df.escape, filename=self.df.filename)
+            except MinibuildError as exc:
+                raise exc.with_span(stage.from_.span)
+            triggers.append(dataclasses.replace(trig, span=stage.from_.span))
+        if st.image.config.onbuild:
+            st.image = st.image.with_config(onbuild=None)
+        instrs = [*triggers, *stage.instructions]
+        total = len(instrs) + 1
+        self._step(st, 0, total, f"FROM {graph.nodes[idx].base}" + (f" AS {stage.name}" if stage.name else ""),
+                   stage.from_.span.line, True, st.fs_key, None, 0, 0.0, announce=True)
+        for i, instr in enumerate(instrs, 1):
+            try:
+                self._run_instruction(st, instr, i, total, gscope, graph)
+            except MinibuildError as exc:
+                raise exc.with_span(instr.span) if instr.span.line else exc
+        return st
+
+    def _step(self, st: _State, index: int, total: int, text: str, line: int, cached: bool, key: str,
+              layer: Layer | None, size: int, seconds: float, *, announce: bool = False) -> None:
+        self._step_no += 1
+        if announce:
+            self._emit({"type": "step_start", "n": self._step_no, "stage": st.label, "index": index,
+                        "total": total, "instruction": text})
+        res = StepResult(stage=st.label, stage_index=st.index, index=index, total=total, instruction=text,
+                         line=line, cached=cached, key=key, layer=layer.digest.value if layer else None, size=size,
+                         seconds=round(seconds, 3))
+        self.steps.append(res)
+        self._emit({"type": "step", "n": self._step_no, "stage": st.label, "stage_index": st.index,
+                    "index": index, "total": total, "instruction": text, "line": line, "cached": cached,
+                    "key": key, "layer": res.layer, "size": size, "seconds": res.seconds})
+
+    # ------------------------------------------------------------------ instructions
+    def _run_instruction(self, st: _State, instr: Instruction, i: int, total: int, gscope: GlobalScope,
+                         graph: StageGraph) -> None:
+        t0 = time.monotonic()
+        if isinstance(instr, ArgInstruction):
+            st.scope = st.scope.declare(instr, build_args=self.build_args, global_scope=gscope, escape=self.df.escape)
+            shown = "ARG " + " ".join(
+                a.key if a.value is None else f"{a.key}={a.value}" for a in instr.args)
+            self._meta_step(st, instr, shown, i, total, t0, history=False)
+            return
+        ex = expand(instr, st.scope.word_env(), self.df.escape)
+        if isinstance(ex, _METADATA):
+            self._apply_metadata(st, ex)
+            self._meta_step(st, ex, describe(ex), i, total, t0, history=True)
+            return
+        if isinstance(ex, WorkdirInstruction):
+            self._workdir(st, ex, i, total, t0)
+        elif isinstance(ex, RunInstruction):
+            self._run(st, ex, i, total, t0)
+        elif isinstance(ex, (CopyInstruction, AddInstruction)):
+            self._copy(st, ex, i, total, t0, graph)
+        else:
+            raise PlanError(f"{instr.keyword} is not supported by minibuild's builder", span=instr.span)
+
+    def _meta_step(self, st: _State, ex: Instruction, text: str, i: int, total: int, t0: float, *,
+                   history: bool) -> None:
+        inputs = step_inputs(parent=st.fs_key, kind="metadata", instruction=instruction_inputs(ex),
+                             config=ex.keyword)
+        key = key_of(inputs)
+        self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
+                    "instruction": text})
+        rec = None if self.no_cache else self.store.cache.get(key)
+        if rec is None:
+            self.store.cache.put(key, {"kind": "metadata", "inputs": inputs})
+            st.all_cached = False
+        if history:
+            st.image = st.image.add_history(History(created_by=text, comment="buildkit.dockerfile.v0",
+                                                    empty_layer=True))
+        self._step(st, i, total, text, ex.span.line, rec is not None, key, None, 0, time.monotonic() - t0)
+
+    def _apply_metadata(self, st: _State, ex: Instruction) -> None:
+        cfg = st.image.config
+        img = st.image
+        match ex:
+            case EnvInstruction():
+                env = cfg.env
+                for kv in ex.env:
+                    env = _set_env(env, kv.key, kv.value)
+                img = img.with_config(env=env)
+                st.scope = st.scope.with_env(_env_pairs(env))
+            case LabelInstruction():
+                labels = dict(cfg.labels)
+                for kv in ex.labels:
+                    labels[kv.key] = kv.value
+                img = img.with_config(labels=labels)
+            case CmdInstruction():
+                cmd = (*(cfg.shell or DEFAULT_SHELL), " ".join(ex.command)) if ex.prepend_shell else ex.command
+                img = img.with_config(cmd=tuple(cmd))
+                st.cmd_set = True
+            case EntrypointInstruction():
+                ep = (*(cfg.shell or DEFAULT_SHELL), " ".join(ex.command)) if ex.prepend_shell else ex.command
+                changes: dict[str, Any] = {"entrypoint": tuple(ep)}
+                if not st.cmd_set:
+                    changes["cmd"] = None
+                img = img.with_config(**changes)
+            case ShellInstruction():
+                img = img.with_config(shell=tuple(ex.shell))
+            case UserInstruction():
+                img = img.with_config(user=ex.user)
+            case ExposeInstruction():
+                img = img.with_config(exposed_ports=tuple(cfg.exposed_ports) + tuple(_port(p) for p in ex.ports))
+            case VolumeInstruction():
+                vols = tuple(v for v in ex.volumes if v.strip())
+                if not vols:
+                    raise BuildError("VOLUME specified can not be an empty string", span=ex.span)
+                img = img.with_config(volumes=tuple(cfg.volumes) + vols)
+            case StopsignalInstruction():
+                img = img.with_config(stop_signal=ex.signal)
+            case HealthcheckInstruction():
+                hc = Healthcheck(test=tuple(ex.test), interval=ex.interval or None, timeout=ex.timeout or None,
+                                 start_period=ex.start_period or None, start_interval=ex.start_interval or None,
+                                 retries=ex.retries or None)
+                img = img.with_config(healthcheck=hc)
+            case OnbuildInstruction():
+                img = img.with_config(onbuild=tuple(cfg.onbuild or ()) + (ex.expression,))
+            case MaintainerInstruction():
+                img = img.with_config(author=ex.maintainer)
+        st.image = img
+
+    # ------------------------------------------------------------------ filesystem steps
+    def _fs_step(self, st: _State, ex: Instruction, text: str, i: int, total: int, t0: float,
+                 inputs: dict[str, Any], run: Callable[[], list[Entry]]) -> None:
+        key = key_of(inputs)
+        self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
+                    "instruction": text})
+        rec = None if self.no_cache else self.store.cache.get(key)
+        layer: Layer | None = None
+        cached = False
+        if rec is not None and (rec.get("layer") is None or self._pin_layer(rec["layer"])):
+            cached = True
+            if rec.get("layer"):
+                lr = rec["layer"]
+                layer = Layer(descriptor=Descriptor(media_type=lr["mediaType"], digest=Digest(lr["digest"]),
+                                                    size=lr["size"]), diff_id=Digest(lr["diffID"]))
+        else:
+            st.all_cached = False
+            entries = run()
+            refs: tuple[Digest, ...] = ()
+            if entries:
+                layer = self._write_layer(entries)
+                refs = (layer.digest,)
+            record = {"kind": "layer", "inputs": inputs, "layer": None if layer is None else {
+                "digest": layer.digest.value, "diffID": layer.diff_id.value, "size": layer.size,
+                "mediaType": layer.descriptor.media_type}}
+            self.store.cache.put(key, record, refs)  # only after the blob is committed
+        if layer is not None:
+            st.image = st.image.append_layer(layer, history=History(created_by=text,
+                                                                     comment="buildkit.dockerfile.v0"))
+            st.own_layers.append((layer.digest.value, layer.size))
+            if not cached and st.root is not None:
+                st.root_layers = len(st.image.layers)  # the root already holds this change
+        else:
+            st.image = st.image.add_history(History(created_by=text, comment="buildkit.dockerfile.v0",
+                                                    empty_layer=True))
+        st.fs_key = key
+        self._step(st, i, total, text, ex.span.line, cached, key, layer, layer.size if layer else 0,
+                   time.monotonic() - t0)
+
+    def _pin_layer(self, lr: Mapping[str, Any]) -> bool:
+        assert self.lease is not None
+        digest = Digest(lr["digest"])
+        self.lease.add(digest)
+        return self.store.blobs.has(digest)
+
+    def _workdir(self, st: _State, ex: WorkdirInstruction, i: int, total: int, t0: float) -> None:
+        cur = st.image.config.working_dir or "/"
+        path = posixpath.normpath(posixpath.join(cur, ex.path)) if ex.path else cur
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+        st.image = st.image.with_config(working_dir=path)
+        user = st.image.config.user or ""
+        text = f"WORKDIR {path}"
+        inputs = step_inputs(parent=st.fs_key, kind="workdir", instruction=instruction_inputs(ex), path=path,
+                             user=user)
+
+        def run() -> list[Entry]:
+            root = self._ensure_root(st)
+            ident = resolve_user(root, user) if user else None
+            rel = path.strip("/")
+            if not rel:
+                return []
+            created: list[str] = []
+            cur_rel = ""
+            from minibuild.build.rootfs import resolve_in_root
+
+            for part in rel.split("/"):
+                cur_rel = f"{cur_rel}/{part}" if cur_rel else part
+                phys = resolve_in_root(root, cur_rel)
+                if not os.path.lexists(phys):
+                    os.mkdir(phys, 0o755)
+                    os.chmod(phys, 0o755)
+                    if ident is not None:
+                        os.lchown(phys, ident.uid, ident.gid)
+                    created.append(os.path.relpath(phys, root))
+            return entries_for_paths(root, created, recursive=False) if created else []
+
+        self._fs_step(st, ex, text, i, total, t0, inputs, run)
+
+    def _run(self, st: _State, ex: RunInstruction, i: int, total: int, t0: float) -> None:
+        cfg = st.image.config
+        shell = tuple(cfg.shell or DEFAULT_SHELL)
+        if ex.heredocs:
+            cmd = ex.command[0] if ex.command else ""
+            h = ex.heredocs[0]
+            simple = len(ex.heredocs) == 1 and cmd.strip().lstrip("<").lstrip("-").strip("'\"") == h.name
+            if simple:
+                argv = (*shell, h.chomped())
+            else:
+                script = cmd + "\n" + "".join(d.content + d.name + "\n" for d in ex.heredocs)
+                argv = (*shell, script)
+        elif ex.prepend_shell:
+            argv = (*shell, " ".join(ex.command))
+        else:
+            argv = tuple(ex.command)
+        env = st.scope.run_env(self.build_args)
+        workdir = cfg.working_dir or "/"
+        user = cfg.user or ""
+        text = describe(ex)
+        inputs = step_inputs(parent=st.fs_key, kind="run", instruction=instruction_inputs(ex), argv=list(argv),
+                             env=[f"{k}={v}" for k, v in env if k not in _proxy_names()], workdir=workdir,
+                             user=user, network=ex.network or "default")
+
+        def run() -> list[Entry]:
+            root = self._ensure_root(st)
+            before = snapshot(root)
+            req = RunRequest(root=root, argv=argv, env=env, workdir=workdir, user=user,
+                             network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span)
+            result = self.executor.run(req)
+            if result.exit_code != 0:
+                tail_lines = result.stderr.decode(errors="replace").strip().splitlines()[-10:]
+                tail = "\n".join(tail_lines)
+                shown = " ".join(ex.command) if ex.prepend_shell else str(list(ex.command))
+                msg = f"RUN {shown} failed with exit code {result.exit_code}"
+                if tail:
+                    msg += ":\n" + tail
+                raise ExecutorError(msg, span=ex.span, exit_code=result.exit_code, stderr_tail=tail)
+            self.warnings.extend(result.warnings)
+            return diff_snapshot(root, before)
+
+        self._fs_step(st, ex, text, i, total, t0, inputs, run)
+
+    def _source_state(self, st: _State, ref: str, ex: Instruction, graph: StageGraph) -> tuple[_State, int | None]:
+        idx = resolve_stage_ref(self.df, ref, st.index, ex.span, what=f"COPY --from={ref}")
+        if idx is not None:
+            if idx not in self.states:
+                raise PlanError(f"COPY --from={ref}: stage {idx} was not built", span=ex.span)
+            return self.states[idx], idx
+        if ref not in self.images:
+            image = self.resolve_image(ref, span=ex.span)
+            for layer in image.layers:
+                assert self.lease is not None
+                self.lease.add(layer.digest)
+            self.images[ref] = _State(label=ref, index=-1, image=image, fs_key=base_key(image.diff_ids),
+                                      scope=StageScope())
+        return self.images[ref], None
+
+    def _copy(self, st: _State, ex: CopyInstruction | AddInstruction, i: int, total: int, t0: float,
+              graph: StageGraph) -> None:
+        is_add = isinstance(ex, AddInstruction)
+        word_env = st.scope.word_env()
+        heredocs = tuple(
+            HeredocSource(name=c.path, data=(expand_heredoc(c.data, word_env) if c.expand else c.data).encode())
+            for c in ex.contents)
+        workdir = st.image.config.working_dir or "/"
+        from_ref = ex.from_ if isinstance(ex, CopyInstruction) else ""
+        parents = ex.parents if isinstance(ex, CopyInstruction) else False
+        src_state: _State | None = None
+        src_idx: int | None = None
+        if from_ref:
+            src_state, src_idx = self._source_state(st, from_ref, ex, graph)
+            memo_inputs = {"kind": "copy-from-checksum", "source": base_key(src_state.image.diff_ids), "sources": list(ex.sources),
+                           "exclude": list(ex.exclude), "parents": parents}
+            memo_key = key_of(memo_inputs)
+            memo = self.store.cache.get(memo_key)
+            if memo is not None and isinstance(memo.get("checksum"), str):
+                checksum = memo["checksum"]
+            else:
+                src_root = self._ensure_root(src_state)
+                checksum = source_checksum(src_root, ex.sources, exclude=ex.exclude, parents=parents,
+                                           from_context=False, heredocs=heredocs,
+                                           instruction="ADD" if is_add else "COPY")
+                self.store.cache.put(memo_key, {"kind": "copy-from-checksum", "inputs": memo_inputs,
+                                                "checksum": checksum})
+        else:
+            checksum = source_checksum(self.context, ex.sources, ignore=self.ignore, exclude=ex.exclude,
+                                       parents=parents, from_context=True, heredocs=heredocs,
+                                       stat_cache=self._stat_cache, instruction="ADD" if is_add else "COPY")
+        text = describe(ex)
+        inputs = step_inputs(parent=st.fs_key, kind="add" if is_add else "copy", instruction=instruction_inputs(ex),
+                             sources=checksum, workdir=workdir,
+                             heredocs=[[h.name, h.data.decode(errors="replace")] for h in heredocs])
+
+        def run() -> list[Entry]:
+            root = self._ensure_root(st)
+            src_root = self._ensure_root(src_state) if src_state is not None else self.context
+            unpack = is_add and (ex.unpack is None or ex.unpack)  # type: ignore[union-attr]
+            result = copy_into(root, src_root, ex.sources, ex.dest, workdir=workdir, chown=ex.chown or None,
+                               chmod=ex.chmod or None, parents=parents, exclude=ex.exclude,
+                               ignore=self.ignore if src_state is None else None, from_context=src_state is None,
+                               heredocs=heredocs, unpack=unpack, stat_cache=self._stat_cache,
+                               instruction="ADD" if is_add else "COPY")
+            if not result.changed_paths:
+                return []
+            return entries_for_paths(root, result.changed_paths, recursive=False)
+
+        n_before = len(st.image.layers)
+        self._fs_step(st, ex, text, i, total, t0, inputs, run)
+        if src_idx is not None:
+            size = st.image.layers[-1].size if len(st.image.layers) > n_before else 0
+            st.kept.setdefault(src_idx, []).append((text, size))
+
+
+def _proxy_names() -> frozenset[str]:
+    from minibuild.plan.scope import PROXY_ARGS
+
+    return PROXY_ARGS

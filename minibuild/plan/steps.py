@@ -1,0 +1,108 @@
+"""Steps as executed: the display text of an expanded instruction and its canonical inputs for cache keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from minibuild.dockerfile import (
+    AddInstruction,
+    ArgInstruction,
+    CmdInstruction,
+    CopyInstruction,
+    EntrypointInstruction,
+    EnvInstruction,
+    ExposeInstruction,
+    HealthcheckInstruction,
+    Instruction,
+    LabelInstruction,
+    MaintainerInstruction,
+    OnbuildInstruction,
+    RunInstruction,
+    ShellInstruction,
+    StopsignalInstruction,
+    UserInstruction,
+    VolumeInstruction,
+    WorkdirInstruction,
+)
+
+_SKIP_FIELDS = frozenset({"span", "original", "comments"})
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {"type": type(value).__name__}
+        for f in dataclasses.fields(value):
+            if f.name in _SKIP_FIELDS or not f.compare:
+                continue
+            out[f.name] = _plain(getattr(value, f.name))
+        return out
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def instruction_inputs(instr: Instruction) -> dict[str, Any]:
+    """The instruction as a plain JSON-able dict (keyword and every compared field; no span, no source text)."""
+    out = _plain(instr)
+    out["keyword"] = instr.keyword
+    return out  # type: ignore[no-any-return]
+
+
+def _cmd(instr: RunInstruction | CmdInstruction | EntrypointInstruction) -> str:
+    if instr.prepend_shell:
+        return " ".join(instr.command)
+    return json.dumps(list(instr.command))
+
+
+def _flags(instr: CopyInstruction | AddInstruction) -> str:
+    parts = []
+    if isinstance(instr, CopyInstruction) and instr.from_:
+        parts.append(f"--from={instr.from_}")
+    if instr.chown:
+        parts.append(f"--chown={instr.chown}")
+    if instr.chmod:
+        parts.append(f"--chmod={instr.chmod}")
+    if instr.link:
+        parts.append("--link")
+    if isinstance(instr, CopyInstruction) and instr.parents:
+        parts.append("--parents")
+    parts += [f"--exclude={e}" for e in instr.exclude]
+    return " ".join(parts) + (" " if parts else "")
+
+
+def describe(instr: Instruction) -> str:
+    """One line for progress output and history: the instruction as executed (words expanded)."""
+    match instr:
+        case RunInstruction() | CmdInstruction() | EntrypointInstruction():
+            return f"{instr.keyword} {_cmd(instr)}"
+        case CopyInstruction() | AddInstruction():
+            srcs = list(instr.sources) + [f"<<{c.path}" for c in instr.contents]
+            return f"{instr.keyword} {_flags(instr)}{' '.join(srcs)} {instr.dest}"
+        case EnvInstruction():
+            return "ENV " + " ".join(f"{kv.key}={kv.value}" for kv in instr.env)
+        case LabelInstruction():
+            return "LABEL " + " ".join(f"{kv.key}={kv.value}" for kv in instr.labels)
+        case ArgInstruction():
+            return "ARG " + " ".join(a.key if a.value is None else f"{a.key}={a.value}" for a in instr.args)
+        case WorkdirInstruction():
+            return f"WORKDIR {instr.path}"
+        case UserInstruction():
+            return f"USER {instr.user}"
+        case ExposeInstruction():
+            return "EXPOSE " + " ".join(instr.ports)
+        case VolumeInstruction():
+            return "VOLUME " + json.dumps(list(instr.volumes))
+        case ShellInstruction():
+            return "SHELL " + json.dumps(list(instr.shell))
+        case StopsignalInstruction():
+            return f"STOPSIGNAL {instr.signal}"
+        case HealthcheckInstruction():
+            return "HEALTHCHECK " + " ".join(instr.test)
+        case OnbuildInstruction():
+            return f"ONBUILD {instr.expression}"
+        case MaintainerInstruction():
+            return f"MAINTAINER {instr.maintainer}"
+        case _:
+            return instr.original or instr.keyword
