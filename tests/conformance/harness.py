@@ -38,7 +38,7 @@ CONFIG_FIELDS = (
 INJECTED_FILES = frozenset({".dockerenv", "etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab"})
 INJECTED_TREES = ("dev/", "proc/", "sys/")
 
-KNOWN_CASE_KEYS = frozenset({"description", "build_args", "target", "prepare", "expect", "differs"})
+KNOWN_CASE_KEYS = frozenset({"description", "build_args", "build_env", "target", "prepare", "expect", "differs"})
 KNOWN_DIFFERS_KEYS = frozenset({"reason", "classic", "classic_error", "classic_expect", "ignore_paths", "ignore_config"})
 KNOWN_FILE_SPEC_KEYS = frozenset({"type", "mode", "uid", "gid", "content", "target", "size"})
 
@@ -69,7 +69,8 @@ class Case:
     name: str
     path: Path
     description: str
-    build_args: tuple[tuple[str, str], ...] = ()
+    build_args: tuple[tuple[str, str | None], ...] = ()  # None: `--build-arg KEY`, value from build_env
+    build_env: tuple[tuple[str, str], ...] = ()  # extra environment for both builders' processes
     target: str | None = None
     prepare: tuple[Mapping[str, Any], ...] = ()
     expect: Mapping[str, Any] = field(default_factory=dict)
@@ -131,7 +132,8 @@ def load_case(path: Path) -> Case:
     args = raw.get("build_args") or {}
     return Case(
         name=name, path=path, description=str(raw["description"]),
-        build_args=tuple((str(k), str(v)) for k, v in args.items()),
+        build_args=tuple((str(k), None if v is None else str(v)) for k, v in args.items()),
+        build_env=tuple((str(k), str(v)) for k, v in (raw.get("build_env") or {}).items()),
         target=raw.get("target"), prepare=tuple(raw.get("prepare") or ()), expect=expect, differs=differs,
     )
 
@@ -408,18 +410,24 @@ def docker_image_result(docker: Any, image: str) -> ImageResult:
     return ImageResult(fs=fs, config=normalise_config(info.get("Config")))
 
 
+def build_flags(case: Case) -> list[str]:
+    """The --build-arg and --target flags, spelt the same for both builders."""
+    flags: list[str] = []
+    for k, v in case.build_args:
+        flags += ["--build-arg", k if v is None else f"{k}={v}"]
+    if case.target:
+        flags += ["--target", case.target]
+    return flags
+
+
 def docker_build(docker: Any, case: Case, context: Path, tag: str) -> ImageResult:
     """Build with the classic builder (DOCKER_BUILDKIT=0); the error text on failure.
 
     --no-cache: the classic builder's cache matches steps on scratch against any parentless image (e.g. one
     made by `docker import`), which made results depend on what else the engine held.
     """
-    args = ["build", "--no-cache", "--force-rm", "-t", tag, "-f", str(context / "Dockerfile")]
-    for k, v in case.build_args:
-        args += ["--build-arg", f"{k}={v}"]
-    if case.target:
-        args += ["--target", case.target]
-    env = dict(docker.env, DOCKER_BUILDKIT="0")
+    args = ["build", "--no-cache", "--force-rm", "-t", tag, "-f", str(context / "Dockerfile"), *build_flags(case)]
+    env = dict(docker.env, DOCKER_BUILDKIT="0", **dict(case.build_env))
     proc = subprocess.run(["docker", *args, str(context)], capture_output=True, env=env, timeout=600)
     if proc.returncode != 0:
         return ImageResult(error=(proc.stdout + proc.stderr).decode(errors="replace")[-3000:])
@@ -436,12 +444,9 @@ def minibuild_command(store: Path, *args: str) -> list[str]:
 
 def minibuild_build(docker: Any, store: Path, case: Case, context: Path, out: Path, tag: str) -> ImageResult:
     """Build with `minibuild build -o`, `docker load` the tarball and read it back; the error on failure."""
-    args = ["build", str(context), "-f", str(context / "Dockerfile"), "-t", tag, "-o", str(out)]
-    for k, v in case.build_args:
-        args += ["--build-arg", f"{k}={v}"]
-    if case.target:
-        args += ["--target", case.target]
-    proc = subprocess.run(minibuild_command(store, *args), capture_output=True, timeout=600)
+    args = ["build", str(context), "-f", str(context / "Dockerfile"), "-t", tag, "-o", str(out), *build_flags(case)]
+    env = dict(os.environ, **dict(case.build_env))
+    proc = subprocess.run(minibuild_command(store, *args), capture_output=True, env=env, timeout=600)
     if proc.returncode != 0:
         return ImageResult(error=f"minibuild build exited {proc.returncode}:\n"
                                  + (proc.stdout + proc.stderr).decode(errors="replace")[-3000:])
