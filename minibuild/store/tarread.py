@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from minibuild.errors import ImageFormatError, UnsafePathError
-from minibuild.store.tarlayer import OPAQUE_NAME, WHITEOUT_PREFIX, Entry, EntryType, normalize_path
+from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
+from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, EntryType, normalize_path
 
 _TYPES: dict[bytes, EntryType] = {
     tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file", tarfile.GNUTYPE_SPARSE: "file",
@@ -57,15 +58,23 @@ def entry_from_tarinfo(ti: tarfile.TarInfo) -> Entry:
 def iter_layer(blob: BinaryIO) -> Iterator[tuple[Entry, BinaryIO | None]]:
     """Yield (entry, content stream or None) for each member of a layer blob, in archive order, in one pass.
 
-    The content stream of a file is valid only until the next item is requested.  Compression is sniffed.
+    The content stream of a file is valid only until the next item is requested.  Compression is sniffed; the
+    uncompressed size is bounded by ``MINIBUILD_MAX_LAYER_BYTES`` (minibuild.limits).  After the last member the
+    blob is read to its end, so a verifying reader (``store.blobs.open``) always checks the digest: trailing bytes
+    after the end-of-archive marker must not let a corrupt blob pass.
     """
     try:
-        with tarfile.open(fileobj=blob, mode="r|*") as tf:
+        data = open_decompressed(blob, what="layer")
+        with tarfile.open(fileobj=data, mode="r|") as tf:
             for ti in tf:
                 entry = entry_from_tarinfo(ti)
                 stream = tf.extractfile(ti) if entry.type == "file" else None
                 yield entry, stream
-    except (tarfile.TarError, EOFError, OSError) as err:
+        while data.read(CHUNK):
+            pass
+        while blob.read(CHUNK):
+            pass
+    except (tarfile.TarError, *DECOMPRESS_ERRORS) as err:
         raise ImageFormatError(f"cannot read layer: {err}") from err
 
 
