@@ -18,6 +18,7 @@ from typing import IO, Any, BinaryIO, Protocol
 
 from minibuild.digest import CHUNK, Digest, canonical_json
 from minibuild.errors import ConfigError, ImageFormatError
+from minibuild.limits import ExpansionCounter, max_layer_bytes
 from minibuild.oci.image import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST, BlobSource, Image, Layer
 from minibuild.oci.model import (
     ANNOTATION_IMAGE_NAME,
@@ -304,11 +305,16 @@ def _norm(name: str) -> str:
 
 
 class _LayerDigester:
-    """Hashes the uncompressed content of a layer blob fed in chunks (gzip, bzip2, xz or plain)."""
+    """Hashes the uncompressed content of a layer blob fed in chunks (gzip, bzip2, xz or plain).
 
-    def __init__(self, kind: str) -> None:
+    Output is produced in chunks of at most CHUNK bytes and counted against MINIBUILD_MAX_LAYER_BYTES, so a
+    decompression bomb costs neither memory nor unbounded disk.
+    """
+
+    def __init__(self, kind: str, where: str = "layer") -> None:
         self.kind = kind
         self.hash = hashlib.sha256()
+        self.counter = ExpansionCounter(where, limit=max_layer_bytes())
         self._dec: Any = None
         self._new()
 
@@ -320,26 +326,37 @@ class _LayerDigester:
         elif self.kind == "xz":
             self._dec = lzma.LZMADecompressor()
 
-    def feed(self, chunk: bytes) -> bytes:
-        """Feed stored bytes; return the uncompressed bytes they produced."""
-        if self.kind == "tar":
-            self.hash.update(chunk)
-            return chunk
-        produced = []
-        try:
-            while chunk:
-                out = self._dec.decompress(chunk)
-                produced.append(out)
-                if self._dec.eof:
-                    chunk = self._dec.unused_data
-                    self._new()
-                else:
-                    chunk = b""
-        except (zlib.error, OSError, lzma.LZMAError, EOFError) as exc:
-            raise ImageFormatError(f"corrupt {self.kind} layer ({exc})") from None
-        data = b"".join(produced)
+    def _out(self, data: bytes) -> bytes:
+        self.counter.add(len(data))
         self.hash.update(data)
         return data
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """Feed stored bytes; yield the uncompressed bytes they produce, in bounded pieces."""
+        if self.kind == "tar":
+            yield self._out(chunk)
+            return
+        data = chunk
+        try:
+            while True:
+                out = self._dec.decompress(data, CHUNK)
+                data = self._dec.unconsumed_tail if self.kind == "gzip" else b""
+                if out:
+                    yield self._out(out)
+                if self._dec.eof:
+                    rest = self._dec.unused_data + data
+                    self._new()
+                    if not rest:
+                        return
+                    data = rest
+                    continue
+                if self.kind == "gzip":
+                    if not out and not data:
+                        return
+                elif self._dec.needs_input:
+                    return
+        except (zlib.error, OSError, lzma.LZMAError, EOFError) as exc:
+            raise ImageFormatError(f"corrupt {self.kind} layer ({exc})") from None
 
     @property
     def diff_id(self) -> Digest:
@@ -389,11 +406,12 @@ class _Loader:
             if self.pin is not None:
                 self.pin.add(desc.digest)
             return
-        digester = _LayerDigester(kind)
+        digester = _LayerDigester(kind, where)
         with self.m.open("blobs/sha256/" + desc.digest.hex) as fh, self.sink.blobs.writer(pin=self.pin) as w:
             for chunk in _read_chunks(fh):
                 w.write(chunk)
-                digester.feed(chunk)
+                for _ in digester.feed(chunk):
+                    pass
             if w.size != desc.size:
                 raise ImageFormatError(f"{where}: blob is {w.size} bytes, descriptor says {desc.size}")
             if w.digest != desc.digest:
@@ -506,12 +524,15 @@ class _Loader:
             kind = _sniff(head)
             if kind == "zstd":
                 raise ImageFormatError(f"{where}: zstd-compressed layers are not supported")
-            digester = _LayerDigester(kind)
+            digester = _LayerDigester(kind, where)
             with self.sink.blobs.writer(pin=self.pin) as w:
                 for chunk in _read_chunks(fh, head):
-                    data = digester.feed(chunk)
-                    # bzip2/xz layers are stored uncompressed (OCI has no media type for them)
-                    w.write(chunk if kind in ("tar", "gzip") else data)
+                    if kind in ("tar", "gzip"):
+                        w.write(chunk)
+                    for data in digester.feed(chunk):
+                        if kind not in ("tar", "gzip"):
+                            # bzip2/xz layers are stored uncompressed (OCI has no media type for them)
+                            w.write(data)
                 if digester.diff_id != diff_id:
                     raise ImageFormatError(f"{where}: content hashes to {digester.diff_id} but the config says diff_id {diff_id}")
                 digest = w.commit()
