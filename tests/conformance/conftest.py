@@ -58,7 +58,7 @@ class ClassicResults:
         if cached is not None and cached.exists():
             result = ImageResult.from_json(json.loads(cached.read_text()))
         else:
-            result = docker_build(self.docker, case, self.context(case), f"mbconf-classic/{case.name}:latest")
+            result = docker_build(self.docker, case, self.context(case), f"mbconf-classic-{os.getpid()}/{case.name}:latest")
             if cached is not None:
                 for old in cached.parent.glob(f"{case.name}-*.json"):
                     old.unlink()

@@ -9,6 +9,7 @@ import io
 import json
 import lzma
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -429,12 +430,31 @@ def docker_build(docker: Any, case: Case, context: Path, tag: str) -> ImageResul
     args = ["build", "--no-cache", "--force-rm", "-t", tag, "-f", str(context / "Dockerfile"), *build_flags(case)]
     env = dict(docker.env, DOCKER_BUILDKIT="0", **dict(case.build_env))
     proc = subprocess.run(["docker", *args, str(context)], capture_output=True, env=env, timeout=600)
-    if proc.returncode != 0:
-        return ImageResult(error=(proc.stdout + proc.stderr).decode(errors="replace")[-3000:])
     try:
+        if proc.returncode != 0:
+            return ImageResult(error=(proc.stdout + proc.stderr).decode(errors="replace")[-3000:])
         return docker_image_result(docker, tag)
     finally:
         docker.run("rmi", "-f", tag, check=False)
+        leftovers = step_images(proc.stdout.decode(errors="replace"))
+        if leftovers:  # the other stages' images, which the classic builder leaves behind untagged
+            docker.run("rmi", *reversed(leftovers), check=False)
+
+
+_STEP = re.compile(r"^Step \d+/\d+ : (\S+)", re.I)
+_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12})$")
+
+
+def step_images(output: str) -> list[str]:
+    """Image ids the classic builder printed for its steps, except those of FROM steps (the base images)."""
+    ids: list[str] = []
+    instruction = ""
+    for line in output.splitlines():
+        if m := _STEP.match(line):
+            instruction = m.group(1).upper()
+        elif (m := _IMAGE.match(line)) and instruction != "FROM":
+            ids.append(m.group(1))
+    return ids
 
 
 def minibuild_command(store: Path, *args: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.conformance.conftest import ClassicResults, MinibuildStore
@@ -46,7 +48,7 @@ def test_minibuild_matches_docker(case, classic_results: ClassicResults, minibui
     classic = classic_results.get(case)
     out = minibuild_store.workdir / f"{case.name}.tar"
     mini = minibuild_build(classic_results.docker, minibuild_store.path, case, classic_results.context(case), out,
-                           f"mbconf-minibuild/{case.name}:latest")
+                           f"mbconf-minibuild-{os.getpid()}/{case.name}:latest")
     out.unlink(missing_ok=True)
     if mini.error is not None:
         pytest.fail(f"{_header(case)}\n{mini.error}", pytrace=False)

@@ -21,6 +21,7 @@ from tests.conformance.harness import (
     normalise_config,
     prepare_context,
     read_export,
+    step_images,
 )
 
 
@@ -158,3 +159,13 @@ def test_every_case_states_something_checkable() -> None:
     for case in all_cases():
         assert case.expect or case.differs is None, case.name
         assert case.expect.get("files") or case.expect.get("config"), f"{case.name}: no expected values"
+
+
+def test_step_images_skips_base_images() -> None:
+    out = (
+        "Step 1/4 : FROM minibuild-test/busybox:latest AS b\n ---> 1fdb7d9ca63a\nStep 2/4 : RUN echo\n"
+        " ---> Running in 0123456789ab\nRemoving intermediate container 0123456789ab\n ---> aaaaaaaaaaaa\n"
+        "Step 3/4 : FROM scratch\n ---> \nStep 4/4 : COPY --from=b /x /x\n ---> bbbbbbbbbbbb\n"
+        "Successfully built bbbbbbbbbbbb\n"
+    )
+    assert step_images(out) == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
