@@ -657,7 +657,15 @@ def extract_archive_into(
                 link = clean_path(member.linkname).lstrip("/")
                 if link == ".." or link.startswith("../"):
                     raise UnsafePathError(f"ADD failed: hard link {member.name!r} points outside the destination")
-                os.link(base_root / link, writer.full(out), follow_symlinks=False)
+                # resolve the target's parents inside the destination: a symlink on the way must not lead the
+                # kernel to a host file (os.link follows every component but the last)
+                link_rel = resolve_in_root(base_root, link, follow_last=False)
+                link_full = base + "/" + link_rel if (base and link_rel) else (base or link_rel)
+                linfo = writer.lstat(link_full)
+                if linfo is None or st_mod.S_ISDIR(linfo.st_mode):
+                    raise ContextError(
+                        f"ADD failed: hard link {member.name!r} -> {member.linkname!r}: target is missing or a directory")
+                os.link(writer.full(link_full), writer.full(out), follow_symlinks=False)
                 writer.changed.add(out)
                 continue
             elif member.isfile():
