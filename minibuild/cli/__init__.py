@@ -25,6 +25,9 @@ COMMANDS: dict[str, str] = {
     "rmi": "minibuild.cli.store_cmds:rmi",
     "prune": "minibuild.cli.store_cmds:prune",
     "tag": "minibuild.cli.store_cmds:tag",
+    # registries
+    "push": "minibuild.cli.registry_cmds:push",
+    "pull": "minibuild.cli.registry_cmds:pull",
     # build engine
     "build": "minibuild.cli.build_cmd:build",
 }
