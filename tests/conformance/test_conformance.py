@@ -7,13 +7,13 @@ import os
 import pytest
 
 from tests.conformance.conftest import ClassicResults, MinibuildStore
-from tests.conformance.harness import ImageResult, all_cases, check_expect, compare, minibuild_build
+from tests.conformance.harness import Case, ImageResult, all_cases, check_expect, compare, minibuild_build
 
 CASES = all_cases()
 IDS = [c.name for c in CASES]
 
 
-def _header(case) -> str:  # type: ignore[no-untyped-def]
+def _header(case: Case) -> str:
     text = f"case {case.name}: {case.description}"
     if case.differs:
         text += f"\n(classic builder differs: {case.differs.reason.strip()})"
@@ -22,7 +22,7 @@ def _header(case) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.mark.interop
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_classic_builder_baseline(case, classic_results: ClassicResults) -> None:  # type: ignore[no-untyped-def]
+def test_classic_builder_baseline(case: Case, classic_results: ClassicResults) -> None:
     """The case is sane under Docker's classic builder: it builds (or fails, as stated) with the stated values."""
     result = classic_results.get(case)
     if case.differs and case.differs.classic == "fails":
@@ -41,7 +41,7 @@ def test_classic_builder_baseline(case, classic_results: ClassicResults) -> None
 
 @pytest.mark.interop
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_minibuild_matches_docker(case, classic_results: ClassicResults, minibuild_store: MinibuildStore) -> None:  # type: ignore[no-untyped-def]
+def test_minibuild_matches_docker(case: Case, classic_results: ClassicResults, minibuild_store: MinibuildStore) -> None:
     """minibuild's image, loaded into Docker, equals the classic builder's (or BuildKit's stated values)."""
     if minibuild_store.load_error:
         pytest.fail(minibuild_store.load_error, pytrace=False)
