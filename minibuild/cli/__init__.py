@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     # registries
     "push": "minibuild.cli.registry_cmds:push",
     "pull": "minibuild.cli.registry_cmds:pull",
+    # structure tests
+    "test": "minibuild.cli.test_cmd:test",
     # build engine
     "build": "minibuild.cli.build_cmd:build",
 }
