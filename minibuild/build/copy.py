@@ -25,11 +25,8 @@ What this module does, and where it follows BuildKit rather than Docker's classi
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import json
-import lzma
 import os
 import re
 import shutil
@@ -43,6 +40,7 @@ from typing import BinaryIO
 from minibuild.build.context import BuildContext, StatCache, file_type, resolve_in_root
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
 from minibuild.errors import ContextError, UnsafePathError
+from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
 
 # ---------------------------------------------------------------------------------------------- --chown
 
@@ -580,18 +578,13 @@ _MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"
 
 
 def _open_decompressed(path: Path) -> BinaryIO:
-    with open(path, "rb") as f:
-        head = f.read(6)
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            if name == "gzip":
-                return gzip.open(path, "rb")  # type: ignore[return-value]
-            if name == "bzip2":
-                return bz2.open(path, "rb")  # type: ignore[return-value]
-            if name == "xz":
-                return lzma.open(path, "rb")  # type: ignore[return-value]
-            raise ContextError(f"ADD failed: {path.name} is zstd-compressed, which minibuild cannot decompress")
-    return open(path, "rb")
+    """The archive's tar bytes (compression sniffed), bounded by MINIBUILD_MAX_LAYER_BYTES (minibuild.limits)."""
+    fh = open(path, "rb")
+    try:
+        return open_decompressed(fh, what=f"ADD failed: archive {path.name}", error=ContextError)
+    except BaseException:
+        fh.close()
+        raise
 
 
 def is_archive(path: Path) -> bool:
@@ -604,7 +597,7 @@ def is_archive(path: Path) -> bool:
                 return tar.next() is not None
     except ContextError:
         raise
-    except (OSError, tarfile.TarError, EOFError, lzma.LZMAError, ValueError):
+    except (tarfile.TarError, *DECOMPRESS_ERRORS):
         return False
 
 
@@ -619,6 +612,15 @@ def extract_archive_into(
     """
     writer = _Writer(dest_root, mtime=mtime)
     base = writer.mkdir_all(dest, 0o755, chown or (0, 0))
+    try:
+        return _extract(writer, base, archive, chown=chown, mtime=mtime)
+    except (tarfile.TarError, *DECOMPRESS_ERRORS) as err:
+        detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ContextError(f"ADD failed: cannot extract archive {archive.name}: {detail}") from err
+
+
+def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int] | None, mtime: int | None
+             ) -> tuple[str, ...]:
     base_root = writer.full(base)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
     with _open_decompressed(archive) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
