@@ -402,7 +402,14 @@ class _Loader:
         kind = {MEDIA_OCI_LAYER: "tar", MEDIA_OCI_LAYER_GZIP: "gzip"}.get(desc.media_type)
         if kind is None:
             raise ImageFormatError(f"{where}: layer media type {desc.media_type!r} is not supported (tar or tar+gzip)")
-        if self.sink.blobs.has(desc.digest):
+        if self.pin is not None and hasattr(self.sink.blobs, "shared_lock"):
+            # pin and re-check under the store's shared lock: prune (exclusive) then sees the pin, or the blob
+            # is already gone and is copied again
+            with self.sink.blobs.shared_lock():
+                if self.sink.blobs.has(desc.digest):
+                    self.pin.add(desc.digest)
+                    return
+        elif self.sink.blobs.has(desc.digest):
             if self.pin is not None:
                 self.pin.add(desc.digest)
             return
