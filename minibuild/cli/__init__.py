@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "rmi": "minibuild.cli.store_cmds:rmi",
     "prune": "minibuild.cli.store_cmds:prune",
     "tag": "minibuild.cli.store_cmds:tag",
+    "fsck": "minibuild.cli.fsck_cmd:fsck",
     # registries
     "push": "minibuild.cli.registry_cmds:push",
     "pull": "minibuild.cli.registry_cmds:pull",
