@@ -1,0 +1,337 @@
+"""Check a store end to end (every blob's digest, every reference) and optionally repair what can be repaired.
+
+What is checked, in order (a repair in one step is seen by the next):
+
+1. every file in ``blobs/sha256``: named by 64 hex digits, a regular file, and hashing to its name;
+   repair deletes corrupt or stray files (a corrupt blob is never trusted again: loads and builds re-fetch it);
+2. ``index.json``: readable, and every entry's manifest (or nested index), config and layers present and
+   verified; repair drops entries whose image is incomplete ("refs that point nowhere");
+3. cache records: readable, and every blob they keep alive present (manifests closed over their config and
+   layers); repair deletes unreadable and dangling records;
+4. temp files in ``.minibuild/tmp`` not held by a live writer, and lease files whose owner died; repair removes.
+
+Repair holds the store lock exclusively (no blob commit or prune runs meanwhile); a plain check holds it shared
+(prune waits, writers go on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from minibuild.digest import CHUNK, Digest
+from minibuild.errors import ImageFormatError, StoreError
+from minibuild.oci.model import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Index, Manifest
+from minibuild.store import Store
+from minibuild.store.lock import FileLock, atomic_write, is_locked_by_someone
+from minibuild.store.refs import entry_name
+
+ProblemKind = Literal["corrupt-blob", "stray-file", "damaged-index", "broken-ref", "bad-cache-record",
+                      "dangling-cache-record", "stale-temp", "dead-lease"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """One thing wrong with the store; ``repaired`` tells whether --repair removed it (and how)."""
+
+    kind: ProblemKind
+    subject: str
+    message: str
+    repaired: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.kind}: {self.subject}: {self.message}"
+        return text + (f" [repaired: {self.repaired}]" if self.repaired else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FsckReport:
+    """Everything fsck found; ``remaining`` are the problems still there afterwards."""
+
+    problems: tuple[Problem, ...]
+    blobs_checked: int
+    refs_checked: int
+    cache_records_checked: int
+
+    @property
+    def remaining(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.repaired is None)
+
+    @property
+    def ok(self) -> bool:
+        return not self.remaining
+
+    def of_kind(self, *kinds: str) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.kind in kinds)
+
+
+def _verify_file(path: str, digest: Digest) -> str | None:
+    """None when the file at ``path`` hashes to ``digest``; else what is wrong."""
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return "vanished while checking"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    with os.fdopen(fd, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    actual = "sha256:" + h.hexdigest()
+    return None if actual == digest.value else f"content hashes to {actual}"
+
+
+class _Checker:
+    def __init__(self, store: Store, repair: bool) -> None:
+        self.store = store
+        self.repair = repair
+        self.problems: list[Problem] = []
+        self.good: set[Digest] = set()  # blobs present and verified
+        self.bad: set[Digest] = set()  # blobs found corrupt (deleted when repairing)
+        self.blobs_checked = 0
+        self.refs_checked = 0
+        self.records_checked = 0
+        self._closure: dict[Digest, str | None] = {}
+
+    def add(self, kind: ProblemKind, subject: str, message: str, repaired: str | None = None) -> None:
+        self.problems.append(Problem(kind=kind, subject=subject, message=message,
+                                     repaired=repaired if self.repair else None))
+
+    # ------------------------------------------------------------------ 1. blobs
+    def check_blobs(self) -> None:
+        directory = self.store.blobs.dir
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            self.add("damaged-index", str(directory), "the blobs directory is missing")
+            return
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if len(name) != 64 or any(c not in "0123456789abcdef" for c in name) or not stat.S_ISREG(st.st_mode):
+                what = "not a regular file" if not stat.S_ISREG(st.st_mode) else "not named by a sha256 digest"
+                self.add("stray-file", f"blobs/sha256/{name}", f"{what}; minibuild never writes such a file",
+                         repaired="removed" if self._remove(path, st) else None)
+                continue
+            digest = Digest("sha256:" + name)
+            self.blobs_checked += 1
+            wrong = _verify_file(path, digest)
+            if wrong == "vanished while checking":
+                continue
+            if wrong is None:
+                self.good.add(digest)
+                continue
+            self.bad.add(digest)
+            self.add("corrupt-blob", digest.value, f"{wrong}; it will not be used",
+                     repaired="deleted the blob" if self._remove(path, st) else None)
+
+    def _remove(self, path: str, st: os.stat_result) -> bool:
+        if not self.repair:
+            return False
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                import shutil
+
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return True
+
+    def is_good(self, digest: Digest) -> bool:
+        """Present and verified; a blob committed after the scan (by a concurrent writer) is verified now."""
+        if digest in self.good:
+            return True
+        if digest in self.bad:
+            return False
+        path = str(self.store.blobs.path(digest))
+        if not os.path.isfile(path) or _verify_file(path, digest) is not None:
+            return False
+        self.good.add(digest)
+        return True
+
+    # ------------------------------------------------------------------ closure of a root blob
+    def missing_under(self, digest: Digest, media_type: str | None = None, depth: int = 0) -> str | None:
+        """None when ``digest`` and everything it points to is present and verified; else the first gap."""
+        if digest in self._closure:
+            return self._closure[digest]
+        result = self._missing_under(digest, media_type, depth)
+        self._closure[digest] = result
+        return result
+
+    def _missing_under(self, digest: Digest, media_type: str | None, depth: int) -> str | None:
+        if not self.is_good(digest):
+            return f"blob {digest} is missing or corrupt"
+        if depth > 8:
+            return f"blob {digest}: indexes nested too deeply"
+        path = self.store.blobs.path(digest)
+        try:
+            if path.stat().st_size > 4 << 20:
+                return None  # a layer (or other large blob): present and verified is all it needs
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return f"blob {digest} vanished"
+        if not data.lstrip()[:1] == b"{":
+            return None
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return None if media_type is None else f"{digest} is not JSON"
+        if not isinstance(doc, dict):
+            return None
+        kind = doc.get("mediaType") or media_type
+        try:
+            if kind in INDEX_TYPES or (kind is None and "manifests" in doc):
+                index = Index.from_bytes(data, f"index {digest.short}")
+                for child in index.manifests:
+                    gap = self.missing_under(child.digest, child.media_type, depth + 1)
+                    if gap:
+                        return gap
+                return None
+            if kind in MANIFEST_TYPES or (kind is None and "layers" in doc and "config" in doc):
+                manifest = Manifest.from_bytes(data, f"manifest {digest.short}")
+                for child in (manifest.config, *manifest.layers):
+                    if not self.is_good(child.digest):
+                        return f"manifest {digest.short} needs blob {child.digest}, which is missing or corrupt"
+                return None
+        except ImageFormatError as exc:
+            return f"{digest.short} is not a valid image document ({exc})"
+        return None
+
+    # ------------------------------------------------------------------ 2. index.json
+    def check_refs(self) -> None:
+        refs = self.store.refs
+        try:
+            entries = refs.descriptors()
+        except StoreError as exc:
+            self.add("damaged-index", "index.json", f"{exc}; fix or remove it by hand (names are lost)")
+            return
+        bad: list[tuple[Descriptor, str]] = []
+        for desc in entries:
+            self.refs_checked += 1
+            gap = self.missing_under(desc.digest, desc.media_type)
+            if gap is None and self.store.blobs.path(desc.digest).stat().st_size != desc.size:
+                gap = f"index.json says {desc.size} bytes but the manifest blob has another size"
+            if gap is not None:
+                bad.append((desc, gap))
+        if not bad:
+            return
+        removed = self._drop_refs([d for d, _ in bad]) if self.repair else set()
+        for desc, gap in bad:
+            name = entry_name(desc) or f"(unnamed {desc.digest})"
+            self.add("broken-ref", name, f"points at an incomplete image: {gap}; reload or rebuild it",
+                     repaired="removed the name from index.json" if (desc.digest, name) in removed else None)
+
+    def _drop_refs(self, descs: Iterable[Descriptor]) -> set[tuple[Digest, str]]:
+        doomed = {(d.digest, entry_name(d) or f"(unnamed {d.digest})") for d in descs}
+        refs = self.store.refs
+        with refs.lock():
+            index = refs._read()
+            kept = []
+            removed: set[tuple[Digest, str]] = set()
+            for d in index.manifests:
+                key = (d.digest, entry_name(d) or f"(unnamed {d.digest})")
+                # re-check under the lock: a concurrent tag may have repaired the entry meanwhile
+                if key in doomed and self.missing_under(d.digest, d.media_type) is not None:
+                    removed.add(key)
+                else:
+                    kept.append(d)
+            if removed:
+                atomic_write(refs.index_path, dataclasses.replace(index, manifests=tuple(kept)).to_bytes(),
+                             tmp_dir=self.store.tmp_dir)
+        return removed
+
+    # ------------------------------------------------------------------ 3. cache records
+    def check_cache(self) -> None:
+        directory = self.store.cache.dir
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if not name.endswith(".json"):
+                continue
+            path = directory / name
+            self.records_checked += 1
+            doc = self.store.cache._load(path)
+            if doc is None or not isinstance(doc.get("record"), dict) or \
+                    name != self.store.cache._path(doc["key"]).name:
+                self.add("bad-cache-record", f"cache/{name}", "unreadable or not a minibuild cache record",
+                         repaired="deleted the record" if self._unlink(path) else None)
+                continue
+            gap = None
+            for ref in doc["refs"]:
+                try:
+                    digest = Digest(ref)
+                except (ImageFormatError, TypeError):
+                    gap = f"invalid blob reference {ref!r}"
+                    break
+                gap = self.missing_under(digest)
+                if gap:
+                    break
+            if gap is not None:
+                self.add("dangling-cache-record", f"cache/{name} (key {doc['key'][:60]!r})",
+                         f"{gap}; the step will be rebuilt",
+                         repaired="deleted the record" if self._unlink(path) else None)
+
+    def _unlink(self, path: os.PathLike[str] | str) -> bool:
+        if not self.repair:
+            return False
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return True
+
+    # ------------------------------------------------------------------ 4. temp files and leases
+    def check_leftovers(self) -> None:
+        tmp = self.store.tmp_dir
+        for name in sorted(os.listdir(tmp)) if tmp.is_dir() else []:
+            path = tmp / name
+            if is_locked_by_someone(path):
+                continue  # a live blob writer
+            if not name.startswith("blob-") and self._young(path):
+                continue  # an atomic rename in flight (index.json, cache record) that holds no lock
+            self.add("stale-temp", f".minibuild/tmp/{name}", "left behind by an interrupted writer",
+                     repaired="removed" if self._unlink(path) else None)
+        leases = self.store.leases_dir
+        for name in sorted(os.listdir(leases)) if leases.is_dir() else []:
+            path = leases / name
+            if name.endswith(".lease") and not is_locked_by_someone(path):
+                self.add("dead-lease", f".minibuild/leases/{name}", "its build died; it pins nothing any more",
+                         repaired="removed" if self._unlink(path) else None)
+
+    @staticmethod
+    def _young(path: os.PathLike[str], seconds: float = 60.0) -> bool:
+        import time
+
+        try:
+            return time.time() - os.lstat(path).st_mtime < seconds
+        except FileNotFoundError:
+            return True
+
+
+def fsck(store: Store, *, repair: bool = False) -> FsckReport:
+    """Check ``store``; with ``repair`` remove corrupt blobs, broken refs, dangling cache records and leftovers."""
+    checker = _Checker(store, repair)
+    with FileLock(store.lock_path, shared=not repair):
+        checker.check_blobs()
+        checker.check_refs()
+        checker.check_cache()
+        checker.check_leftovers()
+    return FsckReport(problems=tuple(checker.problems), blobs_checked=checker.blobs_checked,
+                      refs_checked=checker.refs_checked, cache_records_checked=checker.records_checked)
+
+
+__all__ = ["Problem", "FsckReport", "fsck"]
