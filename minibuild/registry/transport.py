@@ -158,9 +158,9 @@ class Transport:
             return http.client.HTTPSConnection(netloc, timeout=timeout, context=self._ssl_context(verify))
         if scheme != "http":
             raise RegistryError(f"unsupported URL scheme {scheme!r} from registry {self.host}")
-        if netloc == self.host and not self.insecure:
-            raise RegistryError(f"refusing plain HTTP to {self.host}: mark it insecure with "
-                                f"--insecure-registry {self.host} if you trust it")
+        if not (self.insecure and netloc == self.host) and not is_insecure(netloc, self.options.insecure_registries):
+            raise RegistryError(f"refusing plain HTTP to {netloc}: mark it insecure with "
+                                f"--insecure-registry {netloc} if you trust it")
         return http.client.HTTPConnection(netloc, timeout=timeout)
 
     def scheme(self) -> str:
