@@ -46,7 +46,7 @@ class VerifyingReader(io.RawIOBase):
             actual = "sha256:" + self._hash.hexdigest()
             if actual != self._digest.value:
                 raise StoreError(
-                    f"blob {self._digest} is corrupt (content hashes to {actual}); run `minibuild prune` "
+                    f"blob {self._digest} is corrupt (content hashes to {actual}); run `minibuild fsck --repair` "
                     f"and rebuild or reload the image")
         return n or 0
 
