@@ -33,6 +33,11 @@ COMMANDS: dict[str, str] = {
     "test": "minibuild.cli.test_cmd:test",
     # build engine
     "build": "minibuild.cli.build_cmd:build",
+    # teaching views
+    "graph": "minibuild.cli.teach_cmds:graph",
+    "history": "minibuild.cli.teach_cmds:history",
+    "du": "minibuild.cli.teach_cmds:du",
+    "cp": "minibuild.cli.teach_cmds:cp",
 }
 
 
