@@ -220,7 +220,7 @@ def stage_graph(
     else:
         low = target.lower()
         if low not in names:
-            raise PlanError(with_suggestion(f"target stage {target!r} could not be found", target,
+            raise PlanError(with_suggestion(f'target stage "{target}" could not be found', target,
                                             list(names), case_sensitive=False))
         target_index = names[low]
 
