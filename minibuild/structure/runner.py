@@ -31,6 +31,7 @@ from minibuild.structure.schema import (
 )
 from minibuild.view import FileInfo, ImageView
 
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEBIAN_ROOT = "/usr/share/doc"
 LICENSE_FILE = "copyright"
 LICENSE_WHITELIST = ("libgnutls30",)
@@ -360,6 +361,7 @@ def run_command(view: ImageView, t: CommandTest, cfg: StructureConfig, root: Pat
         value = os.environ.get(key, "")
         if value:
             env[key] = value
+    env.setdefault("PATH", DEFAULT_PATH)  # as Docker does for an image without PATH
     user = opts.user or view.config.user
     workdir = view.config.workdir or "/"
     subst = dict(env)
