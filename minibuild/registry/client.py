@@ -221,9 +221,9 @@ class RegistryClient:
         <location> -> Range), so an interrupted large upload continues where it stopped."""
         offset = 0
         failures = 0
-        with opener() as fh:
+        fh = opener()
+        try:
             while offset < size:
-                fh.seek(offset)
                 data = fh.read(min(chunk_size, size - offset))
                 try:
                     resp = self.transport.request(
@@ -238,12 +238,22 @@ class RegistryClient:
                     self.transport._backoff(failures - 1, None)
                     progress(TransferEvent(action="push", digest=digest, status="retrying", done=offset, total=size))
                     location, offset = self.upload_status(repo, location)
+                    fh.close()
+                    fh = opener()  # blob streams need not be seekable: skip to what the session holds
+                    skip = offset
+                    while skip > 0:
+                        skipped = len(fh.read(min(IO_CHUNK, skip)))
+                        if not skipped:
+                            raise RegistryError(f"upload of blob {digest.short}: the registry holds more than it")
+                        skip -= skipped
                     continue
                 if resp.status != 202:
                     raise self._fail(f"upload chunk {offset} of blob {digest.short} to {repo}", resp)
                 location = self._location(resp, "upload chunk")
                 offset += len(data)
                 progress(TransferEvent(action="push", digest=digest, status="uploading", done=offset, total=size))
+        finally:
+            fh.close()
         resp = self.transport.request("PUT", self._with_digest(location, digest), scopes=self._push(repo),
                                       headers={"Content-Length": "0"}, body=b"", retry=False)
         resp.read()

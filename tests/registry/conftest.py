@@ -113,8 +113,10 @@ def start_registry(base: Path, *, tls: bool = False, auth: bool = False) -> Regi
              "http:", f"  addr: 127.0.0.1:{port}", "  secret: minibuild-test-secret"]
     ca_dir = None
     if tls:
-        ca_dir = base / "certs"
-        ca, cert, key = make_ca_and_cert(ca_dir)
+        ca, cert, key = make_ca_and_cert(base / "certs")
+        ca_dir = base / "ca"  # only the CA certificate: skopeo's --cert-dir treats *.key as client keys
+        ca_dir.mkdir()
+        shutil.copy(ca, ca_dir / "ca.crt")
         lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
     if auth:
         _htpasswd(base / "htpasswd", USER, PASSWORD)
@@ -134,7 +136,7 @@ def start_registry(base: Path, *, tls: bool = False, auth: bool = False) -> Regi
             raise AssertionError(f"docker-registry exited: {log.read_text(errors='replace')[-2000:]}")
         try:
             if tls:
-                ctx = ssl.create_default_context(cafile=str(ca_dir / "ca.crt"))  # type: ignore[operator]
+                ctx = ssl.create_default_context(cafile=str(ca))
                 conn: http.client.HTTPConnection = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=ctx)
             else:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
