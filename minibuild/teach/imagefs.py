@@ -1,0 +1,364 @@
+"""An image's final filesystem computed from its layers (whiteouts honoured), and copying a path out of it.
+
+``image_tree`` reads only layer metadata and folds the layers bottom-up the way an overlay mount does:
+``.wh.<name>`` deletes ``<name>`` (and everything under it) from the layers below, ``.wh..wh..opq`` hides every
+lower-layer child of its directory, a non-directory replacing a directory hides that directory's children.
+
+``copy_out`` then streams only the layers that provide the wanted files and writes them below a destination
+directory through directory file descriptors opened with O_NOFOLLOW: nothing is ever written through a symlink,
+so an image (or a pre-existing symlink in the destination) cannot make it write outside the destination.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from minibuild.errors import StoreError, UnsafePathError
+from minibuild.oci.image import BlobSource, Image
+from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry
+from minibuild.store.tarread import iter_layer, read_entries
+
+MAX_SYMLINKS = 40
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TreeEntry:
+    """A path of the final filesystem: its entry and the index of the layer that provides it."""
+
+    entry: Entry
+    layer: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageTree:
+    """The final filesystem of an image: path -> TreeEntry, plus directories only implied by their children."""
+
+    entries: dict[str, TreeEntry]
+    implied_dirs: frozenset[str]
+
+    def is_dir(self, path: str) -> bool:
+        te = self.entries.get(path)
+        return path == "" or (te.entry.type == "dir" if te is not None else path in self.implied_dirs)
+
+    def exists(self, path: str) -> bool:
+        return path == "" or path in self.entries or path in self.implied_dirs
+
+    def resolve(self, path: str, *, follow_final: bool = False) -> str | None:
+        """The tree path ``path`` names, symlinks resolved as in a chroot (final one only if asked); None if absent."""
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        resolved: list[str] = []
+        links = 0
+        while parts:
+            comp = parts.pop(0)
+            if comp == "..":
+                if resolved:
+                    resolved.pop()
+                continue
+            cur = "/".join(resolved + [comp])
+            te = self.entries.get(cur)
+            if te is not None and te.entry.type == "symlink" and (parts or follow_final):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise UnsafePathError(f"{path!r}: too many levels of symbolic links in the image")
+                target = te.entry.linkname
+                if target.startswith("/"):
+                    resolved = []
+                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+                continue
+            if not self.exists(cur):
+                return None
+            if parts and not self.is_dir(cur):
+                return None
+            resolved.append(comp)
+        return "/".join(resolved)
+
+    def under(self, path: str) -> list[str]:
+        """``path`` and every path below it, sorted (parents before children)."""
+        if path == "":
+            return sorted(self.entries)
+        prefix = path + "/"
+        return sorted(p for p in self.entries if p == path or p.startswith(prefix))
+
+    def nearest(self, path: str, limit: int = 6) -> list[str]:
+        """Existing paths close to a missing one: look-alike names, then what the deepest existing parent holds."""
+        norm = "/".join(p for p in path.split("/") if p not in ("", "."))
+        every = sorted(set(self.entries) | self.implied_dirs)
+        close = difflib.get_close_matches(norm, every, n=limit, cutoff=0.6)
+        parent = norm
+        while parent and not self.exists(parent):
+            parent = parent.rpartition("/")[0]
+        prefix = parent + "/" if parent else ""
+        children = [p for p in every if p.startswith(prefix) and "/" not in p[len(prefix):]]
+        out: list[str] = []
+        for p in close + children:
+            if p not in out:
+                out.append(p)
+        return out[:limit]
+
+
+def _drop_under(tree: dict[str, TreeEntry], path: str, *, keep_self: bool) -> None:
+    prefix = path + "/" if path else ""
+    for p in [p for p in tree if p.startswith(prefix) or (p == path and not keep_self)]:
+        del tree[p]
+
+
+def fold_layers(layers: list[list[Entry]]) -> dict[str, TreeEntry]:
+    """Fold layer entry lists (bottom first) into the final tree, whiteouts and opaque markers honoured."""
+    tree: dict[str, TreeEntry] = {}
+    for index, entries in enumerate(layers):
+        adds: list[Entry] = []
+        for e in entries:
+            head, _, name = e.path.rpartition("/")
+            if name == OPAQUE_NAME:
+                _drop_under(tree, head, keep_self=True)  # tree holds only lower layers yet
+            elif name.startswith(WHITEOUT_PREFIX):
+                victim = (head + "/" if head else "") + name[len(WHITEOUT_PREFIX):]
+                _drop_under(tree, victim, keep_self=False)
+            elif e.path:
+                adds.append(e)
+        for e in adds:
+            old = tree.get(e.path)
+            if old is not None and old.entry.type == "dir" and e.type != "dir":
+                _drop_under(tree, e.path, keep_self=True)
+            tree[e.path] = TreeEntry(entry=e, layer=index)
+    return tree
+
+
+def image_tree(blobs: BlobSource, image: Image) -> ImageTree:
+    """The final filesystem of ``image`` (reads every layer's metadata once)."""
+    layers = []
+    for layer in image.layers:
+        with blobs.open(layer.digest) as fh:
+            layers.append(read_entries(fh))
+    entries = fold_layers(layers)
+    implied: set[str] = set()
+    for p in entries:
+        head = p.rpartition("/")[0]
+        while head and head not in implied:
+            implied.add(head)
+            head = head.rpartition("/")[0]
+    return ImageTree(entries=entries, implied_dirs=frozenset(implied))
+
+
+# ---------------------------------------------------------------------------------------------- safe writing
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _Writer:
+    """Creates entries below one directory, never following a symlink below it."""
+
+    def __init__(self, root: Path, *, archive: bool) -> None:
+        self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.archive = archive and os.geteuid() == 0
+        self.dirs: list[tuple[str, Entry]] = []
+        self.warnings: list[str] = []
+
+    def close(self) -> None:
+        for rel, e in reversed(self.dirs):
+            try:
+                fd = self._walk(rel, create=False)
+            except (OSError, UnsafePathError):
+                continue
+            try:
+                os.fchmod(fd, e.mode & 0o7777)
+                os.utime(fd, (e.mtime, e.mtime))
+            finally:
+                os.close(fd)
+        os.close(self.root_fd)
+
+    def _walk(self, rel: str, *, create: bool) -> int:
+        """An fd of directory ``rel`` below the root (components created when asked; symlinks refused)."""
+        fd = os.dup(self.root_fd)
+        for comp in [p for p in rel.split("/") if p]:
+            try:
+                nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    os.close(fd)
+                    raise
+                os.mkdir(comp, 0o755, dir_fd=fd)
+                nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+            except (NotADirectoryError, OSError) as err:
+                os.close(fd)
+                raise UnsafePathError(f"cannot write below {rel!r}: {comp!r} in the destination is a symlink or "
+                                      f"not a directory ({err.strerror})") from None
+            os.close(fd)
+            fd = nfd
+        return fd
+
+    def _clear(self, pfd: int, name: str, *, keep_dir: bool) -> bool:
+        """Remove a non-directory at ``name`` (never following it); True when a directory is there."""
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            if not keep_dir:
+                raise UnsafePathError(f"cannot replace directory {name!r} in the destination with a non-directory")
+            return True
+        os.unlink(name, dir_fd=pfd)
+        return False
+
+    def write(self, rel: str, e: Entry, stream: BinaryIO | None) -> int:
+        """Create ``rel`` as entry ``e`` describes; returns content bytes written."""
+        head, _, name = rel.rpartition("/")
+        pfd = self._walk(head, create=True)
+        try:
+            if e.type == "dir":
+                if not self._clear(pfd, name, keep_dir=True):
+                    os.mkdir(name, 0o700, dir_fd=pfd)
+                self.dirs.append((rel, e))
+                self._owner(pfd, name, e)
+                return 0
+            self._clear(pfd, name, keep_dir=False)
+            if e.type == "file":
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                             dir_fd=pfd)
+                written = 0
+                with os.fdopen(fd, "wb") as out:
+                    if stream is not None:
+                        while chunk := stream.read(CHUNK):
+                            out.write(chunk)
+                            written += len(chunk)
+                    out.flush()
+                    os.fchmod(out.fileno(), e.mode & 0o7777)
+                    os.utime(out.fileno(), (e.mtime, e.mtime))
+                self._owner(pfd, name, e)
+                return written
+            if e.type == "symlink":
+                os.symlink(e.linkname, name, dir_fd=pfd)
+                self._owner(pfd, name, e)
+                return 0
+            if e.type == "fifo":
+                os.mkfifo(name, e.mode & 0o777, dir_fd=pfd)
+                self._owner(pfd, name, e)
+                return 0
+            self.warnings.append(f"skipped {e.type} device /{rel}")
+            return 0
+        finally:
+            os.close(pfd)
+
+    def link(self, rel: str, existing: str) -> None:
+        """Hard-link ``rel`` to the already written ``existing`` (both below the root)."""
+        shead, _, sname = existing.rpartition("/")
+        dhead, _, dname = rel.rpartition("/")
+        sfd = self._walk(shead, create=False)
+        dfd = self._walk(dhead, create=True)
+        try:
+            self._clear(dfd, dname, keep_dir=False)
+            os.link(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+        finally:
+            os.close(sfd)
+            os.close(dfd)
+
+    def _owner(self, pfd: int, name: str, e: Entry) -> None:
+        if self.archive:
+            os.chown(name, e.uid, e.gid, dir_fd=pfd, follow_symlinks=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyResult:
+    """What ``copy_out`` wrote: where, how many entries of each kind, content bytes, warnings."""
+
+    source: str  # the image path copied (after symlink resolution), "/"-rooted
+    written_to: Path
+    files: int
+    dirs: int
+    symlinks: int
+    bytes: int
+    warnings: tuple[str, ...] = ()
+
+
+def copy_out(blobs: BlobSource, image: Image, path: str, dest: Path, *, follow_link: bool = False,
+             archive: bool = False, image_name: str = "the image") -> CopyResult:
+    """Copy ``path`` of ``image`` to ``dest`` with ``docker cp`` rules.
+
+    An existing directory ``dest`` receives ``basename(path)`` (or the contents, when ``path`` ends in ``/.``);
+    otherwise ``dest`` is created (its parent must exist).  ``follow_link`` copies what a final symlink points
+    to instead of the link.  ``archive`` keeps owners (as root).  A missing ``path`` is a StoreError listing the
+    nearest existing paths.
+    """
+    tree = image_tree(blobs, image)
+    src = tree.resolve(path, follow_final=follow_link)
+    if src is None:
+        near = ", ".join("/" + p for p in tree.nearest(path)) or "(the image is empty)"
+        raise StoreError(f"{path!r} does not exist in {image_name}; nearest existing paths: {near}")
+    src_is_dir = tree.is_dir(src)
+    contents_only = path.rstrip("/").endswith("/.") or path.strip("/") in ("", ".")
+    dest = Path(dest)
+    if dest.is_dir():
+        base_dir, top = dest, ("" if contents_only or src == "" else src.rpartition("/")[2])
+    elif dest.exists() or dest.is_symlink():
+        if src_is_dir:
+            raise StoreError(f"cannot copy directory /{src} onto the file {dest}")
+        base_dir, top = dest.parent, dest.name
+    else:
+        if str(dest).endswith("/") and not src_is_dir:
+            raise StoreError(f"destination directory {dest} does not exist")
+        if not dest.parent.is_dir():
+            raise StoreError(f"destination {dest}: parent directory {dest.parent} does not exist")
+        base_dir, top = dest.parent, dest.name
+
+    def rel_of(p: str) -> str:
+        sub = p[len(src):].lstrip("/") if src else p
+        return "/".join(x for x in (top, sub) if x)
+
+    wanted = tree.under(src) if src in tree.entries or src_is_dir else [src]
+    selected = {p: tree.entries[p] for p in wanted if p in tree.entries}
+    by_layer: dict[int, dict[str, str]] = {}
+    for p, te in selected.items():
+        by_layer.setdefault(te.layer, {})[p] = rel_of(p)
+    # hardlinks: link to a copied target from the same layer, else copy the target's bytes from that layer
+    link_to: dict[str, str] = {}
+    extra_sources: dict[int, dict[str, list[str]]] = {}
+    for p, te in selected.items():
+        if te.entry.type != "hardlink":
+            continue
+        target = te.entry.linkname
+        tt = selected.get(target)
+        if tt is not None and tt.layer == te.layer:
+            link_to[p] = rel_of(target)
+        else:
+            extra_sources.setdefault(te.layer, {}).setdefault(target, []).append(rel_of(p))
+    writer = _Writer(base_dir, archive=archive)
+    counts = {"file": 0, "dir": 0, "symlink": 0}
+    total = 0
+    try:
+        if src_is_dir and top:
+            writer.write(top, tree.entries[src].entry if src in tree.entries else Entry(path=src, type="dir",
+                                                                                          mode=0o755), None)
+        for index in sorted(set(by_layer) | set(extra_sources)):
+            mine = by_layer.get(index, {})
+            extras = extra_sources.get(index, {})
+            pending_links: list[tuple[str, str]] = []
+            with blobs.open(image.layers[index].digest) as fh:
+                for e, stream in iter_layer(fh):
+                    if e.path in extras and e.type == "file":
+                        first, *rest = extras[e.path]
+                        total += writer.write(first, e, stream)
+                        counts["file"] += 1
+                        pending_links.extend((r, first) for r in rest)
+                    rel = mine.get(e.path)
+                    if rel is None or selected[e.path].entry != e or (rel == top and e.type == "dir"):
+                        continue
+                    if e.type == "hardlink":
+                        if e.path in link_to:
+                            pending_links.append((rel, link_to[e.path]))
+                        continue
+                    if not rel:
+                        continue
+                    total += writer.write(rel, e, stream)
+                    counts[e.type] = counts.get(e.type, 0) + 1
+            for rel, existing in pending_links:
+                writer.link(rel, existing)
+                counts["file"] += 1
+    finally:
+        writer.close()
+    return CopyResult(source="/" + src, written_to=base_dir / top if top else base_dir, files=counts["file"],
+                      dirs=counts["dir"] + (1 if src_is_dir and top else 0), symlinks=counts["symlink"],
+                      bytes=total, warnings=tuple(writer.warnings))
