@@ -218,7 +218,9 @@ class RegistryClient:
         """PATCH the blob in ``chunk_size`` pieces (Content-Range), then PUT ?digest= with no body.
 
         A chunk whose connection drops is retried after asking the session how much it holds (GET
-        <location> -> Range), so an interrupted large upload continues where it stopped."""
+        <location> -> Range), so an interrupted large upload continues where it stopped; when the registry
+        has dropped the session instead (distribution 2.8 cancels one a cut PATCH left at an uneven
+        offset), a status-less RegistryError makes ``push_blob`` restart the blob."""
         offset = 0
         failures = 0
         fh = opener()
@@ -237,7 +239,11 @@ class RegistryClient:
                         raise
                     self.transport._backoff(failures - 1, None)
                     progress(TransferEvent(action="push", digest=digest, status="retrying", done=offset, total=size))
-                    location, offset = self.upload_status(repo, location)
+                    try:
+                        location, offset = self.upload_status(repo, location)
+                    except RegistryError as exc:  # e.g. distribution cancels a session a cut PATCH left uneven
+                        raise RegistryError(f"upload session of blob {digest.short} was lost after a dropped "
+                                            f"connection ({exc})") from None  # status None: push_blob restarts
                     fh.close()
                     fh = opener()  # blob streams need not be seekable: skip to what the session holds
                     skip = offset
