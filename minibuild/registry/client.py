@@ -237,7 +237,7 @@ class RegistryClient:
                     failures += 1
                     if failures > self.options.retries:
                         raise
-                    self.transport._backoff(failures - 1, None)
+                    self.transport.backoff(failures - 1, None)
                     progress(TransferEvent(action="push", digest=digest, status="retrying", done=offset, total=size))
                     try:
                         location, offset = self.upload_status(repo, location)
@@ -316,7 +316,7 @@ class RegistryClient:
                 if attempt >= self.options.retries:
                     raise RegistryError(f"upload of blob {digest.short} to {repo} failed after {attempt + 1} "
                                         f"attempts: {exc}") from None
-                self.transport._backoff(attempt, None)
+                self.transport.backoff(attempt, None)
                 attempt += 1
                 progress(TransferEvent(action="push", digest=digest, status="retrying", total=size))
                 location = None

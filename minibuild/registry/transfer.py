@@ -146,7 +146,7 @@ def download_blob(client: RegistryClient, store: Store, repo: str, digest: Diges
                 failures += 1
                 if failures > client.options.retries:
                     raise
-                client.transport._backoff(failures - 1, None)
+                client.transport.backoff(failures - 1, None)
                 continue
             if start != have:  # the registry sent the whole blob again
                 fh.seek(0)
@@ -174,7 +174,7 @@ def download_blob(client: RegistryClient, store: Store, repo: str, digest: Diges
                 raise RegistryError(f"download of blob {digest.short} from {client.domain}/{repo} broke "
                                     f"{failures} times; {have} bytes kept in {part} for the next pull")
             status = "resumed"
-            client.transport._backoff(failures - 1, None)
+            client.transport.backoff(failures - 1, None)
         actual = "sha256:" + h.hexdigest()
         if actual != digest.value or (size is not None and have != size):
             fh.seek(0)

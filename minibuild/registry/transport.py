@@ -277,19 +277,19 @@ class Transport:
             except NETWORK_ERRORS as exc:
                 conn.close()
                 if attempt < self.options.retries:
-                    self._backoff(attempt, None)
+                    self.backoff(attempt, None)
                     continue
                 raise RegistryError(f"{method} {url} failed: {exc}") from None
             if resp.status in RETRY_STATUSES and attempt < self.options.retries:
                 resp.read()
                 conn.close()
-                self._backoff(attempt, resp.headers.get("Retry-After"))
+                self.backoff(attempt, resp.headers.get("Retry-After"))
                 continue
             return Response(resp.status, resp.headers, resp, conn, url)
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------ requests
-    def _backoff(self, attempt: int, retry_after: str | None) -> None:
+    def backoff(self, attempt: int, retry_after: str | None) -> None:
         delay = min(self.options.backoff * (2 ** attempt), self.options.max_backoff)
         if retry_after:
             try:
@@ -329,7 +329,7 @@ class Transport:
                 if isinstance(exc, RegistryError):
                     raise
                 if retry and attempt < self.options.retries:
-                    self._backoff(attempt, None)
+                    self.backoff(attempt, None)
                     attempt += 1
                     continue
                 raise RegistryError(f"{method} {url}: connection failed after {attempt + 1} attempt(s): "
@@ -348,7 +348,7 @@ class Transport:
                                     if self.credentials else self._need_credentials(), status=401)
             if resp.status in RETRY_STATUSES and retry and attempt < self.options.retries:
                 result.read()
-                self._backoff(attempt, resp.headers.get("Retry-After"))
+                self.backoff(attempt, resp.headers.get("Retry-After"))
                 attempt += 1
                 continue
             if resp.status in (301, 302, 303, 307, 308) and follow_redirects and method in ("GET", "HEAD"):

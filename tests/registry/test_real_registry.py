@@ -258,3 +258,22 @@ def test_artifact_push_and_pull(plain_registry: Registry, tmp_path: Path) -> Non
     s3 = Store.open(tmp_path / "s3")
     pull_artifact(s3, f"{plain_registry.host}/cache/app@{digest}", options=plain(plain_registry), blobs=())
     assert not s3.blobs.has(rec) and s3.blobs.has(digest)
+
+
+def test_progress_events(plain_registry: Registry, tmp_path: Path) -> None:
+    from minibuild.registry import TransferEvent
+    store = Store.open(tmp_path / "s")
+    image = random_image(store, "p:1", layers=1, size=200_000, seed="progress")
+    events: list[TransferEvent] = []
+    push_image(store, "p:1", f"{plain_registry.host}/progress/app:1", options=plain(plain_registry),
+               progress=events.append)
+    layer = image.layers[0]
+    mine = [e for e in events if e.digest == layer.digest]
+    assert mine[0].status == "checking" and mine[-1].status == "done" and mine[-1].done == layer.size
+    ups = [e.done for e in mine if e.status == "uploading"]
+    assert len(ups) > 1 and ups == sorted(ups) and ups[-1] == layer.size
+    events.clear()
+    pull(Store.open(tmp_path / "s2"), f"{plain_registry.host}/progress/app:1", options=plain(plain_registry),
+         progress=events.append)
+    downs = [e for e in events if e.digest == layer.digest and e.status == "downloading"]
+    assert downs and downs[-1].done == layer.size and all(e.action == "pull" for e in events)
