@@ -95,7 +95,7 @@ class ImageTree:
         prefix = parent + "/" if parent else ""
         children = [p for p in every if p.startswith(prefix) and "/" not in p[len(prefix):]]
         out: list[str] = []
-        for p in close + children:
+        for p in close + children + ([parent] if parent else []):
             if p not in out:
                 out.append(p)
         return out[:limit]
@@ -286,7 +286,8 @@ def copy_out(blobs: BlobSource, image: Image, path: str, dest: Path, *, follow_l
     tree = image_tree(blobs, image)
     src = tree.resolve(path, follow_final=follow_link)
     if src is None:
-        near = ", ".join("/" + p for p in tree.nearest(path)) or "(the image is empty)"
+        near = ", ".join("/" + p for p in tree.nearest(path)) or ("/ (the image is empty)" if not tree.entries
+                                                                    else "/")
         raise StoreError(f"{path!r} does not exist in {image_name}; nearest existing paths: {near}")
     src_is_dir = tree.is_dir(src)
     contents_only = path.rstrip("/").endswith("/.") or path.strip("/") in ("", ".")
