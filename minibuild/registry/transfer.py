@@ -227,6 +227,9 @@ def pull(store: Store, ref: str, *, options: RegistryOptions | None = None, prog
 
     Docker schema2 manifests are stored converted to the OCI form (same config and layer blobs and digests,
     a new manifest digest; ``remote_digest`` keeps the registry's); OCI manifests are stored byte for byte."""
+    if pin is None:  # keep what we download alive through a concurrent prune until it is named
+        with store.lease() as lease:
+            return pull(store, ref, options=options, progress=progress, pin=lease, tag=tag)
     options = options or RegistryOptions()
     reference = parse_reference(ref)
     client = client_for(reference, options)
