@@ -247,7 +247,11 @@ class _Members:
             for ti in self._tar.getmembers():
                 self._infos[_norm(ti.name)] = ti
         except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-            raise ImageFormatError(f"{path}: not a readable tar archive ({exc})") from None
+            if isinstance(exc, tarfile.ReadError) and "could not be opened successfully" in str(exc):
+                detail = "not a tar file, nor a gzip, bzip2 or xz compressed one"
+            else:  # tarfile's messages can span lines; the CLI prints one
+                detail = " ".join(str(exc).split())
+            raise ImageFormatError(f"{path}: not a readable tar archive ({detail})") from None
 
     def close(self) -> None:
         if self._tar is not None:
