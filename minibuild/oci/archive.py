@@ -294,11 +294,15 @@ class _Members:
         raise ImageFormatError(f"{self.path}: {name}: too many levels of links")
 
     def read(self, name: str, limit: int = 64 << 20) -> bytes:
-        with self.open(name) as fh:
-            data = fh.read(limit + 1)
-        if len(data) > limit:
-            raise ImageFormatError(f"{self.path}: {name} is too large for a JSON document")
-        return data
+        parts: list[bytes] = []
+        total = 0
+        with self.open(name) as fh:  # in chunks: read(limit + 1) would allocate the whole limit up front
+            while chunk := fh.read(CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise ImageFormatError(f"{self.path}: {name} is too large for a JSON document")
+                parts.append(chunk)
+        return b"".join(parts)
 
 
 def _norm(name: str) -> str:
