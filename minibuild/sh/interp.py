@@ -574,6 +574,9 @@ class Shell:
             except UsageError as e:
                 ctx.err(str(e))
                 return 1
+            except OSError as e:  # a builtin's unexpected file error: reported like a real tool would
+                ctx.oserr(e)
+                return 1
         if script is None and base in shellbuiltins.SHELL_BUILTINS and base not in SPECIAL:
             child = self.fork()
             child.fds = {0: in_, 1: out, 2: err}

@@ -105,7 +105,7 @@ def diff_report(script: str, real: Outcome, emu: Outcome) -> str:
         lines.append(f"stdout busybox:  {real.stdout!r}\nstdout emulated: {emu.stdout!r}")
     for k in sorted(set(real.tree) | set(emu.tree)):
         if real.tree.get(k) != emu.tree.get(k):
-            lines.append(f"{k}: busybox={real.tree.get(k)} emulated={emu.tree.get(k)}")
+            lines.append(f"{k}: busybox={str(real.tree.get(k))[:300]} emulated={str(emu.tree.get(k))[:300]}")
     lines.append(f"stderr busybox: {real.stderr!r}\nstderr emulated: {emu.stderr!r}")
     return "\n".join(lines)
 

@@ -178,13 +178,19 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
         if os.path.lexists(dst) and not os.path.isdir(dst):
             ctx.err(f"cannot overwrite non-directory '{dst_v}' with directory '{src_v}'")
             return False
-        if _inside(ctx.path(src_v), dst):
-            ctx.err(f"cannot copy a directory, '{src_v}', into itself, '{dst_v}'")
+        if (st.st_dev, st.st_ino) in _CREATED:
+            ctx.err(f"recursion detected, omitting directory '{src_v}'")
             return False
         created = False
         if not os.path.exists(dst):
-            ctx.fs.mkdir(dst, stat.S_IMODE(st.st_mode))
+            try:
+                ctx.fs.mkdir(dst, stat.S_IMODE(st.st_mode))
+            except OSError as e:
+                ctx.err(f"can't create directory '{dst_v}': {e.strerror}")
+                return False
             created = True
+            dst_st = os.stat(dst)
+            _CREATED.add((dst_st.st_dev, dst_st.st_ino))
         ok = True
         for name in sorted(os.listdir(src)):
             ok &= _copy_one(ctx, src_v.rstrip("/") + "/" + name, ctx.fs.to_virtual(dst) + "/" + name,
@@ -229,6 +235,9 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
     return True
 
 
+_CREATED: set[tuple[int, int]] = set()  # directories made by the running cp (recursion guard)
+
+
 def _inside(src: Path, dst: Path) -> bool:
     try:
         return os.path.commonpath([os.path.realpath(src), os.path.realpath(dst)]) == os.path.realpath(src) and \
@@ -257,6 +266,7 @@ def cp(ctx: Ctx, args: list[str]) -> int:
         ctx.err(f"'{dest}' is not a directory")
         return 1
     ok = True
+    _CREATED.clear()
     for s in srcs:
         target = dest.rstrip("/") + "/" + posixpath.basename(s.rstrip("/")) if into else dest
         if s.rstrip("/") == "":

@@ -165,6 +165,8 @@ def grep(ctx: Ctx, args: list[str]) -> int:
     for f in files:
         try:
             data = ctx.read_input(f)
+        except IsADirectoryError:
+            continue  # busybox grep: a directory silently has no lines
         except OSError as e:
             if not opts.get("s"):
                 ctx.oserr(e, f)

@@ -428,7 +428,7 @@ def sed(ctx: Ctx, args: list[str]) -> int:
                 os.chmod(host, mode)
             except OSError as e:
                 ctx.oserr(e, f)
-                code = 4
+                code = 1
             except SedError as e:
                 ctx.err(str(e))
                 return 1
@@ -438,9 +438,11 @@ def sed(ctx: Ctx, args: list[str]) -> int:
     for f in files or ["-"]:
         try:
             chunks.append(dec(ctx.read_input(f)))
+        except IsADirectoryError:
+            continue  # busybox sed: a directory silently has no lines
         except OSError as e:
             ctx.oserr(e, f)
-            code = 2
+            code = 1
     text = "".join(c if c.endswith("\n") or k == len(chunks) - 1 else c + "\n" for k, c in enumerate(chunks))
     try:
         ctx.out(Sed(cmds, quiet, extended).run(text))
