@@ -334,6 +334,10 @@ class Builder:
             used |= st.scope.used_build_args
             status = "cached" if st.all_cached else "built"
             self._emit({"type": "stage", "stage": st.label, "index": idx, "status": status})
+        for node in graph.nodes:
+            if node.index not in graph.needed:
+                self._emit({"type": "stage", "stage": node.label, "index": node.index, "status": "skipped",
+                            "reason": f"not needed by target {graph.nodes[graph.target].label}"})
         unused = unused_build_args(self.build_args, used)
         if unused:
             self.warnings.append(f"One or more build-args [{' '.join(unused)}] were not consumed")
