@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -81,6 +82,34 @@ def live_lease_digests(directory: Path, *, remove_dead: bool) -> set[Digest]:
             except ImageFormatError:
                 continue
     return out
+
+
+def owner_alive(name: str) -> bool:
+    """Whether the process whose pid is embedded in a temp name (``build-<pid>-<hex>``) still runs.
+
+    Conservative: a name without a pid, or a pid we may not signal, counts as alive.
+    """
+    parts = name.split("-")
+    if len(parts) < 3 or not parts[1].isdigit():
+        return True
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                continue
+    return total
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +198,12 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
                         path.unlink()
                     except FileNotFoundError:
                         continue
+                temps += 1
+            elif name.startswith("build-") and path.is_dir() and not owner_alive(name):
+                # the scratch roots of a build that was killed (its own cleanup never ran)
+                if not dry_run:
+                    freed += _tree_size(path)
+                    shutil.rmtree(path, ignore_errors=True)
                 temps += 1
     return PruneReport(removed=tuple(removed), freed_bytes=freed, kept=kept, temp_files_removed=temps,
                        cache_records_removed=cache_removed)
