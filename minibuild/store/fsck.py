@@ -29,6 +29,7 @@ from minibuild.errors import ImageFormatError, StoreError
 from minibuild.oci.model import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Index, Manifest
 from minibuild.store import Store
 from minibuild.store.lock import FileLock, atomic_write, is_locked_by_someone
+from minibuild.store.gc import owner_alive
 from minibuild.store.refs import entry_name
 
 ProblemKind = Literal["corrupt-blob", "stray-file", "damaged-index", "broken-ref", "bad-cache-record",
@@ -142,7 +143,7 @@ class _Checker:
             if stat.S_ISDIR(st.st_mode):
                 import shutil
 
-                shutil.rmtree(path)
+                shutil.rmtree(path, ignore_errors=True)
             else:
                 os.unlink(path)
         except FileNotFoundError:
@@ -301,16 +302,31 @@ class _Checker:
             path = tmp / name
             if is_locked_by_someone(path):
                 continue  # a live blob writer
-            if not name.startswith("blob-") and self._young(path):
+            if name.startswith("build-"):
+                if owner_alive(name):
+                    continue  # scratch roots of a running build
+                what = "scratch directory of a build that was killed"
+            elif name.startswith("blob-"):
+                what = "partial blob of a writer that was killed"
+            elif self._young(path):
                 continue  # an atomic rename in flight (index.json, cache record) that holds no lock
-            self.add("stale-temp", f".minibuild/tmp/{name}", "left behind by an interrupted writer",
-                     repaired="removed" if self._unlink(path) else None)
+            else:
+                what = "left behind by an interrupted writer"
+            self.add("stale-temp", f".minibuild/tmp/{name}", what,
+                     repaired="removed" if self._remove_any(path) else None)
         leases = self.store.leases_dir
         for name in sorted(os.listdir(leases)) if leases.is_dir() else []:
             path = leases / name
             if name.endswith(".lease") and not is_locked_by_someone(path):
                 self.add("dead-lease", f".minibuild/leases/{name}", "its build died; it pins nothing any more",
                          repaired="removed" if self._unlink(path) else None)
+
+    def _remove_any(self, path: os.PathLike[str]) -> bool:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return self.repair
+        return self._remove(os.fspath(path), st)
 
     @staticmethod
     def _young(path: os.PathLike[str], seconds: float = 60.0) -> bool:

@@ -158,3 +158,22 @@ def test_empty_tar_read_via_store_is_verified(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         apply_layer(root, store.blobs.open(d))
     assert apply_layer(root, io.BytesIO(b"\0" * 1024)).entries == 0
+
+
+def test_scratch_dirs_of_killed_builds_are_cleaned(tmp_path: Path) -> None:
+    store, _ = _store(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = store.tmp_dir / f"build-{dead.pid}-abcdef"
+    (killed / "root-x" / "etc").mkdir(parents=True)
+    (killed / "root-x" / "etc" / "big").write_bytes(b"x" * 10000)
+    live = store.tmp_dir / f"build-{os.getpid()}-123456"  # this process is alive: its build is running
+    (live / "root-y").mkdir(parents=True)
+    report = fsck(store)
+    assert [p.subject for p in report.problems] == [f".minibuild/tmp/{killed.name}"]
+    assert "killed" in report.problems[0].message
+    pruned = store.prune()
+    assert pruned.temp_files_removed == 1 and pruned.freed_bytes >= 10000
+    assert not killed.exists() and live.exists()
+    (killed / "again").mkdir(parents=True)
+    assert fsck(store, repair=True).ok and not killed.exists() and live.exists()
