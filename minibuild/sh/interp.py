@@ -17,7 +17,7 @@ from minibuild.sh.pattern import fullmatch
 from minibuild.sh.streams import Buffer, FileOut, Input, Null, Stream, dec, enc
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-MAX_STEPS = 2_000_000
+MAX_STEPS = 1_000_000
 MAX_DEPTH = 200
 SHELLS = ("sh", "bash", "ash", "dash")
 SPECIAL = {"export", "readonly", "set", "unset", "eval", ".", "source", "exit", "return", "break", "continue",
@@ -558,16 +558,13 @@ class Shell:
         out = stdout or self.fds.get(1, Null())
         err = stderr or self.fds.get(2, Null())
         base = name.rsplit("/", 1)[-1]
-        if "/" in name:
-            script = self.find_script(name)
-            if script is None and not self._lexists(name):
-                err.write(enc(f"sh: {name}: not found\n"))
-                return 127
-        else:
-            script = None
+        script = self.find_script(name) if "/" in name else None
+        if "/" in name and script is None and base not in SHELLS and base not in REGISTRY and not self._lexists(name):
+            err.write(enc(f"sh: {name}: not found\n"))
+            return 127
         if script is None and (base in SHELLS):
             return self.run_sh(argv, env, in_, out, err)
-        if script is None and base in REGISTRY and ("/" not in name or not self._is_script(name)):
+        if script is None and base in REGISTRY:
             ctx = Ctx(shell=self, name=base, env=env, stdin=in_, stdout=out, stderr=err)
             try:
                 return REGISTRY[base](ctx, argv[1:])
@@ -671,6 +668,10 @@ class Shell:
                 i += 2
                 continue
             if len(a) > 1 and a[0] in "-+" and a[1:].isalpha():
+                if "o" in a[1:] and i + 1 < len(argv):
+                    opts[argv[i + 1]] = a[0] == "-"
+                    argv = argv[:i + 1] + argv[i + 2:]
+                    a = a.replace("o", "")
                 for c in a[1:]:
                     if c == "c":
                         want_c = True

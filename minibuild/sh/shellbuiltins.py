@@ -140,9 +140,12 @@ def _set(sh: "I.Shell", args: list[str]) -> int:
             sh.options[opt] = a == "-o"
             i += 2
             continue
-        if len(a) > 1 and a[0] in "-+" and all(c in OPTS for c in a[1:]):
+        if len(a) > 1 and a[0] in "-+" and all(c in OPTS or c == "o" for c in a[1:]) and a.count("o") <= 1:
             for c in a[1:]:
-                sh.options[OPTS[c]] = a[0] == "-"
+                if c != "o":
+                    sh.options[OPTS[c]] = a[0] == "-"
+            if "o" in a[1:]:
+                args = args[: i + 1] + [a[0] + "o"] + args[i + 1:]
             i += 1
             continue
         if a[0] in "-+" and len(a) > 1:
