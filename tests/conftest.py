@@ -11,6 +11,10 @@ from tests.engines import Docker, make_busybox_root, start_docker
 
 BUSYBOX_TAG = "minibuild-test/busybox:latest"
 
+# pytester (tests/plugin runs pytest sessions inside tests); pytest only accepts pytest_plugins in a conftest loaded
+# at startup, so it is enabled here rather than in tests/plugin/conftest.py.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def docker() -> Iterator[Docker]:
