@@ -182,6 +182,9 @@ class SessionBuilds:
         return BuiltImage(request=req, result=result, view=ImageView(self.store, result.image), store=self.store,
                           label=req.describe(self.rootdir))
 
+    def __repr__(self) -> str:
+        return f"<minibuild_build: {len(self.built)} build(s) into {self.store.root}>"
+
     def summary(self) -> str:
         ok = [o for o in self._done.values() if isinstance(o, BuiltImage)]
         failed = len(self._done) - len(ok)
