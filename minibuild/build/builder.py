@@ -222,7 +222,7 @@ class Builder:
         self._ignore: IgnoreMatcher | None = None
         self._stat_cache = StatCache(None)
         self._step_no = 0
-        self._copyfrom_states: dict[int, _State] = {}
+        self._imported: set[str] = set()  # fixture images imported into the store by this build
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, event: dict[str, Any]) -> None:
@@ -301,13 +301,13 @@ class Builder:
         note = fixture.teaching_note.strip().splitlines()[0] if fixture.teaching_note.strip() else ""
         image = image.append_layer(info, history=History(created_by=f"minibuild fixture {fixture.reference}: {note}"))
         digest = self.store.put_image(image, pin=self.lease)
+        self._imported.add(name)
         self.store.tag(fixture.reference if "/" in name or ":" in name else name, digest)
         self.store.tag(name if ":" in name else f"{name}:latest", digest)
         return image
 
     # ------------------------------------------------------------------ the build
     def build(self) -> BuildResult:
-        df = self.df
         try:
             with self.store.lease() as lease:
                 self.lease = lease
@@ -317,7 +317,6 @@ class Builder:
             if self.tmp is not None:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 self.tmp = None
-            del df
 
     def _build(self) -> BuildResult:
         df = self.df
@@ -410,8 +409,11 @@ class Builder:
             st.image = st.image.with_config(onbuild=None)
         instrs = [*triggers, *stage.instructions]
         total = len(instrs) + 1
+        imported = graph.nodes[idx].base in self._imported
+        if imported:
+            st.all_cached = False
         self._step(st, 0, total, f"FROM {graph.nodes[idx].base}" + (f" AS {stage.name}" if stage.name else ""),
-                   stage.from_.span.line, True, st.fs_key, None, 0, 0.0, announce=True)
+                   stage.from_.span.line, not imported, st.fs_key, None, 0, 0.0, announce=True)
         for i, instr in enumerate(instrs, 1):
             try:
                 self._run_instruction(st, instr, i, total, gscope, graph)
