@@ -65,23 +65,32 @@ def iter_uncompressed(stream: BinaryIO, media_type: str) -> Iterator[bytes]:
 
 
 class _ChunkStream:
-    """A read() interface over an iterator of chunks that also hashes the bytes (for tarfile 'r|')."""
+    """A read() interface over an iterator of chunks that also hashes the bytes (for tarfile 'r|').
+
+    Keeps an offset into the current chunk instead of re-slicing the remainder on every read: tarfile reads
+    512 bytes to 10 kB at a time and a decompressed chunk can be megabytes, so slicing made a scan quadratic."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._buf = b""
+        self._pos = 0
         self.hash = hashlib.sha256()
 
     def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
-            try:
-                self._buf += next(self._chunks)
-            except StopIteration:
-                break
         if n < 0:
-            out, self._buf = self._buf, b""
+            parts = [self._buf[self._pos:], *self._chunks]
+            self._buf, self._pos = b"", 0
+            out = b"".join(parts)
         else:
-            out, self._buf = self._buf[:n], self._buf[n:]
+            while len(self._buf) - self._pos < n:
+                try:
+                    nxt = next(self._chunks)
+                except StopIteration:
+                    break
+                self._buf = self._buf[self._pos:] + nxt if self._pos < len(self._buf) else nxt
+                self._pos = 0
+            out = self._buf[self._pos:self._pos + n]
+            self._pos += len(out)
         self.hash.update(out)
         return out
 
