@@ -6,13 +6,20 @@ from minibuild.errors import MinibuildError
 
 __version__ = "0.1.0"
 
-__all__ = ["MinibuildError", "__version__", "build"]
+__all__ = ["MinibuildError", "__version__", "build", "ImageView", "FileInfo", "load"]
+
+_VIEW_NAMES = frozenset({"ImageView", "FileInfo", "load"})
 
 
 def __getattr__(name: str) -> Any:
-    """``minibuild.build`` is imported lazily so that ``import minibuild`` (and the CLI) stays fast."""
+    """``minibuild.build`` and the image view (``load``, ``ImageView``, ``FileInfo``) are imported lazily so that
+    ``import minibuild`` (and the CLI) stays fast."""
     if name == "build":
         from minibuild.api import build
 
         return build
+    if name in _VIEW_NAMES:
+        from minibuild import view
+
+        return getattr(view, name)
     raise AttributeError(f"module 'minibuild' has no attribute {name!r}")
