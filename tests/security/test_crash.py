@@ -7,7 +7,9 @@ name or cache record pointing at a missing or corrupt blob, and no damaged index
 killed writer, its lease) are allowed and are what `fsck --repair` removes.  At checkpoints and at the end a load
 and a save must succeed and the saved archive must load into a fresh store with the same digests.
 
-MINIBUILD_CRASH_ROUNDS (default 200) sets the number of kills.
+MINIBUILD_CRASH_ROUNDS (default 120) and MINIBUILD_CRASH_BUILD_ROUNDS (default 50) set the number of kills.
+`minibuild build` children are killed the same way; afterwards every Dockerfile builds in the crashed store to
+the very digest a clean store gives (no bad cache record or blob was trusted).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from minibuild.store import Store
 from minibuild.store.fsck import fsck
 from tests.security.hostile import docker_save_archive, oci_archive, tar_of, Member
 
-ROUNDS = int(os.environ.get("MINIBUILD_CRASH_ROUNDS", "200"))
+ROUNDS = int(os.environ.get("MINIBUILD_CRASH_ROUNDS", "120"))
+BUILD_ROUNDS = int(os.environ.get("MINIBUILD_CRASH_BUILD_ROUNDS", "50"))
 SEED = 20240917
 TRUST_PROBLEMS = ("corrupt-blob", "broken-ref", "dangling-cache-record", "damaged-index", "stray-file",
                   "bad-cache-record")
@@ -147,3 +150,84 @@ def test_sigkill_during_load_save_prune(tmp_path: Path) -> None:
     leftovers = [n for n in os.listdir(tmp_path) if ".tmp-" in n]
     print(f"{ROUNDS} rounds in {elapsed:.1f}s: {killed} killed mid-work, {finished} finished; "
           f"repair removed {len(report.problems)} leftovers; save temp files left by killed saves: {len(leftovers)}")
+
+
+DOCKERFILES = {
+    "v1": "FROM busybox\nARG N=0\nCOPY a.txt /a.txt\nRUN echo \"run $N\" > /r.txt && mkdir -p /x && echo hi > /x/y\n"
+          "COPY d /d\n",
+    "v2": "FROM busybox\nCOPY a.txt /a.txt\nRUN echo two > /two && cp /a.txt /a2.txt\nCOPY d /d2\n",
+}
+
+
+def _build_context(tmp: Path) -> Path:
+    ctx = tmp / "ctx"
+    (ctx / "d").mkdir(parents=True)
+    (ctx / "a.txt").write_text("a\n")
+    (ctx / "d" / "big").write_bytes(random.Random(1).randbytes(300_000))
+    for name, text in DOCKERFILES.items():
+        (ctx / f"Dockerfile.{name}").write_text(text)
+    return ctx
+
+
+def _build_argv(store: Path, ctx: Path, variant: str, n: int) -> list[str]:
+    return ["--store", str(store), "build", "-f", str(ctx / f"Dockerfile.{variant}"), "-t", f"b-{variant}:{n}",
+            "--build-arg", f"N={n}", "--progress", "quiet", str(ctx)]
+
+
+def _build_digest(store: Path, ctx: Path, variant: str, n: int) -> str:
+    from minibuild.cli import main
+
+    try:
+        main(_build_argv(store, ctx, variant, n))
+    except SystemExit as exc:
+        assert exc.code in (0, None), f"build {variant} N={n} failed"
+    return Store.open(store).resolve_digest(f"b-{variant}:{n}").value
+
+
+def test_sigkill_during_builds(tmp_path: Path, capsys: object) -> None:
+    import minibuild.cli.build_cmd  # noqa: F401
+
+    ctx = _build_context(tmp_path)
+    store_dir = tmp_path / "store"
+    store = Store.open(store_dir)
+    for variant in sorted(DOCKERFILES):  # warm: the base fixture is in the store, kills land in the steps
+        _build_digest(store_dir, ctx, variant, 0)
+    rnd = random.Random(SEED + 1)
+    killed = scratch_seen = 0
+    started = time.monotonic()
+    for round_no in range(BUILD_ROUNDS):
+        ops = []
+        for _ in range(2):
+            if rnd.random() < 0.15:
+                ops.append(["--store", str(store_dir), "prune", "--all"])
+            else:
+                argv = _build_argv(store_dir, ctx, rnd.choice(sorted(DOCKERFILES)), rnd.randrange(3))
+                ops.append(argv + ["--no-cache"] if rnd.random() < 0.4 else argv)  # RUN and layer writes, too
+        delay = rnd.uniform(0, 0.7)  # one warm build takes ~0.3-0.5 s here
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                _run_child(ops)
+            finally:
+                os._exit(0)
+        time.sleep(delay)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _, status = os.waitpid(pid, 0)
+        killed += os.WIFSIGNALED(status)
+        _assert_trustworthy(store, f"after build round {round_no} (delay {delay:.3f}s)")
+        scratch_seen += sum(1 for n in os.listdir(store.tmp_dir) if n.startswith(f"build-{pid}-"))
+    elapsed = time.monotonic() - started
+    assert killed >= BUILD_ROUNDS // 3, f"only {killed} of {BUILD_ROUNDS} builds were killed mid-work"
+    # the crashed store builds exactly what a clean store builds (nothing bad was trusted from the cache)
+    clean = tmp_path / "clean"
+    for variant in sorted(DOCKERFILES):
+        for n in range(3):
+            assert _build_digest(store_dir, ctx, variant, n) == _build_digest(clean, ctx, variant, n)
+    pruned = store.prune()
+    assert [n for n in os.listdir(store.tmp_dir) if n.startswith("build-")] == []
+    assert fsck(store, repair=True).ok and fsck(store).problems == ()
+    print(f"{BUILD_ROUNDS} build rounds in {elapsed:.1f}s: {killed} killed; killed builds left "
+          f"{scratch_seen} scratch dirs (later prunes remove them; final prune: {pruned.temp_files_removed})")
