@@ -154,3 +154,61 @@ def test_prune_waits_for_commit_in_progress(tmp_path: Path) -> None:
         assert proc.poll() is None, "prune ran while a commit held the shared lock"
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and time.monotonic() - started >= 1.0
+
+
+BUILDER = r"""
+import sys
+from minibuild.cli import main
+store, ctx, who = sys.argv[1:4]
+for i in range(3):
+    for variant in ("v1", "v2"):
+        argv = ["--store", store, "build", "-f", f"{ctx}/Dockerfile.{variant}", "-t", f"{who}-{variant}:{i}",
+                "--build-arg", f"N={i % 2}", "--progress", "quiet", ctx]
+        if who.endswith("1") and i == 1:
+            argv.append("--no-cache")
+        try:
+            main(argv)
+        except SystemExit as e:
+            if e.code not in (0, None):
+                raise SystemExit(f"{who}: build {variant} {i} exited {e.code}")
+print("ok", who)
+"""
+
+PRUNE_LOOP = r"""
+import sys, time
+from minibuild.cli import main
+store, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    try:
+        main(["--store", store, "prune", "--all"] if i % 2 else ["--store", store, "prune"])
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise
+    time.sleep(0.2)
+print("ok pruner")
+"""
+
+
+def test_parallel_overlapping_builds_with_prune(tmp_path: Path) -> None:
+    from tests.security.test_crash import DOCKERFILES, _build_context, _build_digest
+
+    ctx = _build_context(tmp_path)
+    store_dir = tmp_path / "store"
+    Store.open(store_dir)
+    workers = [subprocess.Popen([sys.executable, "-c", BUILDER, str(store_dir), str(ctx), f"b{n}"], env=_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(max(2, N - 1))]
+    pruner = subprocess.Popen([sys.executable, "-c", PRUNE_LOOP, str(store_dir), "15"], env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for p in workers + [pruner]:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    # every result equals what a clean, serial build gives
+    clean = tmp_path / "clean"
+    expected = {(v, n): _build_digest(clean, ctx, v, n) for v in DOCKERFILES for n in (0, 1)}
+    store = Store.open(store_dir)
+    for w in range(len(workers)):
+        for i in range(3):
+            for v in DOCKERFILES:
+                assert store.resolve_digest(f"b{w}-{v}:{i}").value == expected[(v, i % 2)], (w, v, i)
+    report = fsck(store)
+    assert report.of_kind("corrupt-blob", "broken-ref", "dangling-cache-record", "damaged-index") == ()
