@@ -210,6 +210,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER_HELP)
+    store_mode(config)  # a bad ini value is a usage error at startup, not an error in every test
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -218,13 +219,20 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(builds.summary())
 
 
+def store_mode(config: pytest.Config) -> str:
+    """The ini option ``minibuild_store``: ``temp`` (default; ``tmp`` too) or ``shared``; UsageError otherwise."""
+    raw = config.getini("minibuild_store") or "temp"
+    mode = str(raw).strip().lower()
+    mode = "temp" if mode == "tmp" else mode
+    if mode not in STORE_MODES:
+        raise pytest.UsageError(f"ini option minibuild_store = {raw!r}: use 'temp' (a store for the session) or "
+                                "'shared' (--minibuild-store DIR, else $MINIBUILD_HOME)")
+    return mode
+
+
 def store_location(config: pytest.Config) -> Path | None:
     """The shared store directory the options ask for, or None for a temporary store."""
-    mode = (config.getini("minibuild_store") or "temp").strip().lower()
-    if mode == "tmp":
-        mode = "temp"
-    if mode not in STORE_MODES:
-        raise pytest.UsageError(f"ini option minibuild_store = {mode!r}: use 'temp' or 'shared'")
+    mode = store_mode(config)
     option = config.getoption("minibuild_store", None)
     if option:
         return (config.invocation_params.dir / Path(option).expanduser()).resolve()
