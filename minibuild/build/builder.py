@@ -15,6 +15,7 @@ from typing import Any
 from minibuild.build.cachekey import base_key, key_of, step_inputs
 from minibuild.build.context import StatCache
 from minibuild.build.copy import HeredocSource, copy_into, source_checksum
+from minibuild.build.explain import explain_miss, history_key, source_files
 from minibuild.build.diff import diff_snapshot, entries_for_paths, snapshot
 from minibuild.build.dockerignore import IgnoreMatcher, load_ignore
 from minibuild.build.executor import Executor, RunRequest, resolve_user
@@ -79,6 +80,7 @@ class StepResult:
     layer: str | None  # layer digest, None for metadata-only or empty steps
     size: int
     seconds: float
+    reason: str = ""  # HIT, or MISS: <why> (see minibuild.build.explain)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +127,27 @@ class BuildResult:
         return all(s.cached for s in self.steps)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanResult:
+    """A dry run (``minibuild plan``): per step whether it would hit, why, and the ARG/ENV values it sees."""
+
+    target: str
+    steps: tuple[StepResult, ...]
+    stages: tuple[StageResult, ...]
+    scopes: tuple[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]], ...]  # (args, env) per step
+    warnings: tuple[str, ...] = ()
+
+
+class _NullSink:
+    """A write-only sink that keeps nothing (a dry run hashes a fixture layer without storing it)."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 # ---------------------------------------------------------------------------------------------- state
 
 
@@ -144,6 +167,10 @@ class _State:
     own_layers: list[tuple[str, int]] = field(default_factory=list)
     all_cached: bool = True
     kept: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # source stage -> (step, bytes)
+    base: str = ""
+    fs_step: int = 0  # the step that made fs_key (0 = FROM)
+    fs_missed: bool = False  # ... and whether it missed in this build
+    unknown: bool = False  # dry run: a step before missed, so fs_key (and what follows) is not known
 
 
 def _ref_parts(name: str) -> tuple[str, str] | None:
@@ -199,6 +226,7 @@ class Builder:
         output: Path | None = None,
         progress: Progress | None = None,
         source_date_epoch: int | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.store = store
         self.df = dockerfile
@@ -223,6 +251,18 @@ class Builder:
         self._stat_cache = StatCache(None)
         self._step_no = 0
         self._imported: set[str] = set()  # fixture images imported into the store by this build
+        self.dry_run = dry_run
+        self._scopes: list[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]] = []
+        self._df_id = self._dockerfile_id()
+
+    def _dockerfile_id(self) -> str:
+        """The Dockerfile's identity for step history: its path relative to the context, else its name."""
+        if self.dockerfile_path is None:
+            return self.df.filename
+        try:
+            return Path(os.path.abspath(self.dockerfile_path)).relative_to(os.path.abspath(self.context)).as_posix()
+        except ValueError:
+            return os.path.abspath(self.dockerfile_path)
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, event: dict[str, Any]) -> None:
@@ -279,10 +319,13 @@ class Builder:
                 f"base image {name!r} is not in the store and is not a fixture (minibuild never uses the network). "
                 f"Images in the store: {stored}. Fixtures: {', '.join(list_fixtures())}. "
                 f"Load an image with `minibuild load IMAGE.tar`.", span=span)
-        assert self.lease is not None
-        with self.store.blobs.writer(pin=self.lease) as w:
-            info = write_layer(fixture.entries(), w, source_date_epoch=fixture.created)
-            w.commit()
+        if self.dry_run:
+            info = write_layer(fixture.entries(), _NullSink(), source_date_epoch=fixture.created)  # type: ignore[arg-type]
+        else:
+            assert self.lease is not None
+            with self.store.blobs.writer(pin=self.lease) as w:
+                info = write_layer(fixture.entries(), w, source_date_epoch=fixture.created)
+                w.commit()
         cfg = fixture.config
         image = Image.scratch(source_date_epoch=fixture.created)
         ports = cfg.get("ExposedPorts") or ()
@@ -300,6 +343,9 @@ class Builder:
         )
         note = fixture.teaching_note.strip().splitlines()[0] if fixture.teaching_note.strip() else ""
         image = image.append_layer(info, history=History(created_by=f"minibuild fixture {fixture.reference}: {note}"))
+        if self.dry_run:
+            self._imported.add(name)
+            return image
         digest = self.store.put_image(image, pin=self.lease)
         self._imported.add(name)
         self.store.tag(fixture.reference if "/" in name or ":" in name else name, digest)
@@ -317,6 +363,31 @@ class Builder:
             if self.tmp is not None:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 self.tmp = None
+
+    def plan(self) -> PlanResult:
+        """Predict, without running RUN/COPY or writing anything, which steps would hit and which would run."""
+        self.dry_run = True
+        try:
+            return self._build()  # type: ignore[return-value]
+        finally:
+            if self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.tmp = None
+
+    def _plan_result(self, graph: StageGraph) -> PlanResult:
+        stages: list[StageResult] = []
+        skipped = f"not needed by target {graph.nodes[graph.target].label}"
+        for node in graph.nodes:
+            st = self.states.get(node.index)
+            if st is None:
+                stages.append(StageResult(index=node.index, name=node.name, status="skipped", base=node.base,
+                                          reason=skipped))
+            else:
+                stages.append(StageResult(
+                    index=node.index, name=node.name, status="cached" if st.all_cached else "built", base=node.base,
+                    reason="every step would hit" if st.all_cached else "at least one step would run"))
+        return PlanResult(target=graph.nodes[graph.target].label, steps=tuple(self.steps), stages=tuple(stages),
+                          scopes=tuple(self._scopes), warnings=tuple(self.warnings))
 
     def _build(self) -> BuildResult:
         df = self.df
@@ -340,6 +411,8 @@ class Builder:
         unused = unused_build_args(self.build_args, used)
         if unused:
             self.warnings.append(f"One or more build-args [{' '.join(unused)}] were not consumed")
+        if self.dry_run:
+            return self._plan_result(graph)  # type: ignore[return-value]
         final = self.states[graph.target]
         image = final.image.with_empty_layer()
         digest = self.store.put_image(image, pin=self.lease)
@@ -377,22 +450,25 @@ class Builder:
     def _start_state(self, idx: int, graph: StageGraph) -> _State:
         node = graph.nodes[idx]
         stage = self.df.stages[idx]
+        unknown = False
         if node.base_stage is not None:
             parent = self.states[node.base_stage]
             image = parent.image
+            unknown = parent.unknown
         elif node.base == "scratch":
             image = Image.scratch(source_date_epoch=self.sde)
         else:
             image = self.resolve_image(node.base, span=stage.from_.span)
             for layer in image.layers:
-                assert self.lease is not None
-                self.lease.add(layer.digest)
+                if self.lease is not None:
+                    self.lease.add(layer.digest)
         env = image.config.env
         if not any(e.partition("=")[0] == "PATH" for e in env):
             env = _set_env(env, "PATH", DEFAULT_PATH)
         image = image.with_config(env=env, created=self.created)
         st = _State(label=node.label, index=idx, image=image, fs_key=base_key(image.diff_ids),
-                    scope=StageScope(env=_env_pairs(image.config.env)), base_layers=len(image.layers))
+                    scope=StageScope(env=_env_pairs(image.config.env)), base_layers=len(image.layers),
+                    base=node.base, unknown=unknown)
         return st
 
     def _build_stage(self, idx: int, graph: StageGraph, gscope: GlobalScope) -> _State:
@@ -412,8 +488,17 @@ class Builder:
         imported = graph.nodes[idx].base in self._imported
         if imported:
             st.all_cached = False
-        self._step(st, 0, total, f"FROM {graph.nodes[idx].base}" + (f" AS {stage.name}" if stage.name else ""),
-                   stage.from_.span.line, not imported, st.fs_key, None, 0, 0.0, announce=True)
+            st.fs_missed = True
+        base = graph.nodes[idx].base
+        if imported:
+            reason = f"MISS: base image {base} {'would be' if self.dry_run else 'was'} imported from its fixture"
+        elif st.unknown:
+            reason = f"HIT (but base stage {base} would rebuild)"
+        else:
+            reason = "HIT"
+        self._step(st, 0, total, f"FROM {base}" + (f" AS {stage.name}" if stage.name else ""),
+                   stage.from_.span.line, not imported, "" if st.unknown else st.fs_key, None, 0, 0.0,
+                   announce=True, reason=reason)
         for i, instr in enumerate(instrs, 1):
             try:
                 self._run_instruction(st, instr, i, total, gscope, graph)
@@ -422,18 +507,20 @@ class Builder:
         return st
 
     def _step(self, st: _State, index: int, total: int, text: str, line: int, cached: bool, key: str,
-              layer: Layer | None, size: int, seconds: float, *, announce: bool = False) -> None:
+              layer: Layer | None, size: int, seconds: float, *, announce: bool = False, reason: str = "") -> None:
         self._step_no += 1
         if announce:
             self._emit({"type": "step_start", "n": self._step_no, "stage": st.label, "index": index,
                         "total": total, "instruction": text})
         res = StepResult(stage=st.label, stage_index=st.index, index=index, total=total, instruction=text,
                          line=line, cached=cached, key=key, layer=layer.digest.value if layer else None, size=size,
-                         seconds=round(seconds, 3))
+                         seconds=round(seconds, 3), reason=reason)
         self.steps.append(res)
+        self._scopes.append((st.scope.args, st.scope.env))
         self._emit({"type": "step", "n": self._step_no, "stage": st.label, "stage_index": st.index,
                     "index": index, "total": total, "instruction": text, "line": line, "cached": cached,
-                    "key": key, "layer": res.layer, "size": size, "seconds": res.seconds})
+                    "key": key, "layer": res.layer, "size": size, "seconds": res.seconds,
+                    "reason": reason})
 
     # ------------------------------------------------------------------ instructions
     def _run_instruction(self, st: _State, instr: Instruction, i: int, total: int, gscope: GlobalScope,
@@ -463,17 +550,69 @@ class Builder:
                    history: bool) -> None:
         inputs = step_inputs(parent=st.fs_key, kind="metadata", instruction=instruction_inputs(ex),
                              config=ex.keyword)
-        key = key_of(inputs)
         self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
                     "instruction": text})
-        rec = None if self.no_cache else self.store.cache.get(key)
+        rec, reason, key = self._lookup(st, i, inputs, None, lambda r: True)
         if rec is None:
-            self.store.cache.put(key, {"kind": "metadata", "inputs": inputs})
+            if not self.dry_run:
+                self.store.cache.put(key, {"kind": "metadata", "inputs": inputs})
             st.all_cached = False
         if history:
             st.image = st.image.add_history(History(created_by=text, comment="buildkit.dockerfile.v0",
                                                     empty_layer=True))
-        self._step(st, i, total, text, ex.span.line, rec is not None, key, None, 0, time.monotonic() - t0)
+        self._step(st, i, total, text, ex.span.line, rec is not None, key, None, 0, time.monotonic() - t0,
+                   reason=reason)
+
+    def _lookup(self, st: _State, i: int, inputs: dict[str, Any], files_fn: Callable[[], dict[str, Any]] | None,
+                usable: Callable[[Mapping[str, Any]], bool]) -> tuple[dict[str, Any] | None, str, str]:
+        """(the usable cache record or None, the HIT/MISS reason, the key) of a step; records the step's inputs
+        under its identity (``step-history:``) so the next build can say what changed. A dry run writes nothing."""
+        if st.unknown:
+            if st.fs_step == 0:
+                return None, f"MISS: base stage {st.base} would rebuild", ""
+            return None, f"MISS: parent step {st.fs_step} missed", ""
+        key = key_of(inputs)
+        hkey = history_key(dockerfile=self._df_id, stage=f"{st.index}:{st.label}", index=i, kind=str(inputs["kind"]))
+        prev = self.store.cache.get(hkey)
+        rec: dict[str, Any] | None = None
+        reason = ""
+        if self.no_cache:
+            reason = "MISS: --no-cache"
+        else:
+            rec = self.store.cache.get(key)
+            if rec is not None and not usable(rec):
+                rec = None
+            if rec is not None:
+                reason = "HIT"
+        prev_inputs = prev.get("inputs") if prev is not None else None
+        files: dict[str, Any] | None = None
+        need_files = files_fn is not None and (
+            prev is None or not isinstance(prev_inputs, Mapping) or prev_inputs.get("sources") != inputs.get("sources")
+            or prev.get("files") is None)
+        if need_files:
+            assert files_fn is not None
+            try:
+                files = files_fn()
+            except (MinibuildError, OSError):
+                files = None
+        elif prev is not None and files_fn is not None:
+            files = prev.get("files")
+        if not reason:
+            reason = explain_miss(previous=prev, inputs=inputs, files=files,
+                                  args=frozenset(k for k, _ in st.scope.args), parent_step=st.fs_step,
+                                  parent_missed=st.fs_missed, base=st.base)
+        if not self.dry_run and (prev is None or prev_inputs != inputs or need_files or prev.get("base") != st.base):
+            self.store.cache.put(hkey, {"kind": "step-history", "inputs": inputs, "files": files, "base": st.base})
+        return rec, reason, key
+
+    def _dry_miss(self, st: _State, i: int, total: int, text: str, line: int, reason: str) -> None:
+        """A dry run's predicted miss whose key cannot be known: later steps of the stage are unknown too."""
+        self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
+                    "instruction": text})
+        st.all_cached = False
+        st.unknown = True
+        st.fs_step, st.fs_missed = i, True
+        self._step(st, i, total, text, line, False, "", None, 0, 0.0, reason=reason)
 
     def _apply_metadata(self, st: _State, ex: Instruction) -> None:
         cfg = st.image.config
@@ -526,14 +665,21 @@ class Builder:
 
     # ------------------------------------------------------------------ filesystem steps
     def _fs_step(self, st: _State, ex: Instruction, text: str, i: int, total: int, t0: float,
-                 inputs: dict[str, Any], run: Callable[[], list[Entry]]) -> None:
-        key = key_of(inputs)
+                 inputs: dict[str, Any], run: Callable[[], list[Entry]],
+                 files_fn: Callable[[], dict[str, Any]] | None = None) -> None:
         self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
                     "instruction": text})
-        rec = None if self.no_cache else self.store.cache.get(key)
+        rec, reason, key = self._lookup(st, i, inputs, files_fn,
+                                        lambda r: r.get("layer") is None or self._pin_layer(r["layer"]))
         layer: Layer | None = None
         cached = False
-        if rec is not None and (rec.get("layer") is None or self._pin_layer(rec["layer"])):
+        if rec is None and self.dry_run:
+            st.all_cached = False
+            st.unknown = True
+            st.fs_step, st.fs_missed = i, True
+            self._step(st, i, total, text, ex.span.line, False, key, None, 0, time.monotonic() - t0, reason=reason)
+            return
+        if rec is not None:
             cached = True
             if rec.get("layer"):
                 lr = rec["layer"]
@@ -560,13 +706,14 @@ class Builder:
             st.image = st.image.add_history(History(created_by=text, comment="buildkit.dockerfile.v0",
                                                     empty_layer=True))
         st.fs_key = key
+        st.fs_step, st.fs_missed = i, not cached
         self._step(st, i, total, text, ex.span.line, cached, key, layer, layer.size if layer else 0,
-                   time.monotonic() - t0)
+                   time.monotonic() - t0, reason=reason)
 
     def _pin_layer(self, lr: Mapping[str, Any]) -> bool:
-        assert self.lease is not None
         digest = Digest(lr["digest"])
-        self.lease.add(digest)
+        if self.lease is not None:
+            self.lease.add(digest)
         return self.store.blobs.has(digest)
 
     def _workdir(self, st: _State, ex: WorkdirInstruction, i: int, total: int, t0: float) -> None:
@@ -655,8 +802,8 @@ class Builder:
         if ref not in self.images:
             image = self.resolve_image(ref, span=ex.span)
             for layer in image.layers:
-                assert self.lease is not None
-                self.lease.add(layer.digest)
+                if self.lease is not None:
+                    self.lease.add(layer.digest)
             self.images[ref] = _State(label=ref, index=-1, image=image, fs_key=base_key(image.diff_ids),
                                       scope=StageScope())
         return self.images[ref], None
@@ -673,26 +820,39 @@ class Builder:
         parents = ex.parents if isinstance(ex, CopyInstruction) else False
         src_state: _State | None = None
         src_idx: int | None = None
+        text = describe(ex)
         if from_ref:
             src_state, src_idx = self._source_state(st, from_ref, ex, graph)
+            if self.dry_run and src_state.unknown:
+                self._dry_miss(st, i, total, text, ex.span.line, f"MISS: source stage {src_state.label} would rebuild")
+                return
             memo_inputs = {"kind": "copy-from-checksum", "source": base_key(src_state.image.diff_ids), "sources": list(ex.sources),
                            "exclude": list(ex.exclude), "parents": parents}
             memo_key = key_of(memo_inputs)
             memo = self.store.cache.get(memo_key)
             if memo is not None and isinstance(memo.get("checksum"), str):
                 checksum = memo["checksum"]
+            elif self.dry_run and st.unknown:
+                checksum = ""  # not needed: the step is a predicted miss whatever the sources hold
             else:
-                src_root = self._ensure_root(src_state)
+                try:
+                    src_root = self._ensure_root(src_state)
+                except (MinibuildError, OSError):
+                    if not self.dry_run:
+                        raise
+                    self._dry_miss(st, i, total, text, ex.span.line,
+                                   f"MISS: sources in {src_state.label} not known before it is built")
+                    return
                 checksum = source_checksum(src_root, ex.sources, exclude=ex.exclude, parents=parents,
                                            from_context=False, heredocs=heredocs,
                                            instruction="ADD" if is_add else "COPY")
-                self.store.cache.put(memo_key, {"kind": "copy-from-checksum", "inputs": memo_inputs,
-                                                "checksum": checksum})
+                if not self.dry_run:
+                    self.store.cache.put(memo_key, {"kind": "copy-from-checksum", "inputs": memo_inputs,
+                                                    "checksum": checksum})
         else:
             checksum = source_checksum(self.context, ex.sources, ignore=self.ignore, exclude=ex.exclude,
                                        parents=parents, from_context=True, heredocs=heredocs,
                                        stat_cache=self._stat_cache, instruction="ADD" if is_add else "COPY")
-        text = describe(ex)
         inputs = step_inputs(parent=st.fs_key, kind="add" if is_add else "copy", instruction=instruction_inputs(ex),
                              sources=checksum, workdir=workdir,
                              heredocs=[[h.name, h.data.decode(errors="replace")] for h in heredocs])
@@ -710,8 +870,18 @@ class Builder:
                 return []
             return entries_for_paths(root, result.changed_paths, recursive=False)
 
+        srcs_state = src_state
+
+        def files() -> dict[str, Any]:
+            if srcs_state is None:
+                return source_files(self.context, ex.sources, ignore=self.ignore, exclude=ex.exclude,
+                                    parents=parents, from_context=True, stat_cache=self._stat_cache,
+                                    instruction="ADD" if is_add else "COPY")
+            return source_files(self._ensure_root(srcs_state), ex.sources, exclude=ex.exclude, parents=parents,
+                                from_context=False, instruction="ADD" if is_add else "COPY")
+
         n_before = len(st.image.layers)
-        self._fs_step(st, ex, text, i, total, t0, inputs, run)
+        self._fs_step(st, ex, text, i, total, t0, inputs, run, files)
         if src_idx is not None:
             size = st.image.layers[-1].size if len(st.image.layers) > n_before else 0
             st.kept.setdefault(src_idx, []).append((text, size))

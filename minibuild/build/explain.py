@@ -1,0 +1,122 @@
+"""Cache explanations: the step-identity history record and the words for why a step hit or missed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from minibuild.build.cachekey import diff_inputs
+from minibuild.digest import canonical_json
+
+HISTORY_PREFIX = "step-history:"
+
+
+def history_key(*, dockerfile: str, stage: str, index: int, kind: str) -> str:
+    """The cache-record key of a step's identity (where it is in which Dockerfile), not of its inputs."""
+    doc = {"dockerfile": dockerfile, "stage": stage, "index": index, "kind": kind}
+    return HISTORY_PREFIX + "sha256:" + hashlib.sha256(canonical_json(doc)).hexdigest()
+
+
+def source_files(src_root: Path, sources: Sequence[str], *, ignore: Any = None, exclude: Sequence[str] = (),
+                 parents: bool = False, from_context: bool = True, stat_cache: Any = None,
+                 instruction: str = "COPY") -> dict[str, dict[str, Any]]:
+    """What a COPY/ADD reads, one record per source path (type, mode, link target, content sha256): the
+    per-file detail behind ``source_checksum``, kept so the next build can name the file that changed."""
+    from minibuild.build.context import BuildContext
+    from minibuild.build.copy import _exclude_matcher, _resolve_items, _source_entries
+
+    tree = BuildContext(src_root, ignore if from_context else None, stat_cache=stat_cache)
+    items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
+    ex = _exclude_matcher(exclude)
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        for _comps, rel, info, _as_parent in _source_entries(tree, item, ex):
+            rec = tree.record(rel, info, owner=not from_context)
+            path = str(rec.pop("path")) or "."
+            out[path if from_context else "/" + path.lstrip("/")] = rec
+    return out
+
+
+def _short(digest: object) -> str:
+    text = str(digest)
+    algo, _, hexpart = text.rpartition(":")
+    return f"{algo or 'sha256'}:{hexpart[:8]}.."
+
+
+def _files_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for path in sorted(set(before) | set(after)):
+        a, b = before.get(path), after.get(path)
+        if a == b:
+            continue
+        if a is None:
+            out.append(f"{path} added")
+        elif b is None:
+            out.append(f"{path} removed")
+        elif a.get("sha256") != b.get("sha256") and a.get("type") == b.get("type") == "file":
+            out.append(f"{path} content changed ({_short(a['sha256'])} -> {_short(b['sha256'])})")
+        else:
+            what = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            out.append(f"{path} {'/'.join(what)} changed")
+    return out
+
+
+def _env_diff(before: Sequence[str], after: Sequence[str], args: frozenset[str]) -> list[str]:
+    a = dict(item.partition("=")[::2] for item in before)
+    b = dict(item.partition("=")[::2] for item in after)
+    out: list[str] = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) == b.get(k):
+            continue
+        label = "build arg" if k in args else "env"
+        out.append(f"{label} {k} {a.get(k, '(unset)')} -> {b.get(k, '(unset)')}")
+    return out
+
+
+def explain_miss(
+    *,
+    previous: Mapping[str, Any] | None,
+    inputs: Mapping[str, Any],
+    files: Mapping[str, Any] | None,
+    args: frozenset[str],
+    parent_step: int,
+    parent_missed: bool,
+    base: str,
+) -> str:
+    """Why a step missed, given the inputs of the nearest earlier build of the same step (``previous``: the
+    history record, with ``inputs`` and maybe ``files``). ``parent_step`` is the index of the step that made
+    this step's parent filesystem (0 = FROM); ``parent_missed`` says whether it missed in this build."""
+    if previous is None or not isinstance(previous.get("inputs"), Mapping):
+        return "MISS: never built"
+    changed = diff_inputs(previous["inputs"], inputs)
+    if not changed:
+        return "MISS: cache record gone (pruned?)"
+    own = [c for c in changed if c != "parent"]
+    if not own:
+        if parent_step == 0:
+            prev_base = previous.get("base")
+            if isinstance(prev_base, str) and prev_base and prev_base != base:
+                return f"MISS: base {prev_base} -> {base}"
+            return f"MISS: base {base} changed"
+        if parent_missed:
+            return f"MISS: parent step {parent_step} missed"
+        return f"MISS: parent step {parent_step} changed"
+    words: list[str] = []
+    for c in own:
+        if c == "sources":
+            before = previous.get("files")
+            if isinstance(before, Mapping) and files is not None and _files_diff(before, files):
+                words += _files_diff(before, files)
+            else:
+                words.append(f"sources changed ({_short(previous['inputs'].get('sources'))} -> "
+                             f"{_short(inputs.get('sources'))})")
+        elif c == "env":
+            words += _env_diff(previous["inputs"].get("env") or (), inputs.get("env") or (), args) or ["env changed"]
+        elif c.startswith("instruction"):
+            if "instruction changed" not in words:
+                words.append("instruction changed")
+        else:
+            words.append(f"{c} changed")
+    return "MISS: " + "; ".join(words)
