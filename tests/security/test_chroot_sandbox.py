@@ -111,3 +111,18 @@ def test_mount_inside_does_not_reach_the_host(sandbox: tuple[Guard, Path]) -> No
         assert str(root) not in fh.read()
     guard.check(allowed=("root",))
     assert os.path.isdir(root / "mnt")
+
+
+def test_no_host_file_descriptors_leak_in(sandbox: tuple[Guard, Path]) -> None:
+    # CVE-2024-21626 (runc): a host directory fd left open let WORKDIR /proc/self/fd/N escape the root
+    guard, root = sandbox
+    from minibuild.store import Store
+
+    store = Store.open(guard.base / "store")
+    with store.lock(shared=True), store.lease():  # the builder holds such fds while RUN steps execute
+        _, out, _ = _run(root, "ls /proc/self/fd")
+        fds = sorted(int(x) for x in out.split())
+        code, out2, _ = _run(root, "cd /proc/self/fd/3 && ls", workdir="/")
+    assert fds == [0, 1, 2, 3], fds  # stdin, stdout, stderr and ls's own directory handle
+    assert code != 0 or "sentinel" not in out2
+    guard.check(allowed=("root", "store"))

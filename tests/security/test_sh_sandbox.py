@@ -106,3 +106,35 @@ def test_environment_is_exactly_what_was_given(tmp_path: Path, monkeypatch: pyte
     assert not any(line.startswith(SECRET_ENV) for line in lines)
     assert not any(line.startswith("HOME=" + os.environ.get("HOME", "/root")) and os.environ.get("HOME") != "/"
                    for line in lines)
+
+
+DEVICE_PROBE = r"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from pathlib import Path
+import minibuild.sh as sh
+try:
+    r = sh.run_script(sys.argv[2], root=Path(sys.argv[1]), env={"PATH": "/bin"})
+    print("exit", r.exit_code, r.stdout.decode().strip())
+except MemoryError:
+    print("MemoryError")
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="the emulated shell opens device nodes found in the image root as host "
+                   "devices (an image's dev/sda-like node reads the host disk; `echo > dev/x` writes the device) and "
+                   "reads whole files into memory, so a char device such as 1:5 exhausts memory")
+@pytest.mark.parametrize("script", ["head -c 16 /dev/zero-node | wc -c", "echo hi > /dev/zero-node && echo wrote"])
+def test_device_nodes_in_the_root_are_not_host_devices(tmp_path: Path, script: str) -> None:
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        pytest.skip("creating a device node needs root")
+    root = tmp_path / "root"
+    (root / "dev").mkdir(parents=True)
+    os.mknod(root / "dev" / "zero-node", 0o666 | 0o020000, os.makedev(1, 5))  # what an image layer may carry
+    proc = subprocess.run([sys.executable, "-c", DEVICE_PROBE, str(root), script], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    out = proc.stdout.strip()
+    assert out not in ("exit 0 16", "exit 0 wrote", "MemoryError") and proc.returncode == 0, out or proc.stderr[-300:]
