@@ -32,6 +32,7 @@ _KIND_BITS = {"file": _stat.S_IFREG, "dir": _stat.S_IFDIR, "symlink": _stat.S_IF
 _LS_TYPES = {"-": "file", "d": "dir", "l": "symlink", "c": "char", "b": "block", "p": "fifo"}
 _EXCERPT_BYTES = 600
 _LISTED = 12
+_CLOSEST_SCAN_LINES = 5000
 
 
 # --------------------------------------------------------------------------------------------- small pure helpers
@@ -161,11 +162,26 @@ def _content_problem(path: str, data: bytes, needle: str | bytes | re.Pattern[st
         what = repr(needle)
         wanted = raw.decode("utf-8", errors="replace")
     msg = f"{path} does not contain {what}"
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    close = difflib.get_close_matches(wanted.strip(), [ln.strip() for ln in lines], n=1, cutoff=0.5)
-    if close:
-        msg += f"\n  closest line: {close[0]!r}"
+    close = _closest_line(wanted.strip(), data.decode("utf-8", errors="replace").splitlines())
+    if close is not None:
+        msg += f"\n  closest line: {close!r}"
     return msg + f"\n  content ({len(data)} bytes):\n{_excerpt(data)}"
+
+
+def _closest_line(wanted: str, lines: Sequence[str]) -> str | None:
+    """The line sharing the longest run of characters with ``wanted`` (at least half of it), stripped."""
+    best: str | None = None
+    best_size = 0
+    for line in lines[:_CLOSEST_SCAN_LINES]:
+        text = line.strip()
+        if not text:
+            continue
+        m = difflib.SequenceMatcher(None, wanted, text, autojunk=False).find_longest_match(0, len(wanted), 0, len(text))
+        if m.size > best_size:
+            best, best_size = text, m.size
+    if best is None or best_size < 3 or best_size * 2 < len(wanted):
+        return None
+    return best
 
 
 # --------------------------------------------------------------------------------------------- files

@@ -1,11 +1,19 @@
 """tests/plugin: pytester is enabled by tests/conftest.py (pytest refuses pytest_plugins in a nested conftest).
 
-pytester's in-process runs drop every module first imported inside them; importing the heavy ones here keeps the
-inner sessions fast (hypothesis' pytest plugin imports this module at every session's end, and the build engine is
-imported on the first build).
+pytester's in-process runs drop every module first imported inside them when they end.  A later run then imports
+such a module afresh while older modules still hold the previous copy, so exception classes stop matching (the
+emulated shell's control-flow exceptions, for one).  Importing all of minibuild here, before any inner run, keeps one
+copy of each module; it also keeps the inner runs fast (hypothesis' pytest plugin imports the observability module at
+every session's end).
 """
+
+import importlib
+import pkgutil
 
 import hypothesis.internal.observability  # noqa: F401
 
-import minibuild.api  # noqa: F401
-import minibuild.build.copy  # noqa: F401
+import minibuild
+
+for _mod in pkgutil.walk_packages(minibuild.__path__, "minibuild."):
+    if not _mod.name.endswith("__main__"):
+        importlib.import_module(_mod.name)
