@@ -262,3 +262,35 @@ def test_cli_bad_limit_setting_is_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert "MINIBUILD_MAX_LAYER_BYTES" in proc.stderr
+
+
+def _layer_tgz() -> bytes:
+    import gzip
+
+    return gzip.compress(tar_of(tuple(Member("file", f"f{i}", bytes([i]) * 5000) for i in range(3))), mtime=0)
+
+
+LAYER_TGZ = _layer_tgz()
+
+
+@FUZZ
+@given(st.integers(0, len(LAYER_TGZ) - 1), st.sampled_from(["truncate", "flip"]))
+@example(len(LAYER_TGZ) - 3000, "truncate")
+def test_add_of_damaged_archive(pos: int, how: str) -> None:
+    from minibuild.build.copy import copy_into
+
+    data = bytearray(LAYER_TGZ)
+    if how == "truncate":
+        del data[pos:]
+    else:
+        data[pos] ^= 0x55
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Path(tmp) / "ctx"
+        ctx.mkdir()
+        (ctx / "a.tar.gz").write_bytes(bytes(data))
+        root = Path(tmp) / "root"
+        root.mkdir()
+        try:
+            copy_into(root, ctx, ["a.tar.gz"], "/x/", unpack=True, instruction="ADD")
+        except MinibuildError as err:
+            assert str(err) and "\n" not in str(err)
