@@ -167,16 +167,18 @@ class BuildContext:
 
     def __init__(self, root: Path, ignore: IgnoreMatcher | None = None, *, stat_cache: StatCache | None = None) -> None:
         self.root = Path(root)
+        self._root_s = os.fspath(self.root)  # string joins: pathlib's ``/`` costs more than the lstat it feeds
         self.ignore = ignore if ignore else None
         self.stat_cache = stat_cache if stat_cache is not None else StatCache(None)
         self._walkable: dict[str, bool] = {"": True}
         self._visible: dict[str, bool] = {}
         self._dirs: dict[str, bool] = {}
+        self._stats: dict[str, os.stat_result] = {}  # lstat results seen by visible(), reused by lstat()
 
     # ------------------------------------------------------------------------------------------ visibility
     def _lstat_raw(self, rel: str) -> os.stat_result | None:
         try:
-            return os.lstat(self.root / rel) if rel else os.stat(self.root)
+            return os.lstat(self._root_s + "/" + rel) if rel else os.stat(self._root_s)
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -216,6 +218,7 @@ class BuildContext:
         info = self._lstat_raw(rel)
         if info is None:
             return False
+        self._stats[rel] = info
         if self.ignore is None:
             return True
         if not self._is_walkable(parent):
@@ -230,13 +233,16 @@ class BuildContext:
         return result
 
     def lstat(self, rel: str) -> os.stat_result | None:
-        """lstat of a visible path, else None."""
-        return self._lstat_raw(rel) if self.visible(rel) else None
+        """lstat of a visible path, else None (the tree is taken not to change while this object is in use)."""
+        if not self.visible(rel):
+            return None
+        info = self._stats.get(rel)
+        return info if info is not None else self._lstat_raw(rel)
 
     def listdir(self, rel: str) -> list[str]:
         """Names of the visible children of directory ``rel``, in Go's byte order."""
         try:
-            names = os.listdir(self.root / rel if rel else self.root)
+            names = os.listdir(self._root_s + "/" + rel if rel else self._root_s)
         except (FileNotFoundError, NotADirectoryError):
             return []
         names.sort(key=lambda n: os.fsencode(n))
@@ -307,7 +313,7 @@ class BuildContext:
         """What a cache key knows of one entry: path, type, permission bits, link target, content; not mtime."""
         kind = file_type(info.st_mode)
         rec: dict[str, object] = {"path": rel, "type": kind, "mode": st_mod.S_IMODE(info.st_mode)}
-        full = self.root / rel if rel else self.root
+        full = self._root_s + "/" + rel if rel else self._root_s
         if kind == "symlink":
             rec["link"] = os.readlink(full)
         elif kind == "file":
