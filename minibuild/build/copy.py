@@ -25,6 +25,7 @@ What this module does, and where it follows BuildKit rather than Docker's classi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -351,12 +352,13 @@ class _Writer:
 
     def __init__(self, root: Path, *, mtime: int | None) -> None:
         self.root = root
+        self._root_s = os.fspath(root)
         self.mtime = mtime
         self.changed: set[str] = set()
         self.links: dict[tuple[int, int], str] = {}
 
-    def full(self, rel: str) -> Path:
-        return self.root / rel if rel else self.root
+    def full(self, rel: str) -> str:
+        return self._root_s + "/" + rel if rel else self._root_s
 
     def lstat(self, rel: str) -> os.stat_result | None:
         try:
@@ -406,7 +408,7 @@ class _Writer:
             raise ContextError(f"cannot replace directory /{rel} with a file")
         os.unlink(self.full(rel))
 
-    def write_file(self, rel: str, src: Path | None, data: bytes | None, src_info: os.stat_result | None) -> None:
+    def write_file(self, rel: str, src: str | Path | None, data: bytes | None, src_info: os.stat_result | None) -> None:
         self.prepare_nondir(rel)
         if src_info is not None and src_info.st_nlink > 1:
             first = self.links.get((src_info.st_dev, src_info.st_ino))
@@ -422,7 +424,18 @@ class _Writer:
                 assert src is not None
                 sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
                 with os.fdopen(sfd, "rb") as inp:
-                    shutil.copyfileobj(inp, out, 1 << 20)
+                    _copy_fd(inp, out)
+
+
+def _copy_fd(inp: BinaryIO, out: BinaryIO) -> None:
+    """Copy file to file in the kernel (sendfile) when it can, else through a 1 MiB buffer."""
+    try:
+        while os.sendfile(out.fileno(), inp.fileno(), None, 1 << 30):
+            pass
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP):
+            raise
+        shutil.copyfileobj(inp, out, 1 << 20)
 
 
 def _dest_path(dest: str, workdir: str) -> tuple[str, bool]:
@@ -532,11 +545,12 @@ def copy_into(
 
 
 def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm_of) -> None:  # type: ignore[no-untyped-def]
+    root_s = os.fspath(tree.root)
     for comps, rel, info, as_parent in _source_entries(tree, item, excl):
         out = (target + "/" + comps if target else comps) if comps else target
         if out == "" and not st_mod.S_ISDIR(info.st_mode):
             raise ContextError("cannot replace the root directory with a file")
-        src = tree.root / rel if rel else tree.root
+        src = root_s + "/" + rel if rel else root_s
         kind = file_type(info.st_mode)
         if kind == "dir":
             existing = writer.lstat(out)
@@ -621,7 +635,7 @@ def extract_archive_into(
 
 def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int] | None, mtime: int | None
              ) -> tuple[str, ...]:
-    base_root = writer.full(base)
+    base_root = Path(writer.full(base))
     dirs: list[tuple[str, tarfile.TarInfo]] = []
     with _open_decompressed(archive) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
         for member in tar:
