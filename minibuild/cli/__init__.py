@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "test": "minibuild.cli.test_cmd:test",
     # build engine
     "build": "minibuild.cli.build_cmd:build",
+    "plan": "minibuild.cli.plan_cmd:plan",
     # teaching views
     "graph": "minibuild.cli.teach_cmds:graph",
     "history": "minibuild.cli.teach_cmds:history",
