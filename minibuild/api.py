@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from minibuild.build.builder import Builder, BuildResult, StageResult, StepResult
+from minibuild.build.builder import Builder, BuildResult, PlanResult, StageResult, StepResult
 from minibuild.build.executor import Executor, get_executor
 from minibuild.dockerfile import parse_dockerfile
 from minibuild.errors import ConfigError, ContextError
 from minibuild.store import Store, default_store_path
 
-__all__ = ["BuildResult", "StageResult", "StepResult", "build"]
+__all__ = ["BuildResult", "PlanResult", "StageResult", "StepResult", "build", "plan"]
 
 
 def _sde() -> int | None:
@@ -24,6 +24,46 @@ def _sde() -> int | None:
         return int(raw)
     except ValueError:
         raise ConfigError(f"SOURCE_DATE_EPOCH must be an integer, got {raw!r}") from None
+
+
+def _read_dockerfile(ctx: Path, dockerfile: Path | str | None, dockerfile_text: str | None) -> tuple[Any, Path | None]:
+    df_path: Path | None
+    if dockerfile_text is None:
+        df_path = Path(dockerfile) if dockerfile is not None else ctx / "Dockerfile"
+        try:
+            text = df_path.read_bytes().decode("utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            raise ContextError(f"cannot read Dockerfile {df_path}: no such file") from None
+        except OSError as exc:
+            raise ContextError(f"cannot read Dockerfile {df_path}: {exc.strerror}") from None
+        filename = df_path.name
+    else:
+        text = dockerfile_text
+        df_path = Path(dockerfile) if dockerfile is not None else None
+        filename = df_path.name if df_path is not None else "Dockerfile"
+    return parse_dockerfile(text, filename=filename), df_path
+
+
+def plan(
+    context: Path | str = ".",
+    dockerfile: Path | str | None = None,
+    *,
+    target: str | None = None,
+    build_args: Mapping[str, str] | None = None,
+    store: Store | Path | str | None = None,
+    no_cache: bool = False,
+    dockerfile_text: str | None = None,
+) -> PlanResult:
+    """Predict what ``build`` with the same arguments would do: per step HIT or MISS with the reason, the
+    expanded instruction and the ARG/ENV values it sees. Runs nothing and writes no layer or cache record."""
+    ctx = Path(context)
+    if not ctx.is_dir():
+        raise ContextError(f"build context {ctx} is not a directory")
+    df, df_path = _read_dockerfile(ctx, dockerfile, dockerfile_text)
+    st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
+    builder = Builder(store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target,
+                      build_args=build_args, executor=get_executor("emulate"), no_cache=no_cache, dry_run=True)
+    return builder.plan()
 
 
 def build(

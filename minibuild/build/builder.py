@@ -568,6 +568,8 @@ class Builder:
         """(the usable cache record or None, the HIT/MISS reason, the key) of a step; records the step's inputs
         under its identity (``step-history:``) so the next build can say what changed. A dry run writes nothing."""
         if st.unknown:
+            if self.no_cache:
+                return None, "MISS: --no-cache", ""
             if st.fs_step == 0:
                 return None, f"MISS: base stage {st.base} would rebuild", ""
             return None, f"MISS: parent step {st.fs_step} missed", ""

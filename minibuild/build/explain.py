@@ -103,12 +103,15 @@ def explain_miss(
         if parent_missed:
             return f"MISS: parent step {parent_step} missed"
         return f"MISS: parent step {parent_step} changed"
+    if any(c.startswith("instruction") for c in own):  # argv follows from the instruction: say it once, first
+        own = ["instruction", *(c for c in own if not c.startswith("instruction") and c != "argv")]
     words: list[str] = []
     for c in own:
         if c == "sources":
             before = previous.get("files")
-            if isinstance(before, Mapping) and files is not None and _files_diff(before, files):
-                words += _files_diff(before, files)
+            fdiff = _files_diff(before, files) if isinstance(before, Mapping) and files is not None else []
+            if fdiff:
+                words += fdiff if len(fdiff) <= 4 else [*fdiff[:3], f"and {len(fdiff) - 3} more paths changed"]
             else:
                 words.append(f"sources changed ({_short(previous['inputs'].get('sources'))} -> "
                              f"{_short(inputs.get('sources'))})")

@@ -25,8 +25,9 @@ def _human(n: int) -> str:
 class _Plain:
     """Renders progress events as BuildKit's plain output: ``#N [stage i/n] INSTR`` then ``#N CACHED``/``DONE``."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, *, explain: bool = False) -> None:
         self.out = stream
+        self.explain = explain
 
     def __call__(self, ev: dict[str, Any]) -> None:
         kind = ev.get("type")
@@ -34,6 +35,8 @@ class _Plain:
             self.out.write(f"#{ev['n']} [{ev['stage']} {ev['index']}/{ev['total'] - 1}] {ev['instruction']}\n")
         elif kind == "step":
             self.out.write(f"#{ev['n']} CACHED\n" if ev["cached"] else f"#{ev['n']} DONE {ev['seconds']:.1f}s\n")
+            if self.explain and ev.get("reason"):
+                self.out.write(f"#{ev['n']} {ev['reason']}\n")
         self.out.flush()
 
 
@@ -68,6 +71,21 @@ def _summary(result: Any) -> list[str]:
     return lines
 
 
+def parse_build_args(items: tuple[str, ...]) -> dict[str, str]:
+    """``--build-arg`` values: KEY=VALUE, or KEY taken from the environment (left unset when not there)."""
+    args: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise ConfigError(f"invalid --build-arg {item!r}: expected KEY[=VALUE]")
+        if sep:
+            args[key] = value
+        elif key in os.environ:
+            args[key] = os.environ[key]
+        # Docker: KEY without value and not in the environment is left unset
+    return args
+
+
 @click.command("build")
 @click.argument("context", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-f", "--file", "dockerfile", default=None, help="Dockerfile path (default CONTEXT/Dockerfile; - = stdin).")
@@ -80,22 +98,15 @@ def _summary(result: Any) -> list[str]:
 @click.option("--executor", default="emulate", help="How RUN runs: emulate (default) or chroot.")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "json", "quiet"]),
               help="Progress on stderr: plain (BuildKit style), json (one event per line), auto.")
+@click.option("--explain", is_flag=True, help="Say under each step why it hit or missed the cache.")
 @click.pass_context
 def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple[str, ...], target: str | None,
-          build_args: tuple[str, ...], no_cache: bool, output: Path | None, executor: str, progress: str) -> None:
+          build_args: tuple[str, ...], no_cache: bool, output: Path | None, executor: str, progress: str,
+          explain: bool) -> None:
     """Build an image from a Dockerfile, offline, into the store."""
     from minibuild.api import build as api_build
 
-    args: dict[str, str] = {}
-    for item in build_args:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise ConfigError(f"invalid --build-arg {item!r}: expected KEY[=VALUE]")
-        if sep:
-            args[key] = value
-        elif key in os.environ:
-            args[key] = os.environ[key]
-        # Docker: KEY without value and not in the environment is left unset
+    args = parse_build_args(build_args)
     text = None
     df_path: str | None = dockerfile
     if dockerfile == "-":
@@ -104,7 +115,7 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
     err = sys.stderr
     renderer: Any = None
     if progress in ("plain", "auto"):
-        renderer = _Plain(err)
+        renderer = _Plain(err, explain=explain)
     elif progress == "json":
         renderer = _Json(err)
     result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
