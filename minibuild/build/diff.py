@@ -290,17 +290,32 @@ def entries_for_paths(root: Path | str, paths: Iterable[str], *, recursive: bool
             records[rel] = rec
         return records[rel]
 
+    # parents resolved once per directory: resolving "a/b/leaf" without following the leaf is resolving "a/b"
+    # (links followed) plus "leaf", and a COPY of many files would otherwise lstat every ancestor of every file
+    parent_rel: dict[str, str] = {}
+
+    def resolve(norm: str) -> str:
+        parent, _, leaf = norm.rpartition("/")
+        prel = parent_rel.get(parent)
+        if prel is None:
+            prel = os.path.relpath(resolve_in_root(base, parent, follow_final=True, strict=True), base)
+            prel = parent_rel[parent] = "" if prel == "." else prel
+        return f"{prel}/{leaf}" if prel else leaf
+
     for p in paths:
-        phys = resolve_in_root(base, normalize_path(p), follow_final=False, strict=True)
-        rel = os.path.relpath(phys, base)
-        if rel == ".":
-            rel = ""
-        if rel and not os.path.lexists(phys):
-            raise BuildError(f"/{normalize_path(p)} does not exist in the root")
-        if rel and record(rel) is not None:
+        norm = normalize_path(p)
+        rel = resolve(norm) if norm else ""
+        if rel and rel not in records:
+            try:
+                rec = stat_record(os.path.join(base, rel))
+            except OSError:
+                raise BuildError(f"/{norm} does not exist in the root") from None
+            if rec is not None:
+                records[rel] = rec
+        if rel and rel in records:
             emit.add(rel)
         if recursive and (not rel or records[rel].type == "dir"):
-            sub = snapshot(phys, hash_recent=False)
+            sub = snapshot(os.path.join(base, rel) if rel else base, hash_recent=False)
             for child, rec in sub.records.items():
                 crel = f"{rel}/{child}" if rel else child
                 records[crel] = rec
