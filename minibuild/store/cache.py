@@ -55,7 +55,9 @@ class CacheStore:
             data = canonical_json({"key": key, "record": record, "refs": sorted({r.value for r in refs})})
         except (TypeError, ValueError) as exc:
             raise StoreError(f"cache record for {key!r} is not JSON-serialisable: {exc}") from None
-        atomic_write(self._path(key), data, tmp_dir=self._tmp_dir)
+        # no fsync: a record is only a cache (a lost or torn one reads as a miss, and get() re-checks that its
+        # blobs exist, which were fsynced when committed); two fsyncs per step made cold builds I/O-bound
+        atomic_write(self._path(key), data, tmp_dir=self._tmp_dir, durable=False)
 
     def delete(self, key: str) -> bool:
         try:

@@ -104,8 +104,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
-    """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync the directory."""
+def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync the directory.
+
+    ``durable=False`` skips both fsyncs: the rename is still atomic (readers see the old or the new file), but a
+    crash may lose the write; for records that are only a cache (a lost or empty one is a miss)."""
     folder = tmp_dir or path.parent
     tmp = folder / f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -113,7 +116,8 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> Non
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -121,4 +125,5 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> Non
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
