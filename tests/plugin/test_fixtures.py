@@ -305,6 +305,7 @@ def test_importing_the_plugin_module_is_light() -> None:
 
     code = ("import sys, minibuild.pytest_plugin; "
             "print(sorted(m for m in sys.modules if m in ('minibuild.api', 'minibuild.build.builder', "
-            "'minibuild.dockerfile', 'minibuild.sh', 'minibuild.build.executor')))")
+            "'minibuild.dockerfile', 'minibuild.sh', 'minibuild.build.executor', 'minibuild.view', "
+            "'minibuild.store', 'minibuild.oci')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
