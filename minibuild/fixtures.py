@@ -20,7 +20,9 @@ from minibuild.fixtures_padding import Padding, cached_file, padding_scale, pars
 
 ENV_DIR = "MINIBUILD_FIXTURES_DIR"
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "ExposedPorts", "User", "StopSignal", "Labels", "Volumes")
-_DEFAULT_DIR = Path(__file__).resolve().parent.parent / "rootfs_fixtures"
+# minibuild/rootfs_fixtures is a link to the top-level rootfs_fixtures/ in a checkout (editable install) and a
+# real directory in a wheel (setuptools follows the link when it collects package data).
+_DEFAULT_DIR = Path(__file__).parent / "rootfs_fixtures"
 _REGISTRY_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "registry-1.docker.io/library/", "library/")
 
 
