@@ -55,7 +55,7 @@ class Store:
         self.lock_path = self.meta_dir / "lock"
         self.blobs = BlobStore(root, tmp_dir=self.tmp_dir, lock_path=self.lock_path)
         self.refs = RefStore(root, lock_path=self.meta_dir / "refs.lock", tmp_dir=self.tmp_dir)
-        self.cache = CacheStore(self.meta_dir / "cache", tmp_dir=self.tmp_dir, has_blob=self.blobs.has)
+        self.cache = CacheStore(self.meta_dir / "cache", tmp_dir=self.tmp_dir, has_blob=self.blobs.available)
 
     @classmethod
     def open(cls, path: Path | str) -> Store:
@@ -82,6 +82,11 @@ class Store:
         """The store-wide lock (exclusive blocks blob commits and prune; shared is what commits take)."""
         return FileLock(self.lock_path, shared=shared, timeout=timeout)
 
+    @property
+    def remote_sources(self) -> list:  # type: ignore[type-arg]
+        """Remote blob sources (build caches) consulted for absent blobs: the same list as ``blobs.remote``."""
+        return self.blobs.remote
+
     def lease(self) -> Lease:
         """A lease pinning blobs for an in-flight build: pass it as ``pin=`` to blob writes; release when done."""
         return Lease(self.leases_dir)
@@ -90,6 +95,8 @@ class Store:
     def put_image(self, image: Image, *, pin: Pin | None = None) -> Digest:
         """Store the config and manifest blobs of ``image`` (its layer blobs must already be here)."""
         for layer in image.layers:
+            if not self.blobs.has(layer.digest) and self.blobs.remote:
+                self.blobs.ensure(layer.digest, pin=pin)  # a layer a remote build cache provides: fetch it now
             if not self.blobs.has(layer.digest):
                 if layer.digest == EMPTY_LAYER_DIGEST:
                     self.blobs.put_bytes(EMPTY_LAYER_BYTES, pin=pin)

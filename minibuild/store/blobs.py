@@ -22,6 +22,20 @@ class Pin(Protocol):
     def add(self, *digests: Digest) -> None: ...
 
 
+class RemoteBlobSource(Protocol):
+    """Somewhere blobs can be fetched from on demand (a registry or OCI layout build cache); see ``BlobStore.remote``."""
+
+    name: str
+
+    def blob_size(self, digest: Digest) -> int | None:
+        """The size of ``digest`` when this source can provide it, else None (no network needed to answer)."""
+        ...
+
+    def fetch(self, digest: Digest, pin: Pin | None) -> None:
+        """Write ``digest`` into the store (through ``blobs.writer(expected=digest)``), verified."""
+        ...
+
+
 class VerifyingReader(io.RawIOBase):
     """Reads a blob file and raises StoreError at end of file when its sha256 or size is wrong."""
 
@@ -143,6 +157,8 @@ class BlobStore:
         self.dir = root / "blobs" / "sha256"
         self.tmp_dir = tmp_dir
         self._lock_path = lock_path
+        self.remote: list[RemoteBlobSource] = []  # consulted by available/open/size/ensure for absent blobs
+        self.fetched: list[tuple[Digest, str]] = []  # (digest, source name) of every blob fetched from a remote
 
     def shared_lock(self) -> FileLock:
         return FileLock(self._lock_path, shared=True)
@@ -155,17 +171,49 @@ class BlobStore:
     def has(self, digest: Digest) -> bool:
         return self.path(digest).is_file()
 
+    def remote_source(self, digest: Digest) -> RemoteBlobSource | None:
+        """The first remote source that can provide ``digest`` (None when there is none)."""
+        for src in self.remote:
+            if src.blob_size(digest) is not None:
+                return src
+        return None
+
+    def available(self, digest: Digest) -> bool:
+        """True when the blob is here or a remote source can provide it on demand (nothing is fetched)."""
+        return self.has(digest) or self.remote_source(digest) is not None
+
+    def ensure(self, digest: Digest, *, pin: Pin | None = None) -> bool:
+        """Make the blob local, fetching it from a remote source if needed; False when nobody has it."""
+        if self.has(digest):
+            return True
+        src = self.remote_source(digest)
+        if src is None:
+            return False
+        src.fetch(digest, pin)
+        if not self.has(digest):
+            raise StoreError(f"blob {digest} was not stored by its source {src.name}")
+        self.fetched.append((digest, src.name))
+        return True
+
     def size(self, digest: Digest) -> int:
         try:
             return self.path(digest).stat().st_size
         except FileNotFoundError:
+            src = self.remote_source(digest) if self.remote else None
+            if src is not None:
+                size = src.blob_size(digest)
+                assert size is not None
+                return size
             raise self._missing(digest) from None
 
     def _missing(self, digest: Digest) -> StoreError:
         return StoreError(f"blob {digest} is not in the store {self.root}")
 
     def open(self, digest: Digest, *, verify: bool = True) -> BinaryIO:
-        """Open a blob for reading; with ``verify`` the digest is checked when the end is read."""
+        """Open a blob for reading; with ``verify`` the digest is checked when the end is read. A blob that is
+        not here but that a remote source has is fetched (verified) first."""
+        if self.remote and not self.has(digest):
+            self.ensure(digest)
         try:
             fh = open(self.path(digest), "rb")
         except FileNotFoundError:

@@ -49,6 +49,16 @@ class CacheStore:
         record: dict[str, Any] = doc["record"]
         return record
 
+    def entry(self, key: str) -> tuple[dict[str, Any], tuple[Digest, ...]] | None:
+        """(record, refs) stored under ``key`` without checking that the blobs exist (for exporting a cache)."""
+        doc = self._load(self._path(key))
+        if doc is None or doc["key"] != key or not isinstance(doc.get("record"), dict):
+            return None
+        try:
+            return doc["record"], tuple(Digest(r) for r in doc["refs"])
+        except (ImageFormatError, TypeError):
+            return None
+
     def put(self, key: str, record: dict[str, Any], refs: tuple[Digest, ...] = ()) -> None:
         """Store ``record`` (JSON-able) under ``key``; ``refs`` are blobs kept alive through prune."""
         try:
