@@ -23,12 +23,33 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
+MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_IS_SET = 1
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+# Docker's default capability set (moby oci/caps/defaults.go), bit numbers from linux/capability.h
+DOCKER_CAPABILITIES = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_FSETID": 4, "CAP_KILL": 5,
+                       "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_NET_BIND_SERVICE": 10,
+                       "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18, "CAP_MKNOD": 27, "CAP_AUDIT_WRITE": 29,
+                       "CAP_SETFCAP": 31}
+DOCKER_CAPABILITY_MASK = sum(1 << bit for bit in DOCKER_CAPABILITIES.values())  # 0x00000000a80425fb
+# Docker's default masked and read-only paths (moby oci/defaults.go; runc applies them). /sys is not mounted at
+# all, so its masked paths (/sys/firmware, /sys/devices/virtual/powercap) have nothing to hide.
+MASKED_PROC_PATHS = ("asound", "acpi", "interrupts", "kcore", "keys", "latency_stats", "timer_list", "timer_stats",
+                     "sched_debug", "scsi")
+READONLY_PROC_PATHS = ("bus", "fs", "irq", "sys", "sysrq-trigger")
 
 HOSTNAME = "minibuild"
 DEVICES = ("null", "zero", "full", "random", "urandom")
@@ -136,7 +157,7 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
             code = _child(plan, in_r, out_w, err_w, rep_w)
         except BaseException as exc:  # noqa: BLE001 - report anything and never return into the parent's code
             try:
-                os.write(rep_w, f"E{exc}\n".encode())
+                os.write(rep_w, f"E{_reason(exc)}\n".encode())
             except OSError:
                 pass
             code = _REPORT_FD_EXIT
@@ -212,6 +233,13 @@ def _lib() -> ctypes.CDLL:
     return _libc
 
 
+def _reason(exc: BaseException) -> str:
+    """One line for the report pipe: an OSError's own message (without the "[Errno N]" prefix) and its path."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return str(exc) or type(exc).__name__
+
+
 def _check(ret: int, what: str) -> None:
     if ret != 0:
         e = ctypes.get_errno()
@@ -256,7 +284,7 @@ def _child(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int) -> int:
             code = _grandchild(plan, in_r, out_w, err_w, rep_w, warn)
         except BaseException as exc:  # noqa: BLE001
             try:
-                os.write(rep_w, f"E{exc}\n".encode())
+                os.write(rep_w, f"E{_reason(exc)}\n".encode())
             except OSError:
                 pass
             code = _REPORT_FD_EXIT
@@ -280,7 +308,9 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
         try:
             _mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         except OSError as exc:
-            warn(f"/proc not mounted ({exc.strerror})")
+            warn(f"/proc not mounted ({exc.strerror})")  # then the step sees the image's own (empty) /proc
+        else:
+            _harden_proc(proc)  # raises (the step never runs) when any path cannot be protected
     else:
         warn("/proc is not a directory in the root; not mounted")
     dev = os.path.join(root, "dev")
@@ -295,6 +325,7 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
     os.makedirs(workdir, mode=0o755, exist_ok=True)
     os.chdir(workdir)
 
+    _drop_capabilities()  # raises (the step never runs) when the kernel refuses any part of it
     ident = plan.ident
     if not plan.userns:
         os.setgroups(list(ident.groups))
@@ -351,3 +382,105 @@ def _setup_dev(dev: str, warn) -> None:  # type: ignore[no-untyped-def]
         os.symlink(target, os.path.join(dev, name))
     for name in ("shm", "pts", "mqueue"):
         os.mkdir(os.path.join(dev, name), 0o1777 if name == "shm" else 0o755)
+
+
+def _harden_proc(proc: str) -> None:
+    """Docker's /proc profile: host-wide knobs read-only, kernel-internal files masked. Fails closed."""
+    for name in READONLY_PROC_PATHS:
+        target = os.path.join(proc, name)
+        if not os.path.lexists(target):
+            continue  # this kernel has no such file: nothing to protect (runc skips it too)
+        try:
+            _mount(target, target, None, MS_BIND | MS_REC)
+            _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            readonly = bool(os.statvfs(target).f_flag & os.ST_RDONLY)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot make /proc/{name} read-only ({exc.strerror}); refusing to run the "
+                                     "step without it") from None
+        if not readonly:
+            raise OSError(errno.EPERM, f"/proc/{name} is still writable after remounting it read-only; refusing "
+                                       "to run the step")
+    for name in MASKED_PROC_PATHS:
+        target = os.path.join(proc, name)
+        try:
+            st = os.lstat(target)
+        except FileNotFoundError:
+            continue
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                _mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+            else:
+                _mount("/dev/null", target, None, MS_BIND)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot mask /proc/{name} ({exc.strerror}); refusing to run the step "
+                                     "without it") from None
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _prctl(option: int, arg: int, what: str, arg3: int = 0) -> int:
+    ret = _lib().prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(arg3), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0))
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+    return int(ret)
+
+
+def _last_capability() -> int:
+    """The highest capability number this kernel knows (PR_CAPBSET_READ answers EINVAL past it)."""
+    last = -1
+    for cap in range(64):
+        if _lib().prctl(ctypes.c_int(PR_CAPBSET_READ), ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                        ctypes.c_ulong(0)) < 0:
+            break
+        last = cap
+    if last < 0:
+        raise OSError(errno.EINVAL, "PR_CAPBSET_READ does not work here")
+    return last
+
+
+def _drop_capabilities(keep: int | None = None) -> None:
+    """Reduce this process to Docker's default capabilities, as runc does before exec: bounding set dropped with
+    PR_CAPBSET_DROP, ambient cleared, and capset(2) making effective = permitted = ``keep`` and inheritable empty
+    (as Docker since CVE-2022-24769). Each step is read back; any failure raises, so the step never runs with more.
+    no_new_privs is deliberately not set: Docker sets it only with ``--security-opt no-new-privileges``, so setuid
+    programs such as su behave as they do under docker build."""
+    keep = DOCKER_CAPABILITY_MASK if keep is None else keep
+    try:
+        last = _last_capability()
+        for cap in range(last + 1):
+            if not keep & (1 << cap):
+                _prctl(PR_CAPBSET_DROP, cap, f"PR_CAPBSET_DROP {cap}")
+        _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, "PR_CAP_AMBIENT_CLEAR_ALL")
+        header = _CapHeader(version=_LINUX_CAPABILITY_VERSION_3, pid=0)
+        data = (_CapData * 2)()
+        for i in range(2):
+            word = (keep >> (32 * i)) & 0xFFFFFFFF
+            data[i].effective = data[i].permitted = word
+            data[i].inheritable = 0
+        _check(_lib().capset(ctypes.byref(header), data), "capset")
+        # read everything back: what the kernel holds, not what we asked for
+        bounding = sum(1 << cap for cap in range(last + 1) if _prctl(PR_CAPBSET_READ, cap, "PR_CAPBSET_READ"))
+        got = (_CapData * 2)()
+        header = _CapHeader(version=_LINUX_CAPABILITY_VERSION_3, pid=0)
+        _check(_lib().capget(ctypes.byref(header), got), "capget")
+        eff = got[0].effective | (got[1].effective << 32)
+        perm = got[0].permitted | (got[1].permitted << 32)
+        inh = got[0].inheritable | (got[1].inheritable << 32)
+        ambient = sum(1 << cap for cap in range(last + 1)
+                      if _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, "PR_CAP_AMBIENT_IS_SET", cap))
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot drop capabilities ({exc.strerror}); refusing to run the step with "
+                                 "them") from None
+    want = keep & ((1 << (last + 1)) - 1)
+    if bounding & ~want or eff & ~want or perm & ~want or inh or ambient:
+        raise OSError(errno.EPERM, f"capabilities still held after dropping them (bounding {bounding:#x}, "
+                                   f"effective {eff:#x}, inheritable {inh:#x}, ambient {ambient:#x}); "
+                                   "refusing to run the step")

@@ -204,3 +204,117 @@ def test_unprivileged_user_namespace(root: Path) -> None:
     assert res.stdout.split() == [b"0", b"3"]  # root inside the namespace, only lo
     assert (root / "tmp" / "f").stat().st_uid == 65534  # but files belong to the real user
     assert "needs real root" in refusal
+
+
+# ---------------------------------------------------------------------------------- hardening (Docker's profile)
+
+# Docker's default capability mask, as `docker run busybox grep Cap /proc/self/status` prints it (CapBnd/CapEff)
+DOCKER_DEFAULT_CAPS = 0x00000000A80425FB
+# Docker's default read-only and masked /proc paths (moby oci/defaults.go)
+READONLY = ("bus", "fs", "irq", "sys", "sysrq-trigger")
+MASKED = ("asound", "acpi", "interrupts", "kcore", "keys", "latency_stats", "timer_list", "timer_stats",
+          "sched_debug", "scsi")
+
+# A 656-byte static x86-64 program (no libc), base64 of zlib. Assembled with `as` + `ld -static -N -s` from:
+#   name_to_handle_at(AT_FDCWD, "/", &fh, &mount_id, 0)  -> exit 3 if it fails
+#   open_by_handle_at(AT_FDCWD, &fh, O_RDONLY)            -> exit 0 if it opens, 1 on EPERM, 2 on other errors
+# open_by_handle_at needs CAP_DAC_READ_SEARCH: it is the 2014 "shocker" container escape primitive.
+SHOCKER_PROBE = (
+    "eNqrd/VxY2JkZIABJgY7BhCvgsEBzHeAik9AKAGKWQDVODCwMDCD1bKD1UMATB+M/gMVh9EsUHqHPlCnx/Hjc/7//+/RaxoJFPLoFY0CUj69ov5AytXw"
+    "AD+rR+uBUqMdBihKzYCShpfAchUshv9fi+9nAmlu/vG/lGc/yDmvWfczg2ywARL8rEBCH2pnA8MgAXrFGcUlRSWJSQx6JakVJQx6KYklidQxmhuIYXGC"
+    "Gh8QkImmnhGNLwgVY4byn0D1P4GlAzT1LFjMY8birhKoReIE7AcAhm025A=="
+)
+
+
+def caps(status: str) -> dict[str, int]:
+    return {line.split(":")[0]: int(line.split()[1], 16) for line in status.splitlines() if line.startswith("Cap")}
+
+
+def test_capabilities_are_dockers_default_set(root: Path) -> None:
+    as_root = caps(run(root, "cat", "/proc/self/status").stdout.decode())
+    assert as_root == {"CapInh": 0, "CapPrm": DOCKER_DEFAULT_CAPS, "CapEff": DOCKER_DEFAULT_CAPS,
+                       "CapBnd": DOCKER_DEFAULT_CAPS, "CapAmb": 0}, {k: hex(v) for k, v in as_root.items()}
+    as_nobody = caps(run(root, "cat", "/proc/self/status", user="nobody").stdout.decode())
+    assert as_nobody == {"CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapBnd": DOCKER_DEFAULT_CAPS, "CapAmb": 0}
+
+
+def test_open_by_handle_at_is_refused(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require(os.uname().machine == "x86_64", "the open_by_handle_at probe is an x86-64 binary")
+    import base64
+    import zlib
+
+    probe = root / "probe"
+    probe.write_bytes(zlib.decompress(base64.b64decode(SHOCKER_PROBE)))
+    probe.chmod(0o755)
+    hardened = run(root, "/probe").exit_code
+    # control: the same probe in the same sandbox, but keeping every capability this process has (as before the
+    # hardening), which shows that the probe does detect CAP_DAC_READ_SEARCH
+    mine = caps(Path("/proc/self/status").read_text())["CapPrm"]
+    require(mine & (1 << 2) != 0, "this test process itself lacks CAP_DAC_READ_SEARCH, so there is no control")
+    monkeypatch.setattr(chroot, "DOCKER_CAPABILITY_MASK", mine)
+    control = run(root, "/probe").exit_code
+    require(control != 3, "name_to_handle_at is not supported on the filesystem holding the test root")
+    assert control == 0, "the probe should open a handle when CAP_DAC_READ_SEARCH is held"
+    assert hardened == 1, "open_by_handle_at must fail with EPERM in the sandbox"
+
+
+def test_proc_sysctls_are_read_only_and_kernel_files_masked(root: Path) -> None:
+    # writes the host's own value back (and a namespaced knob), so a regression cannot change the host
+    before = Path("/proc/sys/kernel/core_pattern").read_text()
+    res = run(root, "/bin/sh", "-c", "echo \"$CP\" > /proc/sys/kernel/core_pattern; echo rc=$?; "
+                                      "echo minibuild > /proc/sys/kernel/hostname; echo rc=$?; cat /proc/self/mountinfo",
+              env=PATH + (("CP", before.rstrip("\n")),))
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == before
+    out, err = res.stdout.decode(), res.stderr.decode()
+    assert out.count("rc=1") == 2 and err.count("Read-only file system") == 2, (out, err)  # EROFS
+    mounts = {line.split()[4]: line.split()[5] for line in out.splitlines() if " - " in line}
+    for name in READONLY:
+        if os.path.lexists(f"/proc/{name}"):
+            assert mounts.get(f"/proc/{name}", "").startswith("ro,"), (name, mounts)
+    for name in MASKED:
+        if os.path.lexists(f"/proc/{name}"):
+            assert f"/proc/{name}" in mounts, (name, mounts)
+    if os.path.exists("/proc/timer_list"):
+        assert run(root, "cat", "/proc/timer_list").stdout == b""  # masked by /dev/null
+
+
+def test_ordinary_root_steps_still_work(root: Path) -> None:
+    script = ("set -e; mkdir -p /home/bob /srv/data; echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd; "
+              "echo 'bob:x:1000:' >> /etc/group; chown -R bob:bob /home/bob; chmod 700 /home/bob; "
+              "echo secret > /home/bob/f; chown 1000:1000 /home/bob/f; chmod 600 /home/bob/f; cat /home/bob/f; "
+              "/bin/busybox su bob -c 'id -u; echo mine > /home/bob/g'; /bin/busybox mknod /srv/null c 1 3; "
+              "echo x > /srv/null; /bin/busybox chroot / /bin/true; touch -d @0 /srv/data/t; kill -0 $$; "
+              "ln -s /srv/data /srv/link; echo done")
+    res = run(root, "/bin/sh", "-c", script)
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == b"secret\n1000\ndone\n"
+    assert (root / "home" / "bob" / "g").stat().st_uid == 1000
+    assert stat_ok(root / "srv" / "null")
+
+
+def stat_ok(p: Path) -> bool:
+    import stat as st
+
+    return st.S_ISCHR(os.lstat(p).st_mode) and os.major(os.lstat(p).st_rdev) == 1
+
+
+def test_fails_closed_when_capabilities_cannot_be_dropped(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chroot, "_LINUX_CAPABILITY_VERSION_3", 0x12345678)  # capset(2) answers EINVAL
+    with pytest.raises(ExecutorError, match=r"Dockerfile:4: .*cannot drop capabilities \(capset: Invalid argument"):
+        ChrootExecutor().run(RunRequest(root=root, argv=("touch", "/ran"), env=PATH, span=SourceSpan(line=4)))
+    assert not (root / "ran").exists()
+
+
+def test_fails_closed_when_proc_cannot_be_made_read_only(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_mount = chroot._mount
+
+    def refuse_remount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+        if flags & chroot.MS_REMOUNT:
+            raise OSError(1, f"mount {target}: Operation not permitted")
+        real_mount(source, target, fstype, flags, data)
+
+    monkeypatch.setattr(chroot, "_mount", refuse_remount)
+    first = next(name for name in READONLY if os.path.lexists(f"/proc/{name}"))
+    with pytest.raises(ExecutorError, match=rf"cannot make /proc/{first} read-only .*refusing to run the step"):
+        run(root, "touch", "/ran")
+    assert not (root / "ran").exists()
