@@ -80,12 +80,14 @@ def build(
     progress: Callable[[dict[str, Any]], None] | None = None,
     dockerfile_text: str | None = None,
     source_date_epoch: int | None = None,
+    report: Path | str | None = None,
 ) -> BuildResult:
     """Build ``dockerfile`` (default ``CONTEXT/Dockerfile``; or the text in ``dockerfile_text``) with ``context``.
 
     The image is stored and tagged with ``tags`` in ``store`` (a Store, a path, or $MINIBUILD_HOME); ``output``
     also writes a ``docker load`` tarball. ``progress`` receives one dict per event (see docs/progress.md).
-    ``source_date_epoch`` defaults to $SOURCE_DATE_EPOCH (else 0) for every timestamp in the image."""
+    ``source_date_epoch`` defaults to $SOURCE_DATE_EPOCH (else 0) for every timestamp in the image.
+    ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.build.discard)."""
     ctx = Path(context)
     if not ctx.is_dir():
         raise ContextError(f"build context {ctx} is not a directory")
@@ -111,4 +113,15 @@ def build(
         tags=tags, executor=ex, no_cache=no_cache, output=Path(output) if output is not None else None,
         progress=progress, source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(),
     )
-    return builder.build()
+    result = builder.build()
+    if report is not None:
+        _write_report(st, result, df, filename, Path(report))
+    return result
+
+
+def _write_report(store: Store, result: BuildResult, df: Any, filename: str, path: Path) -> None:
+    """Write the discard report of ``result`` (minibuild.build.discard) as JSON or HTML, by the file suffix."""
+    from minibuild.build.discard import build_report
+    from minibuild.teach.report import write_report
+
+    write_report(build_report(store, result, df, dockerfile_name=filename), path)

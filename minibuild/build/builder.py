@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import posixpath
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from minibuild.plan.steps import describe, instruction_inputs
 from minibuild.store import Store
 from minibuild.store.gc import Lease
 from minibuild.store.tarlayer import Entry, write_layer
+from minibuild.units import image_size
 
 Progress = Callable[[dict[str, Any]], None]
 DEFAULT_SHELL = ("/bin/sh", "-c")
@@ -81,6 +83,8 @@ class StepResult:
     size: int
     seconds: float
     reason: str = ""  # HIT, or MISS: <why> (see minibuild.build.explain)
+    vertex: int | None = None  # BuildKit's step number in the stage (FROM = 1); None for config-only steps
+    vertices: int = 0  # how many numbered steps the stage has (FROM + filesystem steps)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +99,10 @@ class StageResult:
     layers: tuple[tuple[str, int], ...] = ()  # (digest, size) of the layers this stage added
     kept_by_final: tuple[str, ...] = ()  # "COPY --from=... src" steps of the final image that read this stage
     kept_bytes: int = 0  # bytes of the final image's layers made by those COPY --from steps
+    image_layers: tuple[tuple[str, int], ...] = ()  # (digest, size) of every layer of the stage image, base first
+    base_layers: int = 0  # how many of image_layers came with its FROM (base image or base stage)
+    shared_bytes: int = 0  # bytes of image_layers the final image has too (e.g. the same base)
+    feeds: tuple[tuple[str, int, int], ...] = ()  # (stage label, files, file bytes) per COPY --from of this stage
 
     @property
     def label(self) -> str:
@@ -103,6 +111,30 @@ class StageResult:
     @property
     def size(self) -> int:
         return sum(s for _, s in self.layers)
+
+    @property
+    def total_bytes(self) -> int:
+        """The stage image's size: base + own layers (sum of layer blob sizes)."""
+        return sum(s for _, s in self.image_layers)
+
+    @property
+    def discarded_bytes(self) -> int:
+        """What of the stage image the final image does not have."""
+        return self.total_bytes - self.shared_bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyFrom:
+    """One COPY --from of a build: which stage (or image) fed which stage, at which line, with which sources."""
+
+    from_stage: str  # label of the source stage, or the image reference
+    from_index: int | None  # None for an image
+    to_index: int
+    line: int
+    dest: str
+    sources: tuple[str, ...]
+    source_image: Image = field(repr=False, compare=False)
+    layer: str | None  # the layer the COPY made (None: nothing changed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,13 +145,15 @@ class BuildResult:
     digest: Digest  # manifest digest
     config_digest: Digest  # the image ID Docker shows
     layers: int
-    size: int  # bytes of config + layer blobs
+    size: int  # sum of the layer blob sizes (minibuild.units.image_size)
     tags: tuple[str, ...]
     target: str
     steps: tuple[StepResult, ...]
     stages: tuple[StageResult, ...]
     warnings: tuple[str, ...] = ()
     output: str | None = None
+    transfers: tuple[CopyFrom, ...] = ()
+    stage_images: tuple[tuple[int, Image], ...] = field(default=(), repr=False)  # (stage index, image) that ran
 
     @property
     def cached(self) -> bool:
@@ -171,6 +205,10 @@ class _State:
     fs_step: int = 0  # the step that made fs_key (0 = FROM)
     fs_missed: bool = False  # ... and whether it missed in this build
     unknown: bool = False  # dry run: a step before missed, so fs_key (and what follows) is not known
+    vertex_of: dict[int, int] = field(default_factory=dict)  # step index -> BuildKit step number (FROM = 1)
+    vertices: int = 1
+    prefix: str = ""  # "" for a single-stage build (BuildKit prints [2/4]), else the stage label
+    imported_here: bool = False  # this stage's FROM imported its fixture base (a later FROM of it is CACHED)
 
 
 def _ref_parts(name: str) -> tuple[str, str] | None:
@@ -201,6 +239,22 @@ def _set_env(env: Sequence[str], key: str, value: str) -> tuple[str, ...]:
             return tuple(out)
     out.append(f"{key}={value}")
     return tuple(out)
+
+
+def _quoted(key: str, value: str, original: str) -> str:
+    """A KEY=VALUE value as the Dockerfile wrote it: in double quotes when it was quoted there (or needs it)."""
+    if f'{key}="' in original or f"{key}='" in original or not value or any(c.isspace() or c in "\"'\\" for c in value):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _shown(ex: Instruction, original: str) -> str:
+    """The progress/history text of a config step: as written, expanded (LABEL k="v" keeps its quotes)."""
+    if isinstance(ex, LabelInstruction):
+        return "LABEL " + " ".join(f"{kv.key}={_quoted(kv.key, kv.value, original)}" for kv in ex.labels)
+    if isinstance(ex, EnvInstruction):
+        return "ENV " + " ".join(f"{kv.key}={_quoted(kv.key, kv.value, original)}" for kv in ex.env)
+    return describe(ex)
 
 
 def _port(p: str) -> str:
@@ -253,6 +307,7 @@ class Builder:
         self._imported: set[str] = set()  # fixture images imported into the store by this build
         self.dry_run = dry_run
         self._scopes: list[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]] = []
+        self._transfers: list[CopyFrom] = []
         self._df_id = self._dockerfile_id()
 
     def _dockerfile_id(self) -> str:
@@ -434,23 +489,41 @@ class Builder:
             st = self.states[node.index]
             kept = final.kept.get(node.index, [])
             discarded = tuple(x for x in st.own_layers if x[0] not in final_digests)
+            all_layers = tuple((layer.digest.value, layer.size) for layer in st.image.layers)
+            feeds = tuple((self.states[t.to_index].label, *self._layer_files(t.layer)) for t in self._transfers
+                          if t.from_index == node.index)
             stages.append(StageResult(
                 index=node.index, name=name, status="cached" if st.all_cached else "built", base=node.base,
                 reason="every step was cached" if st.all_cached else "at least one step ran",
                 layers=tuple(st.own_layers) if node.index == graph.target else discarded,
-                kept_by_final=tuple(k for k, _ in kept), kept_bytes=sum(b for _, b in kept)))
-        size = len(image.config_bytes) + sum(layer.size for layer in image.layers)
+                kept_by_final=tuple(k for k, _ in kept), kept_bytes=sum(b for _, b in kept),
+                image_layers=all_layers, base_layers=st.base_layers,
+                shared_bytes=sum(s for d, s in dict(all_layers).items() if d in final_digests), feeds=feeds))
+        size = image_size(image)
         self._emit({"type": "image", "digest": digest.value, "id": image.config_digest.value,
                     "layers": len(image.layers), "size": size, "tags": list(tags)})
         return BuildResult(image=image, digest=digest, config_digest=image.config_digest, layers=len(image.layers),
                            size=size, tags=tags, target=graph.nodes[graph.target].label, steps=tuple(self.steps),
-                           stages=tuple(stages), warnings=tuple(self.warnings), output=out)
+                           stages=tuple(stages), warnings=tuple(self.warnings), output=out,
+                           transfers=tuple(self._transfers),
+                           stage_images=tuple((i, s.image) for i, s in sorted(self.states.items())))
+
+    def _layer_files(self, layer: str | None) -> tuple[int, int]:
+        """(regular files, their content bytes) in a layer blob (a COPY --from's layer: small)."""
+        if layer is None:
+            return 0, 0
+        from minibuild.store.tarread import read_entries
+
+        with self.store.blobs.open(Digest(layer)) as fh:
+            files = [e for e in read_entries(fh) if e.type == "file"]
+        return len(files), sum(e.size for e in files)
 
     # ------------------------------------------------------------------ stages
     def _start_state(self, idx: int, graph: StageGraph) -> _State:
         node = graph.nodes[idx]
         stage = self.df.stages[idx]
         unknown = False
+        imported_here = False
         if node.base_stage is not None:
             parent = self.states[node.base_stage]
             image = parent.image
@@ -458,17 +531,18 @@ class Builder:
         elif node.base == "scratch":
             image = Image.scratch(source_date_epoch=self.sde)
         else:
+            was_imported = node.base in self._imported
             image = self.resolve_image(node.base, span=stage.from_.span)
-            for layer in image.layers:
-                if self.lease is not None:
-                    self.lease.add(layer.digest)
+            imported_here = node.base in self._imported and not was_imported
+            if not self.dry_run and not self._pin(layer.digest for layer in image.layers):
+                raise StoreError(f"layers of base image {node.base} were deleted (pruned?) as this build started")
         env = image.config.env
         if not any(e.partition("=")[0] == "PATH" for e in env):
             env = _set_env(env, "PATH", DEFAULT_PATH)
         image = image.with_config(env=env, created=self.created)
         st = _State(label=node.label, index=idx, image=image, fs_key=base_key(image.diff_ids),
                     scope=StageScope(env=_env_pairs(image.config.env)), base_layers=len(image.layers),
-                    base=node.base, unknown=unknown)
+                    base=node.base, unknown=unknown, imported_here=imported_here)
         return st
 
     def _build_stage(self, idx: int, graph: StageGraph, gscope: GlobalScope) -> _State:
@@ -485,7 +559,14 @@ class Builder:
             st.image = st.image.with_config(onbuild=None)
         instrs = [*triggers, *stage.instructions]
         total = len(instrs) + 1
-        imported = graph.nodes[idx].base in self._imported
+        fs_kinds = (WorkdirInstruction, RunInstruction, CopyInstruction, AddInstruction)
+        st.vertex_of = {0: 1}
+        for i, instr in enumerate(instrs, 1):
+            if isinstance(instr, fs_kinds):
+                st.vertex_of[i] = len(st.vertex_of) + 1
+        st.vertices = len(st.vertex_of)
+        st.prefix = st.label if len(graph.nodes) > 1 else ""
+        imported = st.imported_here
         if imported:
             st.all_cached = False
             st.fs_missed = True
@@ -511,16 +592,23 @@ class Builder:
         self._step_no += 1
         if announce:
             self._emit({"type": "step_start", "n": self._step_no, "stage": st.label, "index": index,
-                        "total": total, "instruction": text})
+                        "total": total, "instruction": text, **self._pos(st, index)})
         res = StepResult(stage=st.label, stage_index=st.index, index=index, total=total, instruction=text,
                          line=line, cached=cached, key=key, layer=layer.digest.value if layer else None, size=size,
-                         seconds=round(seconds, 3), reason=reason)
+                         seconds=round(seconds, 3), reason=reason, vertex=st.vertex_of.get(index),
+                         vertices=st.vertices)
         self.steps.append(res)
         self._scopes.append((st.scope.args, st.scope.env))
         self._emit({"type": "step", "n": self._step_no, "stage": st.label, "stage_index": st.index,
                     "index": index, "total": total, "instruction": text, "line": line, "cached": cached,
                     "key": key, "layer": res.layer, "size": size, "seconds": res.seconds,
-                    "reason": reason})
+                    "reason": reason, **self._pos(st, index)})
+
+    @staticmethod
+    def _pos(st: _State, index: int) -> dict[str, Any]:
+        """BuildKit's numbering of a step for progress: ``vertex`` (FROM = 1; None for a config-only step, which
+        BuildKit does not list), ``vertices`` and the ``prefix`` it prints ("" for a single-stage build)."""
+        return {"vertex": st.vertex_of.get(index), "vertices": st.vertices, "prefix": st.prefix}
 
     # ------------------------------------------------------------------ instructions
     def _run_instruction(self, st: _State, instr: Instruction, i: int, total: int, gscope: GlobalScope,
@@ -528,14 +616,16 @@ class Builder:
         t0 = time.monotonic()
         if isinstance(instr, ArgInstruction):
             st.scope = st.scope.declare(instr, build_args=self.build_args, global_scope=gscope, escape=self.df.escape)
+            values = dict(st.scope.args)  # the effective values (--build-arg over the default)
             shown = "ARG " + " ".join(
-                a.key if a.value is None else f"{a.key}={a.value}" for a in instr.args)
+                f"{a.key}={_quoted(a.key, values[a.key], instr.original)}" if a.key in values else a.key
+                for a in instr.args)
             self._meta_step(st, instr, shown, i, total, t0, history=False)
             return
         ex = expand(instr, st.scope.word_env(), self.df.escape)
         if isinstance(ex, _METADATA):
             self._apply_metadata(st, ex)
-            self._meta_step(st, ex, describe(ex), i, total, t0, history=True)
+            self._meta_step(st, ex, _shown(ex, instr.original), i, total, t0, history=True)
             return
         if isinstance(ex, WorkdirInstruction):
             self._workdir(st, ex, i, total, t0)
@@ -551,7 +641,7 @@ class Builder:
         inputs = step_inputs(parent=st.fs_key, kind="metadata", instruction=instruction_inputs(ex),
                              config=ex.keyword)
         self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
-                    "instruction": text})
+                    "instruction": text, **self._pos(st, i)})
         rec, reason, key = self._lookup(st, i, inputs, None, lambda r: True)
         if rec is None:
             if not self.dry_run:
@@ -610,7 +700,7 @@ class Builder:
     def _dry_miss(self, st: _State, i: int, total: int, text: str, line: int, reason: str) -> None:
         """A dry run's predicted miss whose key cannot be known: later steps of the stage are unknown too."""
         self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
-                    "instruction": text})
+                    "instruction": text, **self._pos(st, i)})
         st.all_cached = False
         st.unknown = True
         st.fs_step, st.fs_missed = i, True
@@ -670,7 +760,7 @@ class Builder:
                  inputs: dict[str, Any], run: Callable[[], list[Entry]],
                  files_fn: Callable[[], dict[str, Any]] | None = None) -> None:
         self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
-                    "instruction": text})
+                    "instruction": text, **self._pos(st, i)})
         rec, reason, key = self._lookup(st, i, inputs, files_fn,
                                         lambda r: r.get("layer") is None or self._pin_layer(r["layer"]))
         layer: Layer | None = None
@@ -712,11 +802,19 @@ class Builder:
         self._step(st, i, total, text, ex.span.line, cached, key, layer, layer.size if layer else 0,
                    time.monotonic() - t0, reason=reason)
 
+    def _pin(self, digests: Iterable[Digest]) -> bool:
+        """Add blobs to the build's lease under the shared store lock (as blob commits do), so a concurrent
+        prune either ran before (then the blobs are checked missing here) or keeps them; True if all exist."""
+        wanted = tuple(digests)
+        if self.lease is None or not wanted:
+            return all(self.store.blobs.has(d) for d in wanted)
+        with self.store.lock(shared=True):
+            self.lease.add(*wanted)
+            return all(self.store.blobs.has(d) for d in wanted)
+
     def _pin_layer(self, lr: Mapping[str, Any]) -> bool:
         digest = Digest(lr["digest"])
-        if self.lease is not None:
-            self.lease.add(digest)
-        return self.store.blobs.has(digest)
+        return self._pin((digest,)) or self.store.blobs.available(digest)  # available: or a --cache-from has it
 
     def _workdir(self, st: _State, ex: WorkdirInstruction, i: int, total: int, t0: float) -> None:
         cur = st.image.config.working_dir or "/"
@@ -803,9 +901,8 @@ class Builder:
             return self.states[idx], idx
         if ref not in self.images:
             image = self.resolve_image(ref, span=ex.span)
-            for layer in image.layers:
-                if self.lease is not None:
-                    self.lease.add(layer.digest)
+            if not self.dry_run and not self._pin(layer.digest for layer in image.layers):
+                raise StoreError(f"layers of image {ref} were deleted (pruned?) while this build started")
             self.images[ref] = _State(label=ref, index=-1, image=image, fs_key=base_key(image.diff_ids),
                                       scope=StageScope())
         return self.images[ref], None
@@ -887,6 +984,11 @@ class Builder:
         if src_idx is not None:
             size = st.image.layers[-1].size if len(st.image.layers) > n_before else 0
             st.kept.setdefault(src_idx, []).append((text, size))
+        if src_state is not None and not self.dry_run:
+            self._transfers.append(CopyFrom(
+                from_stage=src_state.label, from_index=src_idx, to_index=st.index, line=ex.span.line,
+                dest=ex.dest, sources=tuple(ex.sources), source_image=src_state.image,
+                layer=st.image.layers[-1].digest.value if len(st.image.layers) > n_before else None))
 
 
 def _proxy_names() -> frozenset[str]:

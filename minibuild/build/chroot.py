@@ -89,9 +89,11 @@ def platform_problem(platform: str | None = None, euid: int | None = None) -> st
 
 class ChrootExecutor:
     """Runs argv with the stage root as ``/``: as root via chroot(2) in new mount/pid/ipc/uts(/net) namespaces, or as
-    an ordinary user inside a new user namespace that maps that user to root. Mounts /proc, a tmpfs /dev with the
-    usual device nodes, and nothing else; all mounts live in the child's mount namespace and vanish with it, and
-    mount points it had to create are removed afterwards, so the root's diff sees none of them."""
+    an ordinary user inside a new user namespace that maps that user to root. Mounts /proc (with Docker's read-only
+    and masked paths), a tmpfs /dev with the usual device nodes, and nothing else; all mounts live in the child's
+    mount namespace and vanish with it, and mount points it had to create are removed afterwards, so the root's diff
+    sees none of them. The command runs with Docker's default capability set and no more; if any part of that
+    hardening fails, the step does not run and ``run`` raises ExecutorError."""
 
     name = "chroot"
 

@@ -11,32 +11,35 @@ from typing import Any
 import click
 
 from minibuild.errors import ConfigError
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
-        size /= 1000
-    return f"{n}B"
+from minibuild.cli.cache_opts import registry_build_kwargs, registry_build_options
+from minibuild.units import human_bytes, plural
 
 
 class _Plain:
-    """Renders progress events as BuildKit's plain output: ``#N [stage i/n] INSTR`` then ``#N CACHED``/``DONE``."""
+    """Renders progress events as BuildKit's plain output: ``#N [stage i/n] INSTR`` then ``#N CACHED``/``DONE``.
+
+    Like BuildKit, FROM is step 1 and only steps that make a filesystem state are numbered and listed; the
+    stage prefix is left out of a single-stage build. Config-only steps (ENV, LABEL, CMD, ARG ...) are not
+    listed (they are in the JSON progress, with ``"vertex": null``)."""
 
     def __init__(self, stream: Any, *, explain: bool = False) -> None:
         self.out = stream
         self.explain = explain
+        self.shown: dict[int, int] = {}  # event n -> the #N printed
 
     def __call__(self, ev: dict[str, Any]) -> None:
         kind = ev.get("type")
+        if kind not in ("step_start", "step") or ev.get("vertex") is None:
+            return
         if kind == "step_start":
-            self.out.write(f"#{ev['n']} [{ev['stage']} {ev['index']}/{ev['total'] - 1}] {ev['instruction']}\n")
-        elif kind == "step":
-            self.out.write(f"#{ev['n']} CACHED\n" if ev["cached"] else f"#{ev['n']} DONE {ev['seconds']:.1f}s\n")
+            n = self.shown.setdefault(ev["n"], len(self.shown) + 1)
+            prefix = f"{ev['prefix']} " if ev.get("prefix") else ""
+            self.out.write(f"#{n} [{prefix}{ev['vertex']}/{ev['vertices']}] {ev['instruction']}\n")
+        else:
+            n = self.shown.setdefault(ev["n"], len(self.shown) + 1)
+            self.out.write(f"#{n} CACHED\n" if ev["cached"] else f"#{n} DONE {ev['seconds']:.1f}s\n")
             if self.explain and ev.get("reason"):
-                self.out.write(f"#{ev['n']} {ev['reason']}\n")
+                self.out.write(f"#{n} {ev['reason']}\n")
         self.out.flush()
 
 
@@ -53,7 +56,7 @@ class _Json:
 
 def _summary(result: Any) -> list[str]:
     lines = [f"image {result.digest} (id {result.config_digest.short if hasattr(result.config_digest, 'short') else result.config_digest}): "
-             f"{result.layers} layers, {_human(result.size)}"
+             f"{plural(result.layers, 'layer')}, {human_bytes(result.size)}"
              + (f", tagged {', '.join(result.tags)}" if result.tags else "")]
     if result.output:
         lines.append(f"wrote {result.output}")
@@ -63,9 +66,18 @@ def _summary(result: Any) -> list[str]:
         if st.status == "skipped":
             lines.append(f"stage {st.label}: skipped ({st.reason})")
             continue
-        kept = f"; kept {len(st.kept_by_final)} COPY --from ({_human(st.kept_bytes)})" if st.kept_by_final else \
-            "; nothing kept by COPY --from"
-        lines.append(f"stage {st.label}: {st.status}; discarded {len(st.layers)} layers ({_human(st.size)}){kept}")
+        own = len(st.image_layers) - st.base_layers
+        line = (f"stage {st.label}: {st.status}; {human_bytes(st.total_bytes)} "
+                f"({plural(st.base_layers, 'base layer')} from {st.base} + {plural(own, 'own layer')})")
+        if st.shared_bytes:
+            line += f"; the final image shares {human_bytes(st.shared_bytes)} of it"
+        line += f"; discarded {human_bytes(st.discarded_bytes)}"
+        lines.append(line)
+        if st.feeds:
+            for to, files, nbytes in st.feeds:
+                lines.append(f"  feeds {to} via COPY --from ({plural(files, 'file')}, {human_bytes(nbytes)})")
+        else:
+            lines.append("  feeds no stage via COPY --from")
     for w in result.warnings:
         lines.append(f"warning: {w}")
     return lines
@@ -99,10 +111,13 @@ def parse_build_args(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "json", "quiet"]),
               help="Progress on stderr: plain (BuildKit style), json (one event per line), auto.")
 @click.option("--explain", is_flag=True, help="Say under each step why it hit or missed the cache.")
+@click.option("--report", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the discard report (stages, layers, COPY --from, waste) to FILE.html or FILE.json.")
+@registry_build_options
 @click.pass_context
 def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple[str, ...], target: str | None,
           build_args: tuple[str, ...], no_cache: bool, output: Path | None, executor: str, progress: str,
-          explain: bool) -> None:
+          explain: bool, report: Path | None) -> None:
     """Build an image from a Dockerfile, offline, into the store."""
     from minibuild.api import build as api_build
 
@@ -119,8 +134,11 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
     elif progress == "json":
         renderer = _Json(err)
     result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
-                       executor=executor, no_cache=no_cache, output=output, progress=renderer, dockerfile_text=text)
+                       executor=executor, no_cache=no_cache, output=output, progress=renderer, dockerfile_text=text,
+                       report=report, **registry_build_kwargs(ctx))
     if progress != "json":
         for line in _summary(result):
             click.echo(line, err=True)
+        if report is not None:
+            click.echo(f"wrote report {report}", err=True)
     click.echo(result.digest.value if hasattr(result.digest, "value") else str(result.digest))

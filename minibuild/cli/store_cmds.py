@@ -21,12 +21,10 @@ def _store(ctx: click.Context) -> Store:
 
 
 def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{n}B"
+    """Every command prints bytes the same way (minibuild.units.human_bytes)."""
+    from minibuild.units import human_bytes
+
+    return human_bytes(n)
 
 
 @click.command()
@@ -71,7 +69,10 @@ def save(ctx: click.Context, name: str, output: Path) -> None:
 @click.pass_context
 def images(ctx: click.Context, quiet: bool) -> None:
     """List the named images of the store."""
-    records = _store(ctx).images()
+    from minibuild.units import image_size
+
+    store = _store(ctx)
+    records = store.images()
     if quiet:
         for r in records:
             click.echo(r.config_digest.hex[:12])
@@ -79,7 +80,7 @@ def images(ctx: click.Context, quiet: bool) -> None:
     rows = [("NAME", "IMAGE ID", "DIGEST", "CREATED", "LAYERS", "SIZE")]
     for r in records:
         rows.append((r.familiar, r.config_digest.hex[:12], r.digest.value[:19], r.created or "-", str(r.layers),
-                     human_size(r.size)))
+                     human_size(image_size(store.get_image(r.digest)))))  # sum of layer blob sizes
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -14,7 +14,8 @@ from minibuild.oci.image import Image
 from minibuild.store import Store
 from minibuild.store.tarlayer import OPAQUE_NAME, WHITEOUT_PREFIX
 from minibuild.teach.graph import stage_graph
-from minibuild.teach.render import FORMATS, human_bytes, render
+from minibuild.teach.render import FORMATS, render
+from minibuild.units import human_bytes, image_size, plural
 
 
 def _store(ctx: click.Context) -> Store:
@@ -93,7 +94,8 @@ def graph(ctx: click.Context, context: Path, file: str | None, target: str | Non
     image_sizes = _image_sizes(ctx, [i.ref for i in g.images if not i.scratch])
     if image_sizes:
         g = stage_graph(dockerfile, target=target, build_args=args, sizes=sizes, image_sizes=image_sizes)
-    target_ref = g.stages[g.target].ref
+    node = g.stages[g.target]
+    target_ref = node.name if node.name is not None else f"stage-{node.index}"  # as the build output names it
     out = render(g, fmt, title=f"{name} (target {target_ref})")
     if output is None:
         click.echo(out, nl=False)
@@ -165,9 +167,10 @@ def history(ctx: click.Context, name: str, no_trunc: bool, files: bool, as_json:
             assert full is not None
             for line in _layer_files(store, full.value):
                 click.echo(line)
-    total = sum(layer.size for layer in image.layers)
-    click.echo(f"{len(image.layers)} layers, {human_bytes(total)} ({total} bytes); "
-               f"{sum(1 for r in rows if r.empty_layer)} history entries without a layer")
+    total = image_size(image)
+    empty = sum(1 for r in rows if r.empty_layer)
+    click.echo(f"{plural(len(image.layers), 'layer')}, {human_bytes(total)} ({total} bytes); "
+               f"{plural(empty, 'history entry', 'history entries')} without a layer")
 
 
 @click.command()

@@ -23,14 +23,7 @@ SKIP_FILL, SKIP_STROKE, SKIP_TEXT = "#f3f4f6", "#9ca3af", "#9ca3af"
 COPY_COLOR, MOUNT_COLOR, FROM_COLOR = "#2563eb", "#7c3aed", "#374151"
 
 
-def human_bytes(n: int) -> str:
-    """Decimal units as Docker prints them: 512B, 1.5kB, 12.3MB, 1.02GB."""
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{int(size)}B" if unit == "B" else f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{n}B"  # pragma: no cover
+from minibuild.units import human_bytes  # noqa: E402  (one byte format for every command)
 
 
 def stage_lines(graph: StageGraph, stage: StageNode) -> tuple[str, ...]:

@@ -190,7 +190,8 @@ def test_unprivileged_user_namespace(root: Path) -> None:
     shutil.rmtree(root / "tmp")
 
     def go() -> tuple[RunResult, str]:
-        res = run(root, "/bin/sh", "-c", "id -u; cat /proc/net/dev | wc -l; echo hi > /tmp/f")
+        res = run(root, "/bin/sh", "-c", "id -u; cat /proc/net/dev | wc -l; echo hi > /tmp/f; "
+                                          "grep -E '^Cap(Eff|Bnd)' /proc/self/status")
         try:
             run(root, "id", user="nobody")
         except ExecutorError as exc:
@@ -201,7 +202,8 @@ def test_unprivileged_user_namespace(root: Path) -> None:
     assert not isinstance(outcome, Exception), outcome
     res, refusal = outcome  # type: ignore[misc]
     assert res.exit_code == 0, res.stderr
-    assert res.stdout.split() == [b"0", b"3"]  # root inside the namespace, only lo
+    assert res.stdout.split()[:2] == [b"0", b"3"]  # root inside the namespace, only lo
+    assert caps(res.stdout.decode()) == {"CapEff": DOCKER_DEFAULT_CAPS, "CapBnd": DOCKER_DEFAULT_CAPS}
     assert (root / "tmp" / "f").stat().st_uid == 65534  # but files belong to the real user
     assert "needs real root" in refusal
 
