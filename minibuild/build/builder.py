@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minibuild.build.cachesync import hit_reason
 from minibuild.build.cachekey import base_key, key_of, step_inputs
 from minibuild.build.context import StatCache
 from minibuild.build.copy import HeredocSource, copy_into, source_checksum
@@ -265,6 +266,8 @@ def _port(p: str) -> str:
 class Builder:
     """Builds one Dockerfile; use ``Builder(...).build()``. Not thread-safe; one instance per build."""
 
+    pull_base: Callable[[str, Any], Image] | None = None  # set for --pull: (name, lease) -> pulled image
+
     def __init__(
         self,
         *,
@@ -369,11 +372,14 @@ class Builder:
         parts = _ref_parts(name)
         fixture = find_fixture(*parts) if parts else None
         if fixture is None:
+            if self.pull_base is not None and not self.dry_run:
+                return self.pull_base(name, self.lease)
             stored = ", ".join(r.familiar for r in self.store.images()) or "none"
             raise BuildError(
-                f"base image {name!r} is not in the store and is not a fixture (minibuild never uses the network). "
-                f"Images in the store: {stored}. Fixtures: {', '.join(list_fixtures())}. "
-                f"Load an image with `minibuild load IMAGE.tar`.", span=span)
+                f"base image {name!r} is not in the store and is not a fixture (minibuild never uses the network "
+                f"unless asked). Images in the store: {stored}. Fixtures: {', '.join(list_fixtures())}. "
+                f"Load an image with `minibuild load IMAGE.tar`, or pass --pull to pull it from its registry.",
+                span=span)
         if self.dry_run:
             info = write_layer(fixture.entries(), _NullSink(), source_date_epoch=fixture.created)  # type: ignore[arg-type]
         else:
@@ -675,7 +681,7 @@ class Builder:
             if rec is not None and not usable(rec):
                 rec = None
             if rec is not None:
-                reason = "HIT"
+                reason = hit_reason(rec)
         prev_inputs = prev.get("inputs") if prev is not None else None
         files: dict[str, Any] | None = None
         need_files = files_fn is not None and (
