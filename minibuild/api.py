@@ -80,6 +80,10 @@ def build(
     progress: Callable[[dict[str, Any]], None] | None = None,
     dockerfile_text: str | None = None,
     source_date_epoch: int | None = None,
+    pull: bool = False,
+    cache_from: Sequence[str] = (),
+    cache_to: Sequence[str] = (),
+    registry_options: Any = None,
     report: Path | str | None = None,
 ) -> BuildResult:
     """Build ``dockerfile`` (default ``CONTEXT/Dockerfile``; or the text in ``dockerfile_text``) with ``context``.
@@ -87,6 +91,8 @@ def build(
     The image is stored and tagged with ``tags`` in ``store`` (a Store, a path, or $MINIBUILD_HOME); ``output``
     also writes a ``docker load`` tarball. ``progress`` receives one dict per event (see docs/progress.md).
     ``source_date_epoch`` defaults to $SOURCE_DATE_EPOCH (else 0) for every timestamp in the image.
+    ``pull`` pulls base images the store lacks (``registry_options``: a RegistryOptions); ``cache_from`` /
+    ``cache_to`` are ``--cache-from``/``--cache-to`` values (see docs/cache-sharing.md).
     ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.build.discard)."""
     ctx = Path(context)
     if not ctx.is_dir():
@@ -113,7 +119,10 @@ def build(
         tags=tags, executor=ex, no_cache=no_cache, output=Path(output) if output is not None else None,
         progress=progress, source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(),
     )
-    result = builder.build()
+    from minibuild.build.cachesync import run_build
+
+    result = run_build(builder, st, pull=pull, cache_from=cache_from, cache_to=cache_to,  # type: ignore[no-any-return]
+                       registry_options=registry_options)
     if report is not None:
         _write_report(st, result, df, filename, Path(report))
     return result
