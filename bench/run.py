@@ -262,7 +262,7 @@ class Row:
 
     def cpu(self, engine: str) -> float | None:
         xs = self.samples.get(engine)
-        return statistics.median(x.cpu for x in xs) if xs else None
+        return statistics.median(x.cpu for x in xs) if xs and any(x.cpu for x in xs) else None
 
     def peak_rss_mb(self, engine: str) -> float | None:
         xs = self.samples.get(engine)
@@ -514,8 +514,8 @@ def render_table(b: Bench) -> str:
     return "\n".join(lines)
 
 
-def render_section(b: Bench, started: str, elapsed: float) -> str:
-    m = machine()
+def render_section(b: Bench, started: str, elapsed: float, machine_info: dict[str, str] | None = None) -> str:
+    m = machine_info or machine()
     vs = "\n".join(f"- {k}: {v}" for k, v in {**m, **b.versions}.items())
     notes = "\n".join(f"- {r.label}: {r.note}" for r in b.rows.values() if r.note)
     big = b.rows.get("big-cold")
@@ -557,7 +557,7 @@ def render_svg(b: Bench) -> str:
             r = ratio_of(b, row, peer)
             if r is not None:
                 bars.append((row.label, peer, r, row.targets.get(peer)))
-    width, left, right, bar_h, gap = 980, 430, 40, 14, 6
+    width, left, right, bar_h, gap = 1000, 430, 90, 14, 6
     top = 50
     height = top + len(bars) * (bar_h + gap) + 60
     vmax = max([2.0] + [r for *_, r, _t in bars] + [t for *_, t in bars if t is not None])
@@ -598,9 +598,9 @@ def render_svg(b: Bench) -> str:
     lx = left
     for peer, c in colours.items():
         out.append(f'<rect x="{lx}" y="{height - 22}" width="12" height="12" fill="{c}"/>')
-        name = {"reference": "tar -c | sha256sum", "x1": "the x1 many-steps build"}.get(peer, peer)
+        name = {"reference": "tar -c | sha256sum", "x1": "the x1 build"}.get(peer, peer)
         out.append(f'<text x="{lx + 16}" y="{height - 12}">vs {name}</text>')
-        lx += 150
+        lx += 40 + 7 * len(name)
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -617,9 +617,10 @@ the markers below is rewritten by that command, the rest of this page is prose k
 """
 
 
-def write_docs(b: Bench, out_dir: Path, started: str, elapsed: float) -> None:
+def write_docs(b: Bench, out_dir: Path, started: str, elapsed: float,
+               machine_info: dict[str, str] | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    section = render_section(b, started, elapsed)
+    section = render_section(b, started, elapsed, machine_info)
     md = out_dir / "performance.md"
     if md.exists() and BEGIN in (text := md.read_text()) and END in text:
         head, rest = text.split(BEGIN, 1)
@@ -628,11 +629,40 @@ def write_docs(b: Bench, out_dir: Path, started: str, elapsed: float) -> None:
     else:
         md.write_text(DOC_TEMPLATE.format(section=section))
     (out_dir / "performance.svg").write_text(render_svg(b))
-    raw = {k: {"label": r.label, "targets": r.targets,
-               "samples": {e: [[s.seconds, s.rss_kb] for s in xs] for e, xs in r.samples.items()}}
+    if isinstance(b, _Rendered):
+        return
+    raw = {k: {"label": r.label, "targets": r.targets, "note": r.note,
+               "samples": {e: [[s.seconds, s.rss_kb, s.cpu] for s in xs] for e, xs in r.samples.items()}}
            for k, r in b.rows.items()}
-    (out_dir / "performance.json").write_text(json.dumps({"versions": b.versions, "machine": machine(),
-                                                         "rounds": b.rounds, "rows": raw}, indent=1) + "\n")
+    (out_dir / "performance.json").write_text(json.dumps({
+        "versions": b.versions, "machine": machine_info or machine(), "rounds": b.rounds, "quick": b.args.quick,
+        "started": started, "elapsed": elapsed, "rows": raw}, indent=1) + "\n")
+
+
+class _Rendered:
+    """What render_section/render_svg need of a Bench, rebuilt from performance.json."""
+
+    def __init__(self, doc: dict[str, object], args: argparse.Namespace) -> None:
+        self.args = args
+        self.rounds = doc["rounds"]
+        self.versions = doc["versions"]
+        self.rows: dict[str, Row] = {}
+        for key, r in doc["rows"].items():  # type: ignore[union-attr]
+            row = Row(key=key, label=r["label"], targets=r["targets"], note=r.get("note", ""))
+            for eng, xs in r["samples"].items():
+                for x in xs:
+                    row.add(eng, Sample(x[0], x[1], x[2] if len(x) > 2 else 0.0))
+            self.rows[key] = row
+
+
+def render_only(args: argparse.Namespace) -> int:
+    out_dir = Path(args.output_dir)
+    doc = json.loads((out_dir / "performance.json").read_text())
+    b = _Rendered(doc, args)
+    args.quick = doc.get("quick", False)
+    write_docs(b, out_dir, doc.get("started", "?"), doc.get("elapsed", 0.0), machine_info=doc.get("machine"))  # type: ignore[arg-type]
+    print(render_table(b))  # type: ignore[arg-type]
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -649,7 +679,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="rounds for the peers' many-steps builds and minibuild's x10 build (default 1)")
     ap.add_argument("--keep", default=None, help="work in this directory and keep it")
     ap.add_argument("--output-dir", default=str(REPO / "docs"), help="where performance.md/.svg/.json go")
+    ap.add_argument("--render-only", action="store_true",
+                    help="re-write performance.md/.svg from the performance.json of the last run (no measuring)")
     args = ap.parse_args(argv)
+    if args.render_only:
+        return render_only(args)
     # clean up (engines' images, buildah mounts) on Ctrl-C and on kill: a background job ignores SIGINT otherwise
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
