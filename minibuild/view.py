@@ -16,7 +16,7 @@ import shutil
 import stat as _stat
 import tempfile
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -280,8 +280,13 @@ class ConfigView:
 
 
 # ------------------------------------------------------------------------------------------- merging layers
-class _Merger:
-    """Applies layer entries to an in-memory tree with the semantics of minibuild.build.rootfs."""
+class MergedTree:
+    """Applies layer entries to an in-memory tree with the semantics of minibuild.build.rootfs.
+
+    ``nodes`` maps a relative path ("" is the root) to its FileInfo, ``children`` a directory to its child paths.
+    This is THE layer fold of minibuild: ImageView, ``minibuild cp`` (minibuild.teach.imagefs) and COPY --from
+    checksums without extraction (minibuild.build.layertree) all use it.
+    """
 
     def __init__(self) -> None:
         self.nodes: dict[str, FileInfo] = {"": FileInfo(path="/", type="dir", mode=0o755)}
@@ -403,6 +408,30 @@ class _Merger:
         return tuple(added), tuple(removed), tuple(whiteouts), tuple(opaques)
 
 
+_Merger = MergedTree  # the old private name
+
+
+def layer_entries(blobs: _BlobOpener, digest: Digest) -> list[Entry]:
+    """The entries of one layer blob, read with the store's verifying reader (content skipped)."""
+    with blobs.open(digest) as blob:
+        return [e for e, _ in iter_layer(blob)]
+
+
+def merge_image(blobs: _BlobOpener, image: Image,
+                on_layer: Callable[[int, list[Entry], tuple[tuple[str, ...], ...]], None] | None = None, *,
+                read: Callable[[Digest], list[Entry]] | None = None) -> MergedTree:
+    """Fold every layer of ``image`` (tar headers only, bottom first) into a MergedTree; ``on_layer(index,
+    entries, (added, removed, whiteouts, opaque_dirs))`` is called after each layer; ``read(digest)`` replaces
+    ``layer_entries`` to list a layer's entries."""
+    merger = MergedTree()
+    for i, layer in enumerate(image.layers):
+        entries = read(layer.digest) if read is not None else layer_entries(blobs, layer.digest)
+        changes = merger.apply(i, entries, blobs, layer.digest)
+        if on_layer is not None:
+            on_layer(i, entries, changes)
+    return merger
+
+
 def _layer_history(image: Image) -> list[History | None]:
     """The history entry of each layer (non-empty history entries in order), None when the image has too few."""
     entries = [h for h in image.history if not h.empty_layer]
@@ -417,17 +446,19 @@ class ImageView:
         self.image = image
         self.names = names
         self._keepalive = _keepalive
-        merger = _Merger()
         layers: list[LayerView] = []
-        for i, (layer, hist) in enumerate(zip(image.layers, _layer_history(image))):
-            with store.blobs.open(layer.digest) as blob:
-                entries = [e for e, _ in iter_layer(blob)]
-            added, removed, wh, opq = merger.apply(i, entries, store.blobs, layer.digest)
+        history = _layer_history(image)
+
+        def on_layer(i: int, entries: list[Entry], changes: tuple[tuple[str, ...], ...]) -> None:
+            layer, hist = image.layers[i], history[i]
+            added, removed, wh, opq = changes
             layers.append(LayerView(
                 index=i, digest=layer.digest, diff_id=layer.diff_id, size=layer.size,
                 media_type=layer.descriptor.media_type, created_by=hist.created_by if hist else None,
                 comment=hist.comment if hist else None, added=added, removed=removed, whiteouts=wh,
                 opaque_dirs=opq, entries=tuple(entries)))
+
+        merger = merge_image(store.blobs, image, on_layer=on_layer)
         self._merger = merger
         self.files: FileTree = FileTree(merger.nodes)
         self.layers: tuple[LayerView, ...] = tuple(layers)
@@ -572,5 +603,5 @@ def open_image(ref: str | Path, store: Store | Path | str | None = None) -> Imag
     return ImageView.from_store(st, str(ref))
 
 
-__all__ = ["ImageView", "FileInfo", "FileTree", "LayerView", "ConfigView", "load", "open_image", "go_file_mode",
+__all__ = ["ImageView", "FileInfo", "FileTree", "MergedTree", "merge_image", "LayerView", "ConfigView", "load", "open_image", "go_file_mode",
            "go_mode_string"]

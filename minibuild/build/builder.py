@@ -17,6 +17,7 @@ from minibuild.build.cachesync import hit_reason
 from minibuild.build.cachekey import base_key, key_of, step_inputs
 from minibuild.build.context import StatCache
 from minibuild.build.copy import HeredocSource, copy_into, source_checksum
+from minibuild.build.layertree import LayerTree
 from minibuild.build.explain import explain_miss, history_key, source_files
 from minibuild.build.diff import diff_snapshot, entries_for_paths, snapshot
 from minibuild.build.dockerignore import IgnoreMatcher, load_ignore
@@ -306,6 +307,7 @@ class Builder:
         self.tmp: Path | None = None
         self._ignore: IgnoreMatcher | None = None
         self._stat_cache = StatCache(None)
+        self._layer_trees: dict[tuple[Digest, ...], LayerTree] = {}  # COPY --from sources read in place
         self._step_no = 0
         self._imported: set[str] = set()  # fixture images imported into the store by this build
         self.dry_run = dry_run
@@ -350,6 +352,17 @@ class Builder:
                 apply_layer(st.root, fh)
         st.root_layers = len(st.image.layers)
         return st.root
+
+    def _source_tree(self, st: _State) -> Path | LayerTree:
+        """A COPY --from source as it stands: its root when materialised, else its layers read in place (no
+        extraction: only the headers, and the content of the files the checksum needs)."""
+        if st.root is not None and st.root_layers == len(st.image.layers):
+            return st.root
+        key = tuple(layer.digest for layer in st.image.layers)
+        tree = self._layer_trees.get(key)
+        if tree is None:
+            tree = self._layer_trees[key] = LayerTree(self.store.blobs, st.image)
+        return tree
 
     def _write_layer(self, entries: list[Entry]) -> Layer:
         assert self.lease is not None
@@ -941,7 +954,7 @@ class Builder:
                 checksum = ""  # not needed: the step is a predicted miss whatever the sources hold
             else:
                 try:
-                    src_root = self._ensure_root(src_state)
+                    src_root = self._source_tree(src_state)
                 except (MinibuildError, OSError):
                     if not self.dry_run:
                         raise
@@ -982,7 +995,7 @@ class Builder:
                 return source_files(self.context, ex.sources, ignore=self.ignore, exclude=ex.exclude,
                                     parents=parents, from_context=True, stat_cache=self._stat_cache,
                                     instruction="ADD" if is_add else "COPY")
-            return source_files(self._ensure_root(srcs_state), ex.sources, exclude=ex.exclude, parents=parents,
+            return source_files(self._source_tree(srcs_state), ex.sources, exclude=ex.exclude, parents=parents,
                                 from_context=False, instruction="ADD" if is_add else "COPY")
 
         n_before = len(st.image.layers)

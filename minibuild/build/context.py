@@ -324,6 +324,10 @@ class BuildContext:
             rec["uid"], rec["gid"] = info.st_uid, info.st_gid
         return rec
 
+    def load_hashes(self) -> bool:
+        """Fetch content hashes that ``record`` could not give yet (a directory hashes on the spot: never)."""
+        return False
+
     def checksum(self, paths: Iterable[str]) -> str:
         """sha256 over the given context paths and everything visible below them (order-independent)."""
         records: dict[str, dict[str, object]] = {}

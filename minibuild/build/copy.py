@@ -322,7 +322,7 @@ def _exclude_matcher(exclude: Sequence[str]) -> IgnoreMatcher | None:
 
 
 def source_checksum(
-    src_root: Path,
+    src_root: Path | BuildContext,
     sources: Sequence[str],
     *,
     ignore: IgnoreMatcher | None = None,
@@ -335,11 +335,22 @@ def source_checksum(
 ) -> str:
     """Checksum of what a COPY/ADD would read, without copying: the resolved sources (so the wildcard match set
     counts), and per copied entry its path below the source, type, permission bits, link target and content hash;
-    owners only for ``--from`` sources (context files are always written 0:0); never mtimes."""
-    tree = BuildContext(src_root, ignore if from_context else None, stat_cache=stat_cache)
-    items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
+    owners only for ``--from`` sources (context files are always written 0:0); never mtimes.
+
+    ``src_root`` may be a ready tree instead of a directory: a ``minibuild.build.layertree.LayerTree`` gives the
+    checksum of a stage image without extracting it (its content hashes are loaded after a first pass names them).
+    """
+    tree = src_root if isinstance(src_root, BuildContext) else \
+        BuildContext(src_root, ignore if from_context else None, stat_cache=stat_cache)
     header = {"v": 1, "parents": parents, "from_context": from_context, "exclude": list(exclude)}
-    result = _digest(header, _records(tree, items, heredocs, _exclude_matcher(exclude), owner=not from_context))
+
+    def compute() -> str:
+        items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
+        return _digest(header, _records(tree, items, heredocs, _exclude_matcher(exclude), owner=not from_context))
+
+    result = compute()
+    if tree.load_hashes():
+        result = compute()
     tree.stat_cache.save()
     return result
 

@@ -19,23 +19,32 @@ def history_key(*, dockerfile: str, stage: str, index: int, kind: str) -> str:
     return HISTORY_PREFIX + "sha256:" + hashlib.sha256(canonical_json(doc)).hexdigest()
 
 
-def source_files(src_root: Path, sources: Sequence[str], *, ignore: Any = None, exclude: Sequence[str] = (),
+def source_files(src_root: Any, sources: Sequence[str], *, ignore: Any = None, exclude: Sequence[str] = (),
                  parents: bool = False, from_context: bool = True, stat_cache: Any = None,
                  instruction: str = "COPY") -> dict[str, dict[str, Any]]:
     """What a COPY/ADD reads, one record per source path (type, mode, link target, content sha256): the
-    per-file detail behind ``source_checksum``, kept so the next build can name the file that changed."""
+    per-file detail behind ``source_checksum``, kept so the next build can name the file that changed.
+    ``src_root`` is a directory (Path) or a ready BuildContext (e.g. a LayerTree: no extraction)."""
     from minibuild.build.context import BuildContext
     from minibuild.build.copy import _exclude_matcher, _resolve_items, _source_entries
 
-    tree = BuildContext(src_root, ignore if from_context else None, stat_cache=stat_cache)
-    items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
+    tree = src_root if isinstance(src_root, BuildContext) else \
+        BuildContext(Path(src_root), ignore if from_context else None, stat_cache=stat_cache)
     ex = _exclude_matcher(exclude)
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        for _comps, rel, info, _as_parent in _source_entries(tree, item, ex):
-            rec = tree.record(rel, info, owner=not from_context)
-            path = str(rec.pop("path")) or "."
-            out[path if from_context else "/" + path.lstrip("/")] = rec
+
+    def compute() -> dict[str, dict[str, Any]]:
+        items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
+        out: dict[str, dict[str, Any]] = {}
+        for item in items:
+            for _comps, rel, info, _as_parent in _source_entries(tree, item, ex):
+                rec = tree.record(rel, info, owner=not from_context)
+                path = str(rec.pop("path")) or "."
+                out[path if from_context else "/" + path.lstrip("/")] = rec
+        return out
+
+    out = compute()
+    if tree.load_hashes():
+        out = compute()
     return out
 
 
