@@ -48,6 +48,11 @@ def resolve_in_root(
     Symlinks are followed (absolute targets restart at ``root``, ``..`` stops at ``root``), so the result never
     leaves ``root``. Missing components are kept literally. ``exists(rel)`` may hide paths (e.g. ignored ones).
     With ``follow_last=False`` a final symlink is not followed. Raises UnsafePathError on symlink loops.
+
+    Why not ``minibuild.build.rootfs.resolve_in_root`` (the reference resolver, which executor.py uses): the build
+    context must resolve as Docker's client sends it, so a component hidden by .dockerignore (``exists``) is a
+    literal missing name, never a symlink to follow, and COPY needs the root-relative string (its cache records
+    and wildcard matches are relative paths), not a host path below ``realpath(root)``.
     """
     parts: deque[str] = deque(p for p in path.split("/") if p)
     resolved: list[str] = []

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from minibuild.errors import ConfigError, ExecutorError, MinibuildError, SourceSpan
+from minibuild.errors import ConfigError, ExecutorError, MinibuildError, SourceSpan, UnsafePathError
 
 KNOWN_EXECUTORS: tuple[str, ...] = ("emulate", "chroot")
-_MAX_SYMLINKS = 40
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,50 +71,32 @@ class ResolvedUser:
 
 
 def resolve_in_root(root: Path, path: str, *, create_dirs: bool = False) -> Path:
-    """Resolve ``path`` (absolute inside the image) to a host path under ``root``, following symlinks as a chroot
-    would (``..`` and absolute link targets never leave ``root``). With ``create_dirs`` every missing component is
-    created as a 0755 directory; raises ExecutorError when a component exists and is not a directory."""
+    """Resolve ``path`` (absolute inside the image) to a host path under ``root`` with the reference chroot-like
+    resolver (``minibuild.build.rootfs.resolve_in_root``). With ``create_dirs`` every missing component is created
+    as a 0755 directory (each prefix resolved again, so links met on the way stay confined); raises ExecutorError
+    when a component exists and is not a directory, or on a symlink loop."""
+    from minibuild.build.rootfs import resolve_in_root as chroot_resolve
+
     root = Path(os.path.abspath(root))
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    current = root
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        name = parts.pop(0)
-        if name == "..":
-            if resolved:
-                resolved.pop()
-            current = root.joinpath(*resolved)
-            continue
-        candidate = current / name
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            if not create_dirs:
-                # the rest does not exist; return the lexical remainder under root
-                rest = [p for p in parts if p != ".."]
-                return candidate.joinpath(*rest) if rest else candidate
-            os.mkdir(candidate, 0o755)
-            st = os.lstat(candidate)
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > _MAX_SYMLINKS:
-                raise ExecutorError(f"too many levels of symbolic links resolving {path!r} in the root")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-                current = root
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            continue
-        if parts and not stat.S_ISDIR(st.st_mode):
-            if create_dirs:
-                raise ExecutorError(f"cannot create directory {path!r}: /{'/'.join([*resolved, name])} is not a directory")
-            return candidate.joinpath(*parts)
-        resolved.append(name)
-        current = candidate
-    if create_dirs and not current.is_dir():
-        raise ExecutorError(f"cannot use {path!r} as a directory: it exists and is not a directory")
-    return current
+    try:
+        if not create_dirs:
+            return chroot_resolve(root, path)
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        current = Path(os.path.realpath(root))
+        for i in range(1, len(parts) + 1):
+            current = chroot_resolve(root, "/".join(parts[:i]))
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                os.mkdir(current, 0o755)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                if i < len(parts):
+                    raise ExecutorError(f"cannot create directory {path!r}: /{'/'.join(parts[:i])} is not a directory")
+                raise ExecutorError(f"cannot use {path!r} as a directory: it exists and is not a directory")
+        return current
+    except UnsafePathError as err:
+        raise ExecutorError(f"too many levels of symbolic links resolving {path!r} in the root") from err
 
 
 def ensure_workdir(root: Path, workdir: str) -> Path:
