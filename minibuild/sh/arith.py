@@ -121,6 +121,10 @@ class _P:
         if tok in ("-", "+", "!", "~"):
             v = self.unary_operand()
             return {"-": -v, "+": v, "!": int(not v), "~": ~v}[tok]
+        if tok in ("++", "--") and not re.fullmatch(r"[A-Za-z_]\w*", self.peek() or ""):
+            self.i -= 1
+            self.t[self.i:self.i + 1] = [tok[0], tok[0]]
+            return self.primary()
         if tok in ("++", "--"):
             name = self.take()
             v = self.var(name) + (1 if tok == "++" else -1)
@@ -153,6 +157,9 @@ class _P:
         left = self.primary()
         while True:
             op = self.peek()
+            if op in ("++", "--"):  # `5--6` is 5 - -6
+                self.t[self.i:self.i + 1] = [op[0], op[0]]
+                op = op[0]
             if op is None or op not in BINARY or BINARY[op] < minp:
                 return left
             prec = BINARY[op]

@@ -56,6 +56,7 @@ class Shell:
         self.status = 0
         self.fds: dict[int, Stream] = {0: Input(b""), 1: Buffer(), 2: Buffer()}
         self.suppress = 0
+        self.exempt = False
         self.locals: list[dict[str, str | None]] = []
         self.loop_depth = 0
         self.source_date_epoch = source_date_epoch
@@ -127,6 +128,7 @@ class Shell:
         child.status = self.status
         child.fds = dict(self.fds)
         child.suppress = self.suppress
+        child.exempt = False
         child.locals = []
         child.loop_depth = 0
         child.source_date_epoch = self.source_date_epoch
@@ -268,8 +270,13 @@ class Shell:
                     self.suppress -= 1
             else:
                 self.run_pipeline(pipe)
-        if ran == last and self.status != 0 and not node_negated(items[last][1]) and self.options.get("errexit") and not self.suppress:
+        pipe = items[ran][1]
+        inherited = self.exempt and len(pipe.commands) == 1 and isinstance(pipe.commands[0], (Group, If, For, While, Case))
+        if ran == last and self.status != 0 and not pipe.negate and not inherited and self.options.get("errexit") \
+                and not self.suppress:
             raise ExitShell(self.status)
+        # POSIX/busybox: a compound command whose failure came from an -e-exempt command does not trigger -e
+        self.exempt = self.status != 0 and (ran != last or pipe.negate or inherited)
 
     def run_pipeline(self, node: Pipeline) -> None:
         if node.negate:

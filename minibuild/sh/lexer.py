@@ -123,9 +123,9 @@ class Lexer:
     def read_parts(self, mode: str, stops: str = "") -> tuple[Part, ...]:
         """Parse word parts. mode: word (stop at metachar), dq (stop at "), brace (stop at chars in `stops`),
         heredoc (to the end; only $, ` and \\ are special)."""
-        src = self.src
         parts: list[Part] = []
-        while self.pos < len(src):
+        while self.pos < len(self.src):
+            src = self.src  # a here-document inside $(...) may splice the source while we read
             c = src[self.pos]
             if mode == "word" and c in META:
                 break

@@ -86,13 +86,59 @@ def simple(draw: st.DrawFn) -> str:
         f"x=$(cat {f} 2>/dev/null | wc -l); echo $x",
         f"basename {p}; dirname {p}",
         f"find /w -name '{draw(st.sampled_from(['a', '*', 'c*', '?']))}' -type f | sort",
+        f"export {draw(st.sampled_from(VARS))}={draw(word())}; sh -c 'echo \"[$V][$W]\"'",
+        f"printf '%s|%d|%3s\\n' {draw(word())} {draw(st.integers(-5, 50))} {draw(word())}",
+        f"echo {w} | cut -c1-2",
+        "echo 'a:b:c' | cut -d: -f2,3",
+        f"seq {draw(st.integers(0, 12))} | sort -rn | head -n 2",
+        f"echo {w} | xargs -n1 echo item",
+        f"set -- {w}; echo $# \"$1\"",
+        f"IFS=a; echo $V {w}; unset IFS",
+        f"echo {w} | read v; echo \"[$v]\"",
+        f"V=$(echo {w} | tr ' ' _); echo $V",
+        f"ln -sfn {d} {f2}",
+        f"mv {f} {d}",
+        f"[ -e {p} -a ! -d {p2} ] && echo both",
+        f"echo ${{{draw(st.sampled_from(VARS))}:=set}} ${{{draw(st.sampled_from(VARS))}:+alt}}",
+        f"ls -a {d} | wc -l",
+        f"wc -c < {f}",
+        f"cd /w; ls {draw(st.sampled_from(['d', 'e', '.', '..', 'd/s']))}; cd /",
+        f"cd /w && {draw(st.sampled_from(['touch d/rel', 'mkdir -p e/rel', 'echo r > ./x', 'rm -rf d', 'cp -r d e2']))}; cd /",
     ]
     return draw(st.sampled_from(choices))
 
 
 @st.composite
+def statement(draw: st.DrawFn, depth: int = 0) -> str:
+    if depth >= 2 or draw(st.integers(0, 3)) > 0:
+        return draw(simple())
+    a = draw(statement(depth + 1))
+    b = draw(statement(depth + 1))
+    p = draw(st.sampled_from(PATHS))
+    k = draw(st.integers(0, 3))
+    forms = [
+        f"if [ -e {p} ]; then {a}; else {b}; fi",
+        f"for i in {draw(word())} {draw(word())}; do {a}; echo \"i=$i\"; done",
+        f"{{ fn() {{ {a}; echo \"args=$# $1\"; }}; fn {draw(word())} x; }}",
+        f"( {a}; {b} )",
+        f"{{ {a}; {b}; }} > /w/o 2>/dev/null; cat /w/o",
+        f"n=0; while [ $n -lt {k} ]; do {a}; n=$((n+1)); done; echo n=$n",
+        f"{a}; echo \"rc=$?\"",
+        f"! {a}; echo \"neg=$?\"",
+        f"echo \"[$({a})]\"",
+        f"cat > /w/h <<EOF\n{draw(spaced)} $V $(echo sub) $((2+{k}))\nEOF\ncat /w/h\n:",
+        f"cat <<'EOF' | wc -l\n$V `x`\nline\nEOF\n:",
+        f"case {draw(word())} in *a*) {a};; *) {b};; esac",
+        f"{a} && {b}",
+        f"{a} || {b}",
+        f"{a} | sort",
+    ]
+    return draw(st.sampled_from(forms))
+
+
+@st.composite
 def script(draw: st.DrawFn) -> str:
-    stmts = draw(st.lists(simple(), min_size=1, max_size=8))
+    stmts = draw(st.lists(statement(), min_size=1, max_size=8))
     out: list[str] = []
     if draw(st.booleans()) and draw(st.booleans()):
         out.append("set -e")

@@ -175,8 +175,8 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
             ctx.err(f"omitting directory '{src_v}'")
             return False
         dst = ctx.path(dst_v)
-        if os.path.lexists(dst) and not os.path.isdir(dst):
-            ctx.err(f"cannot overwrite non-directory '{dst_v}' with directory '{src_v}'")
+        if (os.path.lexists(dst_unres) or os.path.lexists(dst)) and not os.path.isdir(dst):
+            ctx.err(f"target '{dst_v}' is not a directory")
             return False
         if (st.st_dev, st.st_ino) in _CREATED:
             ctx.err(f"recursion detected, omitting directory '{src_v}'")
@@ -619,6 +619,12 @@ def ls(ctx: Ctx, args: list[str]) -> int:
             names = [".", ".."] + names
         elif not opts.get("A"):
             names = [n for n in names if not n.startswith(".")]
+        if opts.get("l") or opts.get("n"):
+            blocks = 0
+            for n in names:
+                st_n = _lstat(ctx, d.rstrip("/") + "/" + n)
+                blocks += st_n.st_blocks if st_n is not None else 0
+            ctx.out(f"total {blocks // 2}\n")
         for n in names:
             ctx.out(line(n, d.rstrip("/") + "/" + n) + "\n")
     return code

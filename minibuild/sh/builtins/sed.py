@@ -417,12 +417,20 @@ def sed(ctx: Ctx, args: list[str]) -> int:
         for f in files:
             try:
                 host = ctx.path(f)
-                data = dec(ctx.read_input(f))
+                try:
+                    data = dec(ctx.read_input(f))
+                except IsADirectoryError:
+                    data = ""
                 result = Sed(_Parser("\n".join(scripts), extended).parse(), quiet, extended).run(data)
                 if inplace:
                     with ctx.fs.open_write(ctx.path(f + inplace)) as b:
                         b.write(enc(data))
                 mode = os.stat(host).st_mode & 0o7777
+                # like busybox/GNU sed -i: the result replaces the named path (a symlink becomes a file)
+                dest = ctx.path(f, follow=False)
+                if os.path.islink(dest):
+                    os.unlink(dest)
+                    host = dest
                 with open(host, "wb") as fh:
                     fh.write(enc(result))
                 os.chmod(host, mode)
