@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import shutil
@@ -461,6 +462,8 @@ class Bench:
 # ============================================================================ reporting
 def ratio_of(b: Bench, row: Row, peer: str) -> float | None:
     if peer == "x1":
+        if row.key not in ("linear-cold", "linear-warm"):
+            return None
         base = b.rows.get("many-cold" if row.key == "linear-cold" else "many-warm")
         a, z = row.median("minibuild"), base.median("minibuild") if base else None
         return a / z if a is not None and z else None
@@ -537,8 +540,8 @@ Machine and versions:
 {vs}
 
 Notes:
-- Peak RSS is `ru_maxrss` from `wait4` on the process the harness started (the largest process of its tree).
-  For Docker that is only the `docker` CLI client: the daemon's memory is not attributable to one build and is
+- Peak RSS is GNU time's `%M` (the largest process of the command's tree); CPU is its `%U + %S` (user+sys of
+  the whole tree). For Docker both are only the `docker` CLI client: the daemon's memory is not attributable to one build and is
   not comparable, so it is not reported. Buildah runs in-process, so its figure is the whole builder.
 - Cold: minibuild = a fresh store holding only the base image (`minibuild load` of the base archive); Docker = every
   image descending from the base removed (the classic builder's cache is its intermediate images; `docker builder
@@ -560,38 +563,42 @@ def render_svg(b: Bench) -> str:
     width, left, right, bar_h, gap = 1000, 430, 90, 14, 6
     top = 50
     height = top + len(bars) * (bar_h + gap) + 60
-    vmax = max([2.0] + [r for *_, r, _t in bars] + [t for *_, t in bars if t is not None])
-    vmax = min(vmax, 15.0)
-    scale = (width - left - right) / vmax
+    # log scale: ratios span 0.03x (Buildah, many steps) to 12x (the linearity target)
+    vals = [r for *_, r, _t in bars] + [t for *_, t in bars if t is not None]
+    vmin = min([0.05] + [v for v in vals if v > 0]) * 0.8
+    vmax = max([2.0] + vals) * 1.25
+    span = width - left - right
+
+    def xpos(v: float) -> float:
+        v = min(max(v, vmin), vmax)
+        return left + (math.log10(v) - math.log10(vmin)) / (math.log10(vmax) - math.log10(vmin)) * span
+
     colours = {"docker": "#1d63ed", "buildah": "#892ca0", "reference": "#4c9a2a", "x1": "#c77800"}
     esc = lambda t: t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # noqa: E731
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="20" font-size="14" font-weight="bold">minibuild time / peer time (lower is '
-           f'better); red line = target</text>']
-    # grid
-    step = 0.5 if vmax <= 4 else (1.0 if vmax <= 8 else 2.0)
-    v = 0.0
-    while v <= vmax + 1e-9:
-        x = left + v * scale
-        out.append(f'<line x1="{x:.1f}" y1="{top - 8}" x2="{x:.1f}" y2="{height - 50}" stroke="#ddd"/>')
-        out.append(f'<text x="{x:.1f}" y="{height - 36}" text-anchor="middle">{v:g}×</text>')
-        v += step
-    x1 = left + 1.0 * scale
+           f'<text x="20" y="20" font-size="14" font-weight="bold">minibuild time / peer time (log scale, lower '
+           f'is better); red line = target</text>']
+    for v in (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50):
+        if vmin <= v <= vmax:
+            x = xpos(v)
+            out.append(f'<line x1="{x:.1f}" y1="{top - 8}" x2="{x:.1f}" y2="{height - 50}" stroke="#ddd"/>')
+            out.append(f'<text x="{x:.1f}" y="{height - 36}" text-anchor="middle">{v:g}×</text>')
+    x1 = xpos(1.0)
     out.append(f'<line x1="{x1:.1f}" y1="{top - 8}" x2="{x1:.1f}" y2="{height - 50}" stroke="#888" '
                f'stroke-dasharray="4,3"/>')
     y = top
     for label, peer, r, t in bars:
-        w = min(r, vmax) * scale
+        w = xpos(r) - left
         out.append(f'<text x="{left - 6}" y="{y + bar_h - 3}" text-anchor="end">{esc(label)} '
                    f'<tspan fill="{colours[peer]}">vs {"tar" if peer == "reference" else peer}</tspan></text>')
         out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colours[peer]}" '
                    f'fill-opacity="0.8"/>')
-        out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 3}">{r:.2f}×{" (clipped)" if r > vmax else ""}'
+        out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 3}">{r:.2f}×'
                    f'</text>')
         if t is not None:
-            tx = left + min(t, vmax) * scale
+            tx = xpos(t)
             out.append(f'<line x1="{tx:.1f}" y1="{y - 2}" x2="{tx:.1f}" y2="{y + bar_h + 2}" stroke="red" '
                        f'stroke-width="3"/>')
         y += bar_h + gap
