@@ -606,9 +606,21 @@ def ls(ctx: Ctx, args: list[str]) -> int:
 
     for f in sorted(files, reverse=bool(opts.get("r"))):
         ctx.out(line(f, f) + "\n")
-    for i, d in enumerate(sorted(dirs)):
-        if len(dirs) + len(files) > 1:
+    queue = sorted(dirs)
+    i = 0
+    while i < len(queue):
+        d = queue[i]
+        if len(dirs) + len(files) > 1 or opts.get("R"):
             ctx.out(("\n" if i or files else "") + f"{d}:\n")
+        i += 1
+        if opts.get("R"):
+            try:
+                subs = [d.rstrip("/") + "/" + n for n in sorted(os.listdir(ctx.path(d)))
+                        if (opts.get("a") or opts.get("A") or not n.startswith("."))]
+            except OSError:
+                subs = []
+            subs = [x for x in subs if (st_x := _lstat(ctx, x)) is not None and stat.S_ISDIR(st_x.st_mode)]
+            queue[i:i] = subs
         try:
             names = sorted(os.listdir(ctx.path(d)), reverse=bool(opts.get("r")))
         except OSError as e:
