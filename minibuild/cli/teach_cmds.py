@@ -177,7 +177,9 @@ def history(ctx: click.Context, name: str, no_trunc: bool, files: bool, as_json:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def du(ctx: click.Context, as_json: bool) -> None:
-    """Show store usage: by image (unique vs shared), by cache records, shared layers, what prune would free."""
+    """Show store usage: by image (unique vs shared), by cache records, shared layers, what prune would free.
+
+    SIZE is the image size `images` shows (its layer blobs); METADATA is its manifest and config blobs."""
     from minibuild.teach.storeview import disk_usage
 
     usage = disk_usage(_store(ctx))
@@ -185,7 +187,7 @@ def du(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps({
             "blobs": usage.blobs, "blob_bytes": usage.blob_bytes, "image_bytes": usage.image_bytes,
             "images": [{"names": list(i.names), "digest": i.digest.value, "layers": i.layers, "size": i.size,
-                        "unique": i.unique, "shared": i.shared} for i in usage.images],
+                        "unique": i.unique, "shared": i.shared, "metadata": i.metadata} for i in usage.images],
             "cache_records": usage.cache_records, "cache_bytes": usage.cache_bytes,
             "cache_only_bytes": usage.cache_only_bytes,
             "shared_layers": [{"digest": s.digest.value, "size": s.size, "images": list(s.images)}
@@ -197,10 +199,10 @@ def du(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"Store {ctx.obj['store']}: {usage.blobs} blobs, {human_bytes(usage.blob_bytes)} "
                f"({usage.blob_bytes} bytes)")
     click.echo("")
-    rows = [("IMAGE", "DIGEST", "LAYERS", "SIZE", "SHARED", "UNIQUE")]
+    rows = [("IMAGE", "DIGEST", "LAYERS", "SIZE", "SHARED", "UNIQUE", "METADATA")]
     for i in usage.images:
         rows.append((", ".join(i.names), i.digest.hex[:12], str(i.layers), human_bytes(i.size),
-                     human_bytes(i.shared), human_bytes(i.unique)))
+                     human_bytes(i.shared), human_bytes(i.unique), human_bytes(i.metadata)))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

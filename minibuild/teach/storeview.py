@@ -16,6 +16,7 @@ from minibuild.store import Store
 from minibuild.store.gc import live_lease_digests
 from minibuild.store.tarlayer import Entry
 from minibuild.store.tarread import read_entries
+from minibuild.units import image_size
 
 CACHE_KEY_ANNOTATION = "dev.minibuild.cache-key"
 CACHE_KEY_COMMENT = "minibuild cache key: "
@@ -87,9 +88,10 @@ class ImageUsage:
     names: tuple[str, ...]
     digest: Digest
     layers: int
-    size: int  # manifest + config + layer blobs
-    unique: int  # bytes of its blobs no other image uses
-    shared: int  # bytes of its blobs some other image also uses
+    size: int  # units.image_size: its layer blobs, as `images`, `history` and the build summary count it
+    unique: int  # bytes of its layer blobs no other image uses
+    shared: int  # bytes of its layer blobs some other image also uses (unique + shared == size)
+    metadata: int = 0  # its manifest and config blobs (not in size)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,11 +150,15 @@ def disk_usage(store: Store) -> DiskUsage:
             users.setdefault(b, []).append(manifest)
     usages = []
     for manifest, blobs in sorted(image_sets.items(), key=lambda kv: sorted(by_manifest[kv[0]])):
-        unique = sum(sizes.get(b, 0) for b in blobs if len(users[b]) == 1)
-        shared = sum(sizes.get(b, 0) for b in blobs if len(users[b]) > 1)
+        image = images.get(manifest)
+        layer_sizes = dict((layer.digest, layer.size) for layer in image.layers) if image is not None else {}
+        unique = sum(n for b, n in layer_sizes.items() if len(users[b]) == 1)
+        shared = sum(n for b, n in layer_sizes.items() if len(users[b]) > 1)
+        metadata = sum(sizes.get(b, 0) for b in blobs if b not in layer_sizes)
         usages.append(ImageUsage(names=tuple(sorted(by_manifest[manifest])), digest=manifest,
-                                 layers=len(images[manifest].layers) if manifest in images else 0,
-                                 size=unique + shared, unique=unique, shared=shared))
+                                 layers=len(image.layers) if image is not None else 0,
+                                 size=image_size(image) if image is not None else 0, unique=unique,
+                                 shared=shared, metadata=metadata))
     all_image_blobs = set(users)
     cache_blobs: set[Digest] = set()
     records = 0

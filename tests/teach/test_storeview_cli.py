@@ -79,8 +79,9 @@ def test_du_unique_shared_cache_and_prune(store: Store, make_image: MakeImage,
     usage = disk_usage(store)
     by_name = {u.names[0]: u for u in usage.images}
     assert by_name["one:1"].shared == size[shared_layer]
-    assert by_name["one:1"].unique == sum(size[d] for d in blobs_of(one) - {shared_layer})
-    assert by_name["two:1"].size == sum(size[d] for d in blobs_of(two))
+    assert by_name["one:1"].unique == size[one.layers[1].digest]  # layers only: config and manifest apart
+    assert by_name["two:1"].size == size[shared_layer] + size[two.layers[1].digest]
+    assert by_name["two:1"].metadata == size[two.digest] + size[two.config_digest]
     assert [s.digest for s in usage.shared_layers] == [shared_layer]
     assert usage.cache_records == 1 and usage.cache_only_bytes == size[cached]
     garbage = len(b"garbage blob, nothing refers to it")
@@ -93,6 +94,31 @@ def test_du_unique_shared_cache_and_prune(store: Store, make_image: MakeImage,
     assert f"`minibuild prune` would delete 3 blobs and free " in out and f"({usage.prune_bytes} bytes)" in out
     # prune frees exactly what du predicted
     assert store.prune().freed_bytes == usage.prune_bytes
+
+
+def test_du_and_images_agree_on_image_size(store: Store, make_image: MakeImage,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    base = make_image("base:1", [("base", [f("base", b"B" * 4321)])])
+    make_image("app:1", [("app", [f("app", b"A" * 1234)]), ("ENV X=1", None)], base=base)
+    images_out = run(capsys, store, "images").splitlines()
+    assert images_out[0].split()[-1] == "SIZE"
+    from_images = {line.split()[0]: line.split()[-1] for line in images_out[1:]}
+    du_out = run(capsys, store, "du").splitlines()
+    start = next(i for i, line in enumerate(du_out) if line.startswith("IMAGE"))
+    du_header = du_out[start].split()
+    from_du = {}
+    for line in du_out[start + 1:]:
+        if not line.strip() or line.startswith("images use"):
+            break
+        from_du[line.split()[0]] = line.split()[du_header.index("SIZE")]
+    assert set(from_du) == set(from_images) == {"base:1", "app:1"}
+    assert from_du == from_images
+    doc = json.loads(run(capsys, store, "du", "--json"))
+    app = store.resolve("app:1")
+    by_name = {i["names"][0]: i for i in doc["images"]}
+    layer_bytes = sum(blob_size(store, layer.digest) for layer in app.layers)
+    assert by_name["app:1"]["size"] == layer_bytes
+    assert by_name["app:1"]["metadata"] == blob_size(store, app.digest) + blob_size(store, app.config_digest)
 
 
 def test_cp_command_and_errors(store: Store, make_image: MakeImage, tmp_path: Path,
