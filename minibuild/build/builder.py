@@ -306,7 +306,9 @@ class Builder:
         self.lease: Lease | None = None
         self.tmp: Path | None = None
         self._ignore: IgnoreMatcher | None = None
-        self._stat_cache = StatCache(None)
+        # one per store, kept across builds (git's index): an unchanged context file (same dev, inode, size,
+        # mtime, ctime) is not read again; concurrent builds each rename a whole file (last writer wins)
+        self._stat_cache = StatCache(None if dry_run else store.meta_dir / "stat-cache.json")
         self._layer_trees: dict[tuple[Digest, ...], LayerTree] = {}  # COPY --from sources read in place
         self._step_no = 0
         self._imported: set[str] = set()  # fixture images imported into the store by this build

@@ -149,3 +149,35 @@ def test_temp_dirs_cleaned(tmp_path: Path) -> None:
     ctx = write_context(tmp_path / "ctx", {"a": "1"})
     run_build(ctx, tmp_path / "s", "FROM scratch\nCOPY a /a\nRUN x\n")
     assert list((tmp_path / "s" / ".minibuild" / "tmp").iterdir()) == []
+
+
+def test_stat_cache_persists_across_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second build does not read context files whose stat is unchanged (the stat cache lives in the store);
+    a changed file is read again and the build misses."""
+    import os
+    import time
+
+    from minibuild.build import context as context_mod
+
+    ctx = write_context(tmp_path / "ctx", {"a": "1", "d/b": "2"})
+    past = time.time() - 10  # older than the racy-clean margin, so the hash may be trusted next time
+    for p in (ctx / "a", ctx / "d" / "b"):
+        os.utime(p, (past, past))
+    reads: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: object, flags: int, *a: object, **kw: object) -> int:
+        if str(path).startswith(str(ctx)):
+            reads.append(str(path))
+        return real_open(path, flags, *a, **kw)  # type: ignore[arg-type]
+
+    df = "FROM scratch\nCOPY . /src\n"
+    time.sleep(1.1)  # ctime of the files is now older than the racy margin when they are hashed
+    run_build(ctx, tmp_path / "s", df)
+    assert (tmp_path / "s" / ".minibuild" / "stat-cache.json").is_file()
+    monkeypatch.setattr(context_mod.os, "open", counting_open)
+    r2 = run_build(ctx, tmp_path / "s", df)
+    assert r2.cached and reads == []
+    (ctx / "a").write_text("changed")
+    r3 = run_build(ctx, tmp_path / "s", df)
+    assert not r3.cached and str(ctx / "a") in reads  # (the copy then reads every file it copies)
