@@ -11,6 +11,13 @@ from pathlib import Path
 
 MAX_SYMLINKS = 40
 DEVICES = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/zero", "/dev/fd/0", "/dev/fd/1", "/dev/fd/2")
+RANDOM_DEVICES = ("/dev/random", "/dev/urandom")
+# Device nodes, FIFOs and sockets found in the root are never opened: an image layer may carry a node whose
+# numbers name a HOST device (a disk, /dev/mem, an endless 1:5), and a FIFO blocks forever.  Only regular files
+# (and, for reading, directories, which then fail with EISDIR) are opened; the emulated devices above are
+# handled by the interpreter and builtins without touching the root.
+_OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
+    | getattr(os, "O_CLOEXEC", 0)
 
 
 def fs_error(code: int, vpath: str) -> OSError:
@@ -119,10 +126,49 @@ class RootFS:
         os.chmod(host, mode & ~self.umask)
         self.own(host)
 
+    def _refuse_special(self, host: Path, st: os.stat_result) -> None:
+        """EPERM for a device node, FIFO or socket (the root's nodes are never opened); EISDIR for a directory."""
+        if stat.S_ISDIR(st.st_mode):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), self.to_virtual(host))
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EPERM, os.strerror(errno.EPERM), self.to_virtual(host))
+
+    def open_read(self, host: Path):  # type: ignore[no-untyped-def]
+        """A regular file of the root opened for reading; device nodes, FIFOs and sockets raise EPERM."""
+        st = os.lstat(host)
+        if not stat.S_ISLNK(st.st_mode):
+            self._refuse_special(host, st)
+        fd = os.open(host, os.O_RDONLY | _OPEN_FLAGS)  # O_NOFOLLOW: a symlink here is never followed on the host
+        try:
+            self._refuse_special(host, os.fstat(fd))
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def read_bytes(self, host: Path, limit: int | None = None) -> bytes:
+        """Content of a regular file of the root (at most `limit` bytes when given)."""
+        with self.open_read(host) as f:
+            return f.read() if limit is None else f.read(max(limit, 0))
+
     def open_write(self, host: Path, append: bool = False, mode: int = 0o666):  # type: ignore[no-untyped-def]
-        existed = os.path.lexists(host)
-        f = open(host, "ab" if append else "wb")
-        if not existed:
+        """A regular file of the root opened for writing (created with umask and ownership when new); an
+        existing device node, FIFO or socket raises EPERM and a directory EISDIR, without being opened."""
+        try:
+            st: os.stat_result | None = os.lstat(host)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not stat.S_ISLNK(st.st_mode):
+            self._refuse_special(host, st)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | _OPEN_FLAGS
+        fd = os.open(host, flags, 0o666)
+        try:
+            self._refuse_special(host, os.fstat(fd))
+            f = os.fdopen(fd, "ab" if append else "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        if st is None:
             os.chmod(host, mode & ~self.umask)
             self.own(host)
         return f

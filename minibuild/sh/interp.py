@@ -11,7 +11,7 @@ from minibuild.sh import expand
 from minibuild.sh.ast import AndOr, Case, For, FuncDef, Group, If, Node, Pipeline, Redirect, Seq, Simple, Subshell, While
 from minibuild.sh.builtins.base import REGISTRY, Ctx, UsageError
 from minibuild.sh.expand import ExpansionError
-from minibuild.sh.fs import RootFS, vnorm
+from minibuild.sh.fs import RANDOM_DEVICES, RootFS, vnorm
 from minibuild.sh.parser import parse
 from minibuild.sh.pattern import fullmatch
 from minibuild.sh.streams import Buffer, FileOut, Input, Null, Stream, dec, enc
@@ -105,7 +105,7 @@ class Shell:
 
     def user_home(self, user: str) -> str | None:
         try:
-            text = self.fs.path("/etc/passwd").read_text(errors="replace")
+            text = self.fs.read_bytes(self.fs.path("/etc/passwd")).decode(errors="replace")
         except OSError:
             return None
         for line in text.splitlines():
@@ -409,8 +409,12 @@ class Shell:
 
     def open_target(self, target: str, op: str, fds: dict[int, Stream]) -> Stream:
         special = vnorm(target, self.cwd)
-        if special in ("/dev/null", "/dev/zero"):
+        if special in ("/dev/null", "/dev/zero") or (special in RANDOM_DEVICES and op not in ("<", "<>")):
             return Null()
+        if special in RANDOM_DEVICES:
+            raise UnsupportedCommandError(f"sh: reading {special} is not available in the emulated shell (its bytes "
+                                          f"would make the build irreproducible); use --executor chroot",
+                                          command="sh")
         if special in ("/dev/stdout", "/dev/fd/1"):
             return fds.get(1, Null())
         if special in ("/dev/stderr", "/dev/fd/2"):
@@ -420,8 +424,7 @@ class Shell:
         try:
             host = self.fs.path(target, self.cwd)
             if op in ("<", "<>"):
-                with open(host, "rb") as f:
-                    return Input(f.read())
+                return Input(self.fs.read_bytes(host))
             if os.path.isdir(host):
                 raise IsADirectoryError(21, "Is a directory")
             return FileOut(self.fs.open_write(host, append=(op == ">>")))
@@ -622,8 +625,7 @@ class Shell:
             st = os.stat(host)
             if not stat.S_ISREG(st.st_mode):
                 return None
-            with open(host, "rb") as f:
-                head = f.read(512)
+            head = self.fs.read_bytes(host, 512)
         except OSError:
             return None
         if head.startswith(b"#!"):
@@ -641,7 +643,7 @@ class Shell:
     def run_script_file(self, path: str, args: Sequence[str], env: Mapping[str, str], in_: Stream, out: Stream,
                         err: Stream, arg0: str) -> int:
         try:
-            text = dec(self.fs.path(path, self.cwd).read_bytes())
+            text = dec(self.fs.read_bytes(self.fs.path(path, self.cwd)))
         except OSError as e:
             err.write(enc(f"sh: {path}: {e.strerror}\n"))
             return 127
@@ -706,7 +708,7 @@ class Shell:
         if rest:
             path = rest[0]
             try:
-                text = dec(self.fs.path(path, self.cwd).read_bytes())
+                text = dec(self.fs.read_bytes(self.fs.path(path, self.cwd)))
             except OSError:
                 err.write(enc(f"sh: can't open '{path}': No such file or directory\n"))
                 return 2

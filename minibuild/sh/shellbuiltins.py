@@ -254,7 +254,7 @@ def _dot(sh: "I.Shell", args: list[str]) -> int:
                 path = cand
                 break
     try:
-        text = dec(sh.fs.path(path, sh.cwd).read_bytes())
+        text = dec(sh.fs.read_bytes(sh.fs.path(path, sh.cwd)))
     except OSError:
         sh.err(f"sh: .: can't open '{args[0]}'")
         raise I.ExitShell(2)

@@ -157,3 +157,27 @@ def test_host_process_and_network_commands_are_not_available(jail: tuple[Path, P
             continue
         with pytest.raises(UnsupportedCommandError):
             run_script(cmd, root=root, env={"PATH": "/usr/bin:/bin"})
+
+
+def test_dev_zero_is_emulated_for_bounded_reads_only(jail: tuple[Path, Path]) -> None:
+    root, _ = jail
+    r = run_script("head -c 16 /dev/zero | wc -c; head -c 3 /dev/zero > /z; cat /dev/zero; echo rc=$?",
+                   root=root, env={})
+    assert r.stdout == b"16\nrc=1\n"
+    assert (root / "z").read_bytes() == b"\0\0\0"
+    assert b"cat: /dev/zero: endless input" in r.stderr
+
+
+@pytest.mark.parametrize("script", ["head -c 8 /dev/urandom", "cat /dev/random", "read x < /dev/urandom"])
+def test_random_devices_are_refused_clearly(jail: tuple[Path, Path], script: str) -> None:
+    from minibuild.errors import UnsupportedCommandError
+
+    with pytest.raises(UnsupportedCommandError, match="/dev/u?random is not available in the emulated shell"):
+        run_script(script, root=jail[0], env={})
+
+
+def test_regular_file_prefix_read_is_bounded(jail: tuple[Path, Path]) -> None:
+    root, _ = jail
+    (root / "big").write_bytes(b"a" * 100_000 + b"\n")
+    r = run_script("head -c 5 /big; head -c 0 /big | wc -c; head -n 1 /big | wc -c", root=root, env={})
+    assert r.stdout == b"aaaaa0\n100001\n"

@@ -122,7 +122,7 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
                 return
             info = tf.gettarinfo(str(host), arcname=arc)
             if info.isreg():
-                with open(host, "rb") as f:
+                with ctx.fs.open_read(host) as f:
                     tf.addfile(info, f)
             else:
                 tf.addfile(info)
@@ -262,7 +262,7 @@ def gzip(ctx: Ctx, args: list[str]) -> int:
         try:
             host = ctx.path(f)
             st = os.stat(host)
-            data = host.read_bytes()
+            data = ctx.fs.read_bytes(host)
             if decompress:
                 if not f.endswith(".gz") and not f.endswith(".tgz") and not to_stdout:
                     ctx.err(f"{f}: unknown suffix - ignored")

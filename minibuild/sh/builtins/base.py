@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from minibuild.sh.fs import RootFS, vnorm
+from minibuild.errors import UnsupportedCommandError
+from minibuild.sh.fs import RANDOM_DEVICES, RootFS, vnorm
 from minibuild.sh.streams import Stream, dec, enc
 
 if TYPE_CHECKING:
@@ -71,17 +73,32 @@ class Ctx:
     def abspath(self, p: str) -> str:
         return vnorm(p, self.cwd)
 
-    def read_input(self, p: str) -> bytes:
-        """Content of an operand file (`-` is stdin; /dev/null and /dev/stdin emulated)."""
+    def read_input(self, p: str, limit: int | None = None) -> bytes:
+        """Content of an operand file, at most `limit` bytes when the command needs only a prefix.
+
+        `-`, /dev/stdin and /dev/null are emulated, and /dev/zero gives `limit` zero bytes (an unbounded read
+        of it is refused: it would never end); /dev/random and /dev/urandom raise UnsupportedCommandError (a
+        build's bytes must be reproducible).  Any other device node, FIFO or socket in the root is never
+        opened (EPERM, see RootFS.open_read).
+        """
         if p == "-" or p in ("/dev/stdin", "/dev/fd/0"):
             return self.stdin.read()
-        if p == "/dev/null":
+        special = self.abspath(p)
+        if special == "/dev/null":
             return b""
+        if special == "/dev/zero":
+            if limit is None:
+                raise OSError(errno.EFBIG, "endless input (only a bounded read such as head -c N is emulated)", p)
+            return bytes(max(limit, 0))
+        if special in RANDOM_DEVICES:
+            raise UnsupportedCommandError(
+                f"{self.name}: reading {special} is not available in the emulated shell (its bytes would make the "
+                f"build irreproducible); use --executor chroot", command=self.name)
         host = self.path(p)
-        if os.path.isdir(host):
-            raise IsADirectoryError(21, "Is a directory", p)
-        with open(host, "rb") as f:
-            return f.read()
+        try:
+            return self.fs.read_bytes(host, limit)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, p) from None
 
     def text(self, data: bytes) -> str:
         return dec(data)

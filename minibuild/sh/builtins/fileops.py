@@ -220,7 +220,7 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
                 os.unlink(dst)
                 existed = False
                 f = ctx.fs.open_write(dst, mode=stat.S_IMODE(st.st_mode))
-            with open(src, "rb") as s, f:
+            with ctx.fs.open_read(src) as s, f:
                 shutil.copyfileobj(s, f)
             if not existed and not preserve:
                 os.chmod(dst, stat.S_IMODE(st.st_mode) & ~ctx.fs.umask)

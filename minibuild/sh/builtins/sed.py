@@ -431,7 +431,7 @@ def sed(ctx: Ctx, args: list[str]) -> int:
                 if os.path.islink(dest):
                     os.unlink(dest)
                     host = dest
-                with open(host, "wb") as fh:
+                with ctx.fs.open_write(host) as fh:
                     fh.write(enc(result))
                 os.chmod(host, mode)
             except OSError as e:

@@ -314,7 +314,7 @@ def uname(ctx: Ctx, args: list[str]) -> int:
 @builtin("hostname")
 def hostname(ctx: Ctx, args: list[str]) -> int:
     try:
-        name = ctx.path("/etc/hostname").read_text().strip()
+        name = ctx.fs.read_bytes(ctx.path("/etc/hostname")).decode(errors="replace").strip()
     except OSError:
         name = "minibuild"
     ctx.out((name or "minibuild") + "\n")

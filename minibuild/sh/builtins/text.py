@@ -157,11 +157,11 @@ def _lines(data: bytes) -> list[bytes]:
     return data.splitlines(keepends=True)
 
 
-def _inputs(ctx: Ctx, files: list[str]) -> list[tuple[str, bytes | None]]:
+def _inputs(ctx: Ctx, files: list[str], limit: int | None = None) -> list[tuple[str, bytes | None]]:
     out: list[tuple[str, bytes | None]] = []
     for f in files or ["-"]:
         try:
-            out.append((f, ctx.read_input(f)))
+            out.append((f, ctx.read_input(f, limit)))
         except OSError as e:
             ctx.oserr(e, f)
             out.append((f, None))
@@ -206,7 +206,8 @@ def _legacy_num(args: list[str]) -> list[str]:
 def head(ctx: Ctx, args: list[str]) -> int:
     opts, files = parse_flags(_legacy_num(args), "qv", "nc")
     code = 0
-    ins = _inputs(ctx, files)
+    limit = int(str(opts["c"])) if "c" in opts and str(opts["c"]).isdigit() else None
+    ins = _inputs(ctx, files, limit)  # head -c N reads only N bytes (of /dev/zero too)
     for idx, (name, data) in enumerate(ins):
         if data is None:
             code = 1

@@ -11,7 +11,7 @@ from minibuild.sh.streams import enc
 
 def read_db(ctx: Ctx, vpath: str) -> list[list[str]]:
     try:
-        text = ctx.path(vpath).read_text(errors="surrogateescape")
+        text = ctx.fs.read_bytes(ctx.path(vpath)).decode(errors="surrogateescape")
     except OSError:
         return []
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
@@ -19,7 +19,7 @@ def read_db(ctx: Ctx, vpath: str) -> list[list[str]]:
 
 def _append(ctx: Ctx, vpath: str, line: str) -> None:
     host = ctx.path(vpath)
-    existing = host.read_bytes() if host.exists() else b""
+    existing = ctx.fs.read_bytes(host) if host.exists() else b""
     with ctx.fs.open_write(host, append=True, mode=0o644) as f:
         if existing and not existing.endswith(b"\n"):
             f.write(b"\n")
