@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from minibuild.build.builder import Builder, BuildResult, PlanResult, StageResult, StepResult
-from minibuild.build.executor import Executor, get_executor
 from minibuild.dockerfile import parse_dockerfile
 from minibuild.errors import ConfigError, ContextError
 from minibuild.store import Store, default_store_path
+
+if TYPE_CHECKING:
+    from minibuild.build.executor import Executor
+
+_EXECUTORS = ("emulate", "chroot")  # resolved by the builder on the first RUN that misses (lazy import)
 
 __all__ = ["BuildResult", "PlanResult", "StageResult", "StepResult", "build", "plan"]
 
@@ -62,7 +66,7 @@ def plan(
     df, df_path = _read_dockerfile(ctx, dockerfile, dockerfile_text)
     st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
     builder = Builder(store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target,
-                      build_args=build_args, executor=get_executor("emulate"), no_cache=no_cache, dry_run=True)
+                      build_args=build_args, executor="emulate", no_cache=no_cache, dry_run=True)
     return builder.plan()
 
 
@@ -113,7 +117,11 @@ def build(
         filename = df_path.name if df_path is not None else "Dockerfile"
     df = parse_dockerfile(text, filename=filename)
     st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
-    ex = get_executor(executor) if isinstance(executor, str) else executor
+    ex: Executor | str = executor
+    if isinstance(executor, str) and executor not in _EXECUTORS:
+        from minibuild.build.executor import get_executor
+
+        ex = get_executor(executor)  # raises the unknown-executor error before anything runs
     builder = Builder(
         store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target, build_args=build_args,
         tags=tags, executor=ex, no_cache=no_cache, output=Path(output) if output is not None else None,

@@ -11,18 +11,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from minibuild.build.cachesync import hit_reason
 from minibuild.build.cachekey import base_key, key_of, step_inputs
 from minibuild.build.context import StatCache
-from minibuild.build.copy import HeredocSource, copy_into, source_checksum
-from minibuild.build.layertree import LayerTree
+from minibuild.build.copy import HeredocSource, source_checksum
 from minibuild.build.explain import explain_miss, history_key, source_files
-from minibuild.build.diff import diff_snapshot, entries_for_paths, snapshot
 from minibuild.build.dockerignore import IgnoreMatcher, load_ignore
-from minibuild.build.executor import Executor, RunRequest, resolve_user
-from minibuild.build.rootfs import apply_layer
 from minibuild.digest import Digest
 from minibuild.dockerfile import (
     AddInstruction,
@@ -55,9 +51,13 @@ from minibuild.plan.graph import StageGraph, build_graph, resolve_stage_ref
 from minibuild.plan.scope import DEFAULT_PATH, GlobalScope, StageScope, global_scope, platform_args, unused_build_args
 from minibuild.plan.steps import describe, instruction_inputs
 from minibuild.store import Store
-from minibuild.store.gc import Lease
-from minibuild.store.tarlayer import Entry, write_layer
 from minibuild.units import image_size
+
+if TYPE_CHECKING:  # imported where a step misses: a fully cached build never loads them (start-up is its floor)
+    from minibuild.build.executor import Executor
+    from minibuild.build.layertree import LayerTree
+    from minibuild.store.gc import Lease
+    from minibuild.store.tarlayer import Entry
 
 Progress = Callable[[dict[str, Any]], None]
 DEFAULT_SHELL = ("/bin/sh", "-c")
@@ -279,7 +279,7 @@ class Builder:
         target: str | None = None,
         build_args: Mapping[str, str] | None = None,
         tags: Sequence[str] = (),
-        executor: Executor,
+        executor: Executor | str,
         no_cache: bool = False,
         output: Path | None = None,
         progress: Progress | None = None,
@@ -293,7 +293,7 @@ class Builder:
         self.target = target
         self.build_args = dict(build_args or {})
         self.tags = tuple(tags)
-        self.executor = executor
+        self._executor = executor  # a name is resolved (and its module imported) on the first RUN that misses
         self.no_cache = no_cache
         self.output = output
         self.progress = progress
@@ -326,6 +326,14 @@ class Builder:
         except ValueError:
             return os.path.abspath(self.dockerfile_path)
 
+    @property
+    def executor(self) -> Executor:
+        if isinstance(self._executor, str):
+            from minibuild.build.executor import get_executor
+
+            self._executor = get_executor(self._executor)
+        return self._executor
+
     # ------------------------------------------------------------------ helpers
     def _emit(self, event: dict[str, Any]) -> None:
         if self.progress is not None:
@@ -349,6 +357,8 @@ class Builder:
             st.root = self._tmpdir() / f"root-{st.label.replace('/', '_')}-{os.urandom(4).hex()}"
             st.root.mkdir()
             st.root_layers = 0
+        from minibuild.build.rootfs import apply_layer
+
         for layer in st.image.layers[st.root_layers:]:
             with self.store.blobs.open(layer.digest) as fh:
                 apply_layer(st.root, fh)
@@ -363,10 +373,14 @@ class Builder:
         key = tuple(layer.digest for layer in st.image.layers)
         tree = self._layer_trees.get(key)
         if tree is None:
+            from minibuild.build.layertree import LayerTree
+
             tree = self._layer_trees[key] = LayerTree(self.store.blobs, st.image)
         return tree
 
     def _write_layer(self, entries: list[Entry]) -> Layer:
+        from minibuild.store.tarlayer import write_layer
+
         assert self.lease is not None
         with self.store.blobs.writer(pin=self.lease) as w:
             info = write_layer(entries, w, source_date_epoch=self.sde if self.sde is not None else 0)  # type: ignore[arg-type]
@@ -395,6 +409,8 @@ class Builder:
                 f"unless asked). Images in the store: {stored}. Fixtures: {', '.join(list_fixtures())}. "
                 f"Load an image with `minibuild load IMAGE.tar`, or pass --pull to pull it from its registry.",
                 span=span)
+        from minibuild.store.tarlayer import write_layer
+
         if self.dry_run:
             info = write_layer(fixture.entries(), _NullSink(), source_date_epoch=fixture.created)  # type: ignore[arg-type]
         else:
@@ -849,6 +865,9 @@ class Builder:
                              user=user)
 
         def run() -> list[Entry]:
+            from minibuild.build.diff import entries_for_paths
+            from minibuild.build.executor import resolve_user
+
             root = self._ensure_root(st)
             ident = resolve_user(root, user) if user else None
             rel = path.strip("/")
@@ -896,6 +915,9 @@ class Builder:
                              user=user, network=ex.network or "default")
 
         def run() -> list[Entry]:
+            from minibuild.build.diff import diff_snapshot, snapshot
+            from minibuild.build.executor import RunRequest
+
             root = self._ensure_root(st)
             before = snapshot(root)
             req = RunRequest(root=root, argv=argv, env=env, workdir=workdir, user=user,
@@ -978,6 +1000,9 @@ class Builder:
                              heredocs=[[h.name, h.data.decode(errors="replace")] for h in heredocs])
 
         def run() -> list[Entry]:
+            from minibuild.build.copy import copy_into
+            from minibuild.build.diff import entries_for_paths
+
             root = self._ensure_root(st)
             src_root = self._ensure_root(src_state) if src_state is not None else self.context
             unpack = is_add and (ex.unpack is None or ex.unpack)  # type: ignore[union-attr]

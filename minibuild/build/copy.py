@@ -32,16 +32,17 @@ import os
 import re
 import shutil
 import stat as st_mod
-import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from minibuild.build.context import BuildContext, StatCache, file_type, resolve_in_root
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
 from minibuild.errors import ContextError, UnsafePathError
-from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
+
+if TYPE_CHECKING:  # tarfile and the decompressors are imported by ADD of an archive only (start-up)
+    import tarfile
 
 # ---------------------------------------------------------------------------------------------- --chown
 
@@ -604,6 +605,8 @@ _MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"
 
 def _open_decompressed(path: Path) -> BinaryIO:
     """The archive's tar bytes (compression sniffed), bounded by MINIBUILD_MAX_LAYER_BYTES (minibuild.limits)."""
+    from minibuild.limits import open_decompressed
+
     fh = open(path, "rb")
     try:
         return open_decompressed(fh, what=f"ADD failed: archive {path.name}", error=ContextError)
@@ -614,6 +617,10 @@ def _open_decompressed(path: Path) -> BinaryIO:
 
 def is_archive(path: Path) -> bool:
     """Whether ADD would extract ``path``: a regular file whose (decompressed) content starts with a tar header."""
+    import tarfile
+
+    from minibuild.limits import DECOMPRESS_ERRORS
+
     try:
         if not st_mod.S_ISREG(os.lstat(path).st_mode):
             return False
@@ -635,6 +642,10 @@ def extract_archive_into(
     it resolve as if ``dest`` were the root (BuildKit extracts in a chroot there). Owners come from the archive
     unless ``chown`` is given. Returns the changed paths relative to ``dest_root``.
     """
+    import tarfile
+
+    from minibuild.limits import DECOMPRESS_ERRORS
+
     writer = _Writer(dest_root, mtime=mtime)
     base = writer.mkdir_all(dest, 0o755, chown or (0, 0))
     try:
@@ -646,6 +657,8 @@ def extract_archive_into(
 
 def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int] | None, mtime: int | None
              ) -> tuple[str, ...]:
+    import tarfile
+
     base_root = Path(writer.full(base))
     dirs: list[tuple[str, tarfile.TarInfo]] = []
     with _open_decompressed(archive) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
