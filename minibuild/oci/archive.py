@@ -7,7 +7,6 @@ import bz2
 import hashlib
 import lzma
 import os
-import platform as _platform
 import posixpath
 import tarfile
 import zlib
@@ -446,7 +445,7 @@ class _Loader:
 
     def pick_platform(self, index: Index) -> list[Descriptor]:
         images = [d for d in index.manifests if d.media_type in MANIFEST_TYPES]
-        arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(_platform.machine(), _platform.machine())
+        arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(os.uname().machine, os.uname().machine)
         for d in images:
             if d.platform is not None and d.platform.os == "linux" and d.platform.architecture == arch:
                 return [d]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform as _platform
+import os as _os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -19,7 +19,7 @@ _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm6
 
 def host_arch() -> tuple[str, str]:
     """(architecture, variant) of this machine in OCI spelling."""
-    machine = _platform.machine().lower()
+    machine = _os.uname().machine.lower()
     arch = _ARCH.get(machine, machine or "amd64")
     return arch, ("v7" if machine == "armv7l" else "")
 
