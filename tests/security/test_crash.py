@@ -186,12 +186,21 @@ def _build_digest(store: Path, ctx: Path, variant: str, n: int) -> str:
 
 def test_sigkill_during_builds(tmp_path: Path, capsys: object) -> None:
     import minibuild.cli.build_cmd  # noqa: F401
+    from minibuild.cli import main
 
     ctx = _build_context(tmp_path)
     store_dir = tmp_path / "store"
     store = Store.open(store_dir)
     for variant in sorted(DOCKERFILES):  # warm: the base fixture is in the store, kills land in the steps
         _build_digest(store_dir, ctx, variant, 0)
+    t0 = time.monotonic()
+    for variant in sorted(DOCKERFILES):  # how long a build takes on this machine now: the kill delays scale
+        for extra in ([], ["--no-cache"]):
+            try:
+                main(_build_argv(store_dir, ctx, variant, 0) + extra)
+            except SystemExit as exc:
+                assert exc.code in (0, None)
+    per_build = (time.monotonic() - t0) / (2 * len(DOCKERFILES))
     rnd = random.Random(SEED + 1)
     killed = scratch_seen = 0
     started = time.monotonic()
@@ -203,7 +212,7 @@ def test_sigkill_during_builds(tmp_path: Path, capsys: object) -> None:
             else:
                 argv = _build_argv(store_dir, ctx, rnd.choice(sorted(DOCKERFILES)), rnd.randrange(3))
                 ops.append(argv + ["--no-cache"] if rnd.random() < 0.4 else argv)  # RUN and layer writes, too
-        delay = rnd.uniform(0, 0.7)  # one warm build takes ~0.3-0.5 s here
+        delay = rnd.uniform(0, 2 * per_build)  # a child runs two ops (a build, --no-cache or not, or a prune)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             try:
