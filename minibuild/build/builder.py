@@ -447,7 +447,7 @@ class Builder:
     # ------------------------------------------------------------------ the build
     def build(self) -> BuildResult:
         try:
-            with self.store.lease() as lease:
+            with self.store.lease() as lease, self.store.blobs.defer_dir_sync():  # one directory fsync per build
                 self.lease = lease
                 return self._build()
         finally:

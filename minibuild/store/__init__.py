@@ -119,6 +119,9 @@ class Store:
         data = image.manifest_bytes
         desc = Descriptor(media_type=image.manifest_descriptor.media_type, digest=manifest_digest, size=len(data),
                           platform=image.config.platform)
+        # the blobs directory is durable before a name can point into it: a build commits blobs with
+        # BlobStore.defer_dir_sync, and another process may tag what this one renamed and not yet synced
+        self.blobs.sync_dir(force=True)
         return self.refs.set(name, desc)
 
     def untag(self, name: str) -> RefEntry:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, BinaryIO, Protocol
@@ -125,7 +126,10 @@ class BlobWriter:
                 os.unlink(self._tmp)
             else:
                 os.replace(self._tmp, final)
-                fsync_dir(final.parent)
+                if self._store._deferred is None:
+                    fsync_dir(final.parent)
+                else:  # inside defer_dir_sync(): one directory fsync for the lot (before any ref names them)
+                    self._store._deferred = True
         fh.close()
         self._fh = None
         self.result = digest
@@ -159,6 +163,33 @@ class BlobStore:
         self._lock_path = lock_path
         self.remote: list[RemoteBlobSource] = []  # consulted by available/open/size/ensure for absent blobs
         self.fetched: list[tuple[Digest, str]] = []  # (digest, source name) of every blob fetched from a remote
+        self._deferred: bool | None = None  # None: fsync the directory per commit; else whether renames are pending
+
+    @contextmanager
+    def defer_dir_sync(self) -> Iterator[None]:
+        """Within the block, a commit fsyncs its file but not the blobs directory; the directory is fsynced once
+        when the block ends (or earlier by ``sync_dir``). A blob whose rename a crash loses is simply absent (its
+        data was fsynced before the rename, and readers verify digests); ``Store.tag`` syncs the directory before
+        it writes a name, so no durable ref can point at a lost rename."""
+        outer = self._deferred
+        if outer is None:
+            self._deferred = False
+        try:
+            yield
+        finally:
+            if outer is None:
+                try:
+                    self.sync_dir()
+                finally:
+                    self._deferred = None
+
+    def sync_dir(self, *, force: bool = False) -> None:
+        """fsync the blobs directory if a deferred commit renamed a blob into it since the last sync (``force``:
+        in any case, e.g. before a ref is written: another process may have renamed blobs it has not synced)."""
+        if self._deferred or force:
+            fsync_dir(self.dir)
+            if self._deferred:
+                self._deferred = False
 
     def shared_lock(self) -> FileLock:
         return FileLock(self._lock_path, shared=True)

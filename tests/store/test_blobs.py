@@ -77,3 +77,35 @@ def test_stream(store: Store, tmp_path: Path) -> None:
     assert d == Digest.of_bytes(data)
     with store.blobs.open(d) as fh:
         assert fh.read() == data
+
+
+def test_deferred_dir_sync_fsyncs_the_directory_once_and_before_a_tag(store: Store,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import minibuild.store.blobs as blobs_mod
+    from minibuild.oci.image import Image
+
+    synced: list[str] = []
+    real = blobs_mod.fsync_dir
+    monkeypatch.setattr(blobs_mod, "fsync_dir", lambda p: (synced.append(str(p)), real(p))[1])
+    digests = []
+    with store.blobs.defer_dir_sync():
+        for i in range(3):
+            with store.blobs.writer() as w:
+                w.write(b"blob %d" % i)
+                digests.append(w.commit())
+        assert synced == []  # file fsyncs only so far; the renames are visible
+        assert all(store.blobs.has(d) for d in digests)
+        digest = store.put_image(Image.scratch())
+        assert synced == []
+        store.tag("x:1", digest)  # a name may only point at durable renames
+        assert synced == [str(store.blobs.dir)]
+    assert synced == [str(store.blobs.dir)]  # nothing pending at the end: no second fsync
+    with store.blobs.defer_dir_sync():
+        with store.blobs.writer() as w:
+            w.write(b"late")
+            w.commit()
+    assert synced == [str(store.blobs.dir)] * 2  # the block's end syncs what is pending
+    with store.blobs.writer() as w:  # outside a block: per commit, as before
+        w.write(b"single")
+        w.commit()
+    assert len(synced) == 3
