@@ -52,10 +52,19 @@ def instrument() -> None:
     import minibuild.store.blobs as blobs
     import minibuild.store.cache as cache
 
+    import importlib
+
     for name in ("source_checksum", "copy_into", "entries_for_paths", "write_layer", "apply_layer", "snapshot",
                  "diff_snapshot", "parse_dockerfile", "build_graph"):
         if hasattr(b, name):
             setattr(b, name, timed(name, getattr(b, name)))
+    # the builder imports these where a step misses (lazily): wrap them in their own modules
+    for mod, name in (("minibuild.build.copy", "copy_into"), ("minibuild.build.diff", "entries_for_paths"),
+                      ("minibuild.build.diff", "snapshot"), ("minibuild.build.diff", "diff_snapshot"),
+                      ("minibuild.store.tarlayer", "write_layer"), ("minibuild.build.rootfs", "apply_layer")):
+        if not hasattr(b, name):
+            m = importlib.import_module(mod)
+            setattr(m, name, timed(name, getattr(m, name)))
     b.Builder._ensure_root = timed("Builder._ensure_root (extract base/parent layers)", b.Builder._ensure_root)
     b.Builder._write_layer = timed("Builder._write_layer (tar + sha256 + blob commit)", b.Builder._write_layer)
     for cls in (cache.__dict__.get(n) for n in dir(cache)):
