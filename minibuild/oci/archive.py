@@ -35,7 +35,7 @@ from minibuild.oci.model import (
     pairs,
 )
 from minibuild.oci.reference import parse_reference
-from minibuild.oci.validate import validate_image
+from minibuild.oci.validate import scan_layer, validate_image
 
 LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 _BLOCK = 512
@@ -93,11 +93,13 @@ def archive_documents(entries: Sequence[ArchiveEntry]) -> dict[str, bytes]:
 
 
 def write_archive(out: IO[bytes] | BinaryIO, source: BlobSource, entries: Sequence[ArchiveEntry], *,
-                  check: bool = True) -> None:
+                  check: bool = True, check_while_copying: bool = False) -> None:
     """Write the combined OCI-layout + docker-save tar to ``out`` (deterministic: same input, same bytes).
 
     Images with no layer get the 1024-byte empty layer (OCI needs one). With ``check`` every image is
-    self-checked first (digests, sizes, diff_ids, history, layer tar structure).
+    self-checked first (digests, sizes, diff_ids, history, layer tar structure). ``check_while_copying`` checks
+    the layers of a single image as their bytes are copied (one read of each blob instead of two); an error then
+    comes after part of the archive was written, so the caller must discard ``out`` (save_image_tar does).
     """
     entries = [ArchiveEntry(image=e.image.with_empty_layer(), names=e.names) for e in entries]
     inline: dict[Digest, bytes] = {}
@@ -112,7 +114,16 @@ def write_archive(out: IO[bytes] | BinaryIO, source: BlobSource, entries: Sequen
             else:
                 streamed[layer.digest] = layer.size
         if check:
-            validate_image(_WithInline(source, inline), image)
+            validate_image(_WithInline(source, inline), image, layers=not (check_while_copying and len(entries) == 1))
+    scan_while_copying: dict[Digest, int] = {}  # layer digest -> its first index in the (only) image
+    if check and check_while_copying and len(entries) == 1:
+        image = entries[0].image
+        for i, layer in enumerate(image.layers):
+            if layer.digest in streamed:
+                if layer.digest in scan_while_copying:
+                    scan_layer(source, image, i)  # the same blob again (rare): its own check, read separately
+                else:
+                    scan_while_copying[layer.digest] = i
     out.write(_tar_header("blobs/", 0, directory=True))
     out.write(_tar_header("blobs/sha256/", 0, directory=True))
     for digest in sorted(set(inline) | set(streamed), key=lambda d: d.hex):
@@ -125,6 +136,19 @@ def write_archive(out: IO[bytes] | BinaryIO, source: BlobSource, entries: Sequen
             continue
         size = streamed[digest]
         out.write(_tar_header(name, size))
+        if digest in scan_while_copying:
+            copied = [0]
+
+            def sink(data: bytes, copied: list[int] = copied) -> None:
+                copied[0] += len(data)
+                if copied[0] <= size:
+                    out.write(data)
+
+            scan_layer(source, entries[0].image, scan_while_copying[digest], tee=sink)  # raises on a bad blob
+            if copied[0] != size:
+                raise ImageFormatError(f"blob {digest} is {copied[0]} bytes, its descriptor says {size}")
+            out.write(_pad(size))
+            continue
         written = 0
         with source.open(digest) as fh:
             while chunk := fh.read(CHUNK):
@@ -173,7 +197,8 @@ def save_image_tar(source: BlobSource, image: Image, names: Sequence[str], out_p
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
-            write_archive(fh, source, [ArchiveEntry(image=written, names=tuple(names))], check=check)
+            write_archive(fh, source, [ArchiveEntry(image=written, names=tuple(names))], check=check,
+                          check_while_copying=True)  # a bad layer raises and the temp file is removed
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out_path)

@@ -7,7 +7,7 @@ import posixpath
 import re
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from minibuild.digest import CHUNK, Digest
@@ -138,10 +138,29 @@ def check_layer_tar(names: list[tuple[str, str, str]], where: str) -> tuple[str,
     return tuple(warnings)
 
 
-def _scan_layer(source: BlobSource, image: Image, i: int) -> tuple[str, ...]:
+class _Tee:
+    """Passes every byte read from ``raw`` on to ``sink`` (an export copies a layer while it is checked)."""
+
+    def __init__(self, raw: BinaryIO, sink: Callable[[bytes], object]) -> None:
+        self.raw = raw
+        self.sink = sink
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        if data:
+            self.sink(data)
+        return data
+
+
+def scan_layer(source: BlobSource, image: Image, i: int, *, tee: Callable[[bytes], object] | None = None
+               ) -> tuple[str, ...]:
+    """Check layer ``i`` of ``image`` (size, digest, diff_id, tar structure) reading its blob once; with ``tee``
+    every byte of the blob is also handed to it as it is read (the caller must discard what it wrote if this
+    raises). Returns warnings."""
     layer = image.layers[i]
     where = f"layer {i} ({layer.digest.short})"
-    with source.open(layer.digest) as raw:
+    with source.open(layer.digest) as raw_blob:
+        raw: BinaryIO = _Tee(raw_blob, tee) if tee is not None else raw_blob  # type: ignore[assignment]
         counted = _Counted(raw)
         # an uncompressed layer's diff_id is its digest: hash its bytes once, not twice
         plain = layer.descriptor.media_type == MEDIA_OCI_LAYER
@@ -198,7 +217,7 @@ def validate_image(source: BlobSource, image: Image, *, layers: bool = True) -> 
     if layers:
         for i in range(len(image.layers)):
             try:
-                warnings.extend(_scan_layer(source, image, i))
+                warnings.extend(scan_layer(source, image, i))
             except ImageFormatError:
                 raise
             except MinibuildError as exc:

@@ -97,3 +97,32 @@ def test_gzip_layers_are_checked_through_decompression(store: Store) -> None:
     store.blobs.put_bytes(layer.blob)
     assert gzip.decompress(layer.blob)[:1] == b"f"
     assert validate_image(store.blobs, Image.scratch().append_layer(layer)) == ()
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_checking_while_copying_writes_the_same_bytes_and_refuses_the_same_blobs(store: Store, tmp_path: Path,
+                                                                                 gz: bool) -> None:
+    import io
+
+    from minibuild.oci.archive import ArchiveEntry, write_archive
+
+    image = Image.scratch()
+    for files in ({"a": "1" * 3000, "d/": None}, {"b": "2"}):
+        layer = make_layer(files, gz=gz)
+        store.blobs.put_bytes(layer.blob)
+        image = image.append_layer(layer)
+    entry = [ArchiveEntry(image=image, names=("x:1",))]
+    before, inline = io.BytesIO(), io.BytesIO()
+    write_archive(before, store.blobs, entry)
+    write_archive(inline, store.blobs, entry, check_while_copying=True)
+    assert inline.getvalue() == before.getvalue()
+    # a layer whose diff_id the config gets wrong: refused in both modes, and save leaves no file
+    bad = dataclasses.replace(image.layers[1], diff_id=Digest("sha256:" + "0" * 64))
+    wrong = Image.scratch().append_layer(image.layers[0]).append_layer(bad)
+    for mode in (False, True):
+        with pytest.raises(ImageFormatError, match="diff_id"):
+            write_archive(io.BytesIO(), store.blobs, [ArchiveEntry(image=wrong, names=("x:1",))],
+                          check_while_copying=mode)
+    with pytest.raises(ImageFormatError, match="diff_id"):
+        save_image_tar(store.blobs, wrong, ["x:1"], tmp_path / "w.tar")
+    assert list(tmp_path.glob("*w.tar*")) == []
