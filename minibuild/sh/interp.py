@@ -568,8 +568,10 @@ class Shell:
         out = stdout or self.fds.get(1, Null())
         err = stderr or self.fds.get(2, Null())
         base = name.rsplit("/", 1)[-1]
-        script = self.find_script(name) if "/" in name else None
-        if "/" in name and script is None and base not in SHELLS and base not in REGISTRY and not self._lexists(name):
+        script = self.find_script(name) if "/" in name and base not in SHELLS else None
+        # a path names a file in the root: a missing one fails like exec would (Docker: RUN without /bin/sh
+        # fails); a shell path that exists, even as a placeholder file or a symlink, is interpreted
+        if "/" in name and script is None and (base in SHELLS or base not in REGISTRY) and not self._lexists(name):
             err.write(enc(f"sh: {name}: not found\n"))
             return 127
         if script is None and (base in SHELLS):

@@ -74,6 +74,8 @@ def test_shell_scripts_on_path_run_in_the_emulator(plain_root: Path, shebang: st
 
 def test_run_argv_forms(plain_root: Path) -> None:
     env = {"PATH": "/bin"}
+    (plain_root / "bin").mkdir()
+    (plain_root / "bin" / "sh").write_bytes(b"")  # a placeholder is enough: the emulator interprets /bin/sh
     assert run_argv(["/bin/sh", "-c", "echo $0-$1", "zero", "one"], root=plain_root, env=env).stdout == b"zero-one\n"
     assert run_argv(["echo", "a", "b"], root=plain_root, env=env).stdout == b"a b\n"
     assert run_argv(["sh", "-ec", "false; echo no"], root=plain_root, env=env).exit_code == 1
@@ -267,3 +269,19 @@ def test_runaway_loop_is_stopped(plain_root: Path, monkeypatch: pytest.MonkeyPat
 def test_ls_long_and_chmod_symbolic(plain_root: Path) -> None:
     r = out(plain_root, "touch /f; chmod 4755 /f; chmod g-x,o=r /f; ls -l /f | cut -c1-10; chmod u=rwx,g=rx,o= /f; stat -c %a /f")
     assert r == "-rwsr--r--\n750\n"
+
+
+def test_exec_form_shell_path_must_exist_in_the_root(tmp_path: Path) -> None:
+    """Docker fails `RUN` when the image has no /bin/sh; a placeholder file or a symlink is enough to interpret it."""
+    root = tmp_path / "r"
+    (root / "bin").mkdir(parents=True)
+    r = run_argv(("/bin/sh", "-c", "echo hi"), root=root, env={})
+    assert r.exit_code == 127 and b"/bin/sh" in r.stderr and r.stdout == b""
+    r = run_script("/bin/bash -c 'echo nested'; echo rc=$?", root=root, env={})
+    assert r.stdout == b"rc=127\n" and b"/bin/bash" in r.stderr
+    (root / "bin" / "busybox").write_bytes(b"")
+    (root / "bin" / "sh").symlink_to("busybox")
+    (root / "bin" / "bash").write_bytes(b"placeholder")
+    assert run_argv(("/bin/sh", "-c", "echo hi"), root=root, env={}).stdout == b"hi\n"
+    assert run_argv(("/bin/bash", "-c", "echo hi"), root=root, env={}).stdout == b"hi\n"
+    assert run_argv(("sh", "-c", "echo bare"), root=root, env={}).stdout == b"bare\n"
