@@ -162,11 +162,12 @@ def grep(ctx: Ctx, args: list[str]) -> int:
         files = rest or ["-"]
     show_name = (len(files) > 1 or recursive) and not opts.get("h") or bool(opts.get("H"))
     found_any = False
+    listed = False
     for f in files:
         try:
             data = ctx.read_input(f)
         except IsADirectoryError:
-            continue  # busybox grep: a directory silently has no lines
+            data = b""  # busybox grep: a directory reads as an empty file (-c counts 0, -L names it)
         except OSError as e:
             if not opts.get("s"):
                 ctx.oserr(e, f)
@@ -202,8 +203,11 @@ def grep(ctx: Ctx, args: list[str]) -> int:
             ctx.out(name + "\n")
         if opts.get("L") and not count:
             ctx.out(name + "\n")
+            listed = True
     if errors and not (found_any and opts.get("q")):
         return 2
+    if opts.get("L"):  # busybox: -L succeeds when it names a file
+        return 0 if listed else 1
     return 0 if found_any else 1
 
 
