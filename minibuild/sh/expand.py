@@ -90,7 +90,8 @@ def _parts(sh: "Shell", parts: tuple[Part, ...], *, in_dq: bool, first: bool, as
             out.append((p.text, "Q"))
         elif isinstance(p, DQ):
             inner = _parts(sh, p.parts, in_dq=True, first=False)
-            out.append(("", "Q"))
+            if not any(isinstance(q, Param) and q.name == "@" and q.op == "" for q in p.parts):
+                out.append(("", "Q"))  # "" is one empty field, but "$@" with no arguments is none
             out.extend(inner)
         elif isinstance(p, Param):
             if p.name in ("@", "*") and p.op == "":
@@ -231,8 +232,8 @@ def _split(pieces: list[Piece], ifs: str) -> list[list[Piece]]:
         cur = []
 
     for text, kind in pieces:
-        if kind == "B":
-            finish(force=True)
+        if kind == "B":  # each "$@" argument brings a quoted piece; an unquoted empty one vanishes
+            finish(force=False)
             continue
         if kind != "E" or not ifs:
             cur.append((text, kind))

@@ -111,5 +111,6 @@ CASES: dict[str, str] = {
     "getent_like_passwd_parse": "while IFS=: read name pw uid gid rest; do [ \"$uid\" -ge 100 ] && echo \"$name $uid\"; done < /etc/passwd; cut -d: -f1 /etc/passwd | sort",
     "version_compare_case": "v=1.22.3; major=${v%%.*}; rest=${v#*.}; minor=${rest%%.*}; case $minor in 2[0-9]) echo new;; *) echo old;; esac; echo $major.$minor",
     "printf_padding_table": "for n in 1 22 333; do printf '%-5s|%5s|%05d\\n' $n $n $n; done",
+    "dollar_at_forms": "f() { echo \"$#:$1\"; }; f \"$@\"; f \"${@}\"; f \"$*\"; f \"\" \"$@\"; f x\"$@\"y; f \"${x}$@\"; for a in \"$@\"; do echo it; done; set -- 'a b' '' c; f \"$@\"; f \"${@}\"; f \"$*\"; f $@; f x\"$@\"y; f \"$@\" \"$@\"; g() { f \"$@\"; }; g; g 1 2",
     "ls_recursive": "mkdir -p /w/a/b /w/c; touch /w/a/f /w/a/b/g; ls -R /w; cd /w && ls -R a",
 }

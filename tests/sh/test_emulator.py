@@ -285,3 +285,9 @@ def test_exec_form_shell_path_must_exist_in_the_root(tmp_path: Path) -> None:
     assert run_argv(("/bin/sh", "-c", "echo hi"), root=root, env={}).stdout == b"hi\n"
     assert run_argv(("/bin/bash", "-c", "echo hi"), root=root, env={}).stdout == b"hi\n"
     assert run_argv(("sh", "-c", "echo bare"), root=root, env={}).stdout == b"bare\n"
+
+
+def test_quoted_dollar_at_without_arguments_is_no_field(plain_root: Path) -> None:
+    script = ('f() { echo "$#:$1"; }; f "$@"; f "${@}"; f "$*"; f "" "$@"; for a in "$@"; do echo it; done; '
+              "set -- 'a b' '' c; f \"$@\"; f \"${@}\"; f \"$*\"; f $@; f x\"$@\"y")
+    assert out(plain_root, script) == "0:\n0:\n1:\n1:\n3:a b\n3:a b\n1:a b  c\n3:a\n3:xa b\n"
