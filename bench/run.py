@@ -96,6 +96,11 @@ class Minibuild:
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.env.pop("MINIBUILD_HOME", None)
         self.cmd = [sys.executable, "-m", "minibuild"]
+        # byte-compile the package first, as pip does on install: an editable checkout whose sources changed
+        # since the last import would otherwise compile them inside the first measured build
+        import minibuild
+
+        run([sys.executable, "-m", "compileall", "-q", str(Path(minibuild.__file__).parent)], env=self.env)
         run([*self.cmd, "--store", str(self.template), "load", str(base_tar)], env=self.env)
         self.store = work / "store"
 
