@@ -8,6 +8,7 @@ Layout of ``$MINIBUILD_HOME``::
     .minibuild/tmp/                                 temp files of blobs being written (flock'ed while alive)
     .minibuild/cache/<sha256(key)>.json             cache records
     .minibuild/leases/<pid>-<id>.lease              blobs pinned by in-flight builds
+    .minibuild/stat-cache.json                      sha256 of context files by path + stat (builds skip unchanged files)
 """
 
 from __future__ import annotations
