@@ -99,6 +99,8 @@ class StatCache:
     """
 
     VERSION = 1
+    MAX_ENTRIES = 200_000  # about 30 MB of JSON; past it, entries of vanished files go first, then the oldest
+
 
     def __init__(self, path: Path | None = None, *, racy_margin_ns: int = 1_000_000_000) -> None:
         self.path = path
@@ -140,6 +142,21 @@ class StatCache:
         self._dirty[key] = entry
         return h.hexdigest()
 
+    def _trimmed(self, entries: dict[str, list[object]]) -> dict[str, list[object]]:
+        """Keep the cache bounded: drop entries whose file is gone or changed, then the least recently hashed."""
+        kept: dict[str, list[object]] = {}
+        for key, entry in entries.items():
+            try:
+                info = os.lstat(key)
+            except OSError:
+                continue
+            if entry[:5] == [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]:
+                kept[key] = entry
+        if len(kept) > self.MAX_ENTRIES:
+            newest = sorted(kept.items(), key=lambda kv: kv[1][5] if isinstance(kv[1][5], int) else 0)
+            kept = dict(newest[len(kept) - self.MAX_ENTRIES:])
+        return kept
+
     def save(self) -> None:
         """Merge new entries into the cache file (atomic rename; concurrent writers may lose entries, never data)."""
         if self.path is None or not self._dirty:
@@ -147,6 +164,8 @@ class StatCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         merged = self._load()
         merged.update(self._dirty)
+        if len(merged) > self.MAX_ENTRIES:
+            merged = self._trimmed(merged)
         fd, tmp = tempfile.mkstemp(prefix=".statcache-", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w") as f:

@@ -212,3 +212,29 @@ def test_stat_cache_survives_a_corrupt_file(tmp_path: Path) -> None:
     assert cache.sha256(tmp_path / "f") == "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
     cache.save()
     assert StatCache(tmp_path / "cache.json")._entries  # rewritten in good form
+
+
+def test_stat_cache_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_ENTRIES, entries of vanished files are dropped first, then the least recently hashed."""
+    from minibuild.build.context import StatCache
+
+    monkeypatch.setattr(StatCache, "MAX_ENTRIES", 3)
+    cache_file = tmp_path / "stat-cache.json"
+    files = []
+    for i in range(5):
+        f = tmp_path / f"f{i}"
+        f.write_text(str(i))
+        files.append(f)
+    cache = StatCache(cache_file)
+    for f in files[:2]:
+        cache.sha256(f)
+    cache.save()
+    files[0].unlink()  # vanished: must be the first to go
+    cache = StatCache(cache_file)
+    for f in files[2:]:
+        cache.sha256(f)
+    cache.save()
+    import json
+
+    kept = set(json.loads(cache_file.read_text())["entries"])
+    assert kept == {str(f) for f in files[2:]}
