@@ -106,6 +106,7 @@ class FileInfo:
     devminor: int = 0
     layer: int = -1
     _content: _Content | None = field(default=None, repr=False, compare=False)
+    _entry: Entry | None = field(default=None, repr=False, compare=False)  # the layer member that wrote it
 
     @property
     def is_file(self) -> bool:
@@ -313,6 +314,13 @@ class MergedTree:
 
     def resolve(self, rel: str, *, follow_final: bool) -> str:
         """Resolve ``rel`` through symlinks of the current tree as a chroot would ('..' clamped at the root)."""
+        return self._walk(rel, follow_final=follow_final, strict=False) or ""
+
+    def lookup(self, rel: str, *, follow_final: bool) -> str | None:
+        """Like ``resolve``, but None when a component is missing or a non-final one is not a directory."""
+        return self._walk(rel, follow_final=follow_final, strict=True)
+
+    def _walk(self, rel: str, *, follow_final: bool, strict: bool) -> str | None:
         parts = [p for p in rel.split("/") if p not in ("", ".")]
         resolved: list[str] = []
         links = 0
@@ -333,6 +341,8 @@ class MergedTree:
                     resolved = []
                 parts = [p for p in target.split("/") if p not in ("", ".")] + parts
                 continue
+            if strict and (node is None or (parts and node.type != "dir")):
+                return None
             resolved.append(comp)
         return "/".join(resolved)
 
@@ -350,8 +360,10 @@ class MergedTree:
         return parent
 
     # -- one layer
-    def apply(self, index: int, entries: list[Entry], blobs: _BlobOpener, digest: Digest,
+    def apply(self, index: int, entries: list[Entry], blobs: _BlobOpener | None = None, digest: Digest | None = None,
               ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """Fold one layer in; returns (added, removed, whiteouts, opaque_dirs).  Without ``blobs``/``digest`` the
+        FileInfos cannot read their content (metadata only)."""
         added: list[str] = []
         removed: list[str] = []
         whiteouts: list[str] = []
@@ -393,14 +405,16 @@ class MergedTree:
                                            "or a directory")
                 info = FileInfo(path=_abs(rel), type=src.type, mode=src.mode, uid=src.uid, gid=src.gid, size=src.size,
                                 mtime=src.mtime, link_target=src.link_target, hardlink_to=_abs(src_rel),
-                                devmajor=src.devmajor, devminor=src.devminor, layer=index, _content=src._content)
+                                devmajor=src.devmajor, devminor=src.devminor, layer=index, _content=src._content,
+                                _entry=e)
             else:
                 info = FileInfo(
                     path=_abs(rel), type=e.type, mode=e.mode & 0o7777, uid=e.uid, gid=e.gid,
                     size=e.size if e.type == "file" else 0, mtime=e.mtime,
                     link_target=e.linkname if e.type == "symlink" else None, devmajor=e.devmajor,
-                    devminor=e.devminor, layer=index,
-                    _content=_Content(blobs, digest, e.path) if e.type == "file" and e.size else None)
+                    devminor=e.devminor, layer=index, _entry=e,
+                    _content=_Content(blobs, digest, e.path)
+                    if e.type == "file" and e.size and blobs is not None and digest is not None else None)
             if existing is not None and (existing.type != "dir" or info.type != "dir"):
                 self._delete(rel)
             self._put(rel, info)

@@ -1,8 +1,10 @@
 """An image's final filesystem computed from its layers (whiteouts honoured), and copying a path out of it.
 
-``image_tree`` reads only layer metadata and folds the layers bottom-up the way an overlay mount does:
-``.wh.<name>`` deletes ``<name>`` (and everything under it) from the layers below, ``.wh..wh..opq`` hides every
-lower-layer child of its directory, a non-directory replacing a directory hides that directory's children.
+``image_tree`` reads only layer metadata and folds the layers bottom-up with minibuild.view.MergedTree (the one
+layer fold of minibuild): ``.wh.<name>`` deletes ``<name>`` (and everything under it) from the layers below,
+``.wh..wh..opq`` hides every lower-layer child of its directory, a non-directory replacing a directory hides that
+directory's children, parents are resolved through symlinks as an extraction would.  Tree paths are those resolved
+paths; ``TreeEntry.entry`` is the layer member as written (its ``path`` can differ from the tree path).
 
 ``copy_out`` then streams only the layers that provide the wanted files and writes them below a destination
 directory through directory file descriptors opened with O_NOFOLLOW: nothing is ever written through a symlink,
@@ -14,16 +16,15 @@ from __future__ import annotations
 import difflib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from minibuild.errors import StoreError, UnsafePathError
+from minibuild.errors import ImageFormatError, StoreError, UnsafePathError
 from minibuild.oci.image import BlobSource, Image
-from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry
-from minibuild.store.tarread import iter_layer, read_entries
-
-MAX_SYMLINKS = 40
+from minibuild.store.tarlayer import CHUNK, Entry
+from minibuild.store.tarread import iter_layer
+from minibuild.view import MAX_SYMLINKS, FileInfo, MergedTree, merge_image  # noqa: F401 (MAX_SYMLINKS: kept public)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,10 +37,25 @@ class TreeEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImageTree:
-    """The final filesystem of an image: path -> TreeEntry, plus directories only implied by their children."""
+    """The final filesystem of an image: path -> TreeEntry, plus directories only implied by their children.
+
+    ``merged`` is the minibuild.view.MergedTree the entries were read from (built from them when not given).
+    """
 
     entries: dict[str, TreeEntry]
     implied_dirs: frozenset[str]
+    merged: MergedTree | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.merged is None:
+            merged = MergedTree()
+            for p in sorted(set(self.entries) | self.implied_dirs):
+                te = self.entries.get(p)
+                kind = "dir" if te is None else ("file" if te.entry.type == "hardlink" else te.entry.type)
+                merged._put(p, FileInfo(path="/" + p, type=kind, mode=0o755 if te is None else te.entry.mode,
+                                        link_target=te.entry.linkname if kind == "symlink" and te else None,
+                                        layer=-1 if te is None else te.layer, _entry=te.entry if te else None))
+            object.__setattr__(self, "merged", merged)
 
     def is_dir(self, path: str) -> bool:
         te = self.entries.get(path)
@@ -50,32 +66,11 @@ class ImageTree:
 
     def resolve(self, path: str, *, follow_final: bool = False) -> str | None:
         """The tree path ``path`` names, symlinks resolved as in a chroot (final one only if asked); None if absent."""
-        parts = [p for p in path.split("/") if p not in ("", ".")]
-        resolved: list[str] = []
-        links = 0
-        while parts:
-            comp = parts.pop(0)
-            if comp == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            cur = "/".join(resolved + [comp])
-            te = self.entries.get(cur)
-            if te is not None and te.entry.type == "symlink" and (parts or follow_final):
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise UnsafePathError(f"{path!r}: too many levels of symbolic links in the image")
-                target = te.entry.linkname
-                if target.startswith("/"):
-                    resolved = []
-                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-                continue
-            if not self.exists(cur):
-                return None
-            if parts and not self.is_dir(cur):
-                return None
-            resolved.append(comp)
-        return "/".join(resolved)
+        assert self.merged is not None
+        try:
+            return self.merged.lookup(path, follow_final=follow_final)
+        except ImageFormatError:
+            raise UnsafePathError(f"{path!r}: too many levels of symbolic links in the image") from None
 
     def under(self, path: str) -> list[str]:
         """``path`` and every path below it, sorted (parents before children)."""
@@ -101,48 +96,29 @@ class ImageTree:
         return out[:limit]
 
 
-def _drop_under(tree: dict[str, TreeEntry], path: str, *, keep_self: bool) -> None:
-    prefix = path + "/" if path else ""
-    for p in [p for p in tree if p.startswith(prefix) or (p == path and not keep_self)]:
-        del tree[p]
+def _tree_of(merged: MergedTree) -> ImageTree:
+    """The ImageTree of a folded MergedTree: nodes a layer member wrote are entries, the others implied dirs."""
+    entries: dict[str, TreeEntry] = {}
+    implied: set[str] = set()
+    for rel, info in merged.nodes.items():
+        if info._entry is not None:
+            entries[rel] = TreeEntry(entry=info._entry, layer=info.layer)
+        elif rel:
+            implied.add(rel)
+    return ImageTree(entries=entries, implied_dirs=frozenset(implied), merged=merged)
 
 
 def fold_layers(layers: list[list[Entry]]) -> dict[str, TreeEntry]:
     """Fold layer entry lists (bottom first) into the final tree, whiteouts and opaque markers honoured."""
-    tree: dict[str, TreeEntry] = {}
+    merged = MergedTree()
     for index, entries in enumerate(layers):
-        adds: list[Entry] = []
-        for e in entries:
-            head, _, name = e.path.rpartition("/")
-            if name == OPAQUE_NAME:
-                _drop_under(tree, head, keep_self=True)  # tree holds only lower layers yet
-            elif name.startswith(WHITEOUT_PREFIX):
-                victim = (head + "/" if head else "") + name[len(WHITEOUT_PREFIX):]
-                _drop_under(tree, victim, keep_self=False)
-            elif e.path:
-                adds.append(e)
-        for e in adds:
-            old = tree.get(e.path)
-            if old is not None and old.entry.type == "dir" and e.type != "dir":
-                _drop_under(tree, e.path, keep_self=True)
-            tree[e.path] = TreeEntry(entry=e, layer=index)
-    return tree
+        merged.apply(index, entries)
+    return _tree_of(merged).entries
 
 
 def image_tree(blobs: BlobSource, image: Image) -> ImageTree:
     """The final filesystem of ``image`` (reads every layer's metadata once)."""
-    layers = []
-    for layer in image.layers:
-        with blobs.open(layer.digest) as fh:
-            layers.append(read_entries(fh))
-    entries = fold_layers(layers)
-    implied: set[str] = set()
-    for p in entries:
-        head = p.rpartition("/")[0]
-        while head and head not in implied:
-            implied.add(head)
-            head = head.rpartition("/")[0]
-    return ImageTree(entries=entries, implied_dirs=frozenset(implied))
+    return _tree_of(merge_image(blobs, image))
 
 
 # ---------------------------------------------------------------------------------------------- safe writing
@@ -311,21 +287,29 @@ def copy_out(blobs: BlobSource, image: Image, path: str, dest: Path, *, follow_l
 
     wanted = tree.under(src) if src in tree.entries or src_is_dir else [src]
     selected = {p: tree.entries[p] for p in wanted if p in tree.entries}
-    by_layer: dict[int, dict[str, str]] = {}
+    by_layer: dict[int, dict[str, str]] = {}  # layer -> member path -> tree path
     for p, te in selected.items():
-        by_layer.setdefault(te.layer, {})[p] = rel_of(p)
-    # hardlinks: link to a copied target from the same layer, else copy the target's bytes from that layer
+        by_layer.setdefault(te.layer, {})[te.entry.path] = p
+    # hardlinks: link to a copied target from the same layer, else copy the bytes the link shares from their layer
+    assert tree.merged is not None
+    first_index = {layer.digest: i for i, layer in reversed(list(enumerate(image.layers)))}
     link_to: dict[str, str] = {}
     extra_sources: dict[int, dict[str, list[str]]] = {}
+    empty_links: list[tuple[str, Entry]] = []
     for p, te in selected.items():
         if te.entry.type != "hardlink":
             continue
-        target = te.entry.linkname
+        node = tree.merged.nodes[p]
+        target = (node.hardlink_to or "").lstrip("/")
         tt = selected.get(target)
         if tt is not None and tt.layer == te.layer:
-            link_to[p] = rel_of(target)
-        else:
-            extra_sources.setdefault(te.layer, {}).setdefault(target, []).append(rel_of(p))
+            link_to[te.entry.path] = rel_of(target)
+        elif node._content is not None:
+            c = node._content
+            extra_sources.setdefault(first_index[c.digest], {}).setdefault(c.member, []).append(rel_of(p))
+        elif node.type == "file":
+            empty_links.append((rel_of(p), Entry(path=p, type="file", mode=node.mode, uid=node.uid, gid=node.gid,
+                                                 mtime=node.mtime)))
     writer = _Writer(base_dir, archive=archive)
     counts = {"file": 0, "dir": 0, "symlink": 0}
     total = 0
@@ -344,8 +328,9 @@ def copy_out(blobs: BlobSource, image: Image, path: str, dest: Path, *, follow_l
                         total += writer.write(first, e, stream)
                         counts["file"] += 1
                         pending_links.extend((r, first) for r in rest)
-                    rel = mine.get(e.path)
-                    if rel is None or selected[e.path].entry != e or (rel == top and e.type == "dir"):
+                    at = mine.get(e.path)
+                    rel = rel_of(at) if at is not None else None
+                    if at is None or selected[at].entry != e or (rel == top and e.type == "dir"):
                         continue
                     if e.type == "hardlink":
                         if e.path in link_to:
@@ -358,6 +343,9 @@ def copy_out(blobs: BlobSource, image: Image, path: str, dest: Path, *, follow_l
             for rel, existing in pending_links:
                 writer.link(rel, existing)
                 counts["file"] += 1
+        for rel, entry in empty_links:
+            writer.write(rel, entry, None)
+            counts["file"] += 1
     finally:
         writer.close()
     return CopyResult(source="/" + src, written_to=base_dir / top if top else base_dir, files=counts["file"],

@@ -135,3 +135,53 @@ def test_writer_refuses_component_that_is_a_symlink(tmp_path: Path) -> None:
         w.write("d/pwn", f("d/pwn", b"x"), None)
     w.close()
     assert os.listdir(outside) == []
+
+
+
+def _raw_layer(store: Store, members: list[tuple[str, bytes | None, str]]):  # type: ignore[no-untyped-def]
+    """A layer stored as written here (write_layer would add parent directories): (path, data, hardlink target)."""
+    import dataclasses
+    import io
+    import tarfile
+
+    from minibuild.digest import Digest
+    from tests.teach.conftest import put_layer
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for path, data, link in members:
+            ti = tarfile.TarInfo(path)
+            if link:
+                ti.type, ti.linkname = tarfile.LNKTYPE, link
+                tf.addfile(ti)
+            else:
+                ti.size = len(data or b"")
+                tf.addfile(ti, io.BytesIO(data or b""))
+    raw = buf.getvalue()
+    digest = store.blobs.put_bytes(raw)
+    assert digest == Digest.of_bytes(raw)
+    return dataclasses.replace(put_layer(store, [dr("tmp")]), diff_id=digest, digest=digest, size=len(raw),
+                               uncompressed_size=len(raw))
+
+
+def test_fold_puts_entries_below_a_symlinked_parent_where_extraction_does(store: Store, make_image: MakeImage,
+                                                                          tmp_path: Path) -> None:
+    # the second layer writes lib/x while lib is a symlink to usr/lib: extraction (and the view) put it at usr/lib/x
+    tree = fold_layers([[dr("usr"), dr("usr/lib"), sym("lib", "usr/lib")], [f("lib/x", b"XX")]])
+    assert "usr/lib/x" in tree and "lib/x" not in tree and tree["lib"].entry.type == "symlink"
+    assert tree["usr/lib/x"].entry.path == "lib/x" and tree["usr/lib/x"].layer == 1
+    from minibuild.oci.model import History
+
+    base = make_image(None, [("a", [dr("usr"), dr("usr/lib"), sym("lib", "usr/lib")])])
+    img = base.append_layer(_raw_layer(store, [("lib/x", b"XX", ""), ("lib/hl", None, "lib/x")]),
+                            history=History(created_by="b"))
+    assert image_tree(store.blobs, img).resolve("/lib/x") == "usr/lib/x"
+    copy_out(store.blobs, img, "/lib/x", tmp_path / "x")
+    assert (tmp_path / "x").read_bytes() == b"XX"
+    # a hardlink copied without its target gets the bytes it shares, read from the member as the layer names it
+    copy_out(store.blobs, img, "/usr/lib/hl", tmp_path / "hl")
+    assert (tmp_path / "hl").read_bytes() == b"XX"
+    (tmp_path / "d").mkdir()
+    copy_out(store.blobs, img, "/usr/lib", tmp_path / "d")
+    assert sorted(os.listdir(tmp_path / "d" / "lib")) == ["hl", "x"]
+    assert (tmp_path / "d" / "lib" / "hl").stat().st_ino == (tmp_path / "d" / "lib" / "x").stat().st_ino
