@@ -141,7 +141,7 @@ def open_decompressed(fh: BinaryIO, *, what: str, limit: int | None | bool = Tru
     bound = max_layer_bytes() if limit is True else (None if limit is False else limit)
     head = fh.read(6)
     kind = sniff(head)
-    src: BinaryIO = io.BufferedReader(_Prefixed(head, fh))  # type: ignore[arg-type]
+    src: BinaryIO = io.BufferedReader(_Prefixed(head, fh))
     if kind == "zstd":
         raise error(f"{what} is zstd-compressed, which minibuild cannot decompress")
     dec: BinaryIO
@@ -153,4 +153,4 @@ def open_decompressed(fh: BinaryIO, *, what: str, limit: int | None | bool = Tru
         dec = lzma.LZMAFile(src, "rb")  # type: ignore[assignment]
     else:
         dec = src
-    return io.BufferedReader(_Bounded(dec, ExpansionCounter(what, limit=bound, error=error)), 1 << 20)  # type: ignore[return-value]
+    return io.BufferedReader(_Bounded(dec, ExpansionCounter(what, limit=bound, error=error)), 1 << 20)

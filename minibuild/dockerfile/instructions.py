@@ -390,7 +390,7 @@ def expand(instr: I, env: Mapping[str, str], escape: str = "\\") -> I:
             new = dataclasses.replace(instr, mounts=tuple(word(m) for m in instr.mounts))
         case _:
             new = instr
-    return new  # type: ignore[return-value]
+    return new
 
 
 def expand_heredoc(content: str, env: Mapping[str, str]) -> str:

@@ -8,6 +8,7 @@ import posixpath
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 MAX_SYMLINKS = 40
 DEVICES = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/zero", "/dev/fd/0", "/dev/fd/1", "/dev/fd/2")
@@ -133,7 +134,7 @@ class RootFS:
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EPERM, os.strerror(errno.EPERM), self.to_virtual(host))
 
-    def open_read(self, host: Path):  # type: ignore[no-untyped-def]
+    def open_read(self, host: Path) -> BinaryIO:
         """A regular file of the root opened for reading; device nodes, FIFOs and sockets raise EPERM."""
         st = os.lstat(host)
         if not stat.S_ISLNK(st.st_mode):

@@ -28,9 +28,9 @@ def _merge(parts: list[Part]) -> tuple[Part, ...]:
     out: list[Part] = []
     for p in parts:
         if out and type(p) is Lit and type(out[-1]) is Lit:
-            out[-1] = Lit(out[-1].text + p.text)  # type: ignore[union-attr]
+            out[-1] = Lit(out[-1].text + p.text)
         elif out and type(p) is SQ and type(out[-1]) is SQ:
-            out[-1] = SQ(out[-1].text + p.text)  # type: ignore[union-attr]
+            out[-1] = SQ(out[-1].text + p.text)
         else:
             out.append(p)
     return tuple(out)

@@ -54,7 +54,10 @@ class Parser:
         return ShellError(f"sh: line {tok.line}: syntax error: unexpected {shown}" + (f" (expecting {what})" if what else ""))
 
     def is_word(self, tok: Token, *texts: str) -> bool:
-        return tok.kind == "WORD" and literal_text(tok.value) in texts  # type: ignore[arg-type]
+        if tok.kind != "WORD" or not isinstance(tok.value, Word):
+            return False
+        text = literal_text(tok.value)
+        return text is not None and text in texts
 
     def skip_nl(self) -> None:
         while self.peek().kind == "NL":
@@ -255,7 +258,8 @@ class Parser:
         fd: int | None = None
         if tok.kind == "IONUM":
             self.next()
-            fd = int(tok.value)  # type: ignore[arg-type]
+            assert isinstance(tok.value, int)  # the lexer makes IONUM values ints
+            fd = tok.value
             tok = self.peek()
         if not (tok.kind == "OP" and tok.value in REDIR_OPS):
             if fd is not None:

@@ -251,7 +251,7 @@ class BlobStore:
             raise self._missing(digest) from None
         if not verify:
             return fh
-        return io.BufferedReader(VerifyingReader(fh, digest, self.path(digest)), CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(VerifyingReader(fh, digest, self.path(digest)), CHUNK)
 
     def read_bytes(self, digest: Digest) -> bytes:
         """The whole blob, verified."""

@@ -250,7 +250,7 @@ def _octal(value: int, width: int) -> bytes:
 
 
 def _fits(value: int, width: int) -> bool:
-    return 0 <= value < 8 ** (width - 1)
+    return 0 <= value < 1 << (3 * (width - 1))
 
 
 def _pax_record(key: bytes, value: bytes) -> bytes:

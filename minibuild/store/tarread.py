@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from minibuild.errors import ImageFormatError, UnsafePathError
 from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
@@ -16,6 +16,7 @@ _TYPES: dict[bytes, EntryType] = {
     tarfile.DIRTYPE: "dir", tarfile.FIFOTYPE: "fifo",
 }
 _XATTR = "SCHILY.xattr."
+_READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, *DECOMPRESS_ERRORS)
 
 
 def entry_from_tarinfo(ti: tarfile.TarInfo) -> Entry:
@@ -68,13 +69,13 @@ def iter_layer(blob: BinaryIO) -> Iterator[tuple[Entry, BinaryIO | None]]:
         with tarfile.open(fileobj=data, mode="r|") as tf:
             for ti in tf:
                 entry = entry_from_tarinfo(ti)
-                stream = tf.extractfile(ti) if entry.type == "file" else None
+                stream = cast("BinaryIO | None", tf.extractfile(ti)) if entry.type == "file" else None
                 yield entry, stream
         while data.read(CHUNK):
             pass
         while blob.read(CHUNK):
             pass
-    except (tarfile.TarError, *DECOMPRESS_ERRORS) as err:
+    except _READ_ERRORS as err:
         raise ImageFormatError(f"cannot read layer: {err}") from err
 
 

@@ -445,13 +445,13 @@ def run_config(view: ImageView, cfg: StructureConfig, *, executor: str | object 
         finally:
             if own:
                 roots.close()
-    for t in cfg.file_content_tests:
-        errs = ([] if t.name else ["Please provide a valid name for every test"]) + \
-               ([] if t.path else [f"Please provide a valid file path for test {t.name}"])
+    for t1 in cfg.file_content_tests:
+        errs = ([] if t1.name else ["Please provide a valid name for every test"]) + \
+               ([] if t1.path else [f"Please provide a valid file path for test {t1.name}"])
         if errs:
-            out.append(_invalid(t.name, errs, src))
+            out.append(_invalid(t1.name, errs, src))
             continue
-        res, ns = _timed(run_file_content, view, t)
+        res, ns = _timed(run_file_content, view, t1)
         out.append(res.freeze(ns, src))
     env = merged_env(view, cfg.global_env_vars)
     for t2 in cfg.file_existence_tests:

@@ -618,7 +618,7 @@ def expr(ctx: Ctx, args: list[str]) -> int:
             op = take()
             w = add()
             a, b = _expr_val(v), _expr_val(w)
-            x, y = (a, b) if a is not None and b is not None else (v, w)  # type: ignore[assignment]
+            x, y = (a, b) if a is not None and b is not None else (v, w)
             r = {"=": x == y, "==": x == y, "!=": x != y, "<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op]  # type: ignore[operator]
             v = "1" if r else "0"
         return v
