@@ -118,10 +118,10 @@ def _parts(sh: "Shell", parts: tuple[Part, ...], *, in_dq: bool, first: bool, as
         elif isinstance(p, Arith):
             expr = "".join(t for t, _ in _parts(sh, p.expr.parts, in_dq=True, first=False))
             try:
-                val = arith.evaluate(expr, sh.get, sh.set_var)
+                num = arith.evaluate(expr, sh.get, sh.set_var)
             except ShellError as e:
                 raise ExpansionError(f"sh: {e.message}") from None
-            out.append((str(val), kind))
+            out.append((str(num), kind))
     return out
 
 

@@ -28,7 +28,9 @@ def sb(*names: str) -> Callable[[ShellBuiltin], ShellBuiltin]:
 
 
 def out(sh: "I.Shell", text: str) -> None:
-    sh.fds.get(1).write(enc(text)) if sh.fds.get(1) else None  # type: ignore[func-returns-value]
+    stream = sh.fds.get(1)
+    if stream:
+        stream.write(enc(text))
 
 
 @sb(":")

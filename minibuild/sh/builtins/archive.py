@@ -40,7 +40,8 @@ def _decompress(data: bytes) -> bytes:
 
 
 def _parse_tar_args(args: list[str]) -> tuple[dict[str, object], list[str]]:
-    opts: dict[str, object] = {"exclude": []}
+    exclude: list[str] = []
+    opts: dict[str, object] = {"exclude": exclude}
     rest: list[str] = []
     queue = list(args)
     if queue and not queue[0].startswith("-"):
@@ -51,7 +52,7 @@ def _parse_tar_args(args: list[str]) -> tuple[dict[str, object], list[str]]:
         if a.startswith("--"):
             name, _, val = a[2:].partition("=")
             if name == "exclude":
-                opts["exclude"].append(val)  # type: ignore[union-attr]
+                exclude.append(val)
             elif name == "strip-components":
                 opts["strip"] = int(val)
             elif name in ("directory",):

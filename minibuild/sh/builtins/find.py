@@ -161,7 +161,11 @@ class _Find:
             case "-print" | "-print0":
                 self.has_action = True
                 end = "\0" if tok == "-print0" else "\n"
-                return lambda it: (ctx.out(it.path + end), True)[1]
+
+                def print_(it: Item) -> bool:
+                    ctx.out(it.path + end)
+                    return True
+                return print_
             case "-delete":
                 self.has_action = True
                 self.depth_first = True
@@ -182,7 +186,7 @@ class _Find:
                     return True
                 return delete
             case "-prune":
-                return lambda it: (setattr(it, "name", it.name), True)[1] and self._prune(it)
+                return self._prune
             case "-exec" | "-ok" | "-execdir":
                 self.has_action = True
                 cmd: list[str] = []
@@ -193,7 +197,11 @@ class _Find:
                     if a == "+" and cmd and cmd[-1] == "{}":
                         batch: tuple[list[str], list[str]] = (cmd[:-1], [])
                         self.batches.append(batch)
-                        return lambda it: (batch[1].append(it.path), True)[1]
+
+                        def collect(it: Item) -> bool:
+                            batch[1].append(it.path)
+                            return True
+                        return collect
                     cmd.append(a)
                 return lambda it: ctx.run([c.replace("{}", it.path) for c in cmd]) == 0
         raise UsageError(f"unrecognized: {tok}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from minibuild.sh.builtins.base import Ctx, builtin
 from minibuild.sh.builtins.grep import compile_regex
@@ -178,7 +180,7 @@ class _Parser:
             cmds.append(cmd)
 
 
-def _replacement(rep: str):  # type: ignore[no-untyped-def]
+def _replacement(rep: str) -> Callable[[re.Match[str]], str]:
     def fn(m: re.Match[str]) -> str:
         out: list[str] = []
         i = 0
@@ -297,14 +299,14 @@ class Sed:
                 if action != "print":
                     return ps, action
             elif n == "s":
-                pat, rep, flags = c.arg  # type: ignore[misc]
+                pat, rep, flags = cast("tuple[str, str, str]", c.arg)  # the parser stores s/// as this
                 rx = self.rx(pat, "I" in flags or "i" in flags)
                 count = 0 if "g" in flags else 1
                 nth = int(re.sub(r"\D", "", flags) or "0")
                 if nth:
                     hits = [0]
 
-                    def pick(m: re.Match[str], _f=_replacement(rep)) -> str:  # type: ignore[no-untyped-def]
+                    def pick(m: re.Match[str], _f: Callable[[re.Match[str]], str] = _replacement(rep)) -> str:
                         hits[0] += 1
                         return _f(m) if hits[0] == nth or ("g" in flags and hits[0] >= nth) else m.group(0)
                     new, k = rx.subn(pick, ps)
@@ -335,7 +337,7 @@ class Sed:
                     out.append(str(c.arg) + "\n")
                 return ps, "delete"
             elif n == "y":
-                a, b = c.arg  # type: ignore[misc]
+                a, b = cast("tuple[str, str]", c.arg)  # the parser stores y/// as this
                 ps = ps.translate({ord(x): y for x, y in zip(a, b)})
             elif n == "n":
                 if not self.quiet:
