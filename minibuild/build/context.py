@@ -117,9 +117,10 @@ class StatCache:
             return {}
         if not isinstance(doc, dict) or doc.get("version") != self.VERSION or not isinstance(doc.get("entries"), dict):
             return {}
-        return doc["entries"]
+        entries: dict[str, list[object]] = doc["entries"]
+        return entries
 
-    def sha256(self, path: Path, info: os.stat_result | None = None) -> str:
+    def sha256(self, path: str | Path, info: os.stat_result | None = None) -> str:
         """Hex sha256 of the regular file at ``path`` (reads it only when the cache cannot vouch for it)."""
         if info is None:
             info = os.lstat(path)

@@ -621,6 +621,7 @@ def is_archive(path: Path) -> bool:
 
     from minibuild.limits import DECOMPRESS_ERRORS
 
+    errors: tuple[type[BaseException], ...] = (tarfile.TarError, *DECOMPRESS_ERRORS)
     try:
         if not st_mod.S_ISREG(os.lstat(path).st_mode):
             return False
@@ -629,7 +630,7 @@ def is_archive(path: Path) -> bool:
                 return tar.next() is not None
     except ContextError:
         raise
-    except (tarfile.TarError, *DECOMPRESS_ERRORS):
+    except errors:
         return False
 
 
@@ -648,9 +649,10 @@ def extract_archive_into(
 
     writer = _Writer(dest_root, mtime=mtime)
     base = writer.mkdir_all(dest, 0o755, chown or (0, 0))
+    errors: tuple[type[BaseException], ...] = (tarfile.TarError, *DECOMPRESS_ERRORS)
     try:
         return _extract(writer, base, archive, chown=chown, mtime=mtime)
-    except (tarfile.TarError, *DECOMPRESS_ERRORS) as err:
+    except errors as err:
         detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise ContextError(f"ADD failed: cannot extract archive {archive.name}: {detail}") from err
 
