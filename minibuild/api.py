@@ -129,7 +129,7 @@ def build(
     )
     from minibuild.build.cachesync import run_build
 
-    result = run_build(builder, st, pull=pull, cache_from=cache_from, cache_to=cache_to,  # type: ignore[no-any-return]
+    result: BuildResult = run_build(builder, st, pull=pull, cache_from=cache_from, cache_to=cache_to,
                        registry_options=registry_options)
     if report is not None:
         _write_report(st, result, df, filename, Path(report))

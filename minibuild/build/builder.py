@@ -383,7 +383,7 @@ class Builder:
 
         assert self.lease is not None
         with self.store.blobs.writer(pin=self.lease) as w:
-            info = write_layer(entries, w, source_date_epoch=self.sde if self.sde is not None else 0)  # type: ignore[arg-type]
+            info = write_layer(entries, w, source_date_epoch=self.sde if self.sde is not None else 0)
             digest = w.commit()
         if digest != info.digest:
             raise StoreError(f"layer digest mismatch: wrote {digest}, expected {info.digest}")
@@ -412,7 +412,7 @@ class Builder:
         from minibuild.store.tarlayer import write_layer
 
         if self.dry_run:
-            info = write_layer(fixture.entries(), _NullSink(), source_date_epoch=fixture.created)  # type: ignore[arg-type]
+            info = write_layer(fixture.entries(), _NullSink(), source_date_epoch=fixture.created)
         else:
             assert self.lease is not None
             with self.store.blobs.writer(pin=self.lease) as w:

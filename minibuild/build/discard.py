@@ -157,7 +157,7 @@ def build_report(store: Store, result: BuildResult, df: Dockerfile, *, dockerfil
             hist = ""
             if step is None:
                 rows = [h for h in image.history if not h.empty_layer]
-                hist = rows[i].created_by if i < len(rows) and rows[i].created_by else ""
+                hist = (rows[i].created_by if i < len(rows) else None) or ""
             layers[layer.digest] = LayerReport(
                 digest=layer.digest, diff_id=layer.diff_id, size=layer.size, stage=sr.index,
                 created_by=step.instruction if step else hist, line=step.line if step else None,

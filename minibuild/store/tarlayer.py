@@ -33,7 +33,7 @@ import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 
 from minibuild.digest import Digest
 from minibuild.errors import BuildError, ImageFormatError, UnsafePathError
@@ -353,10 +353,16 @@ def encode_header(e: Entry) -> bytes:
 # streaming output
 
 
+class LayerOut(Protocol):
+    """Where ``write_layer`` puts the stored bytes: anything with ``write(bytes)`` (a file, a BlobWriter)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
 class _Sink:
     """Hashes the tar stream (diff_id), optionally gzips it, hashes and writes what is stored (digest)."""
 
-    def __init__(self, out: BinaryIO, compression: str, level: int) -> None:
+    def __init__(self, out: LayerOut, compression: str, level: int) -> None:
         self._out = out
         self._tar_hash = hashlib.sha256()
         self._blob_hash = hashlib.sha256()
@@ -417,7 +423,7 @@ def _copy_file(e: Entry, sink: _Sink) -> None:
 
 def write_layer(
     entries: Iterable[Entry],
-    out: BinaryIO,
+    out: LayerOut,
     *,
     compression: Literal["none", "gzip"] = DEFAULT_COMPRESSION,
     level: int = DEFAULT_GZIP_LEVEL,
