@@ -165,7 +165,7 @@ def fixture_names() -> tuple[str, ...]:
 
 def list_fixtures() -> tuple[str, ...]:
     """Every ``name:tag`` a FROM line can use without a registry, sorted."""
-    out = []
+    out: list[str] = []
     for name in fixture_names():
         out.extend(f"{name}:{tag}" for tag in _load(fixtures_dir() / name).variants)
     return tuple(sorted(out))

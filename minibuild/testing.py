@@ -343,9 +343,9 @@ def assert_config(
     for name, want, have in (("cmd", cmd, cfg.cmd), ("entrypoint", entrypoint, cfg.entrypoint)):
         if want is not _UNSET and _argv(want) != have:
             problems.append(f"{name} is {_fmt_argv(have)}, expected {_fmt_argv(_argv(want))}")
-    for name, want, have in (("workdir", workdir, cfg.workdir), ("user", user, cfg.user)):
-        if want is not _UNSET and (want or "") != have:
-            problems.append(f"{name} is {have!r}, expected {want!r}")
+    for field, want_s, have_s in (("workdir", workdir, cfg.workdir), ("user", user, cfg.user)):
+        if want_s is not _UNSET and (want_s or "") != have_s:
+            problems.append(f"{field} is {have_s!r}, expected {want_s!r}")
     if stop_signal is not _UNSET and stop_signal != cfg.stop_signal:
         problems.append(f"stop signal is {cfg.stop_signal!r}, expected {stop_signal!r}")
     if env is not _UNSET:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -292,7 +293,7 @@ def push_blobs(client: RegistryClient, store: Store, repo: str, descriptors: Seq
         if size != desc.size:
             raise StoreError(f"blob {desc.digest.short} in the store has {size} bytes, its descriptor says {desc.size}")
         mounts = known_repositories(store, client.host, desc.digest)
-        outcome = client.push_blob(repo, desc.digest, size, lambda d=desc.digest: store.blobs.open(d),
+        outcome = client.push_blob(repo, desc.digest, size, functools.partial(store.blobs.open, desc.digest),
                                    mount_from=mounts, progress=progress)
         out[outcome].append(desc.digest)
     remember_blobs(store, client.host, repo, sorted(seen))

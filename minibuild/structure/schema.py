@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -275,9 +276,10 @@ def _decode(top: Val, dec: _Decoder, source: str) -> StructureConfig:
         raise ConfigError(f"{source}: Please provide schema version")
     if version not in SUPPORTED_VERSIONS:
         raise ConfigError(f"{source}: Unsupported schema version: {version} (minibuild runs schemaVersion 2.0.0)")
-    g = lambda d, k: d.get(k, _NULL)  # noqa: E731
+    def g(d: Mapping[str, Val], k: str) -> Val:
+        return d.get(k, _NULL)
 
-    cmds = []
+    cmds: list[CommandTest] = []
     for i, item in enumerate(dec.seq(g(f, "command_tests"), "commandTests")):
         w = f"commandTests[{i}]"
         c = dec.fields(item, w, _COMMAND_KEYS)
@@ -290,7 +292,7 @@ def _decode(top: Val, dec: _Decoder, source: str) -> StructureConfig:
             excluded_output=dec.strings(g(c, "excluded_output"), w) or (),
             expected_error=dec.strings(g(c, "expected_error"), w) or (),
             excluded_error=dec.strings(g(c, "excluded_error"), w) or ()))
-    exists = []
+    exists: list[FileExistenceTest] = []
     for i, item in enumerate(dec.seq(g(f, "file_existence_tests"), "fileExistenceTests")):
         w = f"fileExistenceTests[{i}]"
         e = dec.fields(item, w, _EXIST_KEYS)
@@ -301,7 +303,7 @@ def _decode(top: Val, dec: _Decoder, source: str) -> StructureConfig:
             uid=dec.integer(e["uid"], w + ".uid") if "uid" in e else UNSET_ID,
             gid=dec.integer(e["gid"], w + ".gid") if "gid" in e else UNSET_ID,
             is_executable_by=dec.string(g(e, "is_executable_by"), w + ".isExecutableBy")))
-    contents = []
+    contents: list[FileContentTest] = []
     for i, item in enumerate(dec.seq(g(f, "file_content_tests"), "fileContentTests")):
         w = f"fileContentTests[{i}]"
         c = dec.fields(item, w, _CONTENT_KEYS)
@@ -322,7 +324,7 @@ def _decode(top: Val, dec: _Decoder, source: str) -> StructureConfig:
         unmounted_volumes=dec.strings(g(m, "unmounted_volumes"), "metadataTest.unmountedVolumes") or (),
         labels=dec.envs(g(m, "labels"), "metadataTest.labels"),
         user=dec.string(g(m, "user"), "metadataTest.user"))
-    licenses = []
+    licenses: list[LicenseTest] = []
     for i, item in enumerate(dec.seq(g(f, "license_tests"), "licenseTests")):
         w = f"licenseTests[{i}]"
         lt = dec.fields(item, w, _LICENSE_KEYS)

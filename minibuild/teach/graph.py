@@ -232,11 +232,11 @@ def stage_graph(
         for e in edges:
             if e.target != cur or not e.source.startswith("s"):
                 continue
-            src = int(e.source[1:])
-            if src not in reasons:
+            src_index = int(e.source[1:])
+            if src_index not in reasons:
                 how = {"from": "FROM", "copy": "COPY --from", "mount": "RUN --mount from"}[e.kind]
-                reasons[src] = f"needed by {dockerfile.stages[cur].ref} ({how}, line {e.line})"
-                stack.append(src)
+                reasons[src_index] = f"needed by {dockerfile.stages[cur].ref} ({how}, line {e.line})"
+                stack.append(src_index)
     target_ref = dockerfile.stages[target_index].ref
 
     def size_of(st_index: int, name: str | None) -> int | None:

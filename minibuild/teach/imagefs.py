@@ -329,8 +329,10 @@ def copy_out(blobs: BlobSource, image: Image, path: str, dest: Path, *, follow_l
                         counts["file"] += 1
                         pending_links.extend((r, first) for r in rest)
                     at = mine.get(e.path)
-                    rel = rel_of(at) if at is not None else None
-                    if at is None or selected[at].entry != e or (rel == top and e.type == "dir"):
+                    if at is None:
+                        continue
+                    rel = rel_of(at)
+                    if selected[at].entry != e or (rel == top and e.type == "dir"):
                         continue
                     if e.type == "hardlink":
                         if e.path in link_to:

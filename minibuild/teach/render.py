@@ -218,7 +218,7 @@ def layout(graph: StageGraph, *, min_width: float = 0.0) -> Layout:
     layer = _layers(graph)
     lines: dict[str, tuple[str, ...]] = {i.node_id: image_lines(i) for i in graph.images}
     lines.update({s.node_id: stage_lines(graph, s) for s in graph.stages})
-    size = {nid: (max(len(t) for t in ls) * CHAR_W + 2 * PAD_X, len(ls) * LINE_H + 2 * PAD_Y)
+    size: dict[str, tuple[float, float]] = {nid: (max(len(t) for t in ls) * CHAR_W + 2 * PAD_X, len(ls) * LINE_H + 2 * PAD_Y)
             for nid, ls in lines.items()}
     rows: dict[int, list[str]] = {}
     for nid in graph.node_ids():
@@ -358,7 +358,7 @@ def to_svg(graph: StageGraph, *, title: str = "") -> str:
     for r in lay.routes:
         e = r.edge
         color = {"from": FROM_COLOR, "copy": COPY_COLOR, "mount": MOUNT_COLOR}[e.kind]
-        marker = e.kind
+        marker: str = e.kind
         if not e.needed:
             color, marker = SKIP_STROKE, "skip"
         dash = {"from": "", "copy": ' stroke-dasharray="6 4"', "mount": ' stroke-dasharray="2 3"'}[e.kind]

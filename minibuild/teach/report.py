@@ -65,7 +65,8 @@ from xml.sax.saxutils import escape
 from minibuild.digest import Digest
 from minibuild.errors import ConfigError, ImageFormatError
 from minibuild.teach.graph import Edge, ImageNode, StageGraph, StageNode
-from minibuild.teach.render import SKIP_FILL, SKIP_STROKE, human_bytes, to_svg
+from minibuild.teach.render import SKIP_FILL, SKIP_STROKE, to_svg
+from minibuild.units import human_bytes
 
 SCHEMA = "minibuild.build-report/v1"
 StageStatus = Literal["built", "cached", "skipped"]

@@ -171,7 +171,7 @@ def disk_usage(store: Store) -> DiskUsage:
                     cache_blobs |= _image_blobs(store.get_image(ref), ref)
                 except (StoreError, ImageFormatError):
                     pass
-    shared_layers = []
+    shared_layers: list[SharedLayer] = []
     for manifest, image in images.items():
         for layer in image.layers:
             if len(users.get(layer.digest, ())) > 1 and all(s.digest != layer.digest for s in shared_layers):
