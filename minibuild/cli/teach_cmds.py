@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -39,7 +40,7 @@ def parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
 def _read_dockerfile(context: Path, file: str | None) -> tuple[str, str]:
     path = Path(file) if file else context / "Dockerfile"
     if file == "-":
-        return click.get_text_stream("stdin").read(), "Dockerfile"
+        return sys.stdin.read(), "Dockerfile"
     try:
         return path.read_text(encoding="utf-8"), str(path)
     except OSError as err:

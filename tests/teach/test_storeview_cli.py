@@ -144,3 +144,13 @@ def test_graph_command(store: Store, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (tmp_path / "g.svg").read_text().startswith("<svg")
     err = run(capsys, store, "graph", str(tmp_path), "--target", "tset", ok=False)
     assert 'target stage "tset" could not be found' in err and "test" in err
+
+
+def test_graph_reads_the_dockerfile_from_stdin(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(DOCKERFILE))
+    out = run(capsys, store, "graph", str(tmp_path), "-f", "-")
+    assert out.startswith("%% ") and "flowchart TD" in out and "class s1 skipped" in out
