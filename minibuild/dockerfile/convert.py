@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import TypedDict
 
 from minibuild.dockerfile.godump import go_quote, go_trim_space
 from minibuild.dockerfile.instructions import (
@@ -50,6 +51,15 @@ _SECURITY = ("sandbox", "insecure")
 _BOOL, _STRING, _STRINGS = "bool", "string", "strings"
 
 
+class _Common(TypedDict):
+    """The fields every Instruction takes from its SyntaxNode."""
+
+    span: SourceSpan
+    original: str
+    flags: tuple[str, ...]
+    comments: tuple[str, ...]
+
+
 class _Error(Exception):
     """Internal: a message to raise as DockerfileError at the node's span."""
 
@@ -83,13 +93,13 @@ def parse_flags(
             raise _Error(f"arg should start with -- : {a}")
         flag_name, has_value, value = a.partition("=")
         name = flag_name[2:]
-        kind = spec.get(name)
-        if kind is None:
+        flag_kind = spec.get(name)
+        if flag_kind is None:
             raise _Error(with_suggestion(f"unknown flag: {flag_name}", name, spec, case_sensitive=True))
-        if name in used and kind != _STRINGS:
+        if name in used and flag_kind != _STRINGS:
             raise _Error(f"duplicate flag specified: {flag_name}")
         used.add(name)
-        if kind == _BOOL:
+        if flag_kind == _BOOL:
             if has_value and value == "":
                 raise _Error(f"missing a value on flag: {flag_name}")
             low = value.lower()
@@ -99,7 +109,7 @@ def parse_flags(
                 values[name] = "false"
             else:
                 raise _Error(f"expecting boolean value for flag {flag_name}, not: {value}")
-        elif kind == _STRING:
+        elif flag_kind == _STRING:
             if not has_value:
                 raise _Error(f"missing a value on flag: {flag_name}")
             values[name] = value
@@ -241,7 +251,7 @@ def _cmdline(args: list[str], is_json: bool) -> tuple[str, ...]:
 def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
     cmd = node.value
     args = _node_args(node)
-    common = {"span": node.span, "original": node.original, "flags": node.flags, "comments": node.comments}
+    common: _Common = {"span": node.span, "original": node.original, "flags": node.flags, "comments": node.comments}
     flags = node.flags
 
     def no_flags() -> None:
@@ -438,7 +448,7 @@ def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
     )
 
 
-def _healthcheck(node: SyntaxNode, args: list[str], common: dict) -> HealthcheckInstruction:  # type: ignore[type-arg]
+def _healthcheck(node: SyntaxNode, args: list[str], common: _Common) -> HealthcheckInstruction:
     if not args:
         raise _Error("HEALTHCHECK requires at least one argument")
     typ = args[0].upper()
