@@ -23,7 +23,9 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
+from minibuild.build.context import file_type
 from minibuild.build.rootfs import resolve_in_root
 from minibuild.errors import BuildError, UnsafePathError
 from minibuild.store.tarlayer import WHITEOUT_PREFIX, Entry, EntryType, normalize_path, opaque, sort_key, whiteout
@@ -61,19 +63,9 @@ class TreeSnapshot:
 
 
 def _kind(mode: int) -> EntryType | None:
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISCHR(mode):
-        return "char"
-    if stat.S_ISBLK(mode):
-        return "block"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    return None  # sockets and the unknown are not stored in layers
+    """The layer entry type of a stat mode; sockets are not stored in layers."""
+    kind = file_type(mode)
+    return None if kind == "socket" else cast(EntryType, kind)
 
 
 def _capability(path: str) -> bytes | None:
