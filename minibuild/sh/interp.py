@@ -141,20 +141,7 @@ class Shell:
         return child
 
     def run_subshell(self, node: Node) -> int:
-        child = self.fork()
-        try:
-            child.execute(node)
-            code = child.status
-        except ExitShell as e:
-            code = e.code
-        except (ReturnFn,) as e:
-            code = e.code
-        except LoopCtl:
-            code = child.status
-        except ExpansionError as e:
-            child.err(e.message)
-            code = 2
-        return child.run_exit_trap(code)
+        return self.fork()._run_forked(node)
 
     def run_exit_trap(self, code: int) -> int:
         action = self.traps.pop("EXIT", None)
