@@ -46,19 +46,7 @@ def bre_to_re(p: str) -> str:
     while i < len(p):
         c = p[i]
         if c == "\\" and i + 1 < len(p):
-            n = p[i + 1]
-            if n in "(){}|+?":
-                out.append(n)
-            elif n in "<>":
-                out.append(r"\b")
-            elif n.isdigit() or n in "wWsSbB":
-                out.append("\\" + n)
-            elif n == "n":
-                out.append("\n")
-            elif n == "t":
-                out.append("\t")
-            else:
-                out.append(re.escape(n))
+            out.append(_backslash(p[i + 1], bre=True))
             i += 2
             continue
         if c == "[":
@@ -79,6 +67,21 @@ def bre_to_re(p: str) -> str:
     return "".join(out)
 
 
+def _backslash(n: str, *, bre: bool) -> str:
+    """Python syntax for the escape ``\\n`` (in a BRE, ``\\(`` ``\\{`` ``\\|`` ``\\+`` ``\\?`` are operators)."""
+    if bre and n in "(){}|+?":
+        return n
+    if n in "<>":
+        return r"\b"
+    if n.isdigit() or n in "wWsSbB":
+        return "\\" + n
+    if n == "n":
+        return "\n"
+    if n == "t":
+        return "\t"
+    return re.escape(n)
+
+
 def ere_to_re(p: str) -> str:
     """Extended regular expression to Python syntax."""
     out: list[str] = []
@@ -86,17 +89,7 @@ def ere_to_re(p: str) -> str:
     while i < len(p):
         c = p[i]
         if c == "\\" and i + 1 < len(p):
-            n = p[i + 1]
-            if n in "<>":
-                out.append(r"\b")
-            elif n.isdigit() or n in "wWsSbB":
-                out.append("\\" + n)
-            elif n == "n":
-                out.append("\n")
-            elif n == "t":
-                out.append("\t")
-            else:
-                out.append(re.escape(n))
+            out.append(_backslash(p[i + 1], bre=False))
             i += 2
             continue
         if c == "[":
