@@ -19,10 +19,10 @@ The library raises these and never prints or exits; the CLI renders ``str(error)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from minibuild.record import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SourceSpan:
     """Where something stands in a source file: file name and 1-based lines (and column)."""
 

@@ -10,13 +10,14 @@ import shutil
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from minibuild.errors import ConfigError
 from minibuild.fixtures_padding import Padding, cached_file, padding_scale, parse_size
+from minibuild.record import record
 
 ENV_DIR = "MINIBUILD_FIXTURES_DIR"
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "ExposedPorts", "User", "StopSignal", "Labels", "Volumes")
@@ -26,7 +27,7 @@ _DEFAULT_DIR = Path(__file__).parent / "rootfs_fixtures"
 _REGISTRY_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "registry-1.docker.io/library/", "library/")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Extra:
     """An entry a git tree cannot hold (empty dir, symlink) or an owner/mode override for a tree path."""
 
@@ -39,7 +40,7 @@ class Extra:
     content: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FixtureFile:
     """One member of a fixture's root: type, mode, owner and where its bytes are (tree file or padding)."""
 
@@ -55,7 +56,7 @@ class FixtureFile:
     padding_seed: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Fixture:
     """A resolved fixture image ``name:tag``: its OCI config section, its files, and its teaching note."""
 
@@ -188,7 +189,7 @@ def find_fixture(name: str, tag: str = "latest") -> Fixture | None:
 # --------------------------------------------------------------------------- YAML loading (cached per directory)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class _Variant:
     env: tuple[tuple[str, str], ...]
     config: dict[str, Any]
@@ -197,7 +198,7 @@ class _Variant:
     extras: tuple[dict[str, Any], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class _Spec:
     name: str
     directory: Path

@@ -6,10 +6,10 @@ import hashlib
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from minibuild.errors import ConfigError
+from minibuild.record import record
 
 ENV_VAR = "MINIBUILD_FIXTURE_PADDING"
 _BLOCK_LINES = 1008  # 1008 lines x 65 bytes = 65,520 bytes: longer than deflate's 32 KiB window
@@ -17,7 +17,7 @@ _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Padding:
     """``files`` files named ``part-NNN.bin`` under ``dir`` weighing ``size`` bytes in all (after scaling)."""
 

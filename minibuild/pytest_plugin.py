@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from minibuild.record import record
 from minibuild.testing import assert_config, assert_env, assert_file, assert_no_file
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ _MARKER_HELP = ("minibuild(context='.', dockerfile=None, target=None, build_args
 
 
 # --------------------------------------------------------------------------------------------- records
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class BuildRequest:
     """One distinct build: absolute context and Dockerfile paths, target, build args (sorted), executor name."""
 
@@ -63,7 +64,7 @@ class BuildRequest:
         return f"{ctx} ({', '.join(extra)})"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class BuiltImage:
     """A built image: ``view`` (files, config, layers), the build ``result`` (steps, stages, size), its ``store``.
 

@@ -17,7 +17,7 @@ import stat as _stat
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -26,6 +26,7 @@ from minibuild.digest import Digest
 from minibuild.errors import ConfigError, ImageFormatError, MinibuildError
 from minibuild.oci.image import Image
 from minibuild.oci.model import Healthcheck, History, ImageConfig
+from minibuild.record import record
 from minibuild.store.tarlayer import OPAQUE_NAME, WHITEOUT_PREFIX, Entry
 from minibuild.store.tarread import iter_layer
 
@@ -74,7 +75,7 @@ class _BlobOpener(Protocol):
     def open(self, digest: Digest) -> BinaryIO: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class _Content:
     """Where a file's bytes are: the member named ``member`` of layer blob ``digest``."""
 
@@ -83,7 +84,7 @@ class _Content:
     member: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FileInfo:
     """One path of the merged filesystem.
 
@@ -209,7 +210,7 @@ class FileTree(Mapping[str, FileInfo]):
         return tuple(_abs(k) for k in close)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LayerView:
     """One layer: its digests and size, the Dockerfile step that made it, and what it changed.
 
@@ -242,7 +243,7 @@ class LayerView:
         return text
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ConfigView:
     """The runtime configuration of an image, in the forms tests want (env as a dict, ``workdir`` "" when unset).
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minibuild.build.cachesync import hit_reason
 from minibuild.build.cachekey import base_key, key_of, step_inputs
+from minibuild.build.cachesync import hit_reason
 from minibuild.build.context import StatCache
 from minibuild.build.copy import HeredocSource, source_checksum
-from minibuild.build.explain import explain_miss, history_key, source_files
 from minibuild.build.dockerignore import IgnoreMatcher, load_ignore
+from minibuild.build.explain import explain_miss, history_key, source_files
 from minibuild.digest import Digest
 from minibuild.dockerfile import (
     AddInstruction,
@@ -50,6 +50,7 @@ from minibuild.oci.model import Descriptor, Healthcheck, History, format_created
 from minibuild.plan.graph import StageGraph, build_graph, resolve_stage_ref
 from minibuild.plan.scope import DEFAULT_PATH, GlobalScope, StageScope, global_scope, platform_args, unused_build_args
 from minibuild.plan.steps import describe, instruction_inputs
+from minibuild.record import record
 from minibuild.store import Store
 from minibuild.units import image_size
 
@@ -69,7 +70,7 @@ _METADATA = (EnvInstruction, LabelInstruction, CmdInstruction, EntrypointInstruc
 # ---------------------------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StepResult:
     """One executed (or cached) step."""
 
@@ -89,7 +90,7 @@ class StepResult:
     vertices: int = 0  # how many numbered steps the stage has (FROM + filesystem steps)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StageResult:
     """What happened to one stage: built, cached (every step hit) or skipped (not needed by the target)."""
 
@@ -125,7 +126,7 @@ class StageResult:
         return self.total_bytes - self.shared_bytes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CopyFrom:
     """One COPY --from of a build: which stage (or image) fed which stage, at which line, with which sources."""
 
@@ -139,7 +140,7 @@ class CopyFrom:
     layer: str | None  # the layer the COPY made (None: nothing changed)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class BuildResult:
     """The outcome of a build: the image, its digests and size, every step and stage, and warnings."""
 
@@ -163,7 +164,7 @@ class BuildResult:
         return all(s.cached for s in self.steps)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PlanResult:
     """A dry run (``minibuild plan``): per step whether it would hit, why, and the ARG/ENV values it sees."""
 

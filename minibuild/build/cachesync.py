@@ -15,6 +15,7 @@ from minibuild.digest import Digest, canonical_json
 from minibuild.errors import ConfigError, ImageFormatError, RegistryError, StoreError
 from minibuild.oci.image import Image
 from minibuild.oci.model import MEDIA_OCI_LAYER, MEDIA_OCI_MANIFEST, Descriptor, Manifest
+from minibuild.record import record
 from minibuild.store import Store
 from minibuild.store.blobs import Pin
 
@@ -27,7 +28,7 @@ SOURCE_FIELD = "cache_source"  # set on imported records: where the record came 
 _SKIP_KINDS: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CacheSpec:
     """One ``--cache-from``/``--cache-to`` value: type registry (ref), local (path), image (ref), inline."""
 
@@ -147,7 +148,7 @@ def cache_manifest(store: Store, records: Sequence[dict[str, Any]], *, pin: Pin 
 
 
 # ---------------------------------------------------------------- export
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CacheExport:
     """What ``export_cache`` wrote: where, how many records, which blobs, and the artifact's digest."""
 
@@ -293,7 +294,7 @@ def import_records(store: Store, records: Sequence[dict[str, Any]], source: str)
     return n
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CacheImport:
     """One imported cache source: its label, the records it offered and how many were added."""
 

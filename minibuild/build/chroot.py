@@ -10,11 +10,11 @@ import selectors
 import signal
 import stat
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from minibuild.build.executor import ResolvedUser, RunRequest, RunResult, resolve_user
 from minibuild.errors import ExecutorError
+from minibuild.record import record
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -58,7 +58,7 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "
 _REPORT_FD_EXIT = 125  # exit status of the sandbox child when setting up failed (the report pipe says why)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class _Plan:
     root: str
     argv: tuple[str, ...]

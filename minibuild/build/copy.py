@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from minibuild.build.context import BuildContext, StatCache, file_type, resolve_in_root
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
 from minibuild.errors import ContextError, UnsafePathError
+from minibuild.record import record
 
 if TYPE_CHECKING:  # tarfile and the decompressors are imported by ADD of an archive only (start-up)
     import tarfile
@@ -93,7 +94,7 @@ _WHO = {"u": 0o4700, "g": 0o2070, "o": 0o0007, "a": 0o7777}
 _CLAUSE = re.compile(r"([ugoa]*)((?:[-+=][rwxXstugo]*)+)\Z")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ChmodSpec:
     """A ``--chmod`` value: an octal mode or chmod(1) symbolic clauses."""
 
@@ -162,7 +163,7 @@ def parse_chmod(spec: str) -> ChmodSpec:
 # ---------------------------------------------------------------------------------------------- sources
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class HeredocSource:
     """An inline ``COPY <<NAME`` document: a file called ``name`` holding ``data`` (mode 0644)."""
 
@@ -170,7 +171,7 @@ class HeredocSource:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CopyResult:
     """What a COPY/ADD changed under the destination root (relative paths) and its sources' checksum."""
 

@@ -21,20 +21,21 @@ import os
 import stat
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
 from minibuild.build.context import file_type
 from minibuild.build.rootfs import resolve_in_root
 from minibuild.errors import BuildError, UnsafePathError
+from minibuild.record import record
 from minibuild.store.tarlayer import WHITEOUT_PREFIX, Entry, EntryType, normalize_path, opaque, sort_key, whiteout
 
 CAPABILITY_XATTR = "security.capability"
 _CMP_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StatRecord:
     """What a snapshot remembers of one path (lstat fields, symlink target, file capability)."""
 
@@ -54,7 +55,7 @@ class StatRecord:
     racy_digest: str | None = None  # content hash, kept for files changed too recently for timestamps to tell
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class TreeSnapshot:
     """A stat-level record of every path under ``root`` (relative POSIX paths; the root itself excluded)."""
 

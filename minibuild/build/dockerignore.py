@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from minibuild.errors import ContextError
+from minibuild.record import record
 
 DOCKERIGNORE = ".dockerignore"
 
@@ -159,7 +160,7 @@ def contains_wildcards(name: str) -> bool:
 # ---------------------------------------------------------------------------------------------- patternmatcher
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Pattern:
     """One compiled ignore pattern (cleaned text without the ``!``)."""
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from minibuild.errors import ConfigError, ExecutorError, MinibuildError, SourceSpan, UnsafePathError
+from minibuild.record import record
 
 KNOWN_EXECUTORS: tuple[str, ...] = ("emulate", "chroot")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunRequest:
     """One command to run with ``root`` as ``/``: exec-form argv (the caller applies SHELL), exact env, cwd, user."""
 
@@ -33,7 +34,7 @@ class RunRequest:
         return dict(self.env)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunResult:
     """What a command did: its exit status, captured output, and warnings about the sandbox (as data)."""
 
@@ -56,7 +57,7 @@ class Executor(Protocol):
     def run(self, req: RunRequest) -> RunResult: ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ResolvedUser:
     """A USER value resolved against the root's /etc/passwd and /etc/group."""
 
@@ -205,7 +206,7 @@ class EmulateExecutor:
         return RunResult(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr, warnings=warnings)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FakeEffect:
     """What a FakeExecutor does for one command: files written into the root, paths removed, and the result."""
 

@@ -27,11 +27,11 @@ import shutil
 import stat
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from minibuild.errors import BuildError, ImageFormatError, UnsafePathError
+from minibuild.record import record
 from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, normalize_path
 from minibuild.store.tarread import iter_layer
 
@@ -80,7 +80,7 @@ def safe_join(root: Path | str, path: str) -> Path:
     return resolve_in_root(root, path, follow_final=False, strict=True)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ApplyStats:
     """Counts of what a layer application did, and warnings (e.g. device nodes skipped when not root)."""
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import ClassVar, TypeVar
 
 from minibuild.dockerfile.expand import ShellLexer
 from minibuild.dockerfile.syntax import Heredoc
 from minibuild.errors import SourceSpan
+from minibuild.record import record
 
 __all__ = [
     "AddInstruction",
@@ -43,7 +44,7 @@ __all__ = [
 _NO_SPAN = SourceSpan(line=0)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class KeyValue:
     """One ``key=value`` of ENV or LABEL; ``no_delim`` marks the legacy ``ENV key value`` form."""
 
@@ -52,7 +53,7 @@ class KeyValue:
     no_delim: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ArgSpec:
     """One name of an ARG instruction, with its default (None when it has none)."""
 
@@ -61,7 +62,7 @@ class ArgSpec:
     doc_comment: str = field(default="", compare=False)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SourceContent:
     """A heredoc used as a COPY/ADD source: file name, data (already chomped), expand flag."""
 
@@ -70,7 +71,7 @@ class SourceContent:
     expand: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Instruction:
     """What every instruction carries: where it stands and its source text."""
 
@@ -91,7 +92,7 @@ class Instruction:
         return self.keyword
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FromInstruction(Instruction):
     """``FROM [--platform=p] base [AS name]``."""
 
@@ -101,7 +102,7 @@ class FromInstruction(Instruction):
     platform: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class _CommandLine(Instruction):
     """An instruction with a command: exec form (JSON) or shell form (one string)."""
 
@@ -114,7 +115,7 @@ class _CommandLine(Instruction):
         return not self.prepend_shell
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunInstruction(_CommandLine):
     """``RUN [--mount=...] [--network=...] [--security=...] cmd`` with its heredocs."""
 
@@ -125,21 +126,21 @@ class RunInstruction(_CommandLine):
     security: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CmdInstruction(_CommandLine):
     """``CMD``."""
 
     keyword: ClassVar[str] = "CMD"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class EntrypointInstruction(_CommandLine):
     """``ENTRYPOINT``."""
 
     keyword: ClassVar[str] = "ENTRYPOINT"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ShellInstruction(Instruction):
     """``SHELL ["executable", "params"]`` (JSON form only)."""
 
@@ -147,7 +148,7 @@ class ShellInstruction(Instruction):
     shell: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LabelInstruction(Instruction):
     """``LABEL k=v ...``."""
 
@@ -155,7 +156,7 @@ class LabelInstruction(Instruction):
     labels: tuple[KeyValue, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class EnvInstruction(Instruction):
     """``ENV k=v ...`` or legacy ``ENV k v``."""
 
@@ -163,7 +164,7 @@ class EnvInstruction(Instruction):
     env: tuple[KeyValue, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MaintainerInstruction(Instruction):
     """``MAINTAINER name`` (deprecated)."""
 
@@ -171,7 +172,7 @@ class MaintainerInstruction(Instruction):
     maintainer: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ExposeInstruction(Instruction):
     """``EXPOSE port[/proto] ...`` (sorted as BuildKit sorts them)."""
 
@@ -179,7 +180,7 @@ class ExposeInstruction(Instruction):
     ports: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class _SourcesAndDest(Instruction):
     sources: tuple[str, ...] = ()  # source paths (heredoc words removed)
     dest: str = ""
@@ -191,7 +192,7 @@ class _SourcesAndDest(Instruction):
     exclude: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CopyInstruction(_SourcesAndDest):
     """``COPY [--from=] [--chown=] [--chmod=] [--link] [--parents] [--exclude=] src... dest``."""
 
@@ -200,7 +201,7 @@ class CopyInstruction(_SourcesAndDest):
     parents: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class AddInstruction(_SourcesAndDest):
     """``ADD`` (COPY's flags minus --from/--parents, plus --checksum, --keep-git-dir, --unpack)."""
 
@@ -210,7 +211,7 @@ class AddInstruction(_SourcesAndDest):
     unpack: bool | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class VolumeInstruction(Instruction):
     """``VOLUME path ...``."""
 
@@ -218,7 +219,7 @@ class VolumeInstruction(Instruction):
     volumes: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class UserInstruction(Instruction):
     """``USER user[:group]``."""
 
@@ -226,7 +227,7 @@ class UserInstruction(Instruction):
     user: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WorkdirInstruction(Instruction):
     """``WORKDIR path``."""
 
@@ -234,7 +235,7 @@ class WorkdirInstruction(Instruction):
     path: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ArgInstruction(Instruction):
     """``ARG name[=default] ...``."""
 
@@ -242,7 +243,7 @@ class ArgInstruction(Instruction):
     args: tuple[ArgSpec, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class OnbuildInstruction(Instruction):
     """``ONBUILD trigger``: ``expression`` is the trigger text BuildKit stores in the image."""
 
@@ -251,7 +252,7 @@ class OnbuildInstruction(Instruction):
     trigger: Instruction
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StopsignalInstruction(Instruction):
     """``STOPSIGNAL signal``."""
 
@@ -259,7 +260,7 @@ class StopsignalInstruction(Instruction):
     signal: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class HealthcheckInstruction(Instruction):
     """``HEALTHCHECK NONE`` or ``HEALTHCHECK [opts] CMD ...``; durations in nanoseconds (0 = unset)."""
 
@@ -272,7 +273,7 @@ class HealthcheckInstruction(Instruction):
     retries: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Stage:
     """One build stage: its FROM and the instructions after it."""
 
@@ -291,7 +292,7 @@ class Stage:
         return self.name if self.name is not None else str(self.index)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Dockerfile:
     """A parsed Dockerfile: global ARGs, stages, escape token, directives and warnings."""
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from minibuild.dockerfile.godump import go_quote, go_quote_slice, go_trim_space
 from minibuild.errors import SourceSpan
+from minibuild.record import record
 
 __all__ = ["Directive", "Heredoc", "SyntaxNode", "SyntaxTree", "chomp_heredoc"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Heredoc:
     """One here-document attached to a RUN/COPY/ADD line: its body is read at parse time."""
 
@@ -30,7 +31,7 @@ def chomp_heredoc(content: str) -> str:
     return "\n".join(line.lstrip("\t") for line in content.split("\n"))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Directive:
     """A parser directive at the top of the file (``# syntax=``, ``# escape=``, ``# check=``)."""
 
@@ -39,7 +40,7 @@ class Directive:
     line: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SyntaxNode:
     """One instruction as the raw parser sees it.
 
@@ -81,7 +82,7 @@ class SyntaxNode:
         return go_trim_space("".join(parts))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SyntaxTree:
     """A parsed Dockerfile: instructions in order, directives, escape token and warnings."""
 

@@ -11,7 +11,6 @@ import posixpath
 import tarfile
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
@@ -31,18 +30,19 @@ from minibuild.oci.model import (
     ImageConfig,
     Index,
     Manifest,
-    parse_json,
     pairs,
+    parse_json,
 )
 from minibuild.oci.reference import parse_reference
 from minibuild.oci.validate import scan_layer, validate_image
+from minibuild.record import record
 
 LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 _BLOCK = 512
 
 
 # ============================================================ writing
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ArchiveEntry:
     """One image to put in an archive and the names it carries (first name goes to index.json)."""
 
@@ -245,7 +245,7 @@ class ImageSink(Protocol):
     def tag(self, name: str, manifest_digest: Digest) -> str: ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LoadedImage:
     """An image read from an archive and the normalised names it carried."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, BinaryIO, Protocol
 
 from minibuild.digest import Digest
@@ -24,6 +24,7 @@ from minibuild.oci.model import (
     format_created,
     pairs,
 )
+from minibuild.record import record
 
 # the 1024-zero-byte tar: the layer of an image with no files (OCI schema needs at least one layer)
 EMPTY_LAYER_BYTES = b"\0" * 1024
@@ -54,7 +55,7 @@ class LayerInfoLike(Protocol):
     def media_type(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Layer:
     """One layer of an image: its blob descriptor and the diff_id of its uncompressed tar."""
 
@@ -83,7 +84,7 @@ _LIST_FIELDS = frozenset({"env", "entrypoint", "cmd", "exposed_ports", "volumes"
                           "history", "diff_ids"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Image:
     """An image: config plus ordered layers. Transforms return new images; loaded bytes are kept verbatim.
 

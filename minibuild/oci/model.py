@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timezone
 from typing import Any
 
 from minibuild.digest import Digest, canonical_json
 from minibuild.errors import ImageFormatError
+from minibuild.record import record
 
 MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -147,7 +148,7 @@ def parse_json(data: bytes, where: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- descriptors
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Platform:
     """The platform an image manifest is for."""
 
@@ -179,7 +180,7 @@ class Platform:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Descriptor:
     """An OCI content descriptor: media type, digest and exact size of a blob."""
 
@@ -233,7 +234,7 @@ class Descriptor:
 
 
 # ---------------------------------------------------------------- manifest and index
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Manifest:
     """An image manifest (OCI, or Docker schema 2 when read): config + ordered layers."""
 
@@ -289,7 +290,7 @@ class Manifest:
         return cls.from_json(parse_json(data, where), where)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Index:
     """An image index (index.json of a layout, or a multi-platform list)."""
 
@@ -331,7 +332,7 @@ class Index:
 
 
 # ---------------------------------------------------------------- image config
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class History:
     """One build step in the image history; ``empty_layer`` when it added no layer."""
 
@@ -370,7 +371,7 @@ class History:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Healthcheck:
     """Docker's HEALTHCHECK (durations in nanoseconds, as Docker stores them)."""
 
@@ -410,7 +411,7 @@ _CFG_KNOWN = frozenset({"User", "Env", "Entrypoint", "Cmd", "WorkingDir", "Label
 BUILD_SPECIFIC_KEYS = frozenset({"container", "container_config", "docker_version"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ImageConfig:
     """The image configuration: OCI fields plus the Docker extensions Docker reads.
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from minibuild.errors import ConfigError
+from minibuild.record import record
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
@@ -18,7 +18,7 @@ _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 REF_NAME_RE = re.compile(r"^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Reference:
     """A parsed, normalised image reference: ``domain/path[:tag][@digest]``."""
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from minibuild.dockerfile import CopyInstruction, Dockerfile, OnbuildInstruction
 from minibuild.dockerfile.expand import ShellLexer
 from minibuild.dockerfile.suggest import search
 from minibuild.errors import PlanError, SourceSpan
+from minibuild.record import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StageNode:
     """One stage as the graph sees it: its expanded base, the stage it builds FROM (if any) and its --from deps."""
 
@@ -32,7 +32,7 @@ class StageNode:
         return self.name if self.name is not None else f"stage-{self.index}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StageGraph:
     """All stages, the target and the stages it needs (dependencies first)."""
 

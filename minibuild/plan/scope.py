@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os as _os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from minibuild.dockerfile import ArgInstruction, Dockerfile
 from minibuild.dockerfile.expand import ShellLexer
+from minibuild.record import record
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PROXY_ARGS = frozenset(
@@ -40,7 +41,7 @@ def platform_args(*, target_stage: str = "", arch: str | None = None, variant: s
     return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class GlobalScope:
     """Values of the ARGs declared before the first FROM (None: declared without a value), plus predefined args."""
 
@@ -74,7 +75,7 @@ def global_scope(df: Dockerfile, build_args: Mapping[str, str], predefined: Mapp
     return GlobalScope(values=values, predefined=dict(predefined), used_build_args=frozenset(used))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StageScope:
     """What one stage's instructions can see: declared ARGs (name -> value) and the image ENV (ENV wins)."""
 

@@ -7,10 +7,10 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from minibuild.errors import ConfigError
+from minibuild.record import record
 
 ENV_USER = "MINIBUILD_REGISTRY_USER"
 ENV_PASSWORD = "MINIBUILD_REGISTRY_PASSWORD"
@@ -19,7 +19,7 @@ DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io"
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*,?')
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Challenge:
     """One WWW-Authenticate challenge: scheme (lowercase ``basic`` or ``bearer``) and its parameters."""
 
@@ -63,7 +63,7 @@ def repository_scope(repository: str, actions: str) -> str:
     return f"repository:{repository}:{actions}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Credentials:
     """How to log in to one registry: user + password, or an identity (refresh) token. ``source`` says where from."""
 
@@ -81,7 +81,7 @@ class Credentials:
         return bool(self.identity_token) or self.username is not None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CredentialLookup:
     """The outcome of looking up credentials: maybe credentials, and a note (e.g. an unsupported helper)."""
 

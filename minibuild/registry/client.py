@@ -7,7 +7,6 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from minibuild.digest import Digest
@@ -19,6 +18,7 @@ from minibuild.oci.model import (
     MEDIA_OCI_MANIFEST,
     parse_json,
 )
+from minibuild.record import record
 from minibuild.registry.auth import repository_scope
 from minibuild.registry.transport import NETWORK_ERRORS, RegistryOptions, Response, Transport, api_host, error_detail
 
@@ -27,7 +27,7 @@ MAX_MANIFEST = 4 << 20
 IO_CHUNK = 1 << 16
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class TransferEvent:
     """Progress of one blob: ``status`` is checking/exists/mounted/uploading/downloading/resuming/retrying/done."""
 
@@ -45,7 +45,7 @@ def _no_progress(event: TransferEvent) -> None:
     return None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FetchedManifest:
     """A manifest or index as received: exact bytes, the media type the registry declared, and its digest."""
 

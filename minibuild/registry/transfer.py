@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from minibuild.oci.model import (
     Platform,
 )
 from minibuild.oci.reference import Reference, parse_reference
+from minibuild.record import record
 from minibuild.registry.client import IO_CHUNK, ProgressFn, RegistryClient, TransferEvent, _no_progress
 from minibuild.registry.transport import NETWORK_ERRORS, RegistryOptions
 from minibuild.store import Store
@@ -36,7 +36,7 @@ PARTIAL_DIR = "partial"
 MAX_KNOWN_REPOS = 8
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PushResult:
     """What a push did: the manifest digest now in the registry and what happened to each blob."""
 
@@ -47,7 +47,7 @@ class PushResult:
     existing: tuple[Digest, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PullResult:
     """What a pull did: the stored image, its digest in the store and in the registry, blobs fetched."""
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minibuild.errors import RegistryError
+from minibuild.record import record
 from minibuild.registry.auth import Challenge, Credentials, lookup_credentials, parse_challenges
 
 ENV_CA = "MINIBUILD_REGISTRY_CA"
@@ -23,7 +24,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RegistryOptions:
     """How to reach registries. ``insecure_registries`` entries are ``HOST``, ``HOST:PORT`` or a CIDR.
 

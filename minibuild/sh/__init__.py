@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from minibuild.record import record
 from minibuild.sh import builtins as _builtins
 from minibuild.sh import shellbuiltins as _shellbuiltins
 from minibuild.sh.fs import RootFS
@@ -20,7 +20,7 @@ from minibuild.sh.streams import Buffer, Input
 BUILTINS: frozenset[str] = frozenset(_builtins.REGISTRY) | frozenset(_shellbuiltins.SHELL_BUILTINS) | frozenset(SHELLS)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ShellResult:
     """What a script did: its exit status and the bytes it wrote to stdout and stderr."""
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Union
 
+from minibuild.record import record
 
-@dataclass(frozen=True, slots=True)
+
+@record(kw_only=False)
 class Lit:
     """Unquoted literal text (backslash escapes already removed; `escaped` chars are kept literal)."""
 
@@ -14,21 +15,21 @@ class Lit:
     escaped: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class SQ:
     """Single-quoted text (or any text that must stay literal and unsplit)."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class DQ:
     """A double-quoted run of parts."""
 
     parts: tuple["Part", ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Param:
     """`$name` or `${name<op><arg>}`; `op` is '' for plain, '#len' for `${#name}`."""
 
@@ -38,14 +39,14 @@ class Param:
     arg2: "Word | None" = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class CmdSub:
     """`$(...)` or backquotes."""
 
     body: "Node"
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Arith:
     """`$((...))`: the expression is a word expanded first, then evaluated."""
 
@@ -55,7 +56,7 @@ class Arith:
 Part = Union[Lit, SQ, DQ, Param, CmdSub, Arith]
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Word:
     """One shell word: a sequence of parts, with its raw source text."""
 
@@ -63,7 +64,7 @@ class Word:
     raw: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Redirect:
     """`[fd]op target`; for here-documents `heredoc` is the body as a word (literal when quoted)."""
 
@@ -73,7 +74,7 @@ class Redirect:
     heredoc: Word | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Simple:
     """A simple command: assignments, words and redirections."""
 
@@ -83,7 +84,7 @@ class Simple:
     line: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Pipeline:
     """`[!] cmd | cmd ...`."""
 
@@ -91,7 +92,7 @@ class Pipeline:
     negate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class AndOr:
     """`p1 && p2 || p3`: the first pipeline and (operator, pipeline) pairs."""
 
@@ -99,33 +100,33 @@ class AndOr:
     rest: tuple[tuple[str, Pipeline], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Seq:
     """A command list separated by `;`, `&` or newlines."""
 
     items: tuple[AndOr, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Subshell:
     body: Seq
     redirects: tuple[Redirect, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Group:
     body: Seq
     redirects: tuple[Redirect, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class If:
     branches: tuple[tuple[Seq, Seq], ...]
     orelse: Seq | None = None
     redirects: tuple[Redirect, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class For:
     var: str
     words: tuple[Word, ...] | None
@@ -133,7 +134,7 @@ class For:
     redirects: tuple[Redirect, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class While:
     cond: Seq
     body: Seq
@@ -141,14 +142,14 @@ class While:
     redirects: tuple[Redirect, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Case:
     word: Word
     items: tuple[tuple[tuple[Word, ...], Seq], ...]
     redirects: tuple[Redirect, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class FuncDef:
     name: str
     body: "Node"

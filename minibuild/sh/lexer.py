@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from minibuild.errors import ShellError
+from minibuild.record import record
 from minibuild.sh.ast import DQ, SQ, Arith, CmdSub, Lit, Node, Param, Part, Word
 
 OPERATORS = ("&&", "||", ";;", "<<-", "<<", ">>", ">&", "<&", ">|", "<>", ";", "&", "|", "(", ")", "<", ">")
@@ -15,7 +15,7 @@ NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SPECIAL_PARAMS = set("#?@*$!-0123456789")
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Token:
     """A token: kind is WORD, OP, IONUM, NL or EOF."""
 

@@ -14,7 +14,6 @@ Layout of ``$MINIBUILD_HOME``::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from minibuild.digest import Digest
@@ -22,6 +21,7 @@ from minibuild.errors import ConfigError, ImageFormatError, StoreError
 from minibuild.oci.image import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST, Image
 from minibuild.oci.model import Descriptor
 from minibuild.oci.reference import parse_reference
+from minibuild.record import record
 from minibuild.store.blobs import BlobStore, BlobWriter, Pin
 from minibuild.store.cache import CacheStore
 from minibuild.store.gc import Lease, PruneReport, prune
@@ -32,7 +32,7 @@ __all__ = ["Store", "ImageRecord", "BlobStore", "BlobWriter", "CacheStore", "Ref
            "PruneReport", "FileLock"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ImageRecord:
     """A named image in the store, for listings."""
 

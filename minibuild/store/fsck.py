@@ -21,22 +21,22 @@ import json
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
 from minibuild.digest import CHUNK, Digest
 from minibuild.errors import ImageFormatError, StoreError
 from minibuild.oci.model import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Index, Manifest
+from minibuild.record import record
 from minibuild.store import Store
-from minibuild.store.lock import FileLock, atomic_write, is_locked_by_someone
 from minibuild.store.gc import owner_alive
+from minibuild.store.lock import FileLock, atomic_write, is_locked_by_someone
 from minibuild.store.refs import entry_name
 
 ProblemKind = Literal["corrupt-blob", "stray-file", "damaged-index", "broken-ref", "bad-cache-record",
                       "dangling-cache-record", "stale-temp", "dead-lease"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Problem:
     """One thing wrong with the store; ``repaired`` tells whether --repair removed it (and how)."""
 
@@ -50,7 +50,7 @@ class Problem:
         return text + (f" [repaired: {self.repaired}]" if self.repaired else "")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FsckReport:
     """Everything fsck found; ``remaining`` are the problems still there afterwards."""
 

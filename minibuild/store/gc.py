@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 from minibuild.digest import Digest
 from minibuild.errors import ImageFormatError, StoreError
 from minibuild.oci.model import parse_json
+from minibuild.record import record
 from minibuild.store.lock import FileLock, is_locked_by_someone
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def _tree_size(path: Path) -> int:
     return total
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PruneReport:
     """What prune removed."""
 

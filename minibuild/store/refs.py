@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 from minibuild.errors import ConfigError, ImageFormatError, StoreError
 from minibuild.oci.model import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor, Index, pairs
 from minibuild.oci.reference import REF_NAME_RE, parse_reference
+from minibuild.record import record
 from minibuild.store.lock import FileLock, atomic_write
 
 LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RefEntry:
     """A tagged image: normalised name (docker.io/library/x:tag) and its manifest descriptor."""
 

@@ -32,11 +32,12 @@ import hashlib
 import os
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import BinaryIO, Literal, Protocol
 
 from minibuild.digest import Digest
 from minibuild.errors import BuildError, ImageFormatError, UnsafePathError
+from minibuild.record import record
 
 EntryType = Literal["file", "dir", "symlink", "hardlink", "char", "block", "fifo"]
 ENTRY_TYPES: frozenset[str] = frozenset({"file", "dir", "symlink", "hardlink", "char", "block", "fifo"})
@@ -70,7 +71,7 @@ _TYPEFLAG: dict[str, bytes] = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Entry:
     """One member of a layer: metadata plus, for files, where the content comes from.
 
@@ -101,7 +102,7 @@ class Entry:
         return len(self.data) if self.data is not None else self.size
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LayerInfo:
     """What writing a layer produced: diff_id (uncompressed tar) and digest/size of the stored bytes."""
 

@@ -14,10 +14,11 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from minibuild.errors import MinibuildError
+from minibuild.record import record
 from minibuild.structure.gocompat import compile_and_run_regex, go_expand, go_list
 from minibuild.structure.schema import (
     UNSET_ID,
@@ -38,7 +39,7 @@ LICENSE_WHITELIST = ("libgnutls30",)
 LICENSE_BLACKLIST = ("AGPL", "WTFPL")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class TestResult:
     """One result, shaped like upstream's TestResult (JSON: Name, Pass, Stdout, Stderr, Errors, Duration)."""
 
@@ -53,7 +54,7 @@ class TestResult:
     source: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Summary:
     """Every result of a run, in order, with the totals (a run with no result is a failure, as upstream)."""
 

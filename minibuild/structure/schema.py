@@ -10,27 +10,28 @@ None when absent or null and a tuple (possibly empty) otherwise.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from minibuild.errors import ConfigError
+from minibuild.record import record
 
 SUPPORTED_VERSIONS = ("2.0.0",)
 UNSET_ID = -1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class EnvVar:
     key: str = ""
     value: str = ""
     is_regex: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CommandTest:
     name: str = ""
     setup: tuple[tuple[str, ...], ...] = ()
@@ -45,7 +46,7 @@ class CommandTest:
     excluded_error: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FileExistenceTest:
     name: str = ""
     path: str = ""
@@ -56,7 +57,7 @@ class FileExistenceTest:
     is_executable_by: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FileContentTest:
     name: str = ""
     path: str = ""
@@ -64,7 +65,7 @@ class FileContentTest:
     excluded_contents: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MetadataTest:
     env_vars: tuple[EnvVar, ...] = ()
     unbound_env_vars: tuple[EnvVar, ...] = ()
@@ -86,13 +87,13 @@ class MetadataTest:
                 and not self.user and not self.volumes and not self.unmounted_volumes and not self.labels)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LicenseTest:
     debian: bool = False
     files: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ContainerRunOptions:
     user: str = ""
     privileged: bool = False
@@ -103,7 +104,7 @@ class ContainerRunOptions:
     bind_mounts: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StructureConfig:
     """One config file."""
 

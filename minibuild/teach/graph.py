@@ -16,12 +16,12 @@ PlanError, as in BuildKit), and ``$`` is refused (BuildKit does not expand ``--f
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Literal
 
 from minibuild.dockerfile import CopyInstruction, Dockerfile, RunInstruction, expand_word
 from minibuild.dockerfile.suggest import with_suggestion
 from minibuild.errors import DockerfileError, PlanError, SourceSpan
+from minibuild.record import record
 
 EdgeKind = Literal["from", "copy", "mount"]
 
@@ -32,7 +32,7 @@ DEFAULT_PLATFORM_ARGS: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StageNode:
     """One stage of the Dockerfile as a node of the graph."""
 
@@ -61,7 +61,7 @@ class StageNode:
         return f"{self.name} (stage {self.index})" if self.name is not None else f"stage {self.index}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ImageNode:
     """An image from outside the Dockerfile (a FROM base or a COPY --from source), or ``scratch``."""
 
@@ -79,7 +79,7 @@ class ImageNode:
         return f"i{self.index}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Edge:
     """Data flowing into stage ``target``: its base (``from``), files copied (``copy``) or mounted (``mount``)."""
 
@@ -100,7 +100,7 @@ class Edge:
         return f"{src} -> {self.dest}" if self.dest else src
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StageGraph:
     """Stages, external images and edges of a Dockerfile for one target."""
 

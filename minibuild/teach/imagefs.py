@@ -16,18 +16,19 @@ from __future__ import annotations
 import difflib
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import BinaryIO
 
 from minibuild.errors import ImageFormatError, StoreError, UnsafePathError
 from minibuild.oci.image import BlobSource, Image
+from minibuild.record import record
 from minibuild.store.tarlayer import CHUNK, Entry
 from minibuild.store.tarread import iter_layer
 from minibuild.view import MAX_SYMLINKS, FileInfo, MergedTree, merge_image  # noqa: F401 (MAX_SYMLINKS: kept public)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class TreeEntry:
     """A path of the final filesystem: its entry and the index of the layer that provides it."""
 
@@ -35,7 +36,7 @@ class TreeEntry:
     layer: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ImageTree:
     """The final filesystem of an image: path -> TreeEntry, plus directories only implied by their children.
 
@@ -237,7 +238,7 @@ class _Writer:
             os.chown(name, e.uid, e.gid, dir_fd=pfd, follow_symlinks=False)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CopyResult:
     """What ``copy_out`` wrote: where, how many entries of each kind, content bytes, warnings."""
 

@@ -8,9 +8,9 @@ Pure functions returning text; deterministic for a given graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
+from minibuild.record import record
 from minibuild.teach.graph import Edge, ImageNode, StageGraph, StageNode
 
 FORMATS = ("mermaid", "dot", "svg")
@@ -149,7 +149,7 @@ GAP_X = 36
 MARGIN = 24
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Box:
     """Where the layout put one node: top-left corner, size, layer and its text lines (none for a bend point)."""
 
@@ -162,7 +162,7 @@ class Box:
     lines: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Route:
     """How one edge is drawn: its points (source bottom, bend points, target top) and its label's place."""
 
@@ -174,7 +174,7 @@ class Route:
     label_w: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Layout:
     """Node boxes, edge routes and the size of the drawing."""
 

@@ -55,15 +55,17 @@ Model (frozen dataclasses, tuples; sizes are bytes; ``line`` is a 1-based Docker
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 from xml.sax.saxutils import escape
 
 from minibuild.digest import Digest
 from minibuild.errors import ConfigError, ImageFormatError
+from minibuild.record import record
 from minibuild.teach.graph import Edge, ImageNode, StageGraph, StageNode
 from minibuild.teach.render import SKIP_FILL, SKIP_STROKE, to_svg
 from minibuild.units import human_bytes
@@ -73,7 +75,7 @@ StageStatus = Literal["built", "cached", "skipped"]
 CacheState = Literal["hit", "miss", "none"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StepReport:
     """One instruction of a stage and what the cache did with it."""
 
@@ -84,7 +86,7 @@ class StepReport:
     layer: Digest | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StageReport:
     """One stage: built, cached or skipped (and why), its steps and its image's layers."""
 
@@ -103,7 +105,7 @@ class StageReport:
         return self.name if self.name is not None else str(self.index)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LayerReport:
     """One distinct layer: its blob, which step made it, and whether the final image keeps it."""
 
@@ -118,7 +120,7 @@ class LayerReport:
     kept: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class TransferPath:
     """One source path of a COPY --from and the file bytes it carried."""
 
@@ -127,7 +129,7 @@ class TransferPath:
     files: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class TransferReport:
     """A COPY --from (or RUN --mount=from): what crossed from one stage (or image) into another."""
 
@@ -144,7 +146,7 @@ class TransferReport:
         return sum(p.bytes for p in self.paths)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WasteEntry:
     """Bytes a later step deleted (or overwrote) that an earlier layer still carries."""
 
@@ -158,7 +160,7 @@ class WasteEntry:
     stage: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Totals:
     """Byte totals of a build (see the module docstring)."""
 
@@ -169,7 +171,10 @@ class Totals:
     transferred_bytes: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+_TOTALS_FIELDS = frozenset(f.name for f in dataclasses.fields(Totals))
+
+
+@record
 class BuildReport:
     """Everything a build did, per stage, per layer, per COPY --from; see the module docstring."""
 
@@ -276,7 +281,7 @@ def report_from_json(doc: Mapping[str, Any]) -> BuildReport:
                 path=w["path"], bytes=w["bytes"], layer=Digest(w["layer"]), created_line=w.get("created_line"),
                 created_by=w.get("created_by", ""), deleted_line=w.get("deleted_line"),
                 deleted_by=w.get("deleted_by", ""), stage=w.get("stage", 0)) for w in doc.get("waste", ())),
-            totals=Totals(**{k: int(v) for k, v in doc.get("totals", {}).items() if k in Totals.__slots__}),
+            totals=Totals(**{k: int(v) for k, v in doc.get("totals", {}).items() if k in _TOTALS_FIELDS}),
         )
     except (KeyError, TypeError) as err:
         raise ImageFormatError(f"build report is malformed: {err}") from None

@@ -7,11 +7,10 @@ keeps the layer blob alive (its ``refs``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from minibuild.digest import Digest
 from minibuild.errors import ImageFormatError, StoreError
 from minibuild.oci.image import Image
+from minibuild.record import record
 from minibuild.store import Store
 from minibuild.store.gc import live_lease_digests
 from minibuild.store.tarlayer import Entry
@@ -22,7 +21,7 @@ CACHE_KEY_ANNOTATION = "dev.minibuild.cache-key"
 CACHE_KEY_COMMENT = "minibuild cache key: "
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class HistoryRow:
     """One history entry of an image, with the layer it made (None for an empty layer)."""
 
@@ -81,7 +80,7 @@ def layer_entries(store: Store, digest: Digest) -> list[Entry]:
         return read_entries(fh)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ImageUsage:
     """One stored image (all its names): bytes in total, unique to it, and shared with other images."""
 
@@ -94,7 +93,7 @@ class ImageUsage:
     metadata: int = 0  # its manifest and config blobs (not in size)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SharedLayer:
     """A layer blob that several images use."""
 
@@ -103,7 +102,7 @@ class SharedLayer:
     images: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class DiskUsage:
     """Where the store's bytes go, and what prune would free."""
 
