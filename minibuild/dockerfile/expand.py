@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from minibuild.dockerfile.godump import GO_SPACE, go_quote
 from minibuild.errors import DockerfileError, SourceSpan
+from minibuild.record import record
 
 __all__ = [
     "ExpansionError",
@@ -20,6 +21,11 @@ __all__ = [
 
 _EOF = ""
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
+
+
+# words holding none of these characters come out of the lexer unchanged (a BOM is dropped at the very start)
+_NEEDS_LEXING = {esc: re.compile("[$<'\"\ufeff" + re.escape(esc) + "]").search for esc in ("\\", "`")}
+_PLAIN_WORD = re.compile("[^" + "".join(re.escape(c) for c in sorted(GO_SPACE)) + "]+")
 
 
 class ExpansionError(DockerfileError):
@@ -97,7 +103,7 @@ class _Words:
         return self.words
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WordResult:
     """The outcome of processing one word: the expanded text, the split words, names looked up."""
 
@@ -445,7 +451,7 @@ def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
     return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)[::-1]
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class ShellLexer:
     """A configured lexer (``shell.NewLex`` plus its option fields)."""
 
@@ -459,6 +465,10 @@ class ShellLexer:
         self, word: str, env: Mapping[str, str], *, span: SourceSpan | None = None
     ) -> WordResult:
         """Expand ``word`` against ``env``; raise ExpansionError as ``failed to process "w": why``."""
+        if not _NEEDS_LEXING[self.escape](word):
+            # nothing to expand, quote, escape or read as a heredoc: the lexer returns the word itself, split at
+            # Go's spaces (the common case: most words of a Dockerfile)
+            return WordResult(result=word, words=tuple(_PLAIN_WORD.findall(word)))
         sw = _ShellWord(self, word, env)
         try:
             result, words = sw.process_stop_on(_EOF, self.raw_escapes)

@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 from minibuild.dockerfile import expand_word, expand_words, parse, parse_dockerfile
 from minibuild.errors import MinibuildError
 
+# no specials, and no byte-order mark at the very start (Go's scanner, and so BuildKit's lexer, drops it there)
 PLAIN = st.text(
     alphabet=st.characters(blacklist_characters="$'\"\\<", blacklist_categories=("Cs",)),
     max_size=40,
-)
+).filter(lambda w: not w.startswith("\ufeff"))
 DOCKERFILE_ALPHABET = st.sampled_from(
     list("FROMRUNCOPYENVARGfromrun abc=-\\`#\"'[]{}$<>\t\r\n,:/") + ["\ufeff", "é", "<<EOF", "\nEOF\n", "--x=1 "]
 )
@@ -20,6 +21,7 @@ DOCKERFILE_ALPHABET = st.sampled_from(
 @settings(max_examples=100, deadline=None)
 @given(PLAIN)
 @example("plain word")
+@example("a\ufeff")
 def test_word_without_specials_expands_to_itself(word: str) -> None:
     assert expand_word(word, {"A": "1"}) == word
 
