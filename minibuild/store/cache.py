@@ -19,15 +19,17 @@ class CacheStore:
 
     def __init__(self, directory: Path, *, tmp_dir: Path, has_blob: Any = None) -> None:
         self.dir = directory
+        self._prefix = os.path.join(directory, "")  # string joins: a warm build reads two records per step
         self._tmp_dir = tmp_dir
         self._has_blob = has_blob
 
-    def _path(self, key: str) -> Path:
-        return self.dir / (hashlib.sha256(key.encode("utf-8")).hexdigest() + ".json")
+    def _path(self, key: str) -> str:
+        return self._prefix + hashlib.sha256(key.encode("utf-8")).hexdigest() + ".json"
 
-    def _load(self, path: Path) -> dict[str, Any] | None:
+    def _load(self, path: str | Path) -> dict[str, Any] | None:
         try:
-            doc = json.loads(path.read_bytes())
+            with open(path, "rb") as fh:
+                doc = json.loads(fh.read())
         except (FileNotFoundError, ValueError, UnicodeDecodeError):
             return None
         if not isinstance(doc, dict) or not isinstance(doc.get("key"), str) or not isinstance(doc.get("refs"), list):
@@ -67,7 +69,7 @@ class CacheStore:
             raise StoreError(f"cache record for {key!r} is not JSON-serialisable: {exc}") from None
         # no fsync: a record is only a cache (a lost or torn one reads as a miss, and get() re-checks that its
         # blobs exist, which were fsynced when committed); two fsyncs per step made cold builds I/O-bound
-        atomic_write(self._path(key), data, tmp_dir=self._tmp_dir, durable=False)
+        atomic_write(Path(self._path(key)), data, tmp_dir=self._tmp_dir, durable=False)
 
     def delete(self, key: str) -> bool:
         try:

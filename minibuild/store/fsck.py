@@ -267,7 +267,7 @@ class _Checker:
             self.records_checked += 1
             doc = self.store.cache._load(path)
             if doc is None or not isinstance(doc.get("record"), dict) or \
-                    name != self.store.cache._path(doc["key"]).name:
+                    name != os.path.basename(self.store.cache._path(doc["key"])):
                 self.add("bad-cache-record", f"cache/{name}", "unreadable or not a minibuild cache record",
                          repaired="deleted the record" if self._unlink(path) else None)
                 continue
