@@ -550,11 +550,19 @@ class Builder:
         """(regular files, their content bytes) in a layer blob (a COPY --from's layer: small)."""
         if layer is None:
             return 0, 0
+        key = f"layer-files:{layer}"  # by content digest: counted once per store, not once per build
+        memo = self.store.cache.get(key)
+        if memo is not None and isinstance(memo.get("files"), int) and isinstance(memo.get("bytes"), int):
+            return memo["files"], memo["bytes"]
         from minibuild.store.tarread import read_entries
 
         with self.store.blobs.open(Digest(layer)) as fh:
             files = [e for e in read_entries(fh) if e.type == "file"]
-        return len(files), sum(e.size for e in files)
+        counted = len(files), sum(e.size for e in files)
+        if not self.dry_run:
+            self.store.cache.put(key, {"kind": "layer-files", "files": counted[0], "bytes": counted[1]},
+                                 (Digest(layer),))
+        return counted
 
     # ------------------------------------------------------------------ stages
     def _start_state(self, idx: int, graph: StageGraph) -> _State:
