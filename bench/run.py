@@ -85,22 +85,36 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, check: bool = Tru
 
 # ============================================================================ engines
 class Minibuild:
-    """minibuild via ``python -m minibuild`` with a store per scenario (cold = a fresh copy of the base store)."""
+    """minibuild as a user runs it: the ``minibuild`` script of a clean venv holding a regular (non-editable) install
+    of this checkout (``--install venv``, the default), or ``python -m minibuild`` of the running interpreter
+    (``--install current``); a store per scenario (cold = a fresh copy of the base store)."""
 
     name = "minibuild"
 
-    def __init__(self, work: Path, base_tar: Path) -> None:
+    def __init__(self, work: Path, base_tar: Path, install: str = "venv") -> None:
         self.work = work
         self.template = work / "store-template"
         self.env = dict(os.environ)
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.env.pop("MINIBUILD_HOME", None)
-        self.cmd = [sys.executable, "-m", "minibuild"]
-        # byte-compile the package first, as pip does on install: an editable checkout whose sources changed
-        # since the last import would otherwise compile them inside the first measured build
-        import minibuild
+        if install == "venv":
+            # pip byte-compiles what it installs; the venv has no other .pth hooks than its own
+            venv = work / "venv"
+            if venv.exists():
+                shutil.rmtree(venv)
+            run([sys.executable, "-m", "venv", str(venv)], env=self.env)
+            run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(REPO)], env=self.env)
+            self.python = str(venv / "bin" / "python")
+            self.cmd = [str(venv / "bin" / "minibuild")]
+        else:
+            # byte-compile the package first, as pip does on install: an editable checkout whose sources changed
+            # since the last import would otherwise compile them inside the first measured build
+            import minibuild
 
-        run([sys.executable, "-m", "compileall", "-q", str(Path(minibuild.__file__).parent)], env=self.env)
+            run([sys.executable, "-m", "compileall", "-q", str(Path(minibuild.__file__).parent)], env=self.env)
+            self.python = sys.executable
+            self.cmd = [sys.executable, "-m", "minibuild"]
+        self.install = install
         run([*self.cmd, "--store", str(self.template), "load", str(base_tar)], env=self.env)
         self.store = work / "store"
 
@@ -293,10 +307,12 @@ class Bench:
         self.rows: dict[str, Row] = {}
         self.log_lines: list[str] = []
         self.base_tar = sc.write_base_archive(self.work / "base.tar")
-        self.mb = Minibuild(self.work, self.base_tar)
+        self.mb = Minibuild(self.work, self.base_tar, args.install)
         self.docker: Docker | None = None
         self.buildah: Buildah | None = None
-        self.versions: dict[str, str] = {"minibuild": self.mb.version()}
+        self.versions: dict[str, str] = {"minibuild": self.mb.version() + (
+            " (regular install in a clean venv, its `minibuild` script)" if self.mb.install == "venv"
+            else " (`python -m minibuild` of the bench's interpreter)")}
         if not args.no_docker and shutil.which("docker"):
             host = args.docker_host or os.environ.get("MINIBUILD_DOCKER_HOST") or os.environ.get("DOCKER_HOST") \
                 or "unix:///tmp/dk/docker.sock"
@@ -332,11 +348,15 @@ class Bench:
         r0 = self.row("startup-python", "start-up: `python -c pass` (the interpreter floor)")
         r1 = self.row("startup-version", "start-up: `minibuild --version` (CLI group only)")
         r2 = self.row("startup-build", "start-up: importing what `minibuild build` needs")
+        r3 = self.row("startup-host-python", "start-up: `python -c pass` of the interpreter running the bench "
+                      "(this machine's site hooks: not in the measured install)")
         for _ in range(max(3, self.rounds)):
-            self.record(r0, "minibuild", measure([sys.executable, "-c", "pass"], env=self.mb.env))
+            self.record(r0, "minibuild", measure([self.mb.python, "-c", "pass"], env=self.mb.env))
             self.record(r1, "minibuild", measure([*self.mb.cmd, "--version"], env=self.mb.env))
-            self.record(r2, "minibuild", measure([sys.executable, "-c", "import minibuild.cli, minibuild.cli.build_cmd, "
+            self.record(r2, "minibuild", measure([self.mb.python, "-c", "import minibuild.cli, minibuild.cli.build_cmd, "
                                                   "minibuild.api"], env=self.mb.env))
+            if self.mb.install == "venv":
+                self.record(r3, "minibuild", measure([sys.executable, "-c", "pass"], env=self.mb.env))
 
     # -------------------------------------------------------------- seed + edit
     def seed(self, with_edit: bool) -> None:
@@ -682,6 +702,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3; 1 with --quick)")
     ap.add_argument("--quick", action="store_true", help="one round, smaller sizes: a smoke run")
     ap.add_argument("--only", default="", help="comma list of: startup,seed,edit,big,export,many,linear")
+    ap.add_argument("--install", choices=("venv", "current"), default="venv",
+                    help="venv: measure a regular install of this checkout in a clean venv (as users run it; "
+                    "default); current: python -m minibuild of this interpreter")
     ap.add_argument("--docker-host", default=None, help="default $MINIBUILD_DOCKER_HOST, $DOCKER_HOST, /tmp/dk")
     ap.add_argument("--own-dockerd", action="store_true", help="start a private dockerd for the run")
     ap.add_argument("--no-docker", action="store_true")
