@@ -1018,7 +1018,10 @@ class Builder:
             result = copy_into(root, src_root, ex.sources, ex.dest, workdir=workdir, chown=ex.chown or None,
                                chmod=ex.chmod or None, parents=parents, exclude=ex.exclude,
                                ignore=self.ignore if src_state is None else None, from_context=src_state is None,
-                               heredocs=heredocs, unpack=unpack, stat_cache=self._stat_cache,
+                               heredocs=heredocs, unpack=unpack,
+                               # a stage root is a temp dir of this build: its files' hashes are not worth
+                               # persisting (the store's stat cache would grow by every COPY --from's files)
+                               stat_cache=self._stat_cache if src_state is None else None,
                                instruction="ADD" if is_add else "COPY")
             if not result.changed_paths:
                 return []
