@@ -30,17 +30,35 @@ from minibuild.dockerfile import (
 _SKIP_FIELDS = frozenset({"span", "original", "comments"})
 
 
+_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _names(cls: type) -> tuple[str, ...] | None:
+    """The compared, non-source field names of a dataclass type (None for other types), looked up once per type."""
+    try:
+        return _NAMES[cls]
+    except KeyError:
+        pass
+    names = None
+    if dataclasses.is_dataclass(cls):
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _SKIP_FIELDS and f.compare)
+    _NAMES[cls] = names
+    return names
+
+
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {"type": type(value).__name__}
-        for f in dataclasses.fields(value):
-            if f.name in _SKIP_FIELDS or not f.compare:
-                continue
-            out[f.name] = _plain(getattr(value, f.name))
-        return out
+    cls = type(value)
+    if cls is str or value is None or cls is bool or cls is int:
+        return value
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
-    return value
+    names = _names(cls)
+    if names is None:
+        return value
+    out = {"type": cls.__name__}
+    for name in names:
+        out[name] = _plain(getattr(value, name))
+    return out
 
 
 def instruction_inputs(instr: Instruction) -> dict[str, Any]:
