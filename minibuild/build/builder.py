@@ -313,6 +313,7 @@ class Builder:
         self._layer_trees: dict[tuple[Digest, ...], LayerTree] = {}  # COPY --from sources read in place
         self._step_no = 0
         self._imported: set[str] = set()  # fixture images imported into the store by this build
+        self._resolved: dict[str, Image] = {}  # base images by name, as this build first resolved them
         self.dry_run = dry_run
         self._scopes: list[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]] = []
         self._transfers: list[CopyFrom] = []
@@ -392,7 +393,15 @@ class Builder:
 
     # ------------------------------------------------------------------ base images
     def resolve_image(self, name: str, span: Any = None) -> Image:
-        """An image from the store, else a fixture imported into the store; never the network."""
+        """An image from the store, else a fixture imported into the store; never the network. Resolved once
+        per build: every stage FROM the same name sees the same image (and its manifest and config are read and
+        verified once, not once per stage)."""
+        image = self._resolved.get(name)
+        if image is None:
+            image = self._resolved[name] = self._resolve_image(name, span)
+        return image
+
+    def _resolve_image(self, name: str, span: Any) -> Image:
         try:
             return self.store.resolve(name)
         except StoreError:
