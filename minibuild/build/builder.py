@@ -569,8 +569,8 @@ class Builder:
             files = [e for e in read_entries(fh) if e.type == "file"]
         counted = len(files), sum(e.size for e in files)
         if not self.dry_run:
-            self.store.cache.put(key, {"kind": "layer-files", "files": counted[0], "bytes": counted[1]},
-                                 (Digest(layer),))
+            # no refs: the record keeps nothing alive (the step's own record does) and names no layer in history
+            self.store.cache.put(key, {"kind": "layer-files", "files": counted[0], "bytes": counted[1]})
         return counted
 
     # ------------------------------------------------------------------ stages
