@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import click
 
 from minibuild.errors import MinibuildError
+from minibuild.home import default_store_dir
 
 # name -> "module:attribute"; each subcommand module is imported only when that command runs,
 # so start-up stays lean.  Keep this table sorted by area.
@@ -44,11 +44,7 @@ COMMANDS: dict[str, str] = {
 
 def default_store() -> Path:
     """Return the store directory: $MINIBUILD_HOME, else the user's cache dir + /minibuild."""
-    env = os.environ.get("MINIBUILD_HOME")
-    if env:
-        return Path(env)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "minibuild"
+    return Path(default_store_dir())
 
 
 class LazyGroup(click.Group):

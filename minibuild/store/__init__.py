@@ -13,7 +13,6 @@ Layout of ``$MINIBUILD_HOME``::
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from minibuild.digest import Digest
@@ -198,8 +197,6 @@ class Store:
 
 def default_store_path() -> Path:
     """$MINIBUILD_HOME, else $XDG_CACHE_HOME/minibuild, else ~/.cache/minibuild."""
-    env = os.environ.get("MINIBUILD_HOME")
-    if env:
-        return Path(env)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "minibuild"
+    from minibuild.home import default_store_dir
+
+    return Path(default_store_dir())
