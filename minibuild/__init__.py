@@ -1,8 +1,12 @@
 """minibuild: a pure-Python container image builder (public API)."""
 
-from typing import Any
+from __future__ import annotations
 
-from minibuild.errors import MinibuildError
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from minibuild.errors import MinibuildError
 
 __version__ = "0.1.0"
 
@@ -12,8 +16,12 @@ _VIEW_NAMES = frozenset({"ImageView", "FileInfo", "load"})
 
 
 def __getattr__(name: str) -> Any:
-    """``minibuild.build`` and the image view (``load``, ``ImageView``, ``FileInfo``) are imported lazily so that
-    ``import minibuild`` (and the CLI) stays fast."""
+    """``MinibuildError``, ``minibuild.build`` and the image view (``load``, ``ImageView``, ``FileInfo``) are
+    imported lazily so that ``import minibuild`` (and the no-op replay of the CLI) stays fast."""
+    if name == "MinibuildError":
+        from minibuild.errors import MinibuildError
+
+        return MinibuildError
     if name == "build":
         from minibuild.api import build
 

@@ -1,6 +1,6 @@
 """Run the command line as ``python -m minibuild``."""
 
-from minibuild.cli import main
+from minibuild.noop import main
 
 if __name__ == "__main__":
     main()

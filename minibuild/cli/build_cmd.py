@@ -127,7 +127,12 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
     if dockerfile == "-":
         text = sys.stdin.read()
         df_path = None
-    err = sys.stderr
+    registry = registry_build_kwargs(ctx)
+    recorder = _recorder(text is None and output is None and report is None and not no_cache
+                         and progress != "json" and not (registry["pull"] or registry["cache_from"]
+                                                         or registry["cache_to"]))
+    out = recorder.stdout if recorder is not None else sys.stdout
+    err = recorder.stderr if recorder is not None else sys.stderr
     renderer: Any = None
     if progress in ("plain", "auto"):
         renderer = _Plain(err, explain=explain)
@@ -135,10 +140,40 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
         renderer = _Json(err)
     result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
                        executor=executor, no_cache=no_cache, output=output, progress=renderer, dockerfile_text=text,
-                       report=report, **registry_build_kwargs(ctx))
+                       report=report, **registry)
     if progress != "json":
         for line in _summary(result):
-            click.echo(line, err=True)
+            click.echo(line, file=err)
         if report is not None:
-            click.echo(f"wrote report {report}", err=True)
-    click.echo(result.digest.value if hasattr(result.digest, "value") else str(result.digest))
+            click.echo(f"wrote report {report}", file=err)
+    click.echo(result.digest.value if hasattr(result.digest, "value") else str(result.digest), file=out)
+    if recorder is not None and _no_op(result):
+        _save_memo(recorder, context, df_path if df_path is not None else os.path.join(context, "Dockerfile"))
+
+
+def _recorder(eligible: bool) -> Any:
+    """A recorder of this command's output when the process came through the entry point and the options allow
+    a no-op memo (nothing written or fetched besides tags); else None (see minibuild.noop)."""
+    from minibuild import noop
+
+    if not eligible or noop.entry_argv() is None or os.environ.get("MINIBUILD_NO_MEMO"):
+        return None
+    return noop.Recorder(sys.stdout, sys.stderr)
+
+
+def _no_op(result: Any) -> bool:
+    """Every step hit the cache and nothing was fetched (an ``ADD`` of a URL is fetched again by every build)."""
+    return all(s.cached for s in result.steps) and all(st.status != "built" for st in result.stages) and not any(
+        s.instruction.startswith("ADD ") and ("://" in s.instruction or "git@" in s.instruction)
+        for s in result.steps)
+
+
+def _save_memo(recorder: Any, context: Path, dockerfile: str | Path) -> None:
+    from minibuild import noop
+
+    argv = noop.entry_argv()
+    assert argv is not None
+    try:
+        noop.save(argv, recorder, context=str(context), dockerfile=str(dockerfile))
+    except OSError:
+        pass  # a memo is an optimisation: the build itself succeeded

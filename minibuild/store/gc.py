@@ -189,6 +189,10 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
             removed.append(digest)
             freed += store.blobs.size(digest) if dry_run else store.blobs.delete(digest)
         temps = 0
+        if not dry_run:
+            from minibuild.noop import forget
+
+            forget(str(store.root))  # no-op build memos: removing blobs invalidates them anyway
         for name in sorted(os.listdir(store.tmp_dir)):
             path = store.tmp_dir / name
             if not is_locked_by_someone(path) and name.startswith("blob-"):

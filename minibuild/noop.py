@@ -1,0 +1,278 @@
+"""No-op builds: a repeated ``minibuild build`` whose inputs did not change replays the previous output.
+
+After a ``minibuild build`` run from the command line in which every step hit the cache, the CLI writes a *memo*
+into the store (``.minibuild/noop/<request>.json``): what it printed, and a stamp of everything the build read —
+every entry of the context tree and the Dockerfile (path, type, mode, size, mtime, ctime, inode, device), the
+store's ``index.json`` and its blob and cache-record directories, and minibuild's own source files. The request is
+the command line, the working directory, the whole environment and which streams are terminals.
+
+The next identical command checks those stamps before anything else is imported (no click, no builder: this
+module uses the standard library only) and, when all are unchanged, prints the recorded output and exits 0: the
+build it would have run is the same fully cached build, with the same output. Anything unexpected — a changed or
+racy stamp (touched less than two seconds before the memo was written), an unreadable memo, another minibuild
+version — means no replay and the ordinary build runs. Builds that write or fetch anything besides tags
+(``--output``, ``--report``, ``--pull``, ``--cache-from``/``--cache-to``, a Dockerfile on stdin, ``ADD`` of a
+URL) and builds that ran any step are never memoised. ``MINIBUILD_NO_MEMO=1`` turns replays off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the entry point imports nothing it does not use: typing alone costs milliseconds
+    from collections.abc import Mapping, Sequence
+    from typing import IO, Any
+
+FORMAT = 1
+MEMO_DIR = os.path.join(".minibuild", "noop")
+RACY_NS = 2_000_000_000  # a stamp this close to the memo's writing may miss a later change in the same tick
+_entry_argv: list[str] | None = None
+
+
+def entry_argv() -> list[str] | None:
+    """The command line of this process when it came through ``main`` (memos are only for real processes)."""
+    return _entry_argv
+
+
+def main() -> None:
+    """The ``minibuild`` command: replay a no-op build when possible, else run the click command line."""
+    global _entry_argv
+    argv = sys.argv[1:]
+    code = replay(argv, os.environ)
+    if code is not None:
+        sys.exit(code)
+    _entry_argv = argv
+    from minibuild.cli import main as cli_main
+
+    cli_main()
+
+
+# ---------------------------------------------------------------------------------------------- stamps
+def _stat_stamp(st: os.stat_result) -> list[int]:
+    return [st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def path_stamp(path: str) -> list[int] | None:
+    """The stamp of one path (not followed if a symlink), or None when it does not exist."""
+    try:
+        return _stat_stamp(os.lstat(path))
+    except FileNotFoundError:
+        return None
+
+
+def tree_stamp(root: str) -> tuple[str, int]:
+    """(digest over the stamp of every entry under ``root``, sorted by path; the newest mtime/ctime in it)."""
+    h = hashlib.sha256()
+    newest = 0
+    st = os.lstat(root)
+    h.update(json.dumps(["", *_stat_stamp(st)]).encode())
+    newest = max(st.st_mtime_ns, st.st_ctime_ns)
+    stack = [("", root)]
+    while stack:
+        rel, path = stack.pop()
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            st = e.stat(follow_symlinks=False)
+            name = f"{rel}/{e.name}" if rel else e.name
+            h.update(json.dumps([name, *_stat_stamp(st)]).encode())
+            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+            if stat.S_ISDIR(st.st_mode):
+                stack.append((name, e.path))
+    return h.hexdigest(), newest
+
+
+def package_stamp() -> str:
+    """A digest of minibuild's own source files (another version or an edited checkout replays nothing)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256(sys.version.encode())
+    for folder, dirs, files in os.walk(here):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and d != "rootfs_fixtures")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(folder, name))
+                h.update(f"{os.path.relpath(folder, here)}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def store_stamp(store: str) -> dict[str, list[int] | None]:
+    """The store paths a fully cached build reads: the tags, and the directories blobs and records live in."""
+    paths = ("index.json", os.path.join("blobs", "sha256"), os.path.join(".minibuild", "cache"))
+    return {p: path_stamp(os.path.join(store, p)) for p in paths}
+
+
+def request_key(argv: Sequence[str], cwd: str, environ: Mapping[str, str], ttys: Sequence[bool]) -> str:
+    """The identity of a command: its arguments, directory, environment and which of stdin/out/err are ttys."""
+    doc = [FORMAT, list(argv), cwd, sorted(environ.items()), list(ttys)]
+    return hashlib.sha256(json.dumps(doc).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def store_of(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, list[str]] | None:
+    """(store directory, the arguments after it) for ``[--store DIR] build ...``; None for anything else."""
+    rest = list(argv)
+    store = None
+    if rest[:1] == ["--store"] and len(rest) >= 2:
+        store, rest = rest[1], rest[2:]
+    elif rest[:1] and rest[0].startswith("--store="):
+        store, rest = rest[0][len("--store="):], rest[1:]
+    if rest[:1] != ["build"]:
+        return None
+    if store is None:
+        from minibuild.home import default_store_dir
+
+        store = default_store_dir(environ)
+    return os.path.abspath(store), rest
+
+
+def _ttys() -> list[bool]:
+    out = []
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            out.append(bool(stream is not None and stream.isatty()))
+        except (ValueError, OSError):
+            out.append(False)
+    return out
+
+
+def _memo_path(store: str, key: str) -> str:
+    return os.path.join(store, MEMO_DIR, key + ".json")
+
+
+# ---------------------------------------------------------------------------------------------- replay
+def replay(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
+    """Print a memoised no-op build's output and return 0, or None when the build must run."""
+    if environ.get("MINIBUILD_NO_MEMO"):
+        return None
+    try:
+        where = store_of(argv, environ)
+        if where is None:
+            return None
+        store = where[0]
+        key = request_key(argv, os.getcwd(), environ, _ttys())
+        with open(_memo_path(store, key), "rb") as fh:
+            memo = json.loads(fh.read())
+        if not _still_valid(memo, key, store):
+            return None
+        streams = {1: sys.stdout, 2: sys.stderr}
+        for fd, text in memo["output"]:
+            streams[fd].write(text)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return 0
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _still_valid(memo: Any, key: str, store: str) -> bool:
+    if not isinstance(memo, dict) or memo.get("format") != FORMAT or memo.get("key") != key:
+        return False
+    if memo.get("package") != package_stamp():
+        return False
+    if memo.get("store") != store_stamp(store):
+        return False
+    for path, stamp in memo["files"].items():
+        if path_stamp(path) != stamp:
+            return False
+    for root, digest in memo["trees"].items():
+        if tree_stamp(root)[0] != digest:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- recording
+class Recorder:
+    """Wraps stdout/stderr for one command: passes writes through and keeps them, in order, for a memo."""
+
+    def __init__(self, stdout: IO[str], stderr: IO[str]) -> None:
+        self.chunks: list[tuple[int, str]] = []
+        self.stdout = _Tee(stdout, 1, self.chunks)
+        self.stderr = _Tee(stderr, 2, self.chunks)
+
+
+class _Tee:
+    def __init__(self, stream: IO[str], fd: int, chunks: list[tuple[int, str]]) -> None:
+        self._stream = stream
+        self._fd = fd
+        self._chunks = chunks
+
+    def write(self, text: str) -> int:
+        self._chunks.append((self._fd, text))
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def save(argv: Sequence[str], recorder: Recorder, *, context: str, dockerfile: str | None) -> bool:
+    """Write the memo of a fully cached build that just ran (False when its inputs are too fresh to trust)."""
+    where = store_of(argv, os.environ)
+    if where is None:
+        return False
+    store = where[0]
+    now = time.time_ns()
+    trees: dict[str, str] = {}
+    files: dict[str, list[int] | None] = {}
+    digest, newest = tree_stamp(os.path.abspath(context))
+    trees[os.path.abspath(context)] = digest
+    if dockerfile is not None:
+        df = os.path.abspath(dockerfile)
+        for path in (df, df + ".dockerignore"):
+            files[path] = path_stamp(path)
+            if files[path] is not None:
+                newest = max(newest, files[path][2], files[path][3])  # type: ignore[index]
+    if newest >= now - RACY_NS:
+        return False
+    key = request_key(argv, os.getcwd(), os.environ, _ttys())
+    memo = {"format": FORMAT, "key": key, "package": package_stamp(), "store": store_stamp(store),
+            "files": files, "trees": trees, "output": recorder.chunks}
+    folder = os.path.join(store, MEMO_DIR)
+    os.makedirs(folder, exist_ok=True)
+    path = _memo_path(store, key)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
+        json.dump(memo, fh)
+    os.replace(tmp, path)
+    _keep_newest(folder, KEEP)
+    return True
+
+
+KEEP = 64  # memos per store: one per distinct command line and environment; the oldest go first
+
+
+def _keep_newest(folder: str, keep: int) -> None:
+    with os.scandir(folder) as it:
+        memos = sorted(((e.stat().st_mtime_ns, e.path) for e in it if e.name.endswith(".json")), reverse=True)
+    for _, path in memos[keep:]:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def forget(store: str) -> int:
+    """Remove every memo of a store (prune does: a memo is never needed, only faster); how many were removed."""
+    folder = os.path.join(store, MEMO_DIR)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for name in names:
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed

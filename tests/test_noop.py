@@ -1,0 +1,179 @@
+"""No-op build memos (minibuild.noop): a replay prints exactly what the full build prints, and only when nothing the
+build read has changed; anything else runs the build."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from minibuild import noop
+from minibuild.cli import main as cli_main
+from tests.build.engine_support import write_context
+
+DOCKERFILE = "FROM scratch AS build\nCOPY src /src\nFROM scratch\nCOPY --from=build /src/a.txt /a.txt\nCMD [\"x\"]\n"
+
+
+@pytest.fixture(autouse=True)
+def memos_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The suite turns memos off (tests/conftest.py); these tests are about them."""
+    monkeypatch.delenv("MINIBUILD_NO_MEMO", raising=False)
+    monkeypatch.setenv("MINIBUILD_FIXTURE_PADDING", "0")
+    yield
+    noop._entry_argv = None
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """(context, store) with the context's files counted as old enough to trust (no racy window in-process)."""
+    monkeypatch.setattr(noop, "RACY_NS", -10**12)  # every stamp counts as settled; the e2e test waits instead
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": DOCKERFILE, "src/a.txt": "a", "src/b.txt": "b"})
+    return ctx, tmp_path / "store"
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the command line in-process as the entry point does (replay first, then click)."""
+    code = noop.replay(argv, os.environ)
+    if code is None:
+        noop._entry_argv = argv
+        try:
+            cli_main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        finally:
+            noop._entry_argv = None
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _argv(ctx: Path, store: Path, *extra: str) -> list[str]:
+    return ["--store", str(store), "build", str(ctx), "-t", "memo:1", "--progress", "plain", *extra]
+
+
+def _memos(store: Path) -> list[Path]:
+    folder = store / ".minibuild" / "noop"
+    return sorted(folder.glob("*.json")) if folder.exists() else []
+
+
+def test_a_fully_cached_build_is_replayed_byte_for_byte(project: tuple[Path, Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    ctx, store = project
+    argv = _argv(ctx, store)
+    code, cold_out, cold_err = _cli(argv, capsys)
+    assert code == 0 and "DONE" in cold_err
+    assert _memos(store) == []  # a step ran: nothing to replay
+    code, warm_out, warm_err = _cli(argv, capsys)
+    assert code == 0 and "DONE" not in warm_err and warm_out == cold_out
+    assert len(_memos(store)) == 1
+    assert noop.replay(argv, os.environ) == 0
+    replayed = capsys.readouterr()
+    assert (replayed.out, replayed.err) == (warm_out, warm_err)
+
+
+@pytest.mark.parametrize("change", ["edit", "touch", "add", "remove", "chmod", "dockerfile", "env", "argv",
+                                    "tag", "cache-record", "blob", "package", "no-memo", "corrupt-memo"])
+def test_any_change_to_what_the_build_read_runs_the_build(project: tuple[Path, Path], change: str,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, store = project
+    argv = _argv(ctx, store)
+    _cli(argv, capsys)
+    _cli(argv, capsys)
+    assert noop.replay(argv, os.environ) == 0
+    capsys.readouterr()
+    if change == "edit":
+        (ctx / "src" / "b.txt").write_text("c")  # same size
+    elif change == "touch":
+        os.utime(ctx / "src" / "a.txt", ns=(1, 1))
+    elif change == "add":
+        (ctx / "src" / "new.txt").write_text("n")
+    elif change == "remove":
+        (ctx / "src" / "b.txt").unlink()
+    elif change == "chmod":
+        (ctx / "src" / "a.txt").chmod(0o600)
+    elif change == "dockerfile":
+        (ctx / "Dockerfile").write_text(DOCKERFILE.replace('"x"', '"y"'))
+    elif change == "env":
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1")
+    elif change == "argv":
+        argv = [*argv, "--explain"]
+    elif change == "tag":
+        assert cli_main(["--store", str(store), "tag", "memo:1", "other:1"]) is None
+    elif change == "cache-record":
+        record = next((store / ".minibuild" / "cache").glob("*.json"))
+        record.unlink()
+    elif change == "blob":
+        (store / "blobs" / "sha256" / ("0" * 64)).write_bytes(b"x")
+    elif change == "package":
+        monkeypatch.setattr(noop, "package_stamp", lambda: "another minibuild")
+    elif change == "no-memo":
+        monkeypatch.setenv("MINIBUILD_NO_MEMO", "1")
+    elif change == "corrupt-memo":
+        _memos(store)[0].write_text("{not json")
+    capsys.readouterr()
+    assert noop.replay(argv, os.environ) is None
+
+
+@pytest.mark.parametrize("extra", [("--no-cache",), ("--progress", "json"), ("-o", "OUT"), ("--report", "REPORT")])
+def test_builds_that_write_or_run_anything_are_not_memoised(project: tuple[Path, Path], extra: tuple[str, ...],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    ctx, store = project
+    extra = tuple(str(ctx.parent / "out.json") if e in ("OUT", "REPORT") else e for e in extra)
+    _cli(_argv(ctx, store), capsys)
+    for _ in range(2):
+        code, _out, err = _cli(_argv(ctx, store, *extra), capsys)
+        assert code == 0, err
+    assert _memos(store) == [] or all(json.loads(m.read_text())["key"] != noop.request_key(
+        _argv(ctx, store, *extra), os.getcwd(), os.environ, noop._ttys()) for m in _memos(store))
+    assert noop.replay(_argv(ctx, store, *extra), os.environ) is None
+
+
+def test_fresh_files_are_not_trusted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": DOCKERFILE, "src/a.txt": "a"})
+    argv = _argv(ctx, tmp_path / "store")
+    _cli(argv, capsys)
+    _cli(argv, capsys)  # fully cached, but the context was written a moment ago: a change in the same tick
+    assert _memos(tmp_path / "store") == []  # could leave every stamp as it was
+    assert noop.replay(argv, os.environ) is None
+
+
+def test_prune_forgets_memos(project: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    ctx, store = project
+    argv = _argv(ctx, store)
+    _cli(argv, capsys)
+    _cli(argv, capsys)
+    assert len(_memos(store)) == 1
+    assert cli_main(["--store", str(store), "prune"]) is None
+    assert _memos(store) == []
+
+
+def test_the_installed_command_replays_after_the_racy_window(tmp_path: Path) -> None:
+    """End to end through ``python -m minibuild``: cold build, then (two seconds later) a warm build that writes
+    the memo, then a replay whose stdout and stderr equal the warm build's and the full build's."""
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": DOCKERFILE, "src/a.txt": "a", "src/b.txt": "b"})
+    env = {k: v for k, v in os.environ.items() if k != "MINIBUILD_NO_MEMO"}
+    env["MINIBUILD_FIXTURE_PADDING"] = "0"
+    argv = [sys.executable, "-m", "minibuild", *_argv(ctx, tmp_path / "store")]
+
+    def run(extra_env: dict[str, str] | None = None) -> tuple[str, str]:
+        p = subprocess.run(argv, capture_output=True, text=True, env={**env, **(extra_env or {})}, timeout=120)
+        assert p.returncode == 0, p.stderr
+        return p.stdout, p.stderr
+
+    run()
+    time.sleep(noop.RACY_NS / 1e9 + 0.2)
+    warm = run()
+    memos = _memos(tmp_path / "store")
+    assert len(memos) == 1
+    stamp = memos[0].stat().st_mtime_ns
+    replayed = run()
+    assert replayed == warm and "#2 CACHED" in warm[1]
+    assert memos[0].stat().st_mtime_ns == stamp  # read, not rewritten: the build did not run
+    assert run({"MINIBUILD_NO_MEMO": "1"}) == warm
