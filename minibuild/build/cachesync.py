@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -187,7 +186,8 @@ def write_layout(store: Store, path: Path, manifest: Manifest, *, tag: str) -> D
                 continue
             tmp = blobs_dir / f".tmp-{desc.digest.hex}-{os.getpid()}"
             with store.blobs.open(desc.digest) as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
             os.replace(tmp, target)
         data = manifest.to_bytes()
         digest = Digest.of_bytes(data)
