@@ -80,6 +80,16 @@ class Layer:
         return cls(descriptor=Descriptor(media_type=media_type, digest=info.digest, size=info.size), diff_id=info.diff_id)
 
 
+_CONFIG_FIELDS: list[frozenset[str]] = []
+
+
+def _config_fields() -> frozenset[str]:
+    """The ImageConfig fields ``with_config`` may change (computed once: a metadata step calls it every time)."""
+    if not _CONFIG_FIELDS:
+        _CONFIG_FIELDS.append(frozenset(f.name for f in dataclasses.fields(ImageConfig)) - {"diff_ids", "extra"})
+    return _CONFIG_FIELDS[0]
+
+
 _LIST_FIELDS = frozenset({"env", "entrypoint", "cmd", "exposed_ports", "volumes", "shell", "onbuild", "os_features",
                           "history", "diff_ids"})
 
@@ -192,7 +202,9 @@ class Image:
 
     # ------------------------------------------------------------ transforms
     def _derived_config(self, **changes: Any) -> ImageConfig:
-        extra = tuple((k, v) for k, v in self.config.extra if k not in BUILD_SPECIFIC_KEYS)
+        extra = self.config.extra
+        if extra:
+            extra = tuple((k, v) for k, v in extra if k not in BUILD_SPECIFIC_KEYS)
         return dataclasses.replace(self.config, extra=extra, **changes)
 
     def _derive(self, config: ImageConfig, layers: tuple[Layer, ...] | None = None) -> Image:
@@ -224,8 +236,7 @@ class Image:
 
     def with_config(self, **changes: Any) -> Image:
         """A new image whose config has ``changes`` (ImageConfig field names; lists/dicts are frozen)."""
-        allowed = {f.name for f in dataclasses.fields(ImageConfig)} - {"diff_ids", "extra"}
-        unknown = set(changes) - allowed
+        unknown = set(changes) - _config_fields()
         if unknown:
             raise ConfigError(f"with_config: unknown config field(s) {', '.join(sorted(unknown))}")
         fixed: dict[str, Any] = {}
