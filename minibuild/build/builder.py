@@ -679,8 +679,9 @@ class Builder:
             return
         ex = expand(instr, st.scope.word_env(), self.df.escape)
         if isinstance(ex, _METADATA):
-            self._apply_metadata(st, ex)
-            self._meta_step(st, ex, _shown(ex, instr.original), i, total, t0, history=True)
+            text = _shown(ex, instr.original)
+            self._apply_metadata(st, ex, History(created_by=text, comment="buildkit.dockerfile.v0", empty_layer=True))
+            self._meta_step(st, ex, text, i, total, t0, history=False)
             return
         if isinstance(ex, WorkdirInstruction):
             self._workdir(st, ex, i, total, t0)
@@ -761,54 +762,61 @@ class Builder:
         st.fs_step, st.fs_missed = i, True
         self._step(st, i, total, text, line, False, "", None, 0, 0.0, reason=reason)
 
-    def _apply_metadata(self, st: _State, ex: Instruction) -> None:
+    def _apply_metadata(self, st: _State, ex: Instruction, history: History | None = None) -> None:
+        """Apply a config instruction, and add its ``history`` entry in the same derivation of the image."""
         cfg = st.image.config
-        img = st.image
+        changes: dict[str, Any]
         match ex:
             case EnvInstruction():
                 env = cfg.env
                 for kv in ex.env:
                     env = _set_env(env, kv.key, kv.value)
-                img = img.with_config(env=env)
+                changes = {"env": env}
                 st.scope = st.scope.with_env(_env_pairs(env))
             case LabelInstruction():
                 labels = dict(cfg.labels)
                 for kv in ex.labels:
                     labels[kv.key] = kv.value
-                img = img.with_config(labels=labels)
+                changes = {"labels": labels}
             case CmdInstruction():
                 cmd = (*(cfg.shell or DEFAULT_SHELL), " ".join(ex.command)) if ex.prepend_shell else ex.command
-                img = img.with_config(cmd=tuple(cmd))
+                changes = {"cmd": tuple(cmd)}
                 st.cmd_set = True
             case EntrypointInstruction():
                 ep = (*(cfg.shell or DEFAULT_SHELL), " ".join(ex.command)) if ex.prepend_shell else ex.command
-                changes: dict[str, Any] = {"entrypoint": tuple(ep)}
+                changes = {"entrypoint": tuple(ep)}
                 if not st.cmd_set:
                     changes["cmd"] = None
-                img = img.with_config(**changes)
             case ShellInstruction():
-                img = img.with_config(shell=tuple(ex.shell))
+                changes = {"shell": tuple(ex.shell)}
             case UserInstruction():
-                img = img.with_config(user=ex.user)
+                changes = {"user": ex.user}
             case ExposeInstruction():
-                img = img.with_config(exposed_ports=tuple(cfg.exposed_ports) + tuple(_port(p) for p in ex.ports))
+                changes = {"exposed_ports": tuple(cfg.exposed_ports) + tuple(_port(p) for p in ex.ports)}
             case VolumeInstruction():
                 vols = tuple(v for v in ex.volumes if v.strip())
                 if not vols:
                     raise BuildError("VOLUME specified can not be an empty string", span=ex.span)
-                img = img.with_config(volumes=tuple(cfg.volumes) + vols)
+                changes = {"volumes": tuple(cfg.volumes) + vols}
             case StopsignalInstruction():
-                img = img.with_config(stop_signal=ex.signal)
+                changes = {"stop_signal": ex.signal}
             case HealthcheckInstruction():
                 hc = Healthcheck(test=tuple(ex.test), interval=ex.interval or None, timeout=ex.timeout or None,
                                  start_period=ex.start_period or None, start_interval=ex.start_interval or None,
                                  retries=ex.retries or None)
-                img = img.with_config(healthcheck=hc)
+                changes = {"healthcheck": hc}
             case OnbuildInstruction():
-                img = img.with_config(onbuild=tuple(cfg.onbuild or ()) + (ex.expression,))
+                changes = {"onbuild": tuple(cfg.onbuild or ()) + (ex.expression,)}
             case MaintainerInstruction():
-                img = img.with_config(author=ex.maintainer)
-        st.image = img
+                changes = {"author": ex.maintainer}
+            case _:
+                changes = {}
+        if history is not None:  # what Image.add_history does, in the same with_config
+            if history.created is None:
+                history = dataclasses.replace(history, created=cfg.created)
+            changes["history"] = cfg.history + (history,)
+        if changes:
+            st.image = st.image.with_config(**changes)
 
     # ------------------------------------------------------------------ filesystem steps
     def _fs_step(self, st: _State, ex: Instruction, text: str, i: int, total: int, t0: float,
