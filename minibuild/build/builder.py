@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import posixpath
-import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -463,6 +462,8 @@ class Builder:
         finally:
             self.lease = None
             if self.tmp is not None:
+                import shutil  # only a build that made a root has one to remove
+
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 self.tmp = None
 
@@ -473,6 +474,8 @@ class Builder:
             return self._build()  # type: ignore[return-value]
         finally:
             if self.tmp is not None:
+                import shutil  # only a build that made a root has one to remove
+
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 self.tmp = None
 

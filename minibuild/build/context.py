@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import stat as st_mod
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -167,6 +166,8 @@ class StatCache:
         merged.update(self._dirty)
         if len(merged) > self.MAX_ENTRIES:
             merged = self._trimmed(merged)
+        import tempfile  # only a build that hashed something writes the cache
+
         fd, tmp = tempfile.mkstemp(prefix=".statcache-", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w") as f:

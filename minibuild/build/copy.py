@@ -30,12 +30,11 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import stat as st_mod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from minibuild.build.context import BuildContext, StatCache, file_type, resolve_in_root
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
@@ -448,7 +447,7 @@ def _copy_fd(inp: BinaryIO, out: BinaryIO) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP):
             raise
-        shutil.copyfileobj(inp, out, 1 << 20)
+        _copyfileobj(inp, out)
 
 
 def _dest_path(dest: str, workdir: str) -> tuple[str, bool]:
@@ -681,7 +680,7 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
             existing = writer.lstat(out)
             if existing is not None and not (st_mod.S_ISDIR(existing.st_mode) and member.isdir()):
                 if st_mod.S_ISDIR(existing.st_mode):
-                    shutil.rmtree(writer.full(out))
+                    _rmtree(writer.full(out))
                 else:
                     os.unlink(writer.full(out))
             perm = member.mode & 0o7777
@@ -716,7 +715,7 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
                 assert src is not None
                 fd = os.open(writer.full(out), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
                 with os.fdopen(fd, "wb") as f:
-                    shutil.copyfileobj(src, f, 1 << 20)
+                    _copyfileobj(src, f)
                 perm_opt = perm
             elif member.isfifo():
                 os.mkfifo(writer.full(out), 0o600)
@@ -737,3 +736,15 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
         ns = (mtime if mtime is not None else int(member.mtime)) * 1_000_000_000
         os.utime(writer.full(out), ns=(ns, ns), follow_symlinks=False)
     return tuple(sorted(writer.changed))
+
+
+def _copyfileobj(src: IO[bytes], dst: IO[bytes]) -> None:
+    """Copy a stream in 1 MiB chunks (shutil is imported only by the builds that copy: not on a cached path)."""
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path)

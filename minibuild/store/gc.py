@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -207,6 +206,8 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
                 # the scratch roots of a build that was killed (its own cleanup never ran)
                 if not dry_run:
                     freed += _tree_size(path)
+                    import shutil  # prune only: not on the build path that imports this module
+
                     shutil.rmtree(path, ignore_errors=True)
                 temps += 1
     return PruneReport(removed=tuple(removed), freed_bytes=freed, kept=kept, temp_files_removed=temps,
