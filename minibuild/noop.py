@@ -159,14 +159,18 @@ def replay(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
             memo = json.loads(fh.read())
         if not _still_valid(memo, key, store):
             return None
-        streams = {1: sys.stdout, 2: sys.stderr}
-        for fd, text in memo["output"]:
+        output = [(int(fd), str(text)) for fd, text in memo["output"] if fd in (1, 2)]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    streams = {1: sys.stdout, 2: sys.stderr}
+    try:
+        for fd, text in output:
             streams[fd].write(text)
         sys.stdout.flush()
         sys.stderr.flush()
-        return 0
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    except (OSError, UnicodeError):
+        return 1  # as the command line does on a closed pipe; never fall back to printing the build a second time
+    return 0
 
 
 def _still_valid(memo: Any, key: str, store: str) -> bool:

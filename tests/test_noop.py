@@ -177,3 +177,25 @@ def test_the_installed_command_replays_after_the_racy_window(tmp_path: Path) -> 
     assert replayed == warm and "#2 CACHED" in warm[1]
     assert memos[0].stat().st_mtime_ns == stamp  # read, not rewritten: the build did not run
     assert run({"MINIBUILD_NO_MEMO": "1"}) == warm
+
+
+def test_a_closed_pipe_during_a_replay_is_an_error_not_a_second_build(project: tuple[Path, Path],
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, store = project
+    argv = _argv(ctx, store)
+    _cli(argv, capsys)
+    _cli(argv, capsys)
+
+    class Closed:
+        def write(self, _text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def isatty(self) -> bool:
+            return False
+
+    monkeypatch.setattr(sys, "stderr", Closed())
+    assert noop.replay(argv, os.environ) == 1
