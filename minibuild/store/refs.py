@@ -101,7 +101,8 @@ class RefStore:
             kept = [d for d in index.manifests if entry_name(d) != full]
             kept.append(desc)
             kept.sort(key=lambda d: (entry_name(d) or "", d.digest.value))
-            self._write(dataclasses.replace(index, manifests=tuple(kept)))
+            if tuple(kept) != index.manifests:  # a rebuild that names the same image again writes nothing
+                self._write(dataclasses.replace(index, manifests=tuple(kept)))
         return full
 
     def remove(self, name: str) -> RefEntry:
