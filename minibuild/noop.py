@@ -1,18 +1,20 @@
-"""No-op builds: a repeated ``minibuild build`` whose inputs did not change replays the previous output.
+"""No-op builds: a repeated ``minibuild build`` whose inputs did not change replays the output of the cached build.
 
-After a ``minibuild build`` run from the command line in which every step hit the cache, the CLI writes a *memo*
-into the store (``.minibuild/noop/<request>.json``): what it printed, and a stamp of everything the build read —
-every entry of the context tree and the Dockerfile (path, type, mode, size, mtime, ctime, inode, device), the
-store's ``index.json`` and its blob and cache-record directories, and minibuild's own source files. The request is
-the command line, the working directory, the whole environment and which streams are terminals.
+A ``minibuild build`` run from the command line leaves a *memo* in the store (``.minibuild/noop/<request>.json``)
+holding the output of a fully cached build of the same request — its own output when every step hit the cache,
+else that of a fully cached build it runs at once, silently, in the same process (the build the next identical
+command would run) — and stamps of everything such a build reads: every entry of the context tree and the
+Dockerfile (path, type, mode, size, mtime, ctime, inode, device), the store's ``index.json`` and its blob and
+cache-record directories, and minibuild's own source files. The request is the command line, the working
+directory, the whole environment and which streams are terminals.
 
 The next identical command checks those stamps before anything else is imported (no click, no builder: this
-module uses the standard library only) and, when all are unchanged, prints the recorded output and exits 0: the
-build it would have run is the same fully cached build, with the same output. Anything unexpected — a changed or
-racy stamp (touched less than two seconds before the memo was written), an unreadable memo, another minibuild
-version — means no replay and the ordinary build runs. Builds that write or fetch anything besides tags
-(``--output``, ``--report``, ``--pull``, ``--cache-from``/``--cache-to``, a Dockerfile on stdin, ``ADD`` of a
-URL) and builds that ran any step are never memoised. ``MINIBUILD_NO_MEMO=1`` turns replays off.
+module uses the standard library only) and, when all are unchanged, prints the recorded output and exits 0.
+Anything unexpected — a changed stamp, an unreadable memo, another minibuild version — runs the build. No memo is
+written when an input was touched within two seconds before the build (racy), changed while it ran, or the store
+changed under the cached build; nor for builds that write or fetch anything besides tags (``--output``,
+``--report``, ``--pull``, ``--cache-from``/``--cache-to``, a Dockerfile on stdin, ``ADD`` of a URL), ``--no-cache``
+or json progress. ``MINIBUILD_NO_MEMO=1`` turns memos off. See docs/no-op-builds.md.
 """
 
 from __future__ import annotations
@@ -219,31 +221,65 @@ class _Tee:
         return getattr(self._stream, name)
 
 
-def save(argv: Sequence[str], recorder: Recorder, *, context: str, dockerfile: str | None) -> bool:
-    """Write the memo of a fully cached build that just ran (False when its inputs are too fresh to trust)."""
-    where = store_of(argv, os.environ)
-    if where is None:
-        return False
-    store = where[0]
-    now = time.time_ns()
-    trees: dict[str, str] = {}
+class Before:
+    """Stamps of a build's inputs and store taken before it ran, to decide afterwards whether a memo is safe."""
+
+    def __init__(self, *, store_dir: str, store: dict[str, list[int] | None], trees: dict[str, str],
+                 files: dict[str, list[int] | None], newest: int, start_ns: int) -> None:
+        self.store_dir = store_dir
+        self.store = store
+        self.trees = trees
+        self.files = files
+        self.newest = newest
+        self.start_ns = start_ns
+
+    @classmethod
+    def take(cls, *, store: str, context: str, dockerfile: str) -> Before:
+        """Stamp the context tree, the Dockerfile and its ignore file (when outside it) and the store, now."""
+        start = time.time_ns()
+        store_dir = os.path.abspath(store)
+        trees, files, newest = _input_stamps(context, dockerfile)
+        return cls(store_dir=store_dir, store=store_stamp(store_dir), trees=trees, files=files, newest=newest,
+                   start_ns=start)
+
+    def settled(self) -> bool:
+        """No input was touched within the racy window before the build started (a later change in the same
+        timestamp tick could otherwise leave every stamp as it was)."""
+        return self.newest < self.start_ns - RACY_NS
+
+    def unchanged(self) -> bool:
+        """Every input still has the stamp it had before the build (nothing changed while it ran)."""
+        context = next(iter(self.trees))
+        dockerfile = next(iter(self.files), None)
+        trees, files, _ = _input_stamps(context, dockerfile)
+        return trees == self.trees and files == self.files
+
+
+def _input_stamps(context: str, dockerfile: str | None) -> tuple[dict[str, str], dict[str, list[int] | None], int]:
+    root = os.path.abspath(context)
+    digest, newest = tree_stamp(root)
     files: dict[str, list[int] | None] = {}
-    digest, newest = tree_stamp(os.path.abspath(context))
-    trees[os.path.abspath(context)] = digest
     if dockerfile is not None:
         df = os.path.abspath(dockerfile)
         for path in (df, df + ".dockerignore"):
-            files[path] = path_stamp(path)
-            if files[path] is not None:
-                newest = max(newest, files[path][2], files[path][3])  # type: ignore[index]
-    if newest >= now - RACY_NS:
+            stamp = files[path] = path_stamp(path)
+            if stamp is not None:
+                newest = max(newest, stamp[2], stamp[3])
+    return {root: digest}, files, newest
+
+
+def save(before: Before, chunks: list[tuple[int, str]], store: dict[str, list[int] | None] | None = None) -> bool:
+    """Write the memo of this command (its output ``chunks``) with the stamps ``before`` holds, which the caller
+    checked are still current; ``store`` is the store stamp the caller checked (default: the one before)."""
+    argv = entry_argv()
+    if argv is None or store_of(argv, os.environ) is None:
         return False
     key = request_key(argv, os.getcwd(), os.environ, _ttys())
-    memo = {"format": FORMAT, "key": key, "package": package_stamp(), "store": store_stamp(store),
-            "files": files, "trees": trees, "output": recorder.chunks}
-    folder = os.path.join(store, MEMO_DIR)
+    memo = {"format": FORMAT, "key": key, "package": package_stamp(), "store": store if store is not None else
+            before.store, "files": before.files, "trees": before.trees, "output": chunks}
+    folder = os.path.join(before.store_dir, MEMO_DIR)
     os.makedirs(folder, exist_ok=True)
-    path = _memo_path(store, key)
+    path = _memo_path(before.store_dir, key)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
         json.dump(memo, fh)

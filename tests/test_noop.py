@@ -62,19 +62,81 @@ def _memos(store: Path) -> list[Path]:
     return sorted(folder.glob("*.json")) if folder.exists() else []
 
 
+def _full_build(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """The ordinary build, run as a library caller would (no replay, no memo written)."""
+    capsys.readouterr()
+    assert cli_main(argv) is None
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
 def test_a_fully_cached_build_is_replayed_byte_for_byte(project: tuple[Path, Path],
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     ctx, store = project
     argv = _argv(ctx, store)
     code, cold_out, cold_err = _cli(argv, capsys)
     assert code == 0 and "DONE" in cold_err
-    assert _memos(store) == []  # a step ran: nothing to replay
-    code, warm_out, warm_err = _cli(argv, capsys)
-    assert code == 0 and "DONE" not in warm_err and warm_out == cold_out
+    # the cold build ran, silently, the fully cached build that would come next, and kept its output
     assert len(_memos(store)) == 1
+    warm_out, warm_err = _full_build(argv, capsys)
+    assert "DONE" not in warm_err and "#2 CACHED" in warm_err and warm_out == cold_out
     assert noop.replay(argv, os.environ) == 0
     replayed = capsys.readouterr()
     assert (replayed.out, replayed.err) == (warm_out, warm_err)
+    code, again_out, again_err = _cli(argv, capsys)  # replayed again: the memo is not used up
+    assert (code, again_out, again_err) == (0, warm_out, warm_err)
+
+
+def test_explain_output_is_replayed_too(project: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    ctx, store = project
+    argv = _argv(ctx, store, "--explain")
+    _cli(argv, capsys)
+    warm = _full_build(argv, capsys)
+    assert "HIT" in warm[1]
+    assert noop.replay(argv, os.environ) == 0
+    assert tuple(capsys.readouterr()) == warm
+
+
+def test_an_input_changed_while_building_leaves_no_memo(project: tuple[Path, Path],
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, store = project
+    import minibuild.api
+
+    real = minibuild.api.build
+    calls: list[int] = []
+
+    def build_then_edit(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(1)
+        if len(calls) == 2:  # after the silent cached build read it: its output no longer describes the context
+            (ctx / "src" / "a.txt").write_text("changed while building")
+        return result
+
+    monkeypatch.setattr(minibuild.api, "build", build_then_edit)
+    _cli(_argv(ctx, store), capsys)
+    assert len(calls) == 2 and _memos(store) == []
+
+
+def test_a_store_changed_under_the_cached_build_leaves_no_memo(project: tuple[Path, Path],
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, store = project
+    import minibuild.api
+
+    real = minibuild.api.build
+    calls: list[int] = []
+
+    def build_and_prune_meanwhile(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(1)
+        if len(calls) == 2:  # the silent cached build: another process writes a blob meanwhile
+            (store / "blobs" / "sha256" / ("1" * 64)).write_bytes(b"x")
+        return result
+
+    monkeypatch.setattr(minibuild.api, "build", build_and_prune_meanwhile)
+    _cli(_argv(ctx, store), capsys)
+    assert len(calls) == 2 and _memos(store) == []
 
 
 @pytest.mark.parametrize("change", ["edit", "touch", "add", "remove", "chmod", "dockerfile", "env", "argv",
@@ -155,8 +217,8 @@ def test_prune_forgets_memos(project: tuple[Path, Path], capsys: pytest.CaptureF
 
 
 def test_the_installed_command_replays_after_the_racy_window(tmp_path: Path) -> None:
-    """End to end through ``python -m minibuild``: cold build, then (two seconds later) a warm build that writes
-    the memo, then a replay whose stdout and stderr equal the warm build's and the full build's."""
+    """End to end through ``python -m minibuild``, on a context written two seconds earlier: the cold build leaves
+    a memo; the next command replays it, and its stdout and stderr equal those of a full fully cached build."""
     ctx = write_context(tmp_path / "ctx", {"Dockerfile": DOCKERFILE, "src/a.txt": "a", "src/b.txt": "b"})
     env = {k: v for k, v in os.environ.items() if k != "MINIBUILD_NO_MEMO"}
     env["MINIBUILD_FIXTURE_PADDING"] = "0"
@@ -167,16 +229,16 @@ def test_the_installed_command_replays_after_the_racy_window(tmp_path: Path) -> 
         assert p.returncode == 0, p.stderr
         return p.stdout, p.stderr
 
-    run()
     time.sleep(noop.RACY_NS / 1e9 + 0.2)
-    warm = run()
+    cold = run()
+    assert "DONE" in cold[1]
     memos = _memos(tmp_path / "store")
     assert len(memos) == 1
     stamp = memos[0].stat().st_mtime_ns
     replayed = run()
-    assert replayed == warm and "#2 CACHED" in warm[1]
-    assert memos[0].stat().st_mtime_ns == stamp  # read, not rewritten: the build did not run
-    assert run({"MINIBUILD_NO_MEMO": "1"}) == warm
+    assert memos[0].stat().st_mtime_ns == stamp  # read, not rewritten: no build ran
+    full = run({"MINIBUILD_NO_MEMO": "1"})
+    assert replayed == full and "#2 CACHED" in full[1] and full[0] == cold[0]
 
 
 def test_a_closed_pipe_during_a_replay_is_an_error_not_a_second_build(project: tuple[Path, Path],

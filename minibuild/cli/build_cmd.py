@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -10,7 +11,7 @@ from typing import Any
 
 import click
 
-from minibuild.errors import ConfigError
+from minibuild.errors import ConfigError, MinibuildError
 from minibuild.cli.cache_opts import registry_build_kwargs, registry_build_options
 from minibuild.units import human_bytes, plural
 
@@ -128,37 +129,75 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
         text = sys.stdin.read()
         df_path = None
     registry = registry_build_kwargs(ctx)
-    recorder = _recorder(text is None and output is None and report is None and not no_cache
-                         and progress != "json" and not (registry["pull"] or registry["cache_from"]
-                                                         or registry["cache_to"]))
-    out = recorder.stdout if recorder is not None else sys.stdout
-    err = recorder.stderr if recorder is not None else sys.stderr
-    renderer: Any = None
-    if progress in ("plain", "auto"):
-        renderer = _Plain(err, explain=explain)
-    elif progress == "json":
-        renderer = _Json(err)
-    result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
-                       executor=executor, no_cache=no_cache, output=output, progress=renderer, dockerfile_text=text,
-                       report=report, **registry)
-    if progress != "json":
-        for line in _summary(result):
-            click.echo(line, file=err)
-        if report is not None:
-            click.echo(f"wrote report {report}", file=err)
-    click.echo(result.digest.value if hasattr(result.digest, "value") else str(result.digest), file=out)
-    if recorder is not None and _no_op(result):
-        _save_memo(recorder, context, df_path if df_path is not None else os.path.join(context, "Dockerfile"))
+    memo = _memo_plan(text is None and output is None and report is None and not no_cache and progress != "json"
+                      and not (registry["pull"] or registry["cache_from"] or registry["cache_to"]),
+                      ctx.obj["store"], context, df_path)
+
+    def run_and_print(out: Any, err: Any) -> Any:
+        renderer: Any = None
+        if progress in ("plain", "auto"):
+            renderer = _Plain(err, explain=explain)
+        elif progress == "json":
+            renderer = _Json(err)
+        result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
+                           executor=executor, no_cache=no_cache, output=output, progress=renderer,
+                           dockerfile_text=text, report=report, **registry)
+        if progress != "json":
+            for line in _summary(result):
+                click.echo(line, file=err)
+            if report is not None:
+                click.echo(f"wrote report {report}", file=err)
+        click.echo(result.digest.value if hasattr(result.digest, "value") else str(result.digest), file=out)
+        return result
+
+    if memo is None:
+        run_and_print(sys.stdout, sys.stderr)
+        return
+    from minibuild import noop
+
+    recorder = noop.Recorder(sys.stdout, sys.stderr)
+    result = run_and_print(recorder.stdout, recorder.stderr)
+    try:
+        _remember(memo, result, recorder, run_and_print)
+    except (MinibuildError, OSError):
+        pass  # a memo is an optimisation: the build itself succeeded
 
 
-def _recorder(eligible: bool) -> Any:
-    """A recorder of this command's output when the process came through the entry point and the options allow
-    a no-op memo (nothing written or fetched besides tags); else None (see minibuild.noop)."""
+def _memo_plan(eligible: bool, store: Path, context: Path, dockerfile: str | None) -> Any:
+    """When this command may leave a no-op memo (it came through the entry point, and writes or fetches nothing
+    besides tags): the stamps of its inputs and of the store taken before the build; else None."""
     from minibuild import noop
 
     if not eligible or noop.entry_argv() is None or os.environ.get("MINIBUILD_NO_MEMO"):
         return None
-    return noop.Recorder(sys.stdout, sys.stderr)
+    df = dockerfile if dockerfile is not None else os.path.join(context, "Dockerfile")
+    try:
+        return noop.Before.take(store=str(store), context=str(context), dockerfile=str(df))
+    except OSError:
+        return None
+
+
+def _remember(before: Any, result: Any, recorder: Any, run_and_print: Any) -> None:
+    """Write the memo the next identical command replays: this build's output when every step hit the cache,
+    else the output of a fully cached build run at once, silently, in this process (the build the next command
+    would run). Nothing is written if an input changed meanwhile or the store changed under the cached build."""
+    from minibuild import noop
+
+    if not before.settled():
+        return
+    if _no_op(result):
+        chunks = recorder.chunks
+        store_before = before.store
+    else:
+        store_before = noop.store_stamp(before.store_dir)
+        silent = noop.Recorder(io.StringIO(), io.StringIO())
+        again = run_and_print(silent.stdout, silent.stderr)
+        if not _no_op(again) or again.digest != result.digest:
+            return
+        chunks = silent.chunks
+    if noop.store_stamp(before.store_dir) != store_before or not before.unchanged():
+        return
+    noop.save(before, chunks, store_before)
 
 
 def _no_op(result: Any) -> bool:
@@ -166,14 +205,3 @@ def _no_op(result: Any) -> bool:
     return all(s.cached for s in result.steps) and all(st.status != "built" for st in result.stages) and not any(
         s.instruction.startswith("ADD ") and ("://" in s.instruction or "git@" in s.instruction)
         for s in result.steps)
-
-
-def _save_memo(recorder: Any, context: Path, dockerfile: str | Path) -> None:
-    from minibuild import noop
-
-    argv = noop.entry_argv()
-    assert argv is not None
-    try:
-        noop.save(argv, recorder, context=str(context), dockerfile=str(dockerfile))
-    except OSError:
-        pass  # a memo is an optimisation: the build itself succeeded
