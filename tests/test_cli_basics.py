@@ -26,3 +26,13 @@ def test_unknown_command_is_usage_error() -> None:
     proc = subprocess.run([sys.executable, "-m", "minibuild", "no-such-command"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_version_is_the_package_version() -> None:
+    """``--version`` prints ``minibuild.__version__`` (no metadata look-up); the installed metadata agrees."""
+    from importlib.metadata import version
+
+    import minibuild
+
+    proc = subprocess.run([sys.executable, "-m", "minibuild", "--version"], capture_output=True, text=True)
+    assert proc.stdout.strip() == f"minibuild, version {minibuild.__version__}" == f"minibuild, version {version('minibuild')}"

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from minibuild import __version__
 from minibuild.errors import MinibuildError
 from minibuild.home import default_store_dir
 
@@ -76,7 +77,7 @@ class LazyGroup(click.Group):
     default=None,
     help="Store directory (default: $MINIBUILD_HOME or ~/.cache/minibuild).",
 )
-@click.version_option(package_name="minibuild", prog_name="minibuild")
+@click.version_option(version=__version__, prog_name="minibuild")  # not package metadata: importlib.metadata costs 0.1 s
 @click.pass_context
 def cli(ctx: click.Context, store: Path | None) -> None:
     """minibuild: build, explain and test Dockerfiles without a daemon."""
