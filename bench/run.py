@@ -83,10 +83,15 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, check: bool = Tru
     return proc
 
 
+MEMO_OFF = ("MINIBUILD_NO_MEMO=1: minibuild runs the whole fully cached build (start-up, parse, every cache look-up) "
+            "instead of replaying the memo the previous build left (docs/no-op-builds.md); the peers' figure is "
+            "their warm build")
+
+
 def settle() -> None:
-    """Wait until freshly written inputs are older than minibuild's racy window (minibuild.noop.RACY_NS): a build
-    only memoises inputs that could not change again within the same timestamp tick, so without this wait the
-    "again" rows would measure the first warm build twice."""
+    """Wait until freshly generated inputs are older than minibuild's racy window (minibuild.noop.RACY_NS): a build
+    leaves a memo only for inputs that could not change again within the same timestamp tick. A user's files are
+    rarely seconds old when they build twice; without the wait every warm row would be a full cached build."""
     time.sleep(2.2)
 
 
@@ -133,9 +138,10 @@ class Minibuild:
             shutil.rmtree(self.store)
         shutil.copytree(self.template, self.store, symlinks=True)
 
-    def build(self, s: sc.Scenario, *, executor: str = "emulate") -> Sample:
+    def build(self, s: sc.Scenario, *, executor: str = "emulate", memo: bool = True) -> Sample:
+        env = self.env if memo else {**self.env, "MINIBUILD_NO_MEMO": "1"}
         return measure([*self.cmd, "--store", str(self.store), "build", "--progress", "quiet", "--executor",
-                        executor, "-t", s.tag, str(s.context)], env=self.env)
+                        executor, "-t", s.tag, str(s.context)], env=env)
 
     def export(self, tag: str, out: Path) -> Sample:
         return measure([*self.cmd, "--store", str(self.store), "save", tag, "-o", str(out)], env=self.env)
@@ -373,13 +379,16 @@ class Bench:
             cold = self.row(f"seed-cold-{ex}", f"seed cold, --executor {ex}",
                             {"docker": 0.5 if ex == "emulate" else 1.0})
             warm = self.row(f"seed-warm-{ex}", f"seed warm, --executor {ex}", {"docker": 1.0})
-            again = self.row(f"seed-again-{ex}", f"seed warm again (no-op replay), --executor {ex}", {"docker": 1.0})
+            again = self.row(f"seed-again-{ex}", f"seed warm again, --executor {ex}", {"docker": 1.0})
+            full = self.row(f"seed-full-{ex}", f"seed warm, memo off (the full cached build), --executor {ex}",
+                            {"docker": 1.0}, note=MEMO_OFF)
             self.log(f"seed ({ex})")
             for _ in range(self.rounds):
                 self.mb.reset()
                 self.record(cold, "minibuild", self.mb.build(s, executor=ex))
                 self.record(warm, "minibuild", self.mb.build(s, executor=ex))
                 self.record(again, "minibuild", self.mb.build(s, executor=ex))
+                self.record(full, "minibuild", self.mb.build(s, executor=ex, memo=False))
         for eng in self.engines()[1:]:
             self.log(f"seed ({eng.name})")
             for _ in range(self.rounds):
@@ -389,7 +398,8 @@ class Bench:
                 self.rows["seed-cold-chroot"].add(eng.name, smp)
                 smp = eng.build(s)
                 self.record(self.rows["seed-warm-emulate"], eng.name, smp)
-                self.rows["seed-warm-chroot"].add(eng.name, smp)
+                for key in ("seed-warm-chroot", "seed-full-emulate", "seed-full-chroot"):
+                    self.rows[key].add(eng.name, smp)
                 smp = eng.build(s)
                 self.record(self.rows["seed-again-emulate"], eng.name, smp)
                 self.rows["seed-again-chroot"].add(eng.name, smp)
@@ -417,7 +427,9 @@ class Bench:
         size = f"{self.sizes.big_files} files / {total / 1e6:.0f} MB"
         cold = self.row("big-cold", f"big context cold ({size})", {"docker": 1.0})
         warm = self.row("big-warm", "big context warm", {"docker": 1.0})
-        again = self.row("big-again", "big context warm again (no-op replay)", {"docker": 1.0})
+        again = self.row("big-again", "big context warm again", {"docker": 1.0})
+        full = self.row("big-full", "big context warm, memo off (the full cached build)", {"docker": 1.0},
+                        note=MEMO_OFF)
         touched = self.row("big-touched", "big context warm, every mtime touched", {"docker": 1.0})
         settle()
         for eng in self.engines():
@@ -425,8 +437,13 @@ class Bench:
             for r in range(self.rounds):
                 eng.reset()
                 self.record(cold, eng.name, eng.build(s))
-                self.record(warm, eng.name, eng.build(s))
+                smp = eng.build(s)
+                self.record(warm, eng.name, smp)
                 self.record(again, eng.name, eng.build(s))
+                if eng is self.mb:
+                    self.record(full, eng.name, self.mb.build(s, memo=False))
+                else:
+                    full.add(eng.name, smp)
                 sc.touch_all(s.context, 1_600_000_000 + r * 1000 + 7)
                 self.record(touched, eng.name, eng.build(s))
                 settle()  # touching changed every ctime: the next round's memo must not see them as racy
@@ -454,7 +471,9 @@ class Bench:
         s = sc.make_many(self.work / "ctx", st, per)
         cold = self.row("many-cold", f"many steps cold ({st} stages x {per} instructions)", {"docker": 1.0})
         warm = self.row("many-warm", "many steps warm", {"docker": 1.0})
-        again = self.row("many-again", "many steps warm again (no-op replay)", {"docker": 1.0})
+        again = self.row("many-again", "many steps warm again", {"docker": 1.0})
+        full = self.row("many-full", "many steps warm, memo off (the full cached build)", {"docker": 1.0},
+                        note=MEMO_OFF)
         settle()
         for eng in self.engines():
             self.log(f"many ({eng.name})")
@@ -463,8 +482,13 @@ class Bench:
             for _ in range(rounds):
                 eng.reset()
                 self.record(cold, eng.name, eng.build(s))
-                self.record(warm, eng.name, eng.build(s))
+                smp = eng.build(s)
+                self.record(warm, eng.name, smp)
                 self.record(again, eng.name, eng.build(s))
+                if eng is self.mb:
+                    self.record(full, eng.name, self.mb.build(s, memo=False))
+                else:
+                    full.add(eng.name, smp)
         if not with_linear:
             return
         f = self.sizes.linear_factor
