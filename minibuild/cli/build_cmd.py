@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from minibuild.errors import ConfigError, MinibuildError
+from minibuild.errors import ConfigError
 from minibuild.cli.cache_opts import registry_build_kwargs, registry_build_options
 from minibuild.units import human_bytes, plural
 
@@ -159,8 +159,8 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
     result = run_and_print(recorder.stdout, recorder.stderr)
     try:
         _remember(memo, result, recorder, run_and_print)
-    except (MinibuildError, OSError):
-        pass  # a memo is an optimisation: the build itself succeeded
+    except Exception:  # noqa: BLE001 - a memo is an optimisation: the build itself succeeded and was printed
+        pass
 
 
 def _memo_plan(eligible: bool, store: Path, context: Path, dockerfile: str | None) -> Any:
