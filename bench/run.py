@@ -370,6 +370,17 @@ class Bench:
         row.add(engine, s)
         self.log(f"  {row.key:<22} {engine:<9} {s.seconds:8.3f}s  {s.rss_kb / 1024:7.1f} MB  cpu {s.cpu:6.2f}s")
 
+    def warm_rows(self, eng: Minibuild | Docker | Buildah, s: sc.Scenario, warm: Row, again: Row, full: Row) -> None:
+        """The builds after a cold one: warm, warm again and (minibuild only) the full cached build with the memo
+        off; a peer has no memo, so its warm build stands in the memo-off row."""
+        smp = eng.build(s)
+        self.record(warm, eng.name, smp)
+        self.record(again, eng.name, eng.build(s))
+        if eng is self.mb:
+            self.record(full, eng.name, self.mb.build(s, memo=False))
+        else:
+            full.add(eng.name, smp)
+
     # -------------------------------------------------------------- startup
     def startup(self) -> None:
         self.log("startup")
@@ -452,13 +463,7 @@ class Bench:
             for r in range(self.rounds):
                 eng.reset()
                 self.record(cold, eng.name, eng.build(s))
-                smp = eng.build(s)
-                self.record(warm, eng.name, smp)
-                self.record(again, eng.name, eng.build(s))
-                if eng is self.mb:
-                    self.record(full, eng.name, self.mb.build(s, memo=False))
-                else:
-                    full.add(eng.name, smp)
+                self.warm_rows(eng, s, warm, again, full)
                 sc.touch_all(s.context, 1_600_000_000 + r * 1000 + 7)
                 self.record(touched, eng.name, eng.build(s))
                 settle()  # touching changed every ctime: the next round's memo must not see them as racy
@@ -497,13 +502,7 @@ class Bench:
             for _ in range(rounds):
                 eng.reset()
                 self.record(cold, eng.name, eng.build(s))
-                smp = eng.build(s)
-                self.record(warm, eng.name, smp)
-                self.record(again, eng.name, eng.build(s))
-                if eng is self.mb:
-                    self.record(full, eng.name, self.mb.build(s, memo=False))
-                else:
-                    full.add(eng.name, smp)
+                self.warm_rows(eng, s, warm, again, full)
         if not with_linear:
             return
         f = self.sizes.linear_factor

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -97,23 +97,30 @@ def test_explain_output_is_replayed_too(project: tuple[Path, Path], capsys: pyte
     assert tuple(capsys.readouterr()) == warm
 
 
-def test_an_input_changed_while_building_leaves_no_memo(project: tuple[Path, Path],
-                                                        capsys: pytest.CaptureFixture[str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    ctx, store = project
+def _meanwhile(monkeypatch: pytest.MonkeyPatch, action: Callable[[], object]) -> list[int]:
+    """Run ``action`` right after the second build of the command (the silent cached one) returns."""
     import minibuild.api
 
     real = minibuild.api.build
     calls: list[int] = []
 
-    def build_then_edit(*args: object, **kwargs: object) -> object:
+    def build(*args: object, **kwargs: object) -> object:
         result = real(*args, **kwargs)  # type: ignore[arg-type]
         calls.append(1)
-        if len(calls) == 2:  # after the silent cached build read it: its output no longer describes the context
-            (ctx / "src" / "a.txt").write_text("changed while building")
+        if len(calls) == 2:
+            action()
         return result
 
-    monkeypatch.setattr(minibuild.api, "build", build_then_edit)
+    monkeypatch.setattr(minibuild.api, "build", build)
+    return calls
+
+
+def test_an_input_changed_while_building_leaves_no_memo(project: tuple[Path, Path],
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, store = project
+    # after the silent cached build read it, its output no longer describes the context
+    calls = _meanwhile(monkeypatch, lambda: (ctx / "src" / "a.txt").write_text("changed while building"))
     _cli(_argv(ctx, store), capsys)
     assert len(calls) == 2 and _memos(store) == []
 
@@ -122,19 +129,8 @@ def test_a_store_changed_under_the_cached_build_leaves_no_memo(project: tuple[Pa
                                                                capsys: pytest.CaptureFixture[str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     ctx, store = project
-    import minibuild.api
-
-    real = minibuild.api.build
-    calls: list[int] = []
-
-    def build_and_prune_meanwhile(*args: object, **kwargs: object) -> object:
-        result = real(*args, **kwargs)  # type: ignore[arg-type]
-        calls.append(1)
-        if len(calls) == 2:  # the silent cached build: another process writes a blob meanwhile
-            (store / "blobs" / "sha256" / ("1" * 64)).write_bytes(b"x")
-        return result
-
-    monkeypatch.setattr(minibuild.api, "build", build_and_prune_meanwhile)
+    # another process writes a blob while the silent cached build runs
+    calls = _meanwhile(monkeypatch, lambda: (store / "blobs" / "sha256" / ("1" * 64)).write_bytes(b"x"))
     _cli(_argv(ctx, store), capsys)
     assert len(calls) == 2 and _memos(store) == []
 
