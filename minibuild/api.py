@@ -101,21 +101,7 @@ def build(
     ctx = Path(context)
     if not ctx.is_dir():
         raise ContextError(f"build context {ctx} is not a directory")
-    df_path: Path | None
-    if dockerfile_text is None:
-        df_path = Path(dockerfile) if dockerfile is not None else ctx / "Dockerfile"
-        try:
-            text = df_path.read_bytes().decode("utf-8", errors="surrogateescape")
-        except FileNotFoundError:
-            raise ContextError(f"cannot read Dockerfile {df_path}: no such file") from None
-        except OSError as exc:
-            raise ContextError(f"cannot read Dockerfile {df_path}: {exc.strerror}") from None
-        filename = df_path.name
-    else:
-        text = dockerfile_text
-        df_path = Path(dockerfile) if dockerfile is not None else None
-        filename = df_path.name if df_path is not None else "Dockerfile"
-    df = parse_dockerfile(text, filename=filename)
+    df, df_path = _read_dockerfile(ctx, dockerfile, dockerfile_text)
     st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
     ex: Executor | str = executor
     if isinstance(executor, str) and executor not in _EXECUTORS:
@@ -132,7 +118,7 @@ def build(
     result: BuildResult = run_build(builder, st, pull=pull, cache_from=cache_from, cache_to=cache_to,
                        registry_options=registry_options)
     if report is not None:
-        _write_report(st, result, df, filename, Path(report))
+        _write_report(st, result, df, df.filename, Path(report))
     return result
 
 

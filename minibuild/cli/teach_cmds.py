@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from minibuild.cli.build_cmd import parse_build_args
 from minibuild.dockerfile import parse_dockerfile
 from minibuild.errors import ConfigError, StoreError
 from minibuild.oci.image import Image
@@ -21,20 +21,6 @@ from minibuild.units import human_bytes, image_size, plural
 
 def _store(ctx: click.Context) -> Store:
     return Store.open(ctx.obj["store"])
-
-
-def parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
-    """``K=V`` pairs; a bare ``K`` takes its value from the environment (skipped when unset), as docker does."""
-    out: dict[str, str] = {}
-    for item in values:
-        key, eq, value = item.partition("=")
-        if not key:
-            raise ConfigError(f"invalid --build-arg {item!r}: expected KEY=VALUE")
-        if eq:
-            out[key] = value
-        elif key in os.environ:
-            out[key] = os.environ[key]
-    return out
 
 
 def _read_dockerfile(context: Path, file: str | None) -> tuple[str, str]:

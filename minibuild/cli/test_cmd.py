@@ -7,23 +7,8 @@ from pathlib import Path
 
 import click
 
+from minibuild.cli.build_cmd import parse_build_args
 from minibuild.errors import ConfigError
-
-
-def _build_args(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise ConfigError(f"--build-arg {item!r}: expected KEY=VALUE")
-        if not sep:
-            import os
-
-            if key not in os.environ:
-                continue
-            value = os.environ[key]
-        out[key] = value
-    return out
 
 
 @click.command("test")
@@ -65,7 +50,7 @@ def test(ctx: click.Context, image: str | None, build_context: Path | None, dock
         except ImportError as exc:  # the build engine is not installed in this tree
             raise ConfigError(f"--build needs minibuild's build engine (minibuild.api): {exc}") from None
         store = Store.open(store_path)
-        result = api.build(build_context, dockerfile, target=target, build_args=_build_args(build_args),
+        result = api.build(build_context, dockerfile, target=target, build_args=parse_build_args(build_args),
                            store=store, executor=executor)
         view = ImageView(store, result.image, names=result.tags)
     else:
