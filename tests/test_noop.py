@@ -142,8 +142,7 @@ def test_any_change_to_what_the_build_read_runs_the_build(project: tuple[Path, P
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     ctx, store = project
     argv = _argv(ctx, store)
-    _cli(argv, capsys)
-    _cli(argv, capsys)
+    _cli(argv, capsys)  # the cold build leaves the memo
     assert noop.replay(argv, os.environ) == 0
     capsys.readouterr()
     if change == "edit":
@@ -205,8 +204,7 @@ def test_fresh_files_are_not_trusted(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_prune_forgets_memos(project: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     ctx, store = project
     argv = _argv(ctx, store)
-    _cli(argv, capsys)
-    _cli(argv, capsys)
+    _cli(argv, capsys)  # the cold build leaves the memo
     assert len(_memos(store)) == 1
     assert cli_main(["--store", str(store), "prune"]) is None
     assert _memos(store) == []
@@ -242,8 +240,7 @@ def test_a_closed_pipe_during_a_replay_is_an_error_not_a_second_build(project: t
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     ctx, store = project
     argv = _argv(ctx, store)
-    _cli(argv, capsys)
-    _cli(argv, capsys)
+    _cli(argv, capsys)  # the cold build leaves the memo
 
     class Closed:
         def write(self, _text: str) -> int:

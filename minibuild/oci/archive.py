@@ -16,7 +16,7 @@ from typing import IO, Any, BinaryIO, Protocol
 
 from minibuild.digest import CHUNK, Digest, canonical_json
 from minibuild.errors import ConfigError, ImageFormatError
-from minibuild.limits import ExpansionCounter, max_layer_bytes
+from minibuild.limits import ExpansionCounter, max_layer_bytes, sniff
 from minibuild.oci.image import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST, BlobSource, Image, Layer
 from minibuild.oci.model import (
     ANNOTATION_IMAGE_NAME,
@@ -395,18 +395,6 @@ class _LayerDigester:
         return Digest("sha256:" + self.hash.hexdigest())
 
 
-def _sniff(head: bytes) -> str:
-    if head.startswith(b"\x1f\x8b\x08"):
-        return "gzip"
-    if head.startswith(b"BZh"):
-        return "bzip2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    return "tar"
-
-
 def _read_chunks(fh: BinaryIO, head: bytes = b"") -> Iterator[bytes]:
     if head:
         yield head
@@ -560,7 +548,7 @@ class _Loader:
     def ingest_docker_layer(self, path: str, diff_id: Digest, where: str) -> Layer:
         with self.m.open(path) as fh:
             head = fh.read(6)
-            kind = _sniff(head)
+            kind = sniff(head)
             if kind == "zstd":
                 raise ImageFormatError(f"{where}: zstd-compressed layers are not supported")
             digester = _LayerDigester(kind, where)
