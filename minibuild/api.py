@@ -57,16 +57,18 @@ def plan(
     store: Store | Path | str | None = None,
     no_cache: bool = False,
     dockerfile_text: str | None = None,
+    allow: Sequence[str] = (),
 ) -> PlanResult:
     """Predict what ``build`` with the same arguments would do: per step HIT or MISS with the reason, the
-    expanded instruction and the ARG/ENV values it sees. Runs nothing and writes no layer or cache record."""
+    expanded instruction and the ARG/ENV values it sees. Runs nothing and writes no layer or cache record (a
+    step needing an entitlement that ``allow`` lacks is a warning)."""
     ctx = Path(context)
     if not ctx.is_dir():
         raise ContextError(f"build context {ctx} is not a directory")
     df, df_path = _read_dockerfile(ctx, dockerfile, dockerfile_text)
     st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
     builder = Builder(store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target,
-                      build_args=build_args, executor="emulate", no_cache=no_cache, dry_run=True)
+                      build_args=build_args, executor="emulate", no_cache=no_cache, dry_run=True, allow=allow)
     return builder.plan()
 
 
@@ -89,6 +91,7 @@ def build(
     cache_to: Sequence[str] = (),
     registry_options: Any = None,
     report: Path | str | None = None,
+    allow: Sequence[str] = (),
 ) -> BuildResult:
     """Build ``dockerfile`` (default ``CONTEXT/Dockerfile``; or the text in ``dockerfile_text``) with ``context``.
 
@@ -97,7 +100,9 @@ def build(
     ``source_date_epoch`` defaults to $SOURCE_DATE_EPOCH (else 0) for every timestamp in the image.
     ``pull`` pulls base images the store lacks (``registry_options``: a RegistryOptions); ``cache_from`` /
     ``cache_to`` are ``--cache-from``/``--cache-to`` values (see docs/cache-sharing.md).
-    ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.build.discard)."""
+    ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.build.discard).
+    ``allow`` grants entitlements, as ``docker buildx build --allow``: ``RUN --network=host`` needs
+    ``"network.host"``, and without it the build fails before any step runs."""
     ctx = Path(context)
     if not ctx.is_dir():
         raise ContextError(f"build context {ctx} is not a directory")
@@ -112,6 +117,7 @@ def build(
         store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target, build_args=build_args,
         tags=tags, executor=ex, no_cache=no_cache, output=Path(output) if output is not None else None,
         progress=progress, source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(),
+        allow=allow,
     )
     from minibuild.build.cachesync import run_build
 

@@ -33,9 +33,11 @@ def plan_document(result: Any) -> dict[str, Any]:
 @click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE, or KEY to take it from the environment.")
 @click.option("--no-cache", is_flag=True, help="Plan a --no-cache build (every step runs).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: stages, steps, ARG/ENV per step.")
+@click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
+              help="Plan a build granted this entitlement (network.host), as minibuild build --allow.")
 @click.pass_context
 def plan(ctx: click.Context, context: Path, dockerfile: str | None, target: str | None, build_args: tuple[str, ...],
-         no_cache: bool, as_json: bool) -> None:
+         no_cache: bool, as_json: bool, allow: tuple[str, ...]) -> None:
     """Predict which steps of a build would hit the cache and which would run, and why; runs nothing."""
     from minibuild.api import plan as api_plan
 
@@ -45,7 +47,7 @@ def plan(ctx: click.Context, context: Path, dockerfile: str | None, target: str 
         text = sys.stdin.read()
         df_path = None
     result = api_plan(context, df_path, target=target, build_args=parse_build_args(build_args),
-                      store=ctx.obj["store"], no_cache=no_cache, dockerfile_text=text)
+                      store=ctx.obj["store"], no_cache=no_cache, dockerfile_text=text, allow=allow)
     if as_json:
         click.echo(json.dumps(plan_document(result), indent=2, sort_keys=True))
         return
