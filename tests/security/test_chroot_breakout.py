@@ -258,6 +258,14 @@ def test_docker_default_seccomp_profile(root: Path) -> None:
     assert status == [b"Seccomp:", b"2"]  # filter mode
 
 
+def test_the_filter_does_not_depend_on_the_images_proc(root: Path) -> None:
+    # an image whose /proc is a symlink gets no /proc mounted (a warning); the filter must be installed all the same
+    assert not os.path.lexists(root / "proc")
+    (root / "proc").symlink_to("tmp")
+    assert probe(root, ("keyctl", KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0), ("unshare", CLONE_NEWUSER)) \
+        == [-EPERM, -EPERM]
+
+
 def test_without_the_filter_the_probe_gets_through(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # control for the profile test: the same sandbox minus the filter lets a step make a user namespace (in which
     # it would hold CAP_SYS_ADMIN), which is why the filter matters even with capabilities dropped
