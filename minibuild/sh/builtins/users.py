@@ -5,21 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 
+from minibuild.build import userdb
+from minibuild.build.confine import read_small_file
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.streams import enc
 
 
 def read_db(ctx: Ctx, vpath: str) -> list[list[str]]:
-    try:
-        text = ctx.fs.read_bytes(ctx.path(vpath)).decode(errors="surrogateescape")
-    except OSError:
-        return []
-    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+    """Rows of an account database of the root (``minibuild.build.userdb.read_db``: a regular file, size-capped);
+    a FIFO, device or oversized file makes the builtin fail with one line."""
+    return userdb.read_db(ctx.fs.root, vpath, error=UsageError)
 
 
 def _append(ctx: Ctx, vpath: str, line: str) -> None:
     host = ctx.path(vpath)
-    existing = ctx.fs.read_bytes(host) if host.exists() else b""
+    existing = read_small_file(ctx.fs.root, vpath, what=vpath, error=UsageError) or b""
     with ctx.fs.open_write(host, append=True, mode=0o644) as f:
         if existing and not existing.endswith(b"\n"):
             f.write(b"\n")
