@@ -112,8 +112,8 @@ def _db(root: Path, path: str, width: int) -> list[list[str]]:
     return [row for row in read_db(root, path, error=ExecutorError) if len(row) >= width]
 
 
-def _id(text: str, what: str) -> int | None:
-    return parse_id(text, what=what, error=ExecutorError)
+def _id(text: str, what: str, spec: str) -> int | None:
+    return parse_id(text, what=what, error=lambda message: ExecutorError(f"USER {spec}: {message}"))
 
 
 def resolve_user(root: Path, user: str) -> ResolvedUser:
@@ -126,11 +126,11 @@ def resolve_user(root: Path, user: str) -> ResolvedUser:
     groups_tab = _db(root, "/etc/group", 4)
 
     entry: list[str] | None = None
-    numeric = _id(user_part, "user id")
+    numeric = _id(user_part, "user id", spec)
     if numeric is not None:
         uid = numeric
         entry = next((r for r in passwd if r[2] == user_part), None)
-        gid = (_id(entry[3], "group id") or 0) if entry else 0
+        gid = (_id(entry[3], "group id", spec) or 0) if entry else 0
     else:
         entry = next((r for r in passwd if r[0] == user_part), None)
         if entry is None:
@@ -138,7 +138,7 @@ def resolve_user(root: Path, user: str) -> ResolvedUser:
                 entry = ["root", "x", "0", "0", "", "/root", "/bin/sh"]
             else:
                 raise ExecutorError(f"unable to find user {user_part}: no matching entries in passwd file")
-        ids = _id(entry[2], "user id"), _id(entry[3], "group id")
+        ids = _id(entry[2], "user id", spec), _id(entry[3], "group id", spec)
         if ids[0] is None or ids[1] is None:
             raise ExecutorError(f"user {user_part} has a malformed /etc/passwd entry")
         uid, gid = ids[0], ids[1]
@@ -146,12 +146,12 @@ def resolve_user(root: Path, user: str) -> ResolvedUser:
     home = entry[5] if entry and entry[5] else "/"
 
     if group_part:
-        named = _id(group_part, "group id")
+        named = _id(group_part, "group id", spec)
         if named is not None:
             gid = named
         else:
             grp = next((g for g in groups_tab if g[0] == group_part), None)
-            found = _id(grp[2], "group id") if grp is not None else None
+            found = _id(grp[2], "group id", spec) if grp is not None else None
             if found is None:
                 raise ExecutorError(f"unable to find group {group_part}: no matching entries in group file")
             gid = found
@@ -161,7 +161,7 @@ def resolve_user(root: Path, user: str) -> ResolvedUser:
     if name is not None:
         for g in groups_tab:
             members = [m for m in g[3].split(",") if m]
-            member_gid = _id(g[2], "group id") if name in members else None
+            member_gid = _id(g[2], "group id", spec) if name in members else None
             if member_gid is not None and member_gid != gid:
                 extra.append(member_gid)
     return ResolvedUser(uid=uid, gid=gid, groups=(gid, *sorted(set(extra))), name=name, home=home)
