@@ -108,12 +108,16 @@ def ensure_workdir(root: Path, workdir: str) -> Path:
     return resolve_in_root(root, workdir, create_dirs=True)
 
 
-def _db(root: Path, path: str, width: int) -> list[list[str]]:
-    return [row for row in read_db(root, path, error=ExecutorError) if len(row) >= width]
+def _user_error(spec: str) -> Callable[[str], ExecutorError]:
+    return lambda message: ExecutorError(f"USER {spec}: {message}")
+
+
+def _db(root: Path, path: str, width: int, spec: str) -> list[list[str]]:
+    return [row for row in read_db(root, path, error=_user_error(spec)) if len(row) >= width]
 
 
 def _id(text: str, what: str, spec: str) -> int | None:
-    return parse_id(text, what=what, error=lambda message: ExecutorError(f"USER {spec}: {message}"))
+    return parse_id(text, what=what, error=_user_error(spec))
 
 
 def resolve_user(root: Path, user: str) -> ResolvedUser:
@@ -122,8 +126,8 @@ def resolve_user(root: Path, user: str) -> ResolvedUser:
     numeric ids are used as given with gid 0; ids above 4294967294 raise ExecutorError."""
     spec = user.strip() or "0"
     user_part, _, group_part = spec.partition(":")
-    passwd = _db(root, "/etc/passwd", 7)
-    groups_tab = _db(root, "/etc/group", 4)
+    passwd = _db(root, "/etc/passwd", 7, spec)
+    groups_tab = _db(root, "/etc/group", 4, spec)
 
     entry: list[str] | None = None
     numeric = _id(user_part, "user id", spec)
