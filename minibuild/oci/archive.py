@@ -4,7 +4,6 @@ old `docker save` tarballs, OCI archives and OCI layout directories, verifying e
 from __future__ import annotations
 
 import bz2
-import errno
 import hashlib
 import lzma
 import os
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
 from minibuild.digest import CHUNK, Digest, canonical_json
-from minibuild.errors import ConfigError, ImageFormatError, StoreError
+from minibuild.errors import ConfigError, ImageFormatError
 from minibuild.limits import ExpansionCounter, max_layer_bytes, sniff
 from minibuild.oci.image import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST, BlobSource, Image, Layer
 from minibuild.oci.model import (
@@ -609,11 +608,7 @@ def read_archive(sink: ImageSink, path: Path | str, *, pin: Any = None) -> tuple
             raise ImageFormatError(
                 f"{path}: not an image archive (no manifest.json or oci-layout + index.json at its top level; "
                 f"a `docker export` root filesystem or a tar of a directory is not an image)")
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StoreError(f"cannot load {path}: no space left on the store's disk ({exc.strerror})") from None
-        raise ImageFormatError(f"{path}: cannot read archive ({exc})") from None
-    except (tarfile.TarError, EOFError) as exc:
+    except (OSError, tarfile.TarError, EOFError) as exc:
         raise ImageFormatError(f"{path}: cannot read archive ({exc})") from None
     finally:
         members.close()

@@ -311,9 +311,30 @@ def test_full_disk_while_loading_a_base_is_one_line_and_leaves_nothing(tmp_path:
     store = tiny_disk / "store"
     big = tmp_path / "big.tar"
     big.write_bytes(docker_save_archive(tar_of((Member("file", "big", os.urandom(3 << 20)),))))
-    _one_line(_mb(store, "load", str(big)), f"cannot load {big}: no space left on the store's disk "
-                                            "(No space left on device)")
+    _one_line(_mb(store, "load", str(big)), f"cannot write a blob to the store {store}: No space left on device")
     assert os.listdir(store / "blobs" / "sha256") == []
+    _store_has_no_debris(store)
+
+
+def test_full_disk_while_pulling_a_base_is_one_line_and_leaves_nothing(tmp_path: Path, tiny_disk: Path) -> None:
+    from tests.registry.conftest import start_registry
+
+    source = tmp_path / "source-store"
+    big = tmp_path / "big.tar"
+    big.write_bytes(docker_save_archive(tar_of((Member("file", "big", os.urandom(3 << 20)),))))
+    assert _mb(source, "load", str(big)).returncode == 0
+    reg = start_registry(tmp_path / "registry")
+    try:
+        ref = f"{reg.host}/big:1"
+        assert _mb(source, "push", "--insecure-registry", reg.host, "hostile:latest", ref).returncode == 0
+        store = tiny_disk / "store"
+        proc = _mb(store, "pull", "--insecure-registry", reg.host, ref)
+    finally:
+        reg.stop()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: cannot write blob ") and proc.stderr.endswith(
+        " to the store: No space left on device; the partial download was removed\n"), proc.stderr
+    assert os.listdir(store / ".minibuild" / "partial") == []  # unfixed: 2 MB kept "for the next pull"
     _store_has_no_debris(store)
 
 
