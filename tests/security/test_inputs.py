@@ -186,6 +186,17 @@ def test_emulated_shell_account_builtins_refuse_a_fifo_database(tmp_path: Path) 
     assert os.path.exists(root / "etc" / "passwd") and not os.path.isfile(root / "etc" / "passwd")
 
 
+@pytest.mark.parametrize("uid, error", [("abc", "id: invalid user id 'abc'"),
+                                        ("²", "id: invalid user id '²'"),
+                                        ("99999999999", "id: user id 99999999999 is out of range (0 to 4294967294)")])
+def test_emulated_shell_id_with_a_hostile_passwd_entry_is_one_line(tmp_path: Path, uid: str, error: str) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text(f"bob:x:{uid}:0::/:/bin/sh\n")
+    result = run_argv(["id", "bob"], root=root, env={"PATH": "/bin"})
+    assert (result.exit_code, result.stderr) == (1, f"{error}\n".encode())
+
+
 def test_dockerignore_symlink_to_a_host_file_is_never_read(tmp_path: Path) -> None:
     secret = tmp_path / "host-secret"
     secret.write_text("SECRET-TOKEN[\n")  # unfixed, this invalid pattern is echoed in the error message
