@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from minibuild.build.confine import read_build_file
 from minibuild.build.builder import Builder, BuildResult, PlanResult, StageResult, StepResult
 from minibuild.dockerfile import parse_dockerfile
 from minibuild.errors import ConfigError, ContextError
@@ -34,12 +35,10 @@ def _read_dockerfile(ctx: Path, dockerfile: Path | str | None, dockerfile_text: 
     df_path: Path | None
     if dockerfile_text is None:
         df_path = Path(dockerfile) if dockerfile is not None else ctx / "Dockerfile"
-        try:
-            text = df_path.read_bytes().decode("utf-8", errors="surrogateescape")
-        except FileNotFoundError:
-            raise ContextError(f"cannot read Dockerfile {df_path}: no such file") from None
-        except OSError as exc:
-            raise ContextError(f"cannot read Dockerfile {df_path}: {exc.strerror}") from None
+        data = read_build_file(ctx, df_path, what=f"Dockerfile {df_path}", error=ContextError)
+        if data is None:
+            raise ContextError(f"cannot read Dockerfile {df_path}: no such file")
+        text = data.decode("utf-8", errors="surrogateescape")
         filename = df_path.name
     else:
         text = dockerfile_text

@@ -924,17 +924,28 @@ class Builder:
                 return []
             created: list[str] = []
             cur_rel = ""
-            from minibuild.build.rootfs import resolve_in_root
+            from minibuild.build.confine import resolve_in_root
 
+            real_root = os.path.realpath(root)
             for part in rel.split("/"):
                 cur_rel = f"{cur_rel}/{part}" if cur_rel else part
-                phys = resolve_in_root(root, cur_rel)
+                phys = resolve_in_root(real_root, cur_rel)  # a planted symlink resolves inside the root
                 if not os.path.lexists(phys):
-                    os.mkdir(phys, 0o755)
-                    os.chmod(phys, 0o755)
-                    if ident is not None:
-                        os.lchown(phys, ident.uid, ident.gid)
-                    created.append(os.path.relpath(phys, root))
+                    missing = [str(phys)]  # a link may point to a deep missing path: MkdirAll it, in the root
+                    while not os.path.lexists(os.path.dirname(missing[-1])):
+                        missing.append(os.path.dirname(missing[-1]))
+                    for new in reversed(missing):
+                        try:
+                            os.mkdir(new, 0o755)
+                        except NotADirectoryError:
+                            where = os.path.relpath(os.path.dirname(new), real_root)
+                            raise BuildError(f"WORKDIR {path}: /{where} is not a directory") from None
+                        os.chmod(new, 0o755)
+                        if ident is not None:
+                            os.lchown(new, ident.uid, ident.gid)
+                        created.append(os.path.relpath(new, real_root))
+                elif not os.path.isdir(phys):
+                    raise BuildError(f"WORKDIR {path}: /{os.path.relpath(phys, real_root)} is not a directory")
             return entries_for_paths(root, created, recursive=False) if created else []
 
         self._fs_step(st, ex, text, i, total, t0, inputs, run)

@@ -27,10 +27,15 @@ def _read_dockerfile(context: Path, file: str | None) -> tuple[str, str]:
     path = Path(file) if file else context / "Dockerfile"
     if file == "-":
         return sys.stdin.read(), "Dockerfile"
+    from minibuild.build.confine import read_build_file
+
+    data = read_build_file(context, path, what=f"Dockerfile {path}", error=ConfigError)
+    if data is None:
+        raise ConfigError(f"cannot read Dockerfile {path}: No such file or directory")
     try:
-        return path.read_text(encoding="utf-8"), str(path)
-    except OSError as err:
-        raise ConfigError(f"cannot read Dockerfile {path}: {err.strerror or err}") from None
+        return data.decode("utf-8"), str(path)
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"cannot read Dockerfile {path}: {err}") from None
 
 
 def _image_sizes(ctx: click.Context, refs: list[str]) -> dict[str, int]:
