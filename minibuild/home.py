@@ -95,7 +95,7 @@ def store_problem(root: str | os.PathLike[str]) -> str | None:
     try:
         st = os.lstat(top)
     except FileNotFoundError:
-        return None
+        return _ancestor_problem(os.path.realpath(top))  # before it is created
     if stat.S_ISLNK(st.st_mode):  # the root may be the user's own symlink (a store moved to a bigger disk) ...
         if st.st_uid not in (os.geteuid(), 0) and not shared:  # ... but not somebody else's
             return (f"store path {top} is a symlink that belongs to {_user(st.st_uid)}, not to you: its owner "

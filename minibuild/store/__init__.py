@@ -69,9 +69,9 @@ class Store:
             raise StoreError(f"store path {root} exists and is not a directory")
         store = cls(root)
         try:
+            check_store(root)  # before anything is created: a symlinked .minibuild would be followed
             if not os.path.lexists(root):
                 root.mkdir(parents=True, mode=dir_mode())
-            check_store(root)  # before anything is created inside: a symlinked .minibuild would be followed
             for rel in DIRS[:-1]:  # .minibuild/noop is made by the first memo
                 if not os.path.lexists(root / rel):
                     try:

@@ -94,7 +94,7 @@ class Scratch:
             self._fd = None
 
 
-YOUNG = 60.0  # seconds: an unlocked temp file of a live atomic rename (it holds no lock) is younger than this
+YOUNG = 60.0  # seconds: an unknown entry (no pid in its name) younger than this may belong to a live writer
 
 
 def _pid_in(name: str) -> int | None:
@@ -115,13 +115,14 @@ def debris(fd: int, name: str, *, lease: bool = False, now: float | None = None)
     """Why the entry ``name`` of ``.minibuild/tmp`` (or, with ``lease``, of ``.minibuild/leases``) is debris of a
     process that died, or None when its owner may be alive.
 
-    Liveness is the flock its owner holds (blob writers, leases and build scratch trees are created locked under
-    the store's shared lock, and reapers hold it exclusively), so it is exact across pid namespaces. As a second
-    guard an entry whose embedded pid runs here is never debris, and an unlocked temp file of ``atomic_write``
-    (which takes no lock) only once it is older than ``YOUNG`` seconds."""
+    Liveness is the flock its owner holds: blob writers, leases, build scratch trees and ``atomic_write`` temp
+    files are flocked from creation until they are gone, so this is exact across pid namespaces. As a second
+    guard an entry whose embedded pid runs here is never debris (that covers the instant between creating a temp
+    file and locking it); an entry with no pid in its name only once it is older than ``YOUNG`` seconds."""
     if lease and not name.endswith(".lease"):
         return None
-    if is_locked_by_someone(name, dir_fd=fd) or pid_alive(_pid_in(name)):
+    pid = _pid_in(name)
+    if is_locked_by_someone(name, dir_fd=fd) or pid_alive(pid):
         return None
     if lease:
         return "lease of a build that died; it pins nothing any more"
@@ -129,9 +130,11 @@ def debris(fd: int, name: str, *, lease: bool = False, now: float | None = None)
         return "partial blob of a writer that was killed"
     if name.startswith("build-"):
         return "scratch directory of a build that was killed"
+    if pid is not None and name.startswith(".tmp-"):
+        return "temp file of a write that was interrupted"
     st = lstat_at(fd, name)
     if st is None or (now if now is not None else time.time()) - st.st_mtime < YOUNG:
-        return None  # an atomic rename in flight (index.json, cache record) that holds no lock
+        return None  # not minibuild's naming: only once it is clearly abandoned
     return "left behind by an interrupted writer"
 
 

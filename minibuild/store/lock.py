@@ -101,6 +101,7 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, durabl
     tmp = folder / f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held until closed, after the rename: a reaper knows the writer lives
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
