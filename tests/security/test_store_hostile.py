@@ -11,11 +11,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from minibuild import noop
 from minibuild.digest import Digest
 from minibuild.errors import StoreError
 from minibuild.store import Store
@@ -288,3 +290,21 @@ def test_old_or_hand_written_record_without_a_digest_is_a_miss(tmp_path: Path) -
     (store.meta_dir / "cache" / name).write_text('{"key":"step","record":{"v":1},"refs":[]}')
     assert store.cache.get(key) is None
     assert [p.kind for p in fsck(store).problems] == ["bad-cache-record"]
+
+
+def test_no_op_replay_does_not_bypass_the_store_check(tmp_path: Path) -> None:
+    # a memoised build replays its output without opening the store: it must refuse an unsafe store too
+    store = tmp_path / "store"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nENV A=1\n")
+    time.sleep(noop.RACY_NS / 1e9 + 0.2)  # inputs older than the racy window: the build may leave a memo
+    argv = [sys.executable, "-m", "minibuild", "--store", str(store), "build", "-t", "m:1", "--progress", "plain",
+            str(ctx)]
+    env = {k: v for k, v in _env(MINIBUILD_FIXTURE_PADDING="0").items() if k != "MINIBUILD_NO_MEMO"}
+    for _ in range(3):
+        assert subprocess.run(argv, capture_output=True, env=env, timeout=120).returncode == 0
+    assert os.listdir(store / ".minibuild" / "noop"), "no memo was written"
+    os.chmod(store / ".minibuild" / "tmp", 0o777)  # not among the memo's stamps: the memo is still valid
+    _one_error_line(subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120),
+                    f"{store}/.minibuild/tmp", "writable by every user")
