@@ -6,9 +6,13 @@ Layout of ``$MINIBUILD_HOME``::
     .minibuild/lock                                 store lock: shared for blob commits, exclusive for prune
     .minibuild/refs.lock                            serialises index.json rewrites
     .minibuild/tmp/                                 temp files of blobs being written (flock'ed while alive)
-    .minibuild/cache/<sha256(key)>.json             cache records
-    .minibuild/leases/<pid>-<id>.lease              blobs pinned by in-flight builds
+    .minibuild/tmp/build-<pid>-<id>/                a build's scratch roots (the directory is flock'ed while alive)
+    .minibuild/cache/<sha256(key)>.json             cache records, sealed with the sha256 of their body
+    .minibuild/leases/<pid>-<id>.lease              blobs pinned by in-flight builds (flock'ed while alive)
     .minibuild/stat-cache.json                      sha256 of context files by path + stat (builds skip unchanged files)
+
+``Store.open`` refuses a store whose own directories are symlinks, belong to another user or are writable by
+others (``minibuild.home.store_problem``); every walk and removal inside it goes through ``store.dirs``.
 """
 
 from __future__ import annotations

@@ -11,10 +11,8 @@ from typing import Any
 
 from minibuild.digest import Digest, canonical_json
 from minibuild.errors import ImageFormatError, StoreError
-from minibuild.store.dirs import names, opened_below, remove
+from minibuild.store.dirs import lstat_at, names, opened_below, remove
 from minibuild.store.lock import atomic_write
-
-_MAX_RECORD = 16 << 20  # a record holds a step's inputs and file list: far smaller
 
 
 _HEAD = b'{"sha256":"'
@@ -70,9 +68,7 @@ class CacheStore:
         except OSError as exc:
             return None, f"cannot be read ({exc.strerror})"
         with os.fdopen(fd, "rb") as fh:
-            data = fh.read(_MAX_RECORD + 1)
-        if len(data) > _MAX_RECORD:
-            return None, f"larger than {_MAX_RECORD >> 20} MiB"
+            data = fh.read()
         doc, why = unseal(data)
         if doc is not None and os.path.basename(path) != os.path.basename(self._path(doc["key"])):
             return None, "stored under a name that is not the hash of its key"
@@ -125,10 +121,11 @@ class CacheStore:
         atomic_write(Path(self._path(key)), data, tmp_dir=self._tmp_dir, durable=False)
 
     def delete(self, key: str) -> bool:
-        try:
-            os.unlink(self._path(key))
-        except FileNotFoundError:
-            return False
+        name = os.path.basename(self._path(key))
+        with opened_below(self._root, self.dir) as fd:
+            if fd is None or lstat_at(fd, name) is None:
+                return False
+            remove(fd, name)
         return True
 
     def records(self) -> Iterator[tuple[str, tuple[Digest, ...]]]:
