@@ -125,7 +125,7 @@ class BlobWriter:
         with self._store.shared_lock():
             if self._pin is not None:
                 self._pin.add(digest)
-            if final.exists():
+            if self._store.has(digest):  # a regular file already; a symlink there is replaced, never trusted
                 os.unlink(self._tmp)
             else:
                 os.replace(self._tmp, final)

@@ -308,3 +308,15 @@ def test_no_op_replay_does_not_bypass_the_store_check(tmp_path: Path) -> None:
     os.chmod(store / ".minibuild" / "tmp", 0o777)  # not among the memo's stamps: the memo is still valid
     _one_error_line(subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120),
                     f"{store}/.minibuild/tmp", "writable by every user")
+
+
+def test_writing_a_blob_replaces_a_symlink_in_its_place(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    host = tmp_path / "host-file"
+    host.write_bytes(b"host\n")
+    data = b"the real blob\n"
+    digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
+    store.blobs.path(digest).symlink_to(host)
+    assert store.blobs.put_bytes(data) == digest
+    assert not store.blobs.path(digest).is_symlink() and store.blobs.read_bytes(digest) == data
+    assert host.read_bytes() == b"host\n"
