@@ -287,7 +287,8 @@ def save(before: Before, chunks: list[tuple[int, str]], store: dict[str, list[in
     os.makedirs(folder, mode=dir_mode(), exist_ok=True)
     path = _memo_path(before.store_dir, key)
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)  # any umask
+    with open(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
         json.dump(memo, fh)
     os.replace(tmp, path)
     _keep_newest(folder, KEEP)
