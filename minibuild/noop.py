@@ -156,6 +156,10 @@ def replay(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
         if where is None:
             return None
         store = where[0]
+        from minibuild.home import store_problem
+
+        if store_problem(store) is not None:
+            return None  # an unsafe store (symlinked, another owner's, writable by others): the build refuses it
         key = request_key(argv, os.getcwd(), environ, _ttys())
         with open(_memo_path(store, key), "rb") as fh:
             memo = json.loads(fh.read())
@@ -278,10 +282,13 @@ def save(before: Before, chunks: list[tuple[int, str]], store: dict[str, list[in
     memo = {"format": FORMAT, "key": key, "package": package_stamp(), "store": store if store is not None else
             before.store, "files": before.files, "trees": before.trees, "output": chunks}
     folder = os.path.join(before.store_dir, MEMO_DIR)
-    os.makedirs(folder, exist_ok=True)
+    from minibuild.home import dir_mode
+
+    os.makedirs(folder, mode=dir_mode(), exist_ok=True)
     path = _memo_path(before.store_dir, key)
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)  # any umask
+    with open(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
         json.dump(memo, fh)
     os.replace(tmp, path)
     _keep_newest(folder, KEEP)
@@ -292,27 +299,27 @@ KEEP = 64  # memos per store: one per distinct command line and environment; the
 
 
 def _keep_newest(folder: str, keep: int) -> None:
-    with os.scandir(folder) as it:
-        memos = sorted(((e.stat().st_mtime_ns, e.path) for e in it if e.name.endswith(".json")), reverse=True)
-    for _, path in memos[keep:]:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+    from minibuild.store.dirs import opened, remove
+
+    with opened(os.path.dirname(folder), os.path.basename(folder)) as fd:  # a symlinked memo folder: an error
+        if fd is None:
+            return
+        with os.scandir(fd) as it:
+            memos = sorted(((e.stat(follow_symlinks=False).st_mtime_ns, e.name) for e in it
+                            if e.name.endswith(".json")), reverse=True)
+        for _, name in memos[keep:]:
+            remove(fd, name)
 
 
 def forget(store: str) -> int:
-    """Remove every memo of a store (prune does: a memo is never needed, only faster); how many were removed."""
-    folder = os.path.join(store, MEMO_DIR)
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return 0
+    """Remove every memo of a store (prune does: a memo is never needed, only faster); how many were removed.
+    The memo folder is opened without following symlinks (store.dirs): never a way to delete files elsewhere."""
+    from minibuild.store.dirs import names, opened, remove
+
     removed = 0
-    for name in names:
-        try:
-            os.unlink(os.path.join(folder, name))
+    with opened(store, *MEMO_DIR.split(os.sep)) as fd:
+        for name in names(fd) if fd is not None else ():
+            assert fd is not None
+            remove(fd, name)
             removed += 1
-        except FileNotFoundError:
-            pass
     return removed

@@ -51,12 +51,13 @@ from minibuild.plan.scope import DEFAULT_PATH, GlobalScope, StageScope, global_s
 from minibuild.plan.steps import describe, instruction_inputs
 from minibuild.record import record
 from minibuild.store import Store
+from minibuild.store.gc import reap_if_idle
 from minibuild.units import image_size
 
 if TYPE_CHECKING:  # imported where a step misses: a fully cached build never loads them (start-up is its floor)
     from minibuild.build.executor import Executor
     from minibuild.build.layertree import LayerTree
-    from minibuild.store.gc import Lease
+    from minibuild.store.gc import Lease, Scratch
     from minibuild.store.tarlayer import Entry
 
 Progress = Callable[[dict[str, Any]], None]
@@ -309,6 +310,7 @@ class Builder:
         self.images: dict[str, _State] = {}
         self.lease: Lease | None = None
         self.tmp: Path | None = None
+        self._scratch: Scratch | None = None
         self._ignore: IgnoreMatcher | None = None
         # one per store, kept across builds (git's index): an unchanged context file (same dev, inode, size,
         # mtime, ctime) is not read again; concurrent builds each rename a whole file (last writer wins)
@@ -352,9 +354,17 @@ class Builder:
 
     def _tmpdir(self) -> Path:
         if self.tmp is None:
-            self.tmp = self.store.tmp_dir / f"build-{os.getpid()}-{os.urandom(6).hex()}"
-            self.tmp.mkdir(parents=True)
+            from minibuild.store.gc import Scratch
+
+            self._scratch = Scratch(self.store)  # flocked while this build lives: reapers know it is not debris
+            self.tmp = self._scratch.path
         return self.tmp
+
+    def _drop_tmpdir(self) -> None:
+        if self._scratch is not None:
+            self._scratch.remove()
+            self._scratch = None
+        self.tmp = None
 
     def _ensure_root(self, st: _State) -> Path:
         """Materialise the state's root lazily: extract the layers it does not reflect yet."""
@@ -459,17 +469,14 @@ class Builder:
 
     # ------------------------------------------------------------------ the build
     def build(self) -> BuildResult:
+        reap_if_idle(self.store)  # debris of killed builds (dead leases, scratch trees): never waits
         try:
             with self.store.lease() as lease, self.store.blobs.defer_dir_sync():  # one directory fsync per build
                 self.lease = lease
                 return self._build()
         finally:
             self.lease = None
-            if self.tmp is not None:
-                import shutil  # only a build that made a root has one to remove
-
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                self.tmp = None
+            self._drop_tmpdir()
 
     def plan(self) -> PlanResult:
         """Predict, without running RUN/COPY or writing anything, which steps would hit and which would run."""
@@ -477,11 +484,7 @@ class Builder:
         try:
             return self._build()  # type: ignore[return-value]
         finally:
-            if self.tmp is not None:
-                import shutil  # only a build that made a root has one to remove
-
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                self.tmp = None
+            self._drop_tmpdir()
 
     def _plan_result(self, graph: StageGraph) -> PlanResult:
         stages: list[StageResult] = []
@@ -750,11 +753,15 @@ class Builder:
         if self.no_cache:
             reason = "MISS: --no-cache"
         else:
-            rec = self.store.cache.get(key)
+            rec, damaged = self.store.cache.lookup(key)
             if rec is not None and not usable(rec):
                 rec = None
             if rec is not None:
                 reason = hit_reason(rec)
+            elif damaged is not None:  # an edited or damaged record is never trusted: the step runs again
+                reason = f"MISS: {damaged}"
+                self.warnings.append(f"{damaged}; it was ignored and the step runs again "
+                                     f"(`minibuild fsck --repair` removes damaged records)")
         prev_inputs = prev.get("inputs") if prev is not None else None
         files: dict[str, Any] | None = None
         need_files = files_fn is not None and (

@@ -15,19 +15,27 @@ from minibuild.store.fsck import fsck as run_fsck
               help="Delete corrupt blobs, names of incomplete images, dangling cache records and leftovers.")
 @click.pass_context
 def fsck(ctx: click.Context, repair: bool) -> None:
-    """Check every blob's digest and every reference (index.json, cache records); exit 1 if problems remain."""
+    """Check every blob's digest and every reference (index.json, cache records); exit 1 if problems remain.
+
+    Leftovers of killed processes (dead leases, temp files) are listed as notes, not problems."""
     store = Store.open(ctx.obj["store"])
     report = run_fsck(store, repair=repair)
     for problem in report.problems:
         click.echo(str(problem))
     remaining = len(report.remaining)
-    repaired = len(report.problems) - remaining
+    debris = len(report.debris)
+    problems = len(report.problems) - debris
+    repaired = problems - remaining
     summary = (f"checked {report.blobs_checked} blobs, {report.refs_checked} index entries, "
                f"{report.cache_records_checked} cache records: ")
-    if not report.problems:
-        click.echo(summary + "no problems")
+    notes = ""
+    if debris:
+        notes = (f"; {debris} leftovers of killed processes removed" if repair else
+                 f"; {debris} leftovers of killed processes (not a problem: the next build or prune removes them)")
+    if not problems:
+        click.echo(summary + "no problems" + notes)
         return
-    click.echo(summary + f"{len(report.problems)} problems, {repaired} repaired, {remaining} remaining"
+    click.echo(summary + f"{problems} problems, {repaired} repaired, {remaining} remaining" + notes
                + ("" if repair or not remaining else " (run `minibuild fsck --repair`)"))
     if remaining:
         sys.exit(1)

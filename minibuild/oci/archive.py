@@ -4,6 +4,7 @@ old `docker save` tarballs, OCI archives and OCI layout directories, verifying e
 from __future__ import annotations
 
 import bz2
+import fcntl
 import hashlib
 import lzma
 import os
@@ -35,6 +36,7 @@ from minibuild.oci.model import (
 )
 from minibuild.oci.reference import parse_reference
 from minibuild.oci.validate import scan_layer, validate_image
+from minibuild.owner import is_locked_by_someone, pid_alive
 from minibuild.record import record
 
 LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
@@ -194,9 +196,13 @@ def save_image_tar(source: BlobSource, image: Image, names: Sequence[str], out_p
     written = image.with_empty_layer()
     for n in names:
         parse_reference(n)
+    _remove_dead_temps(out_path)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
+        tmp.unlink(missing_ok=True)  # a leftover of a killed save whose pid this process now has
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # while this save runs: the next save knows it is alive
             write_archive(fh, source, [ArchiveEntry(image=written, names=tuple(names))], check=check,
                           check_while_copying=True)  # a bad layer raises and the temp file is removed
             fh.flush()
@@ -209,6 +215,25 @@ def save_image_tar(source: BlobSource, image: Image, names: Sequence[str], out_p
         tmp.unlink(missing_ok=True)
         raise
     return written
+
+
+def _remove_dead_temps(out_path: Path) -> None:
+    """Remove ``.<out>.tmp-<pid>`` files that killed saves to the same output left (unlocked, pid not running)."""
+    prefix = f".{out_path.name}.tmp-"
+    try:
+        names = os.listdir(out_path.parent)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):]
+        if not name.startswith(prefix) or not pid.isdigit() or len(pid) > 9:
+            continue
+        path = out_path.parent / name
+        if not is_locked_by_someone(path) and not pid_alive(int(pid)):
+            try:
+                os.unlink(path)  # the name itself (a symlink is never followed)
+            except OSError:
+                continue
 
 
 # ============================================================ reading

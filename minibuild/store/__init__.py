@@ -6,13 +6,18 @@ Layout of ``$MINIBUILD_HOME``::
     .minibuild/lock                                 store lock: shared for blob commits, exclusive for prune
     .minibuild/refs.lock                            serialises index.json rewrites
     .minibuild/tmp/                                 temp files of blobs being written (flock'ed while alive)
-    .minibuild/cache/<sha256(key)>.json             cache records
-    .minibuild/leases/<pid>-<id>.lease              blobs pinned by in-flight builds
+    .minibuild/tmp/build-<pid>-<id>/                a build's scratch roots (the directory is flock'ed while alive)
+    .minibuild/cache/<sha256(key)>.json             cache records, sealed with the sha256 of their body
+    .minibuild/leases/<pid>-<id>.lease              blobs pinned by in-flight builds (flock'ed while alive)
     .minibuild/stat-cache.json                      sha256 of context files by path + stat (builds skip unchanged files)
+
+``Store.open`` refuses a store whose own directories are symlinks, belong to another user or are writable by
+others (``minibuild.home.store_problem``); every walk and removal inside it goes through ``store.dirs``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from minibuild.digest import Digest
@@ -23,6 +28,7 @@ from minibuild.oci.reference import parse_reference
 from minibuild.record import record
 from minibuild.store.blobs import BlobStore, BlobWriter, Pin
 from minibuild.store.cache import CacheStore
+from minibuild.store.dirs import DIRS, check_store, dir_mode
 from minibuild.store.gc import Lease, PruneReport, prune
 from minibuild.store.lock import FileLock, atomic_write
 from minibuild.store.refs import LAYOUT_BYTES, RefEntry, RefStore
@@ -55,18 +61,27 @@ class Store:
         self.lock_path = self.meta_dir / "lock"
         self.blobs = BlobStore(root, tmp_dir=self.tmp_dir, lock_path=self.lock_path)
         self.refs = RefStore(root, lock_path=self.meta_dir / "refs.lock", tmp_dir=self.tmp_dir)
-        self.cache = CacheStore(self.meta_dir / "cache", tmp_dir=self.tmp_dir, has_blob=self.blobs.available)
+        self.cache = CacheStore(self.meta_dir / "cache", tmp_dir=self.tmp_dir, has_blob=self.blobs.available,
+                                root=root)
 
     @classmethod
     def open(cls, path: Path | str) -> Store:
-        """Open the store at ``path``, creating the OCI layout and metadata directories if missing."""
+        """Open the store at ``path``, creating the OCI layout and metadata directories if missing; refuses a store
+        whose own directories are symlinks, belong to another user or are writable by others (store.dirs)."""
         root = Path(path)
         if root.exists() and not root.is_dir():
             raise StoreError(f"store path {root} exists and is not a directory")
         store = cls(root)
         try:
-            for d in (root / "blobs" / "sha256", store.tmp_dir, store.leases_dir, store.meta_dir / "cache"):
-                d.mkdir(parents=True, exist_ok=True)
+            check_store(root)  # before anything is created: a symlinked .minibuild would be followed
+            if not os.path.lexists(root):
+                root.mkdir(parents=True, mode=dir_mode())
+            for rel in DIRS[:-1]:  # .minibuild/noop is made by the first memo
+                if not os.path.lexists(root / rel):
+                    try:
+                        os.mkdir(root / rel, dir_mode())
+                    except FileExistsError:
+                        pass
             with FileLock(store.meta_dir / "refs.lock"):
                 layout = root / "oci-layout"
                 if not layout.exists():
@@ -89,7 +104,8 @@ class Store:
 
     def lease(self) -> Lease:
         """A lease pinning blobs for an in-flight build: pass it as ``pin=`` to blob writes; release when done."""
-        return Lease(self.leases_dir)
+        with self.blobs.shared_lock():  # created and flocked before a reaper (exclusive) can see it unlocked
+            return Lease(self.leases_dir)
 
     # ------------------------------------------------------------ images
     def put_image(self, image: Image, *, pin: Pin | None = None) -> Digest:

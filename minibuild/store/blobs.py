@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import io
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import IO, BinaryIO, Protocol
 
 from minibuild.digest import CHUNK, Digest
 from minibuild.errors import StoreError
+from minibuild.store.dirs import names, opened, remove
 from minibuild.store.lock import FileLock, fsync_dir
 
 
@@ -134,7 +137,7 @@ class BlobWriter:
         with self._store.shared_lock():
             if self._pin is not None:
                 self._pin.add(digest)
-            if final.exists():
+            if self._store.has(digest):  # a regular file already; a symlink there is replaced, never trusted
                 os.unlink(self._tmp)
             else:
                 os.replace(self._tmp, final)
@@ -215,7 +218,11 @@ class BlobStore:
         return self.dir / digest.hex
 
     def has(self, digest: Digest) -> bool:
-        return self.path(digest).is_file()
+        """True when the blob is here as a regular file (a symlink in blobs/sha256 is corrupt: never followed)."""
+        try:
+            return stat.S_ISREG(os.lstat(self.path(digest)).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
 
     def remote_source(self, digest: Digest) -> RemoteBlobSource | None:
         """The first remote source that can provide ``digest`` (None when there is none)."""
@@ -243,7 +250,10 @@ class BlobStore:
 
     def size(self, digest: Digest) -> int:
         try:
-            return self.path(digest).stat().st_size
+            st = os.lstat(self.path(digest))
+            if not stat.S_ISREG(st.st_mode):
+                raise FileNotFoundError
+            return st.st_size
         except FileNotFoundError:
             src = self.remote_source(digest) if self.remote else None
             if src is not None:
@@ -261,9 +271,18 @@ class BlobStore:
         if self.remote and not self.has(digest):
             self.ensure(digest)
         try:
-            fh = open(self.path(digest), "rb")
+            fd = os.open(self.path(digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise self._missing(digest) from None
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise StoreError(f"blob {digest} is a symlink, not a file: the store is damaged (minibuild never "
+                             f"follows it); run `minibuild fsck --repair`") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StoreError(f"blob {digest} is not a regular file: the store is damaged; run `minibuild fsck --repair`")
+        fh = os.fdopen(fd, "rb")
         if not verify:
             return fh
         return io.BufferedReader(VerifyingReader(fh, digest, self.path(digest)), CHUNK)
@@ -314,20 +333,18 @@ class BlobStore:
 
     def delete(self, digest: Digest) -> int:
         """Remove a blob; return the bytes freed (0 if absent). Callers hold the store lock."""
-        path = self.path(digest)
-        try:
-            size = path.stat().st_size
-            path.unlink()
-        except FileNotFoundError:
-            return 0
-        return size
+        with opened(self.root, "blobs", "sha256") as fd:
+            return remove(fd, self.path(digest).name, measure=True) if fd is not None else 0
 
-    def __iter__(self) -> Iterator[Digest]:
-        """Every blob name in the store (not verified)."""
-        try:
-            names = sorted(os.listdir(self.dir))
-        except FileNotFoundError:
-            return
-        for name in names:
+    @staticmethod
+    def digests(fd: int) -> Iterator[Digest]:
+        """Every blob name in the open blobs directory ``fd`` (not verified)."""
+        for name in names(fd):
             if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
                 yield Digest("sha256:" + name)
+
+    def __iter__(self) -> Iterator[Digest]:
+        """Every blob name in the store (not verified); the directory is never followed through a symlink."""
+        with opened(self.root, "blobs", "sha256") as fd:
+            found = list(self.digests(fd)) if fd is not None else []
+        yield from found

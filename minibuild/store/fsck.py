@@ -8,7 +8,13 @@ What is checked, in order (a repair in one step is seen by the next):
    verified; repair drops entries whose image is incomplete ("refs that point nowhere");
 3. cache records: readable, and every blob they keep alive present (manifests closed over their config and
    layers); repair deletes unreadable and dangling records;
-4. temp files in ``.minibuild/tmp`` not held by a live writer, and lease files whose owner died; repair removes.
+4. debris of killed processes: temp files and scratch trees in ``.minibuild/tmp`` and lease files whose owner
+   died (``gc.debris``: by flock). Debris is a note, not a problem (it pins nothing and is never read; the next
+   build or prune removes it): a plain check never writes, and exits 0 when debris is all it finds; repair
+   removes it.
+
+A symlink anywhere in the store's own directories is never followed (store.dirs); a cache record that does not
+match its digest is a problem (``bad-cache-record``) and repair deletes it.
 
 Repair holds the store lock exclusively (no blob commit or prune runs meanwhile); a plain check holds it shared
 (prune waits, writers go on).
@@ -28,12 +34,14 @@ from minibuild.errors import ImageFormatError, StoreError
 from minibuild.oci.model import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Index, Manifest
 from minibuild.record import record
 from minibuild.store import Store
-from minibuild.store.gc import owner_alive
-from minibuild.store.lock import FileLock, atomic_write, is_locked_by_someone
+from minibuild.store.dirs import lstat_at, names, opened, remove
+from minibuild.store.gc import debris
+from minibuild.store.lock import FileLock, atomic_write
 from minibuild.store.refs import entry_name
 
 ProblemKind = Literal["corrupt-blob", "stray-file", "damaged-index", "broken-ref", "bad-cache-record",
                       "dangling-cache-record", "stale-temp", "dead-lease"]
+DEBRIS: tuple[ProblemKind, ...] = ("stale-temp", "dead-lease")  # notes: removed by the next build or prune
 
 
 @record
@@ -45,8 +53,13 @@ class Problem:
     message: str
     repaired: str | None = None
 
+    @property
+    def is_debris(self) -> bool:
+        """Leftovers of a killed process: reported, but no reason to fail (the next build or prune reaps them)."""
+        return self.kind in DEBRIS
+
     def __str__(self) -> str:
-        text = f"{self.kind}: {self.subject}: {self.message}"
+        text = ("note: " if self.is_debris else "") + f"{self.kind}: {self.subject}: {self.message}"
         return text + (f" [repaired: {self.repaired}]" if self.repaired else "")
 
 
@@ -61,7 +74,12 @@ class FsckReport:
 
     @property
     def remaining(self) -> tuple[Problem, ...]:
-        return tuple(p for p in self.problems if p.repaired is None)
+        """Problems still there (debris notes are not problems)."""
+        return tuple(p for p in self.problems if p.repaired is None and not p.is_debris)
+
+    @property
+    def debris(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.is_debris)
 
     @property
     def ok(self) -> bool:
@@ -107,22 +125,21 @@ class _Checker:
 
     # ------------------------------------------------------------------ 1. blobs
     def check_blobs(self) -> None:
-        directory = self.store.blobs.dir
-        try:
-            names = sorted(os.listdir(directory))
-        except FileNotFoundError:
-            self.add("damaged-index", str(directory), "the blobs directory is missing")
-            return
-        for name in names:
-            path = os.path.join(directory, name)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
+        with opened(self.store.root, "blobs", "sha256") as fd:
+            if fd is None:
+                self.add("damaged-index", str(self.store.blobs.dir), "the blobs directory is missing")
+                return
+            found = [(name, lstat_at(fd, name)) for name in names(fd)]
+        for name, st in found:
+            if st is None:
                 continue
+            path = os.path.join(self.store.blobs.dir, name)
             if len(name) != 64 or any(c not in "0123456789abcdef" for c in name) or not stat.S_ISREG(st.st_mode):
                 what = "not a regular file" if not stat.S_ISREG(st.st_mode) else "not named by a sha256 digest"
+                if stat.S_ISLNK(st.st_mode):
+                    what = "a symlink (never followed)"
                 self.add("stray-file", f"blobs/sha256/{name}", f"{what}; minibuild never writes such a file",
-                         repaired="removed" if self._remove(path, st) else None)
+                         repaired="removed" if self._remove(("blobs", "sha256"), name) else None)
                 continue
             digest = Digest("sha256:" + name)
             self.blobs_checked += 1
@@ -134,20 +151,15 @@ class _Checker:
                 continue
             self.bad.add(digest)
             self.add("corrupt-blob", digest.value, f"{wrong}; it will not be used",
-                     repaired="deleted the blob" if self._remove(path, st) else None)
+                     repaired="deleted the blob" if self._remove(("blobs", "sha256"), name) else None)
 
-    def _remove(self, path: str, st: os.stat_result) -> bool:
+    def _remove(self, where: tuple[str, ...], name: str) -> bool:
+        """With --repair, remove ``name`` from the store directory ``where`` (nothing followed); True if so."""
         if not self.repair:
             return False
-        try:
-            if stat.S_ISDIR(st.st_mode):
-                import shutil
-
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
+        with opened(self.store.root, *where) as fd:
+            if fd is not None:
+                remove(fd, name)
         return True
 
     def is_good(self, digest: Digest) -> bool:
@@ -157,7 +169,7 @@ class _Checker:
         if digest in self.bad:
             return False
         path = str(self.store.blobs.path(digest))
-        if not os.path.isfile(path) or _verify_file(path, digest) is not None:
+        if not self.store.blobs.has(digest) or _verify_file(path, digest) is not None:
             return False
         self.good.add(digest)
         return True
@@ -178,10 +190,10 @@ class _Checker:
             return f"blob {digest}: indexes nested too deeply"
         path = self.store.blobs.path(digest)
         try:
-            if path.stat().st_size > 4 << 20:
+            if os.lstat(path).st_size > 4 << 20:
                 return None  # a layer (or other large blob): present and verified is all it needs
-            data = path.read_bytes()
-        except FileNotFoundError:
+            data = self.store.blobs.read_bytes(digest)
+        except (FileNotFoundError, StoreError):
             return f"blob {digest} vanished"
         if not data.lstrip()[:1] == b"{":
             return None
@@ -222,7 +234,7 @@ class _Checker:
         for desc in entries:
             self.refs_checked += 1
             gap = self.missing_under(desc.digest, desc.media_type)
-            if gap is None and self.store.blobs.path(desc.digest).stat().st_size != desc.size:
+            if gap is None and os.lstat(self.store.blobs.path(desc.digest)).st_size != desc.size:
                 gap = f"index.json says {desc.size} bytes but the manifest blob has another size"
             if gap is not None:
                 bad.append((desc, gap))
@@ -255,21 +267,19 @@ class _Checker:
 
     # ------------------------------------------------------------------ 3. cache records
     def check_cache(self) -> None:
-        directory = self.store.cache.dir
-        try:
-            names = sorted(os.listdir(directory))
-        except FileNotFoundError:
-            return
-        for name in names:
+        cache = self.store.cache
+        with opened(self.store.root, ".minibuild", "cache") as fd:
+            found = names(fd) if fd is not None else []
+        for name in found:
             if not name.endswith(".json"):
                 continue
-            path = directory / name
             self.records_checked += 1
-            doc = self.store.cache._load(path)
-            if doc is None or not isinstance(doc.get("record"), dict) or \
-                    name != os.path.basename(self.store.cache._path(doc["key"])):
-                self.add("bad-cache-record", f"cache/{name}", "unreadable or not a minibuild cache record",
-                         repaired="deleted the record" if self._unlink(path) else None)
+            doc, why = cache.read(cache.dir / name)
+            if doc is None:
+                if why is None:
+                    continue  # removed meanwhile
+                self.add("bad-cache-record", f"cache record {name}", f"{why}; it is never used",
+                         repaired="deleted the record" if self._remove((".minibuild", "cache"), name) else None)
                 continue
             gap = None
             for ref in doc["refs"]:
@@ -284,58 +294,23 @@ class _Checker:
             if gap is not None:
                 self.add("dangling-cache-record", f"cache/{name} (key {doc['key'][:60]!r})",
                          f"{gap}; the step will be rebuilt",
-                         repaired="deleted the record" if self._unlink(path) else None)
+                         repaired="deleted the record" if self._remove((".minibuild", "cache"), name) else None)
 
-    def _unlink(self, path: os.PathLike[str] | str) -> bool:
-        if not self.repair:
-            return False
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        return True
-
-    # ------------------------------------------------------------------ 4. temp files and leases
+    # ------------------------------------------------------------------ 4. debris of killed processes
     def check_leftovers(self) -> None:
-        tmp = self.store.tmp_dir
-        for name in sorted(os.listdir(tmp)) if tmp.is_dir() else []:
-            path = tmp / name
-            if is_locked_by_someone(path):
-                continue  # a live blob writer
-            if name.startswith("build-"):
-                if owner_alive(name):
-                    continue  # scratch roots of a running build
-                what = "scratch directory of a build that was killed"
-            elif name.startswith("blob-"):
-                what = "partial blob of a writer that was killed"
-            elif self._young(path):
-                continue  # an atomic rename in flight (index.json, cache record) that holds no lock
-            else:
-                what = "left behind by an interrupted writer"
-            self.add("stale-temp", f".minibuild/tmp/{name}", what,
-                     repaired="removed" if self._remove_any(path) else None)
-        leases = self.store.leases_dir
-        for name in sorted(os.listdir(leases)) if leases.is_dir() else []:
-            path = leases / name
-            if name.endswith(".lease") and not is_locked_by_someone(path):
-                self.add("dead-lease", f".minibuild/leases/{name}", "its build died; it pins nothing any more",
-                         repaired="removed" if self._unlink(path) else None)
-
-    def _remove_any(self, path: os.PathLike[str]) -> bool:
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return self.repair
-        return self._remove(os.fspath(path), st)
-
-    @staticmethod
-    def _young(path: os.PathLike[str], seconds: float = 60.0) -> bool:
-        import time
-
-        try:
-            return time.time() - os.lstat(path).st_mtime < seconds
-        except FileNotFoundError:
-            return True
+        for where, lease in (((".minibuild", "tmp"), False), ((".minibuild", "leases"), True)):
+            with opened(self.store.root, *where) as fd:
+                if fd is None:
+                    continue
+                for name in names(fd):
+                    what = debris(fd, name, lease=lease)
+                    if what is None:
+                        continue
+                    if self.repair:
+                        remove(fd, name)
+                    kind: ProblemKind = "dead-lease" if lease else "stale-temp"
+                    self.add(kind, "/".join((*where, name)), what + "; the next build or prune removes it",
+                             repaired="removed")
 
 
 def fsck(store: Store, *, repair: bool = False) -> FsckReport:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -12,7 +14,9 @@ from minibuild.digest import Digest
 from minibuild.errors import ImageFormatError, StoreError
 from minibuild.oci.model import parse_json
 from minibuild.record import record
-from minibuild.store.lock import FileLock, is_locked_by_someone
+from minibuild.store.dirs import entry_size, lstat_at, names, opened, opened_below, remove
+from minibuild.owner import is_locked_by_someone, pid_alive
+from minibuild.store.lock import FileLock
 
 if TYPE_CHECKING:
     from minibuild.store import Store
@@ -60,55 +64,151 @@ class Lease:
         self.release()
 
 
-def live_lease_digests(directory: Path, *, remove_dead: bool) -> set[Digest]:
-    """Digests pinned by leases whose owners are alive; dead lease files are removed if asked."""
+class Scratch:
+    """A build's scratch directory ``.minibuild/tmp/build-<pid>-<hex>`` (mode 0700), flocked for as long as it
+    lives: made and locked under the store's shared lock, so a reaper (exclusive) never sees it unlocked while
+    its build runs, in any pid namespace. ``remove`` deletes it without following symlinks."""
+
+    def __init__(self, store: Store) -> None:
+        self._root = store.root
+        self.name = f"build-{os.getpid()}-{os.urandom(6).hex()}"
+        with FileLock(store.lock_path, shared=True), opened(store.root, ".minibuild", "tmp") as tmp:
+            if tmp is None:
+                raise StoreError(f"the store's temp directory {store.tmp_dir} is missing")
+            os.mkdir(self.name, 0o700, dir_fd=tmp)
+            fd = os.open(self.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=tmp)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd: int | None = fd
+        self.path = store.tmp_dir / self.name
+
+    def remove(self) -> None:
+        """Delete the tree and drop its lock (idempotent)."""
+        if self._fd is None:
+            return
+        try:
+            with opened(self._root, ".minibuild", "tmp") as tmp:
+                if tmp is not None:
+                    remove(tmp, self.name)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
+YOUNG = 60.0  # seconds: an unknown entry (no pid in its name) younger than this may belong to a live writer
+
+
+def _pid_in(name: str) -> int | None:
+    """The pid a temp or lease name embeds: ``build-<pid>-<hex>``, ``blob-<pid>-<hex>``, ``<pid>-<hex>.lease``,
+    ``.tmp-<file>-<pid>-<hex>`` (atomic_write)."""
+    if name.endswith(".lease"):
+        text = name.split("-", 1)[0]
+    elif name.startswith((".tmp-", ".")):
+        parts = name.rsplit("-", 2)
+        text = parts[1] if len(parts) == 3 else ""
+    else:
+        parts = name.split("-")
+        text = parts[1] if len(parts) >= 3 else ""
+    return int(text) if text.isdigit() and len(text) < 10 else None
+
+
+def debris(fd: int, name: str, *, lease: bool = False, now: float | None = None) -> str | None:
+    """Why the entry ``name`` of ``.minibuild/tmp`` (or, with ``lease``, of ``.minibuild/leases``) is debris of a
+    process that died, or None when its owner may be alive.
+
+    Liveness is the flock its owner holds: blob writers, leases, build scratch trees and ``atomic_write`` temp
+    files are flocked from creation until they are gone, so this is exact across pid namespaces. As a second
+    guard an entry whose embedded pid runs here is never debris (that covers the instant between creating a temp
+    file and locking it); an entry with no pid in its name only once it is older than ``YOUNG`` seconds."""
+    if lease and not name.endswith(".lease"):
+        return None
+    pid = _pid_in(name)
+    if is_locked_by_someone(name, dir_fd=fd) or pid_alive(pid):
+        return None
+    if lease:
+        return "lease of a build that died; it pins nothing any more"
+    if name.startswith("blob-"):
+        return "partial blob of a writer that was killed"
+    if name.startswith("build-"):
+        return "scratch directory of a build that was killed"
+    if pid is not None and name.startswith(".tmp-"):
+        return "temp file of a write that was interrupted"
+    st = lstat_at(fd, name)
+    if st is None or (now if now is not None else time.time()) - st.st_mtime < YOUNG:
+        return None  # not minibuild's naming: only once it is clearly abandoned
+    return "left behind by an interrupted writer"
+
+
+@record
+class Reaped:
+    """What ``reap`` removed (or, dry, would remove): debris of dead processes."""
+
+    leases: tuple[str, ...] = ()
+    temps: tuple[str, ...] = ()
+    freed_bytes: int = 0
+
+
+def reap(store: Store, *, dry_run: bool = False) -> Reaped:
+    """Remove dead leases and the temp files and scratch trees of dead processes (the caller holds the store lock
+    exclusively); nothing is followed through a symlink."""
+    now = time.time()
+    leases: list[str] = []
+    temps: list[str] = []
+    freed = 0
+    with opened(store.root, ".minibuild", "leases") as fd:
+        for name in names(fd) if fd is not None else ():
+            assert fd is not None
+            if debris(fd, name, lease=True, now=now) is not None:
+                if not dry_run:
+                    remove(fd, name)
+                leases.append(name)
+    with opened(store.root, ".minibuild", "tmp") as fd:
+        for name in names(fd) if fd is not None else ():
+            assert fd is not None
+            if debris(fd, name, now=now) is not None:
+                freed += entry_size(fd, name) if dry_run else remove(fd, name, measure=True)
+                temps.append(name)
+    return Reaped(leases=tuple(leases), temps=tuple(temps), freed_bytes=freed)
+
+
+def reap_if_idle(store: Store) -> Reaped | None:
+    """``reap`` when the store lock is free right now (a build start: never waits, never slows a warm build)."""
+    lock = FileLock(store.lock_path, timeout=0)
+    try:
+        lock.acquire()
+    except StoreError:
+        return None  # a commit, a prune or another reaper is running: the next build or prune reaps
+    try:
+        return reap(store)
+    except (OSError, StoreError):
+        return None  # reaping is housekeeping: a build never fails because of it
+    finally:
+        lock.release()
+
+
+def live_lease_digests(directory: Path, *, remove_dead: bool = False, root: Path | None = None) -> set[Digest]:
+    """Digests pinned by leases whose owners are alive (their files read without following symlinks)."""
     out: set[Digest] = set()
-    try:
-        names = sorted(os.listdir(directory))
-    except FileNotFoundError:
-        return out
-    for name in names:
-        path = directory / name
-        if not name.endswith(".lease"):
-            continue
-        if not is_locked_by_someone(path):
-            if remove_dead:
-                path.unlink(missing_ok=True)
-            continue
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                out.add(Digest(line.strip()))
-            except ImageFormatError:
+    with opened_below(root, directory) as fd:
+        for name in names(fd) if fd is not None else ():
+            assert fd is not None
+            if not name.endswith(".lease"):
                 continue
-    return out
-
-
-def owner_alive(name: str) -> bool:
-    """Whether the process whose pid is embedded in a temp name (``build-<pid>-<hex>``) still runs.
-
-    Conservative: a name without a pid, or a pid we may not signal, counts as alive.
-    """
-    parts = name.split("-")
-    if len(parts) < 3 or not parts[1].isdigit():
-        return True
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
-def _tree_size(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
+            if debris(fd, name, lease=True) is not None:
+                if remove_dead:
+                    remove(fd, name)
+                continue
             try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
+                lfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
             except OSError:
                 continue
-    return total
+            with os.fdopen(lfd, "rb") as fh:
+                text = fh.read().decode(errors="replace")
+            for line in text.splitlines():
+                try:
+                    out.add(Digest(line.strip()))
+                except ImageFormatError:
+                    continue
+    return out
 
 
 @record
@@ -124,14 +224,15 @@ class PruneReport:
 
 def _children(store: Store, digest: Digest) -> list[Digest]:
     """Blobs a manifest or index blob points to (none for other blobs)."""
-    path = store.blobs.path(digest)
     try:
-        if path.stat().st_size > _MAX_JSON:
+        fd = os.open(store.blobs.path(digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []  # absent, or a symlink (a corrupt blob: never followed)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_JSON:
             return []
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return []
+        data = fh.read()
     if not data.lstrip()[:1] == b"{":
         return []
     try:
@@ -157,11 +258,11 @@ def _children(store: Store, digest: Digest) -> list[Digest]:
 
 
 def reachable(store: Store, *, remove_dead_leases: bool = False) -> set[Digest]:
-    """Every blob kept alive by index.json, cache records and live leases (closed over manifests)."""
+    """Every blob kept alive by index.json, verified cache records and live leases (closed over manifests)."""
     roots: list[Digest] = [d.digest for d in store.refs.descriptors()]
     for _key, refs in store.cache.records():
         roots.extend(refs)
-    roots.extend(live_lease_digests(store.leases_dir, remove_dead=remove_dead_leases))
+    roots.extend(live_lease_digests(store.leases_dir, remove_dead=remove_dead_leases, root=store.root))
     seen: set[Digest] = set()
     stack = list(roots)
     while stack:
@@ -174,41 +275,27 @@ def reachable(store: Store, *, remove_dead_leases: bool = False) -> set[Digest]:
 
 
 def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> PruneReport:
-    """Remove unreferenced blobs (and dead temp files); with ``clear_cache`` drop every cache record first."""
+    """Remove unreferenced blobs and the debris of dead processes (``reap``); with ``clear_cache`` drop every cache
+    record first. Every walk and removal goes through directory fds (store.dirs): a store directory swapped for a
+    symlink is an error, never a way to delete files elsewhere."""
     with FileLock(store.lock_path):
         cache_removed = store.cache.clear() if clear_cache and not dry_run else 0
-        keep = reachable(store, remove_dead_leases=not dry_run)
+        reaped = reap(store, dry_run=dry_run)
+        keep = reachable(store)
         removed: list[Digest] = []
-        freed = 0
+        freed = reaped.freed_bytes
         kept = 0
-        for digest in list(store.blobs):
-            if digest in keep:
-                kept += 1
-                continue
-            removed.append(digest)
-            freed += store.blobs.size(digest) if dry_run else store.blobs.delete(digest)
-        temps = 0
+        with opened(store.root, "blobs", "sha256") as fd:
+            for digest in store.blobs.digests(fd) if fd is not None else ():
+                assert fd is not None
+                if digest in keep:
+                    kept += 1
+                    continue
+                removed.append(digest)
+                freed += entry_size(fd, digest.hex) if dry_run else remove(fd, digest.hex, measure=True)
         if not dry_run:
             from minibuild.noop import forget
 
             forget(str(store.root))  # no-op build memos: removing blobs invalidates them anyway
-        for name in sorted(os.listdir(store.tmp_dir)):
-            path = store.tmp_dir / name
-            if not is_locked_by_someone(path) and name.startswith("blob-"):
-                if not dry_run:
-                    try:
-                        freed += path.stat().st_size
-                        path.unlink()
-                    except FileNotFoundError:
-                        continue
-                temps += 1
-            elif name.startswith("build-") and path.is_dir() and not owner_alive(name):
-                # the scratch roots of a build that was killed (its own cleanup never ran)
-                if not dry_run:
-                    freed += _tree_size(path)
-                    import shutil  # prune only: not on the build path that imports this module
-
-                    shutil.rmtree(path, ignore_errors=True)
-                temps += 1
-    return PruneReport(removed=tuple(removed), freed_bytes=freed, kept=kept, temp_files_removed=temps,
+    return PruneReport(removed=tuple(removed), freed_bytes=freed, kept=kept, temp_files_removed=len(reaped.temps),
                        cache_records_removed=cache_removed)

@@ -10,6 +10,9 @@ from pathlib import Path
 from types import TracebackType
 
 from minibuild.errors import StoreError
+from minibuild.owner import is_locked_by_someone
+
+__all__ = ["FileLock", "atomic_write", "fsync_dir", "is_locked_by_someone"]
 
 _registry_guard = threading.RLock()
 # path -> [fd, exclusive?, depth]
@@ -39,7 +42,7 @@ class FileLock:
                 held[2] += 1
                 self._owned = True
                 return
-            fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             op = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
             deadline = None if self.timeout is None else time.monotonic() + self.timeout
             delay = 0.005
@@ -80,21 +83,6 @@ class FileLock:
         self.release()
 
 
-def is_locked_by_someone(path: Path) -> bool:
-    """True when another open file description holds an flock on ``path`` (the owner is alive)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 def fsync_dir(path: Path) -> None:
     """fsync a directory so a rename in it is durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -113,6 +101,7 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, durabl
     tmp = folder / f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held until closed, after the rename: a reaper knows the writer lives
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

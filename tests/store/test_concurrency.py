@@ -68,7 +68,7 @@ def test_two_processes_write_the_same_blobs_and_tags(tmp_path: Path) -> None:
     for r in store.images():
         store.resolve(r.name)
     assert os.listdir(store.tmp_dir) == []
-    assert {json.loads(p.read_bytes())["key"] for p in (store.meta_dir / "cache").iterdir()} == {"key-0", "key-1", "key-2"}
+    assert {json.loads(p.read_bytes())["doc"]["key"] for p in (store.meta_dir / "cache").iterdir()} == {"key-0", "key-1", "key-2"}
 
 
 def test_writer_killed_mid_blob_leaves_nothing_trusted(tmp_path: Path) -> None:
