@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minibuild.build.cachekey import base_key, key_of, step_inputs
+from minibuild.build.cachekey import base_key, key_of, layer_step_inputs, step_inputs
 from minibuild.build.cachesync import hit_reason
 from minibuild.build.context import StatCache
 from minibuild.build.copy import HeredocSource, source_checksum
@@ -334,6 +334,11 @@ class Builder:
 
             self._executor = get_executor(self._executor)
         return self._executor
+
+    @property
+    def executor_name(self) -> str:
+        """The name of the executor RUN steps run with (a part of their cache keys), without importing it."""
+        return self._executor if isinstance(self._executor, str) else self._executor.name
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, event: dict[str, Any]) -> None:
@@ -890,8 +895,8 @@ class Builder:
         st.image = st.image.with_config(working_dir=path)
         user = st.image.config.user or ""
         text = f"WORKDIR {path}"
-        inputs = step_inputs(parent=st.fs_key, kind="workdir", instruction=instruction_inputs(ex), path=path,
-                             user=user)
+        inputs = layer_step_inputs(parent=st.fs_key, kind="workdir", instruction=instruction_inputs(ex),
+                                   source_date_epoch=self.sde, path=path, user=user)
 
         def run() -> list[Entry]:
             from minibuild.build.diff import entries_for_paths
@@ -939,9 +944,10 @@ class Builder:
         workdir = cfg.working_dir or "/"
         user = cfg.user or ""
         text = describe(ex)
-        inputs = step_inputs(parent=st.fs_key, kind="run", instruction=instruction_inputs(ex), argv=list(argv),
-                             env=[f"{k}={v}" for k, v in env if k not in _proxy_names()], workdir=workdir,
-                             user=user, network=ex.network or "default")
+        inputs = layer_step_inputs(parent=st.fs_key, kind="run", instruction=instruction_inputs(ex),
+                                   source_date_epoch=self.sde, executor=self.executor_name, argv=list(argv),
+                                   env=[f"{k}={v}" for k, v in env if k not in _proxy_names()], workdir=workdir,
+                                   user=user, network=ex.network or "default")
 
         def run() -> list[Entry]:
             from minibuild.build.diff import diff_snapshot, snapshot
@@ -1024,9 +1030,10 @@ class Builder:
             checksum = source_checksum(self.context, ex.sources, ignore=self.ignore, exclude=ex.exclude,
                                        parents=parents, from_context=True, heredocs=heredocs,
                                        stat_cache=self._stat_cache, instruction="ADD" if is_add else "COPY")
-        inputs = step_inputs(parent=st.fs_key, kind="add" if is_add else "copy", instruction=instruction_inputs(ex),
-                             sources=checksum, workdir=workdir,
-                             heredocs=[[h.name, h.data.decode(errors="replace")] for h in heredocs])
+        inputs = layer_step_inputs(parent=st.fs_key, kind="add" if is_add else "copy",
+                                   instruction=instruction_inputs(ex), source_date_epoch=self.sde,
+                                   sources=checksum, workdir=workdir,
+                                   heredocs=[[h.name, h.data.decode(errors="replace")] for h in heredocs])
 
         def run() -> list[Entry]:
             from minibuild.build.copy import copy_into

@@ -33,9 +33,10 @@ def plan_document(result: Any) -> dict[str, Any]:
 @click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE, or KEY to take it from the environment.")
 @click.option("--no-cache", is_flag=True, help="Plan a --no-cache build (every step runs).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: stages, steps, ARG/ENV per step.")
+@click.option("--executor", default="emulate", help="Plan a build whose RUNs run with this executor (emulate, chroot).")
 @click.pass_context
 def plan(ctx: click.Context, context: Path, dockerfile: str | None, target: str | None, build_args: tuple[str, ...],
-         no_cache: bool, as_json: bool) -> None:
+         no_cache: bool, as_json: bool, executor: str) -> None:
     """Predict which steps of a build would hit the cache and which would run, and why; runs nothing."""
     from minibuild.api import plan as api_plan
 
@@ -45,7 +46,7 @@ def plan(ctx: click.Context, context: Path, dockerfile: str | None, target: str 
         text = sys.stdin.read()
         df_path = None
     result = api_plan(context, df_path, target=target, build_args=parse_build_args(build_args),
-                      store=ctx.obj["store"], no_cache=no_cache, dockerfile_text=text)
+                      store=ctx.obj["store"], no_cache=no_cache, dockerfile_text=text, executor=executor)
     if as_json:
         click.echo(json.dumps(plan_document(result), indent=2, sort_keys=True))
         return
