@@ -43,6 +43,7 @@ from minibuild.dockerfile import (
     expand_heredoc,
     parse_instruction_line,
 )
+from minibuild.dockerfile.ports import expose_ports
 from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, StoreError
 from minibuild.oci.image import Image, Layer
 from minibuild.oci.model import Descriptor, Healthcheck, History, format_created
@@ -257,11 +258,6 @@ def _shown(ex: Instruction, original: str) -> str:
     if isinstance(ex, EnvInstruction):
         return "ENV " + " ".join(f"{kv.key}={_quoted(kv.key, kv.value, original)}" for kv in ex.env)
     return describe(ex)
-
-
-def _port(p: str) -> str:
-    port, _, proto = p.partition("/")
-    return f"{port}/{(proto or 'tcp').lower()}"
 
 
 class Builder:
@@ -800,7 +796,9 @@ class Builder:
             case UserInstruction():
                 changes = {"user": ex.user}
             case ExposeInstruction():
-                changes = {"exposed_ports": tuple(cfg.exposed_ports) + tuple(_port(p) for p in ex.ports)}
+                ports = dict.fromkeys(cfg.exposed_ports)
+                ports.update(dict.fromkeys(expose_ports(ex.ports, ex.span)))
+                changes = {"exposed_ports": tuple(ports)}
             case VolumeInstruction():
                 vols = tuple(v for v in ex.volumes if v.strip())
                 if not vols:
