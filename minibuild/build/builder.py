@@ -47,7 +47,7 @@ from minibuild.dockerfile.ports import expose_ports
 from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, StoreError
 from minibuild.oci.image import Image, Layer
 from minibuild.oci.model import Descriptor, Healthcheck, History, format_created
-from minibuild.plan.graph import StageGraph, build_graph, resolve_stage_ref
+from minibuild.plan.graph import StageGraph, graph_of, resolve_stage_ref, unexpanded_from
 from minibuild.plan.scope import DEFAULT_PATH, GlobalScope, StageScope, global_scope, platform_args, unused_build_args
 from minibuild.plan.steps import describe, instruction_inputs
 from minibuild.record import record
@@ -106,6 +106,7 @@ class StageResult:
     base_layers: int = 0  # how many of image_layers came with its FROM (base image or base stage)
     shared_bytes: int = 0  # bytes of image_layers the final image has too (e.g. the same base)
     feeds: tuple[tuple[str, int, int], ...] = ()  # (stage label, files, file bytes) per COPY --from of this stage
+    base_stage: int | None = None  # the stage its FROM names (minibuild.plan.graph), None for an image
 
     @property
     def label(self) -> str:
@@ -487,19 +488,18 @@ class Builder:
             st = self.states.get(node.index)
             if st is None:
                 stages.append(StageResult(index=node.index, name=node.name, status="skipped", base=node.base,
-                                          reason=skipped))
+                                          reason=skipped, base_stage=node.base_stage))
             else:
                 stages.append(StageResult(
                     index=node.index, name=node.name, status="cached" if st.all_cached else "built", base=node.base,
-                    reason="every step would hit" if st.all_cached else "at least one step would run"))
+                    reason="every step would hit" if st.all_cached else "at least one step would run",
+                    base_stage=node.base_stage))
         return PlanResult(target=graph.nodes[graph.target].label, steps=tuple(self.steps), stages=tuple(stages),
                           scopes=tuple(self._scopes), warnings=tuple(self.warnings))
 
     def _build(self) -> BuildResult:
         df = self.df
-        predefined = platform_args()
-        gscope0 = global_scope(df, self.build_args, predefined)
-        graph = build_graph(df, self.target, gscope0.from_env())
+        graph = graph_of(df, self.target, self.build_args)
         target_stage = df.stages[graph.target]
         predefined = platform_args(target_stage=target_stage.name or str(graph.target))
         gscope = global_scope(df, self.build_args, predefined)
@@ -535,7 +535,8 @@ class Builder:
             name = node.name
             if node.index not in self.states:
                 stages.append(StageResult(index=node.index, name=name, status="skipped", base=node.base,
-                                          reason=f"not needed by target {graph.nodes[graph.target].label}"))
+                                          reason=f"not needed by target {graph.nodes[graph.target].label}",
+                                          base_stage=node.base_stage))
                 continue
             st = self.states[node.index]
             kept = final.kept.get(node.index, [])
@@ -549,7 +550,8 @@ class Builder:
                 layers=tuple(st.own_layers) if node.index == graph.target else discarded,
                 kept_by_final=tuple(k for k, _ in kept), kept_bytes=sum(b for _, b in kept),
                 image_layers=all_layers, base_layers=st.base_layers,
-                shared_bytes=sum(s for d, s in dict(all_layers).items() if d in final_digests), feeds=feeds))
+                shared_bytes=sum(s for d, s in dict(all_layers).items() if d in final_digests), feeds=feeds,
+                base_stage=node.base_stage))
         size = image_size(image)
         self._emit({"type": "image", "digest": digest.value, "id": image.config_digest.value,
                     "layers": len(image.layers), "size": size, "tags": list(tags)})
@@ -970,7 +972,7 @@ class Builder:
         self._fs_step(st, ex, text, i, total, t0, inputs, run)
 
     def _source_state(self, st: _State, ref: str, ex: Instruction, graph: StageGraph) -> tuple[_State, int | None]:
-        idx = resolve_stage_ref(self.df, ref, st.index, ex.span, what=f"COPY --from={ref}")
+        idx = resolve_stage_ref(self.df, unexpanded_from(self.df, ref, ex.span), st.index, ex.span)
         if idx is not None:
             if idx not in self.states:
                 raise PlanError(f"COPY --from={ref}: stage {idx} was not built", span=ex.span)
