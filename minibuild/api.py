@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minibuild.build.builder import Builder, BuildResult, PlanResult, StageResult, StepResult
-from minibuild.dockerfile import parse_dockerfile
+from minibuild.dockerfile import decode_dockerfile, parse_dockerfile
 from minibuild.errors import ConfigError, ContextError
 from minibuild.store import Store, default_store_path
 
@@ -35,7 +35,7 @@ def _read_dockerfile(ctx: Path, dockerfile: Path | str | None, dockerfile_text: 
     if dockerfile_text is None:
         df_path = Path(dockerfile) if dockerfile is not None else ctx / "Dockerfile"
         try:
-            text = df_path.read_bytes().decode("utf-8", errors="surrogateescape")
+            text = decode_dockerfile(df_path.read_bytes())
         except FileNotFoundError:
             raise ContextError(f"cannot read Dockerfile {df_path}: no such file") from None
         except OSError as exc:

@@ -42,6 +42,7 @@ from minibuild.dockerfile import (
     expand,
     expand_heredoc,
     parse_instruction_line,
+    replace_invalid_bytes,
 )
 from minibuild.dockerfile.ports import expose_ports
 from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, StoreError
@@ -955,7 +956,9 @@ class Builder:
 
             root = self._ensure_root(st)
             before = snapshot(root)
-            req = RunRequest(root=root, argv=argv, env=env, workdir=workdir, user=user,
+            req = RunRequest(root=root, argv=tuple(replace_invalid_bytes(a) for a in argv),
+                             env=tuple((replace_invalid_bytes(k), replace_invalid_bytes(v)) for k, v in env),
+                             workdir=workdir, user=user,
                              network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span)
             result = self.executor.run(req)
             if result.exit_code != 0:

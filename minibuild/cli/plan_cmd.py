@@ -43,7 +43,9 @@ def plan(ctx: click.Context, context: Path, dockerfile: str | None, target: str 
     text = None
     df_path: str | None = dockerfile
     if dockerfile == "-":
-        text = sys.stdin.read()
+        from minibuild.dockerfile import decode_dockerfile
+
+        text = decode_dockerfile(sys.stdin.buffer.read())
         df_path = None
     result = api_plan(context, df_path, target=target, build_args=parse_build_args(build_args),
                       store=ctx.obj["store"], no_cache=no_cache, dockerfile_text=text, executor=executor)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from minibuild.cli.build_cmd import parse_build_args
-from minibuild.dockerfile import parse_dockerfile
+from minibuild.dockerfile import decode_dockerfile, parse_dockerfile
 from minibuild.errors import ConfigError, StoreError
 from minibuild.oci.image import Image
 from minibuild.store import Store
@@ -26,9 +26,9 @@ def _store(ctx: click.Context) -> Store:
 def _read_dockerfile(context: Path, file: str | None) -> tuple[str, str]:
     path = Path(file) if file else context / "Dockerfile"
     if file == "-":
-        return sys.stdin.read(), "Dockerfile"
+        return decode_dockerfile(sys.stdin.buffer.read()), "Dockerfile"
     try:
-        return path.read_text(encoding="utf-8"), str(path)
+        return decode_dockerfile(path.read_bytes()), str(path)
     except OSError as err:
         raise ConfigError(f"cannot read Dockerfile {path}: {err.strerror or err}") from None
 
