@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from minibuild.build.confine import read_build_file
 from minibuild.build.builder import Builder, BuildResult, PlanResult, StageResult, StepResult
 from minibuild.dockerfile import decode_dockerfile, parse_dockerfile
 from minibuild.errors import ConfigError, ContextError
@@ -34,12 +35,10 @@ def _read_dockerfile(ctx: Path, dockerfile: Path | str | None, dockerfile_text: 
     df_path: Path | None
     if dockerfile_text is None:
         df_path = Path(dockerfile) if dockerfile is not None else ctx / "Dockerfile"
-        try:
-            text = decode_dockerfile(df_path.read_bytes())
-        except FileNotFoundError:
-            raise ContextError(f"cannot read Dockerfile {df_path}: no such file") from None
-        except OSError as exc:
-            raise ContextError(f"cannot read Dockerfile {df_path}: {exc.strerror}") from None
+        data = read_build_file(ctx, df_path, what=f"Dockerfile {df_path}", error=ContextError)
+        if data is None:
+            raise ContextError(f"cannot read Dockerfile {df_path}: no such file")
+        text = decode_dockerfile(data)
         filename = df_path.name
     else:
         text = dockerfile_text
@@ -68,10 +67,12 @@ def plan(
     dockerfile_text: str | None = None,
     executor: str = "emulate",
     source_date_epoch: int | None = None,
+    allow: Sequence[str] = (),
 ) -> PlanResult:
     """Predict what ``build`` with the same arguments would do: per step HIT or MISS with the reason, the
-    expanded instruction and the ARG/ENV values it sees. Runs nothing and writes no layer or cache record.
-    ``executor`` and ``source_date_epoch`` (default $SOURCE_DATE_EPOCH) are in the keys as they are in build's."""
+    expanded instruction and the ARG/ENV values it sees. Runs nothing and writes no layer or cache record (a
+    step needing an entitlement that ``allow`` lacks is a warning). ``executor`` and ``source_date_epoch``
+    (default $SOURCE_DATE_EPOCH) are in the keys as they are in build's."""
     ctx = Path(context)
     if not ctx.is_dir():
         raise ContextError(f"build context {ctx} is not a directory")
@@ -79,7 +80,7 @@ def plan(
     st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
     builder = Builder(store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target,
                       build_args=build_args, executor=_executor_name(executor), no_cache=no_cache, dry_run=True,
-                      source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde())
+                      source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(), allow=allow)
     return builder.plan()
 
 
@@ -102,6 +103,7 @@ def build(
     cache_to: Sequence[str] = (),
     registry_options: Any = None,
     report: Path | str | None = None,
+    allow: Sequence[str] = (),
 ) -> BuildResult:
     """Build ``dockerfile`` (default ``CONTEXT/Dockerfile``; or the text in ``dockerfile_text``) with ``context``.
 
@@ -110,7 +112,9 @@ def build(
     ``source_date_epoch`` defaults to $SOURCE_DATE_EPOCH (else 0) for every timestamp in the image.
     ``pull`` pulls base images the store lacks (``registry_options``: a RegistryOptions); ``cache_from`` /
     ``cache_to`` are ``--cache-from``/``--cache-to`` values (see docs/cache-sharing.md).
-    ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.build.discard)."""
+    ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.build.discard).
+    ``allow`` grants entitlements, as ``docker buildx build --allow``: ``RUN --network=host`` needs
+    ``"network.host"``, and without it the build fails before any step runs."""
     ctx = Path(context)
     if not ctx.is_dir():
         raise ContextError(f"build context {ctx} is not a directory")
@@ -125,6 +129,7 @@ def build(
         store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target, build_args=build_args,
         tags=tags, executor=ex, no_cache=no_cache, output=Path(output) if output is not None else None,
         progress=progress, source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(),
+        allow=allow,
     )
     from minibuild.build.cachesync import run_build
 

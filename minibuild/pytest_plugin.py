@@ -4,9 +4,9 @@ Registered through the ``pytest11`` entry point, so installing minibuild enables
 import the build engine: ``minibuild.api`` is imported the first time a build is asked for.
 
 Fixtures: ``minibuild_store`` (session: a temporary store, or a shared one), ``minibuild_build`` (session: a factory
-``minibuild_build(context, dockerfile=None, target=None, build_args=None, executor="emulate") -> BuiltImage`` that
-builds each distinct request once per session), ``image`` (the ``BuiltImage`` that the test's
-``@pytest.mark.minibuild(...)`` marker asks for).  Options: ``--minibuild-store DIR`` and the ini option
+``minibuild_build(context, dockerfile=None, target=None, build_args=None, executor="emulate", allow=()) -> BuiltImage``
+that builds each distinct request once per session; ``allow`` grants entitlements such as ``network.host``),
+``image`` (the ``BuiltImage`` that the test's ``@pytest.mark.minibuild(...)`` marker asks for).  Options: ``--minibuild-store DIR`` and the ini option
 ``minibuild_store`` (``temp``, the default, or ``shared``).  See docs/pytest-plugin.md.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,20 +34,23 @@ __all__ = ["BuildRequest", "BuiltImage", "SessionBuilds", "assert_config", "asse
            "assert_no_file"]
 
 STORE_MODES = ("temp", "shared")
-_MARKER_HELP = ("minibuild(context='.', dockerfile=None, target=None, build_args=None, executor='emulate'): the "
+_MARKER_HELP = ("minibuild(context='.', dockerfile=None, target=None, build_args=None, executor='emulate', "
+                "allow=()): the "
                 "image the `image` fixture builds (context relative to the rootdir, dockerfile relative to the context)")
 
 
 # --------------------------------------------------------------------------------------------- records
 @record
 class BuildRequest:
-    """One distinct build: absolute context and Dockerfile paths, target, build args (sorted), executor name."""
+    """One distinct build: absolute context and Dockerfile paths, target, build args (sorted), executor name,
+    entitlements granted (sorted)."""
 
     context: Path
     dockerfile: Path
     target: str | None
     build_args: tuple[tuple[str, str], ...]
     executor: str
+    allow: tuple[str, ...] = ()
 
     def describe(self, rootdir: Path | None = None) -> str:
         """``examples/node-nginx (Dockerfile.single, target build, NODE_VERSION=20)``."""
@@ -61,6 +64,7 @@ class BuildRequest:
         extra.extend(f"{k}={v}" for k, v in self.build_args)
         if self.executor != "emulate":
             extra.append(f"executor {self.executor}")
+        extra.extend(f"allow {a}" for a in self.allow)
         return f"{ctx} ({', '.join(extra)})"
 
 
@@ -128,16 +132,19 @@ class BuiltImage:
 
 def _request(rootdir: Path, context: str | os.PathLike[str] = ".", dockerfile: str | os.PathLike[str] | None = None,
              target: str | None = None, build_args: Mapping[str, str] | None = None,
-             executor: str = "emulate") -> BuildRequest:
+             executor: str = "emulate", allow: Sequence[str] = ()) -> BuildRequest:
     """Normalise build arguments: context relative to ``rootdir``, Dockerfile relative to the context."""
     if not isinstance(executor, str):
         raise TypeError(f"executor must be an executor name such as 'emulate' or 'chroot', got {executor!r}")
     if target is not None and not isinstance(target, str):
         raise TypeError(f"target must be a stage name or None, got {target!r}")
+    if isinstance(allow, str) or not all(isinstance(a, str) for a in allow):
+        raise TypeError(f"allow must be a list of entitlement names such as ['network.host'], got {allow!r}")
     ctx = (rootdir / Path(context).expanduser()).resolve()
     df = ctx / "Dockerfile" if dockerfile is None else (ctx / Path(dockerfile).expanduser()).resolve()
     args = tuple(sorted((str(k), str(v)) for k, v in (build_args or {}).items()))
-    return BuildRequest(context=ctx, dockerfile=df, target=target, build_args=args, executor=executor)
+    return BuildRequest(context=ctx, dockerfile=df, target=target, build_args=args, executor=executor,
+                        allow=tuple(sorted(set(allow))))
 
 
 # --------------------------------------------------------------------------------------------- the session's builds
@@ -156,9 +163,9 @@ class SessionBuilds:
 
     def __call__(self, context: str | os.PathLike[str] = ".", dockerfile: str | os.PathLike[str] | None = None,
                  target: str | None = None, build_args: Mapping[str, str] | None = None,
-                 executor: str = "emulate") -> BuiltImage:
+                 executor: str = "emulate", allow: Sequence[str] = ()) -> BuiltImage:
         __tracebackhide__ = True
-        req = _request(self.rootdir, context, dockerfile, target, build_args, executor)
+        req = _request(self.rootdir, context, dockerfile, target, build_args, executor, allow)
         if req not in self._done:
             self._done[req] = self._build(req)
         outcome = self._done[req]
@@ -177,7 +184,7 @@ class SessionBuilds:
         self.built.append(req)
         try:
             result = api.build(req.context, req.dockerfile, target=req.target, build_args=dict(req.build_args),
-                               store=self.store, executor=req.executor)
+                               store=self.store, executor=req.executor, allow=req.allow)
         except Exception as exc:  # noqa: BLE001 - remembered and re-raised to every test that asks
             return exc
         return BuiltImage(request=req, result=result, view=ImageView(self.store, result.image), store=self.store,
@@ -263,9 +270,10 @@ def minibuild_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
 
 @pytest.fixture(scope="session")
 def minibuild_build(request: pytest.FixtureRequest, minibuild_store: Store) -> SessionBuilds:
-    """``minibuild_build(context, dockerfile=None, target=None, build_args=None, executor="emulate")`` builds once
-    per session per distinct request and returns a BuiltImage.  ``context`` is relative to the rootdir,
-    ``dockerfile`` relative to the context (default ``CONTEXT/Dockerfile``)."""
+    """``minibuild_build(context, dockerfile=None, target=None, build_args=None, executor="emulate", allow=())``
+    builds once per session per distinct request and returns a BuiltImage.  ``context`` is relative to the
+    rootdir, ``dockerfile`` relative to the context (default ``CONTEXT/Dockerfile``); ``allow`` grants
+    entitlements (``["network.host"]`` for ``RUN --network=host``)."""
     builds = SessionBuilds(minibuild_store, request.config.rootpath)
     request.config.stash[_BUILDS_KEY] = builds
     return builds
@@ -273,9 +281,9 @@ def minibuild_build(request: pytest.FixtureRequest, minibuild_store: Store) -> S
 
 def _marker_args(context: str | os.PathLike[str] = ".", dockerfile: str | os.PathLike[str] | None = None,
                  target: str | None = None, build_args: Mapping[str, str] | None = None,
-                 executor: str = "emulate") -> dict[str, Any]:
+                 executor: str = "emulate", allow: Sequence[str] = ()) -> dict[str, Any]:
     return {"context": context, "dockerfile": dockerfile, "target": target, "build_args": build_args,
-            "executor": executor}
+            "executor": executor, "allow": allow}
 
 
 @pytest.fixture

@@ -283,7 +283,11 @@ class Builder:
         progress: Progress | None = None,
         source_date_epoch: int | None = None,
         dry_run: bool = False,
+        allow: Iterable[str] = (),
     ) -> None:
+        from minibuild.build.entitlements import parse_allow
+
+        self.allow = parse_allow(allow)  # entitlements granted on the command line (--allow network.host)
         self.store = store
         self.df = dockerfile
         self.context = Path(context)
@@ -504,6 +508,7 @@ class Builder:
         target_stage = df.stages[graph.target]
         predefined = platform_args(target_stage=target_stage.name or str(graph.target))
         gscope = global_scope(df, self.build_args, predefined)
+        self._check_entitlements(df.stages[idx].instructions for idx in graph.needed)
         used: set[str] = set(gscope.used_build_args)
         for idx in graph.needed:
             st = self._build_stage(idx, graph, gscope)
@@ -561,6 +566,21 @@ class Builder:
                            stages=tuple(stages), warnings=tuple(self.warnings), output=out,
                            transfers=tuple(self._transfers),
                            stage_images=tuple((i, s.image) for i, s in sorted(self.states.items())))
+
+    def _check_entitlements(self, instructions: Iterable[Sequence[Instruction]]) -> None:
+        """Refuse, before any step runs (a cached one too), a needed instruction whose entitlement was not granted,
+        as BuildKit does; a plan (which runs nothing) only warns."""
+        from minibuild.build.entitlements import check
+
+        for instrs in instructions:
+            try:
+                check(instrs, self.allow)
+            except PlanError as exc:
+                if not self.dry_run:
+                    raise
+                warning = f"{exc}; a build without the grant fails"
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
 
     def _layer_files(self, layer: str | None) -> tuple[int, int]:
         """(regular files, their content bytes) in a layer blob (a COPY --from's layer: small)."""
@@ -910,22 +930,34 @@ class Builder:
                 return []
             created: list[str] = []
             cur_rel = ""
-            from minibuild.build.rootfs import resolve_in_root
+            from minibuild.build.confine import resolve_in_root
 
+            real_root = os.path.realpath(root)
             for part in rel.split("/"):
                 cur_rel = f"{cur_rel}/{part}" if cur_rel else part
-                phys = resolve_in_root(root, cur_rel)
+                phys = resolve_in_root(real_root, cur_rel)  # a planted symlink resolves inside the root
                 if not os.path.lexists(phys):
-                    os.mkdir(phys, 0o755)
-                    os.chmod(phys, 0o755)
-                    if ident is not None:
-                        os.lchown(phys, ident.uid, ident.gid)
-                    created.append(os.path.relpath(phys, root))
+                    missing = [str(phys)]  # a link may point to a deep missing path: MkdirAll it, in the root
+                    while not os.path.lexists(os.path.dirname(missing[-1])):
+                        missing.append(os.path.dirname(missing[-1]))
+                    for new in reversed(missing):
+                        try:
+                            os.mkdir(new, 0o755)
+                        except NotADirectoryError:
+                            where = os.path.relpath(os.path.dirname(new), real_root)
+                            raise BuildError(f"WORKDIR {path}: /{where} is not a directory") from None
+                        os.chmod(new, 0o755)
+                        if ident is not None:
+                            os.lchown(new, ident.uid, ident.gid)
+                        created.append(os.path.relpath(new, real_root))
+                elif not os.path.isdir(phys):
+                    raise BuildError(f"WORKDIR {path}: /{os.path.relpath(phys, real_root)} is not a directory")
             return entries_for_paths(root, created, recursive=False) if created else []
 
         self._fs_step(st, ex, text, i, total, t0, inputs, run)
 
     def _run(self, st: _State, ex: RunInstruction, i: int, total: int, t0: float) -> None:
+        self._check_entitlements([[ex]])  # again here: an ONBUILD trigger of the base image is met only now
         cfg = st.image.config
         shell = tuple(cfg.shell or DEFAULT_SHELL)
         if ex.heredocs:

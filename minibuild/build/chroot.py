@@ -1,4 +1,4 @@
-"""Real execution of a RUN command: a child process chrooted into the stage root, in fresh Linux namespaces."""
+"""Real execution of a RUN command: a child process whose root is the stage root (pivot_root), in fresh namespaces."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import stat
 import sys
 from pathlib import Path
 
+from minibuild.build import seccomp
 from minibuild.build.executor import ResolvedUser, RunRequest, RunResult, resolve_user
 from minibuild.errors import ExecutorError
 from minibuild.record import record
@@ -31,6 +32,8 @@ MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+MNT_DETACH = 0x2
+KEYCTL_JOIN_SESSION_KEYRING = 1
 
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -88,12 +91,15 @@ def platform_problem(platform: str | None = None, euid: int | None = None) -> st
 
 
 class ChrootExecutor:
-    """Runs argv with the stage root as ``/``: as root via chroot(2) in new mount/pid/ipc/uts(/net) namespaces, or as
-    an ordinary user inside a new user namespace that maps that user to root. Mounts /proc (with Docker's read-only
-    and masked paths), a tmpfs /dev with the usual device nodes, and nothing else; all mounts live in the child's
-    mount namespace and vanish with it, and mount points it had to create are removed afterwards, so the root's diff
-    sees none of them. The command runs with Docker's default capability set and no more; if any part of that
-    hardening fails, the step does not run and ``run`` raises ExecutorError."""
+    """Runs argv with the stage root as ``/``, entered as runc enters a container's root: in new mount/pid/ipc/
+    uts(/net) namespaces (as root; as an ordinary user inside a new user namespace that maps that user to root),
+    the root is bind-mounted onto itself ``nodev``, /proc (Docker's read-only and masked paths) and a ``nodev``
+    tmpfs /dev with the usual device nodes are mounted in it, then ``pivot_root`` makes it the root of the mount
+    namespace and the old root is detached, so no path, ``..`` or second chroot(2) leads back to the host. The
+    command gets a fresh session keyring, Docker's default capability set and Docker's default seccomp profile.
+    All mounts live in the child's mount namespace and vanish with it; mount points it had to create are removed
+    afterwards, so the root's diff sees none of them. If any part of that fails, the step does not run and
+    ``run`` raises ExecutorError."""
 
     name = "chroot"
 
@@ -302,10 +308,15 @@ def _child(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int) -> int:
 
 def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn) -> int:  # type: ignore[no-untyped-def]
     root = plan.root
+    arch = seccomp.native_arch()
+    if arch is None:
+        raise OSError(errno.ENOSYS, f"minibuild has no seccomp profile for {os.uname().machine} (it has x86_64 and "
+                                    "aarch64); refusing to run the step without one (use --executor emulate)")
     try:
         _lib().sethostname(HOSTNAME.encode(), len(HOSTNAME))
     except OSError:
         pass
+    _bind_root(root)  # raises (the step never runs) when the root cannot be made a nodev mount of its own
     proc = os.path.join(root, "proc")
     if os.path.isdir(proc) and not os.path.islink(proc):
         try:
@@ -322,12 +333,13 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
     else:
         warn("/dev is not a directory in the root; not mounted")
 
-    os.chroot(root)
-    os.chdir("/")
+    _pivot_root(root, arch)  # raises: the step never runs with the host's root reachable
     workdir = plan.workdir if plan.workdir.startswith("/") else "/" + plan.workdir
     os.makedirs(workdir, mode=0o755, exist_ok=True)
     os.chdir(workdir)
 
+    _join_session_keyring(arch)
+    _install_seccomp(arch, warn)  # while privileged, before the capabilities go (Docker sets no no_new_privs)
     _drop_capabilities()  # raises (the step never runs) when the kernel refuses any part of it
     ident = plan.ident
     if not plan.userns:
@@ -362,10 +374,91 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
     return 127  # not reached
 
 
-def _setup_dev(dev: str, warn) -> None:  # type: ignore[no-untyped-def]
-    """A tmpfs /dev holding bind-mounted host device nodes (no tty), fd links, /dev/shm and /dev/pts dirs."""
+def _syscall(arch: str, name: str, *args: int | bytes | None) -> int:
+    """A raw syscall by name (glibc has no pivot_root or keyctl wrapper); returns its result, raises OSError."""
+    cargs = [ctypes.c_char_p(a) if isinstance(a, bytes) or a is None else ctypes.c_long(a) for a in args]
+    call = _lib().syscall
+    call.restype = ctypes.c_long
+    ret = int(call(ctypes.c_long(seccomp.syscall_numbers(arch)[name]), *cargs))
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{name}: {os.strerror(e)}")
+    return ret
+
+
+# statvfs flags a bind remount must repeat (a user namespace may not clear them); atime flags are kept by the kernel
+_KEPT_FLAGS = ((os.ST_RDONLY, MS_RDONLY), (os.ST_NOSUID, MS_NOSUID), (os.ST_NOEXEC, MS_NOEXEC))
+
+
+def _bind_root(root: str) -> None:
+    """Bind-mount the root onto itself, so it is a mount point pivot_root can use, and remount that bind
+    ``nodev``: a device node anywhere in the root (one a step made with mknod, or one an image layer carries)
+    cannot be opened, as Docker's device cgroup refuses them. Checked with statvfs; fails closed."""
     try:
-        _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k")
+        _mount(root, root, None, MS_BIND)
+        have = os.statvfs(root).f_flag
+        keep = sum(ms for st_flag, ms in _KEPT_FLAGS if have & st_flag)
+        _mount(None, root, None, MS_BIND | MS_REMOUNT | MS_NODEV | keep)
+        nodev = bool(os.statvfs(root).f_flag & os.ST_NODEV)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot bind-mount the root nodev ({exc.strerror}); refusing to run the step "
+                                 "without it") from None
+    if not nodev:
+        raise OSError(errno.EPERM, "the root still allows device nodes after remounting it nodev; refusing to run "
+                                   "the step")
+
+
+def _pivot_root(root: str, arch: str) -> None:
+    """Make ``root`` the root of this mount namespace and detach the old one, as runc does: pivot_root(".", ".")
+    stacks the old root on the new one, and umount2(".", MNT_DETACH) takes it away. No chroot(2) is involved,
+    so no ``..`` and no later chroot(2) inside the step leads back to the host's files."""
+    try:
+        old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        new = os.open(root, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fchdir(new)
+            _syscall(arch, "pivot_root", b".", b".")
+            os.fchdir(old)  # "." is now the old root, stacked on top of the new one
+            _check(_lib().umount2(b".", ctypes.c_int(MNT_DETACH)), "umount2 of the old root")
+        finally:
+            os.close(old)
+            os.close(new)
+        os.chdir("/")
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot pivot_root into the root ({exc.strerror}); refusing to run the step "
+                                 "where the host's root stays reachable") from None
+
+
+def _join_session_keyring(arch: str) -> None:
+    """Give the step a new, empty session keyring, as runc does, so the invoking user's keys stay out of reach
+    (the seccomp profile then refuses keyctl altogether). A kernel without keys support has nothing to hide."""
+    try:
+        _syscall(arch, "keyctl", KEYCTL_JOIN_SESSION_KEYRING, None)
+    except OSError as exc:
+        if exc.errno == errno.ENOSYS:
+            return
+        raise OSError(exc.errno, f"cannot join a new session keyring ({exc.strerror}); refusing to run the step "
+                                 "with the invoking user's keyring") from None
+
+
+def _install_seccomp(arch: str, warn) -> None:  # type: ignore[no-untyped-def]
+    """Docker's default seccomp profile (minibuild.build.seccomp) for the capabilities the step keeps. A kernel
+    without seccomp gets a warning; a kernel with it that refuses the filter fails the step closed."""
+    if not seccomp.kernel_has_seccomp(_lib()):
+        warn("this kernel has no seccomp; the step runs without Docker's syscall filter")
+        return
+    try:
+        seccomp.install(_lib(), seccomp.program(seccomp.docker_verdicts(arch, DOCKER_CAPABILITY_MASK)))
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot install the seccomp filter ({exc.strerror}); refusing to run the step "
+                                 "without it") from None
+
+
+def _setup_dev(dev: str, warn) -> None:  # type: ignore[no-untyped-def]
+    """A ``nodev`` tmpfs /dev holding bind-mounted host device nodes (no tty), fd links, /dev/shm and /dev/pts
+    dirs. The binds are mounts of their own, so they open; a node a step makes in /dev does not."""
+    try:
+        _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=65536k")
     except OSError as exc:
         warn(f"/dev not mounted ({exc.strerror})")
         return

@@ -7,12 +7,12 @@ import json
 import os
 import stat as st_mod
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from minibuild.build.confine import resolve_components, resolve_relative
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards, go_match, BadPatternError
-from minibuild.errors import ContextError, UnsafePathError
+from minibuild.errors import ContextError
 
 MAX_SYMLINKS = 255
 _CHUNK = 1 << 20
@@ -35,58 +35,17 @@ def file_type(mode: int) -> str:
     return "socket"
 
 
-def _split(path: str) -> list[str]:
-    return [p for p in path.split("/") if p not in ("", ".")]
-
-
 def resolve_in_root(
     root: Path, path: str, *, follow_last: bool = True, exists: Callable[[str], bool] | None = None
 ) -> str:
     """Resolve ``path`` inside ``root`` as a chroot would and return it relative to root ("" is the root).
 
-    Symlinks are followed (absolute targets restart at ``root``, ``..`` stops at ``root``), so the result never
-    leaves ``root``. Missing components are kept literally. ``exists(rel)`` may hide paths (e.g. ignored ones).
-    With ``follow_last=False`` a final symlink is not followed. Raises UnsafePathError on symlink loops.
-
-    Why not ``minibuild.build.rootfs.resolve_in_root`` (the reference resolver, which executor.py uses): the build
-    context must resolve as Docker's client sends it, so a component hidden by .dockerignore (``exists``) is a
-    literal missing name, never a symlink to follow, and COPY needs the root-relative string (its cache records
-    and wildcard matches are relative paths), not a host path below ``realpath(root)``.
+    The one resolver (``minibuild.build.confine.resolve_components``) with the context's options: ``exists(rel)``
+    may hide paths (a component hidden by .dockerignore is a literal missing name, never a symlink to follow, as
+    Docker's client sends the context), up to 255 links (Go's limit), and the result is the root-relative string
+    COPY's cache records and wildcard matches use. Raises UnsafePathError on symlink loops.
     """
-    parts: deque[str] = deque(p for p in path.split("/") if p)
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        comp = parts.popleft()
-        if comp == ".":
-            continue
-        if comp == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        rel = "/".join([*resolved, comp])
-        if not parts and not follow_last:
-            resolved.append(comp)
-            break
-        if exists is not None and not exists(rel):
-            resolved.append(comp)
-            continue
-        try:
-            info = os.lstat(root / rel)
-        except (FileNotFoundError, NotADirectoryError):
-            resolved.append(comp)
-            continue
-        if not st_mod.S_ISLNK(info.st_mode):
-            resolved.append(comp)
-            continue
-        links += 1
-        if links > MAX_SYMLINKS:
-            raise UnsafePathError(f"too many levels of symbolic links resolving {path!r}")
-        target = os.readlink(root / rel)
-        if target.startswith("/"):
-            resolved = []
-        parts.extendleft(reversed([p for p in target.split("/") if p]))
-    return "/".join(resolved)
+    return resolve_relative(root, path, follow_final=follow_last, exists=exists, max_links=MAX_SYMLINKS)
 
 
 class StatCache:
@@ -200,6 +159,7 @@ class BuildContext:
         self._visible: dict[str, bool] = {}
         self._dirs: dict[str, bool] = {}
         self._stats: dict[str, os.stat_result] = {}  # lstat results seen by visible(), reused by lstat()
+        self._real: str | None = None  # realpath of the root, for the resolver
 
     # ------------------------------------------------------------------------------------------ visibility
     def _lstat_raw(self, rel: str) -> os.stat_result | None:
@@ -277,7 +237,10 @@ class BuildContext:
 
     def resolve(self, path: str, *, follow_last: bool = True) -> str:
         """Resolve ``path`` in the context, following symlinks confined to the root and hiding ignored entries."""
-        return resolve_in_root(self.root, path, follow_last=follow_last, exists=self.visible if self.ignore else None)
+        if self._real is None:
+            self._real = os.path.realpath(self._root_s)
+        return "/".join(resolve_components(self._real, path, follow_final=follow_last,
+                                           exists=self.visible if self.ignore else None, max_links=MAX_SYMLINKS))
 
     def walk(self, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
         """Visible entries strictly below directory ``rel`` in pre-order (parents first), never following links."""

@@ -36,8 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
 
-from minibuild.build.context import BuildContext, StatCache, file_type, resolve_in_root
+from minibuild.build.confine import resolve_components
+from minibuild.build.context import BuildContext, StatCache, file_type
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
+from minibuild.build.userdb import parse_id, read_db
+from minibuild.dockerfile.syntax import is_file_name
 from minibuild.errors import ContextError, UnsafePathError
 from minibuild.record import record
 
@@ -47,43 +50,40 @@ if TYPE_CHECKING:  # tarfile and the decompressors are imported by ADD of an arc
 # ---------------------------------------------------------------------------------------------- --chown
 
 
-def _read_db(root: Path, path: str) -> list[list[str]]:
-    rel = resolve_in_root(root, path)
-    full = root / rel
-    try:
-        info = os.lstat(full)
-        if not st_mod.S_ISREG(info.st_mode):
-            return []
-        text = full.read_text(errors="replace")
-    except OSError:
-        return []
-    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
-
-
 def resolve_chown(spec: str, dest_root: Path) -> tuple[int, int]:
     """``user[:group]`` to (uid, gid), names looked up in ``dest_root``'s /etc/passwd and /etc/group."""
     user, sep, group = spec.partition(":")
     if not user or (sep and not group):
         raise ContextError(f"invalid --chown value {spec!r}: expected user[:group]")
-    if user.isdigit():
-        uid = gid = int(user)
+
+    def bad(message: str) -> ContextError:
+        return ContextError(f"--chown={spec}: {message}")
+
+    uid = parse_id(user, what="user id", error=bad)
+    if uid is not None:
+        gid = uid
     else:
-        for fields in _read_db(dest_root, "/etc/passwd"):
-            if len(fields) >= 4 and fields[0] == user and fields[2].isdigit() and fields[3].isdigit():
-                uid, gid = int(fields[2]), int(fields[3])
-                break
-        else:
-            raise ContextError(f"--chown={spec}: unable to find user {user}: no matching entries in passwd file")
-    if sep:
-        if group.isdigit():
-            gid = int(group)
-        else:
-            for fields in _read_db(dest_root, "/etc/group"):
-                if len(fields) >= 3 and fields[0] == group and fields[2].isdigit():
-                    gid = int(fields[2])
+        for fields in read_db(dest_root, "/etc/passwd", error=bad):
+            if len(fields) >= 4 and fields[0] == user:
+                ids = parse_id(fields[2], what="user id", error=bad), parse_id(fields[3], what="group id", error=bad)
+                if ids[0] is not None and ids[1] is not None:
+                    uid, gid = ids[0], ids[1]
                     break
+        else:
+            raise bad(f"unable to find user {user}: no matching entries in passwd file")
+    if sep:
+        named = parse_id(group, what="group id", error=bad)
+        if named is not None:
+            gid = named
+        else:
+            for fields in read_db(dest_root, "/etc/group", error=bad):
+                if len(fields) >= 3 and fields[0] == group:
+                    found = parse_id(fields[2], what="group id", error=bad)
+                    if found is not None:
+                        gid = found
+                        break
             else:
-                raise ContextError(f"--chown={spec}: unable to find group {group}: no matching entries in group file")
+                raise bad(f"unable to find group {group}: no matching entries in group file")
     return uid, gid
 
 
@@ -164,10 +164,14 @@ def parse_chmod(spec: str) -> ChmodSpec:
 
 @record
 class HeredocSource:
-    """An inline ``COPY <<NAME`` document: a file called ``name`` holding ``data`` (mode 0644)."""
+    """An inline ``COPY <<NAME`` document: a file called ``name`` (ONE file name) holding ``data`` (mode 0644)."""
 
     name: str
     data: bytes
+
+    def __post_init__(self) -> None:
+        if not is_file_name(self.name):
+            raise ContextError(f"heredoc name {self.name!r} must be a single file name (no '/', '.', '..' or NUL)")
 
 
 @record
@@ -360,17 +364,34 @@ def source_checksum(
 
 
 class _Writer:
-    """Creates entries under ``root`` at resolved relative paths, never following a symlink it did not resolve."""
+    """Creates entries under ``root``. Every host path it touches comes from ``full``, which resolves the entry's
+    parents with the one confined resolver (``minibuild.build.confine``) and never follows the last component:
+    however a destination name was formed (argument, heredoc name, ``--parents`` path, archive member), it cannot
+    lead outside the root."""
 
     def __init__(self, root: Path, *, mtime: int | None) -> None:
         self.root = root
-        self._root_s = os.fspath(root)
+        self._base = os.path.realpath(root)
         self.mtime = mtime
         self.changed: set[str] = set()
         self.links: dict[tuple[int, int], str] = {}
+        self._parents: dict[str, str] = {}  # parent path -> resolved; dropped whenever a symlink appears or goes
+
+    def resolve(self, path: str, *, follow_final: bool = True) -> str:
+        """``path`` resolved inside the root as a chroot would, relative to it ("" is the root)."""
+        return "/".join(resolve_components(self._base, path, follow_final=follow_final))
 
     def full(self, rel: str) -> str:
-        return self._root_s + "/" + rel if rel else self._root_s
+        """The host path of entry ``rel``: its parents resolved inside the root, its last component as named."""
+        if not rel:
+            return self._base
+        head, _, leaf = rel.rpartition("/")
+        if leaf in ("", ".", ".."):
+            raise UnsafePathError(f"invalid destination name /{rel}")
+        parent = self._parents.get(head)
+        if parent is None:
+            parent = self._parents[head] = self.resolve(head)
+        return self._base + "/" + (parent + "/" + leaf if parent else leaf)
 
     def lstat(self, rel: str) -> os.stat_result | None:
         try:
@@ -378,9 +399,22 @@ class _Writer:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
+    def symlink(self, target: str, rel: str) -> None:
+        os.symlink(target, self.full(rel))
+        self._parents.clear()
+
+    def remove(self, rel: str) -> None:
+        """Delete entry ``rel`` (a directory with its contents), never following it."""
+        full = self.full(rel)
+        if st_mod.S_ISDIR(os.lstat(full).st_mode):
+            _rmtree(full)
+        else:
+            os.unlink(full)
+        self._parents.clear()
+
     def mkdir_all(self, path: str, mode: int, owner: tuple[int, int]) -> str:
         """MkdirAll inside the root (symlinks on the way resolved inside it); returns the resolved path."""
-        rel = resolve_in_root(self.root, path)
+        rel = self.resolve(path)
         done = ""
         for comp in rel.split("/") if rel else []:
             done = done + "/" + comp if done else comp
@@ -418,7 +452,7 @@ class _Writer:
             return
         if st_mod.S_ISDIR(info.st_mode):
             raise ContextError(f"cannot replace directory /{rel} with a file")
-        os.unlink(self.full(rel))
+        self.remove(rel)
 
     def write_file(self, rel: str, src: str | Path | None, data: bytes | None, src_info: os.stat_result | None) -> None:
         self.prepare_nondir(rel)
@@ -503,14 +537,14 @@ def copy_into(
     dir_owner = owner_override if owner_override is not None else (0, 0)
     total = len(sources) + len(heredocs)  # arguments, not wildcard matches (BuildKit tests use "ADD dir* /6")
     if total > 1 and not dir_syntax:
-        existing = writer.lstat(resolve_in_root(dest_root, dest_rel))
+        existing = writer.lstat(writer.resolve(dest_rel))
         if existing is None or not st_mod.S_ISDIR(existing.st_mode):
             raise ContextError(
                 f"When using {instruction} with more than one source file, the destination must be a directory and end with a /"
             )
     ensure = dest_rel if dir_syntax else (dest_rel.rsplit("/", 1)[0] if "/" in dest_rel else "")
     writer.mkdir_all(ensure, dir_mode, dir_owner)
-    dst = resolve_in_root(dest_root, dest_rel)
+    dst = writer.resolve(dest_rel)
 
     def owner_of(info: os.stat_result | None) -> tuple[int, int]:
         if owner_override is not None:
@@ -586,7 +620,7 @@ def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm
             continue
         if kind == "symlink":
             writer.prepare_nondir(out)
-            os.symlink(os.readlink(src), writer.full(out))
+            writer.symlink(os.readlink(src), out)
             writer.finish(out, None, owner_of(info), info)
         elif kind == "file":
             writer.write_file(out, src, None, info)
@@ -667,7 +701,7 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
              ) -> tuple[str, ...]:
     import tarfile
 
-    base_root = Path(writer.full(base))
+    base_host = writer.full(base)  # the archive resolves as if the destination were its root (BuildKit's chroot)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
     with _open_decompressed(archive) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
         for member in tar:
@@ -678,17 +712,14 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
             if name in (".", ""):
                 continue
             parent_rel, _, leaf = name.rpartition("/")
-            parent = resolve_in_root(base_root, parent_rel)
+            parent = "/".join(resolve_components(base_host, parent_rel))
             parent_full = base + "/" + parent if (base and parent) else (base or parent)
             writer.mkdir_all(parent_full, 0o755, (0, 0)) if parent_full else None
             out = parent_full + "/" + leaf if parent_full else leaf
             owner = chown if chown is not None else (member.uid, member.gid)
             existing = writer.lstat(out)
             if existing is not None and not (st_mod.S_ISDIR(existing.st_mode) and member.isdir()):
-                if st_mod.S_ISDIR(existing.st_mode):
-                    _rmtree(writer.full(out))
-                else:
-                    os.unlink(writer.full(out))
+                writer.remove(out)
             perm = member.mode & 0o7777
             if member.isdir():
                 if existing is None or not st_mod.S_ISDIR(existing.st_mode):
@@ -699,7 +730,7 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
                 dirs.append((out, member))
                 continue
             if member.issym():
-                os.symlink(member.linkname, writer.full(out))
+                writer.symlink(member.linkname, out)
                 perm_opt: int | None = None
             elif member.islnk():
                 link = clean_path(member.linkname).lstrip("/")
@@ -707,7 +738,7 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
                     raise UnsafePathError(f"ADD failed: hard link {member.name!r} points outside the destination")
                 # resolve the target's parents inside the destination: a symlink on the way must not lead the
                 # kernel to a host file (os.link follows every component but the last)
-                link_rel = resolve_in_root(base_root, link, follow_last=False)
+                link_rel = "/".join(resolve_components(base_host, link, follow_final=False))
                 link_full = base + "/" + link_rel if (base and link_rel) else (base or link_rel)
                 linfo = writer.lstat(link_full)
                 if linfo is None or st_mod.S_ISDIR(linfo.st_mode):

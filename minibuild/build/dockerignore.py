@@ -14,6 +14,7 @@ Semantics (moby/patternmatcher + moby/patternmatcher/ignorefile, as used by Buil
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import field
@@ -384,23 +385,25 @@ def _strip_trailing_glob(text: str) -> str:
     return text
 
 
+def _ignore_candidates(context: Path, dockerfile: Path | None) -> list[Path]:
+    specific = [dockerfile.with_name(dockerfile.name + DOCKERIGNORE)] if dockerfile is not None else []
+    return [*specific, context / DOCKERIGNORE]
+
+
 def ignore_file_for(context: Path, dockerfile: Path | None) -> Path | None:
     """The ignore file BuildKit uses: ``<Dockerfile>.dockerignore`` next to the Dockerfile, else ``.dockerignore``."""
-    if dockerfile is not None:
-        specific = dockerfile.with_name(dockerfile.name + DOCKERIGNORE)
-        if specific.is_file():
-            return specific
-    general = context / DOCKERIGNORE
-    return general if general.is_file() else None
+    return next((p for p in _ignore_candidates(context, dockerfile) if os.path.lexists(p)), None)
 
 
 def load_ignore(context: Path, dockerfile: Path | None = None) -> IgnoreMatcher:
-    """Read the ignore file for a build (see ``ignore_file_for``); an empty matcher when there is none."""
-    path = ignore_file_for(context, dockerfile)
-    if path is None:
-        return IgnoreMatcher(())
-    try:
-        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    except OSError as exc:
-        raise ContextError(f"cannot read {path.name}: {exc.strerror}") from None
-    return IgnoreMatcher(read_patterns(text), origin=path.name)
+    """Read the ignore file for a build (see ``ignore_file_for``); an empty matcher when there is none.
+
+    Each candidate is read with ``confine.read_build_file``: inside the context, a symlink is resolved inside it
+    (one pointing out reads as missing), and a FIFO, device or file over 16 MiB is an error, never opened."""
+    from minibuild.build.confine import read_build_file
+
+    for path in _ignore_candidates(context, dockerfile):
+        data = read_build_file(context, path, what=path.name, error=ContextError)
+        if data is not None:
+            return IgnoreMatcher(read_patterns(data.decode("utf-8", errors="surrogateescape")), origin=path.name)
+    return IgnoreMatcher(())

@@ -9,6 +9,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from minibuild.build.userdb import parse_id, read_db
 from minibuild.errors import ConfigError, ExecutorError, MinibuildError, SourceSpan, UnsafePathError
 from minibuild.record import record
 
@@ -107,39 +108,33 @@ def ensure_workdir(root: Path, workdir: str) -> Path:
     return resolve_in_root(root, workdir, create_dirs=True)
 
 
-def _read_root_file(root: Path, path: str) -> str | None:
-    host = resolve_in_root(root, path)
-    try:
-        return host.read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
+def _user_error(spec: str) -> Callable[[str], ExecutorError]:
+    return lambda message: ExecutorError(f"USER {spec}: {message}")
 
 
-def _table(text: str | None, width: int) -> list[list[str]]:
-    rows = []
-    for line in (text or "").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        cols = line.split(":")
-        if len(cols) >= width:
-            rows.append(cols)
-    return rows
+def _db(root: Path, path: str, width: int, spec: str) -> list[list[str]]:
+    return [row for row in read_db(root, path, error=_user_error(spec)) if len(row) >= width]
+
+
+def _id(text: str, what: str, spec: str) -> int | None:
+    return parse_id(text, what=what, error=_user_error(spec))
 
 
 def resolve_user(root: Path, user: str) -> ResolvedUser:
     """Resolve a Docker USER value (``name``, ``uid``, ``name:group``, ``uid:gid``, empty = root) the way runc does,
-    reading the root's /etc/passwd and /etc/group. Unknown names raise ExecutorError; unknown numeric ids are used
-    as given with gid 0."""
+    reading the root's /etc/passwd and /etc/group (``userdb.read_db``). Unknown names raise ExecutorError; unknown
+    numeric ids are used as given with gid 0; ids above 4294967294 raise ExecutorError."""
     spec = user.strip() or "0"
     user_part, _, group_part = spec.partition(":")
-    passwd = _table(_read_root_file(root, "/etc/passwd"), 7)
-    groups_tab = _table(_read_root_file(root, "/etc/group"), 4)
+    passwd = _db(root, "/etc/passwd", 7, spec)
+    groups_tab = _db(root, "/etc/group", 4, spec)
 
     entry: list[str] | None = None
-    if user_part.isdigit():
-        uid = int(user_part)
+    numeric = _id(user_part, "user id", spec)
+    if numeric is not None:
+        uid = numeric
         entry = next((r for r in passwd if r[2] == user_part), None)
-        gid = int(entry[3]) if entry and entry[3].isdigit() else 0
+        gid = (_id(entry[3], "group id", spec) or 0) if entry else 0
     else:
         entry = next((r for r in passwd if r[0] == user_part), None)
         if entry is None:
@@ -147,28 +142,32 @@ def resolve_user(root: Path, user: str) -> ResolvedUser:
                 entry = ["root", "x", "0", "0", "", "/root", "/bin/sh"]
             else:
                 raise ExecutorError(f"unable to find user {user_part}: no matching entries in passwd file")
-        if not (entry[2].isdigit() and entry[3].isdigit()):
+        ids = _id(entry[2], "user id", spec), _id(entry[3], "group id", spec)
+        if ids[0] is None or ids[1] is None:
             raise ExecutorError(f"user {user_part} has a malformed /etc/passwd entry")
-        uid, gid = int(entry[2]), int(entry[3])
+        uid, gid = ids[0], ids[1]
     name = entry[0] if entry else None
     home = entry[5] if entry and entry[5] else "/"
 
     if group_part:
-        if group_part.isdigit():
-            gid = int(group_part)
+        named = _id(group_part, "group id", spec)
+        if named is not None:
+            gid = named
         else:
             grp = next((g for g in groups_tab if g[0] == group_part), None)
-            if grp is None or not grp[2].isdigit():
+            found = _id(grp[2], "group id", spec) if grp is not None else None
+            if found is None:
                 raise ExecutorError(f"unable to find group {group_part}: no matching entries in group file")
-            gid = int(grp[2])
+            gid = found
         return ResolvedUser(uid=uid, gid=gid, groups=(gid,), name=name, home=home)
 
     extra = []
     if name is not None:
         for g in groups_tab:
             members = [m for m in g[3].split(",") if m]
-            if name in members and g[2].isdigit() and int(g[2]) != gid:
-                extra.append(int(g[2]))
+            member_gid = _id(g[2], "group id", spec) if name in members else None
+            if member_gid is not None and member_gid != gid:
+                extra.append(member_gid)
     return ResolvedUser(uid=uid, gid=gid, groups=(gid, *sorted(set(extra))), name=name, home=home)
 
 

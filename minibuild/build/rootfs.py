@@ -2,7 +2,7 @@
 
 Confinement rules (what every writer of the tree may rely on):
 
-* ``resolve_in_root(root, path)`` resolves ``path`` as a process chrooted at ``root`` would: absolute symlink
+* ``resolve_in_root(root, path)`` (``minibuild.build.confine``, re-exported here) resolves ``path`` as a process chrooted at ``root`` would: absolute symlink
   targets start again at ``root``, ``..`` never climbs above ``root``.  With ``strict=True`` a ``..`` that would
   climb above ``root`` (from the path or from a relative symlink target) raises UnsafePathError instead of being
   clamped.  The result is a host path under ``root`` whose every component but the last is a real directory or
@@ -25,59 +25,17 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from minibuild.build.confine import MAX_SYMLINKS, resolve_in_root, safe_join
 from minibuild.errors import BuildError, ImageFormatError, UnsafePathError
 from minibuild.record import record
 from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, normalize_path
 from minibuild.store.tarread import iter_layer
 
-MAX_SYMLINKS = 40
-
-
-def resolve_in_root(root: Path | str, path: str, *, follow_final: bool = True, strict: bool = False) -> Path:
-    """Resolve ``path`` (absolute or relative to ``root``) inside ``root`` as a chroot would; see module doc.
-
-    Never returns a path outside ``os.path.realpath(root)``.  Missing components are kept literally.  Raises
-    UnsafePathError for symlink loops (more than 40 links) and, when ``strict``, for ``..`` escaping the root.
-    """
-    base = os.path.realpath(root)
-    parts = deque(p for p in path.split("/") if p not in ("", "."))
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        comp = parts.popleft()
-        if comp == "..":
-            if resolved:
-                resolved.pop()
-            elif strict:
-                raise UnsafePathError(f"{path!r} leads outside the root")
-            continue
-        if parts or follow_final:
-            candidate = os.path.join(base, *resolved, comp)
-            try:
-                st = os.lstat(candidate)
-            except OSError:
-                st = None
-            if st is not None and stat.S_ISLNK(st.st_mode):
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise UnsafePathError(f"{path!r}: too many levels of symbolic links")
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    resolved = []
-                parts.extendleft(reversed([p for p in target.split("/") if p not in ("", ".")]))
-                continue
-        resolved.append(comp)
-    return Path(base, *resolved)
-
-
-def safe_join(root: Path | str, path: str) -> Path:
-    """Where an entry named ``path`` lives: parents resolved strictly inside ``root``, last component not followed."""
-    return resolve_in_root(root, path, follow_final=False, strict=True)
+__all__ = ["MAX_SYMLINKS", "ApplyStats", "apply_entries", "apply_layer", "apply_layers", "resolve_in_root", "safe_join"]
 
 
 @record

@@ -114,11 +114,14 @@ def parse_build_args(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--explain", is_flag=True, help="Say under each step why it hit or missed the cache.")
 @click.option("--report", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the discard report (stages, layers, COPY --from, waste) to FILE.html or FILE.json.")
+@click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
+              help="Grant an entitlement, as docker buildx build --allow: network.host lets RUN --network=host "
+                   "use the host's network.")
 @registry_build_options
 @click.pass_context
 def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple[str, ...], target: str | None,
           build_args: tuple[str, ...], no_cache: bool, output: Path | None, executor: str, progress: str,
-          explain: bool, report: Path | None) -> None:
+          explain: bool, report: Path | None, allow: tuple[str, ...]) -> None:
     """Build an image from a Dockerfile, offline, into the store."""
     from minibuild.api import build as api_build
 
@@ -143,7 +146,7 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
             renderer = _Json(err)
         result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
                            executor=executor, no_cache=no_cache, output=output, progress=renderer,
-                           dockerfile_text=text, report=report, **registry)
+                           dockerfile_text=text, report=report, allow=allow, **registry)
         if progress != "json":
             for line in _summary(result):
                 click.echo(line, file=err)

@@ -28,10 +28,11 @@ def _read(path: str) -> tuple[str, str]:
     """Return (text, name shown in messages) for a path or ``-`` (stdin)."""
     if path == "-":
         return decode_dockerfile(sys.stdin.buffer.read()), "Dockerfile"
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    from minibuild.build.confine import read_build_file
+
+    data = read_build_file(None, path, what=path, error=ConfigError)
+    if data is None:
+        raise ConfigError(f"cannot read {path}: No such file or directory")
     return decode_dockerfile(data), path
 
 

@@ -27,10 +27,12 @@ def _read_dockerfile(context: Path, file: str | None) -> tuple[str, str]:
     path = Path(file) if file else context / "Dockerfile"
     if file == "-":
         return decode_dockerfile(sys.stdin.buffer.read()), "Dockerfile"
-    try:
-        return decode_dockerfile(path.read_bytes()), str(path)
-    except OSError as err:
-        raise ConfigError(f"cannot read Dockerfile {path}: {err.strerror or err}") from None
+    from minibuild.build.confine import read_build_file
+
+    data = read_build_file(context, path, what=f"Dockerfile {path}", error=ConfigError)
+    if data is None:
+        raise ConfigError(f"cannot read Dockerfile {path}: No such file or directory")
+    return decode_dockerfile(data), str(path)
 
 
 def _image_sizes(ctx: click.Context, refs: list[str]) -> dict[str, int]:

@@ -19,6 +19,8 @@ from minibuild.errors import ConfigError
               help="Dockerfile for --build (default: CONTEXT/Dockerfile).")
 @click.option("--target", default=None, help="Stage to build with --build.")
 @click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE for --build (repeatable).")
+@click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
+              help="Grant an entitlement to --build (network.host), as minibuild build --allow.")
 @click.option("-c", "--config", "configs", multiple=True, required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="Structure-test YAML/JSON file (repeatable).")
 @click.option("--executor", type=click.Choice(["emulate", "chroot"]), default="emulate", show_default=True,
@@ -31,7 +33,7 @@ from minibuild.errors import ConfigError
 @click.pass_context
 def test(ctx: click.Context, image: str | None, build_context: Path | None, dockerfile: Path | None,
          target: str | None, build_args: tuple[str, ...], configs: tuple[Path, ...], executor: str, fmt: str,
-         test_report: Path | None, junit_suite_name: str | None) -> None:
+         test_report: Path | None, junit_suite_name: str | None, allow: tuple[str, ...]) -> None:
     """Run container-structure-test files (schemaVersion 2.0.0) against IMAGE (a name in the store, or a
     tarball / OCI layout path), or against the image built from --build CONTEXT. Exits 1 when a test fails."""
     from minibuild.store import Store
@@ -42,8 +44,8 @@ def test(ctx: click.Context, image: str | None, build_context: Path | None, dock
     store_path: Path = ctx.obj["store"]
     if (image is None) == (build_context is None):
         raise ConfigError("give either IMAGE or --build CONTEXT (exactly one)")
-    if build_context is None and (dockerfile or target or build_args):
-        raise ConfigError("-f/--target/--build-arg only apply with --build CONTEXT")
+    if build_context is None and (dockerfile or target or build_args or allow):
+        raise ConfigError("-f/--target/--build-arg/--allow only apply with --build CONTEXT")
     if build_context is not None:
         try:
             from minibuild import api
@@ -51,7 +53,7 @@ def test(ctx: click.Context, image: str | None, build_context: Path | None, dock
             raise ConfigError(f"--build needs minibuild's build engine (minibuild.api): {exc}") from None
         store = Store.open(store_path)
         result = api.build(build_context, dockerfile, target=target, build_args=parse_build_args(build_args),
-                           store=store, executor=executor)
+                           store=store, executor=executor, allow=allow)
         view = ImageView(store, result.image, names=result.tags)
     else:
         assert image is not None

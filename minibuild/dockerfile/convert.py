@@ -36,7 +36,7 @@ from minibuild.dockerfile.instructions import (
 from minibuild.dockerfile.mounts import from_variable
 from minibuild.dockerfile.source import parse, parse_heredoc_word
 from minibuild.dockerfile.suggest import with_suggestion
-from minibuild.dockerfile.syntax import Heredoc, SyntaxNode, SyntaxTree
+from minibuild.dockerfile.syntax import Heredoc, SyntaxNode, SyntaxTree, is_file_name
 from minibuild.errors import DockerfileError, SourceSpan
 
 __all__ = ["INSTRUCTIONS", "parse_flags", "parse_go_duration", "parse_dockerfile", "parse_instruction", "parse_instruction_line", "to_dockerfile"]
@@ -224,6 +224,9 @@ def _sources_and_dest(
     for src in srcs:
         doc = _safe_heredoc(src)
         if doc is not None:
+            if not is_file_name(doc.name):
+                raise _Error(f"{command} heredoc name {doc.name!r} must be a single file name "
+                             "(no '/', '.', '..' or NUL)")
             found = lookup.get(doc.name)
             data = found.content if found is not None else ""
             if doc.chomp:

@@ -8,7 +8,7 @@ from minibuild.dockerfile.godump import go_quote, go_quote_slice, go_trim_space
 from minibuild.errors import SourceSpan
 from minibuild.record import record
 
-__all__ = ["Directive", "Heredoc", "SyntaxNode", "SyntaxTree", "chomp_heredoc"]
+__all__ = ["Directive", "Heredoc", "SyntaxNode", "SyntaxTree", "chomp_heredoc", "is_file_name"]
 
 
 @record
@@ -24,6 +24,11 @@ class Heredoc:
     def chomped(self) -> str:
         """The content with leading tabs removed from every line when ``<<-`` was used."""
         return chomp_heredoc(self.content) if self.chomp else self.content
+
+
+def is_file_name(name: str) -> bool:
+    """Whether ``name`` is ONE file name (what a COPY/ADD heredoc creates): not empty, ``.``, ``..``, no ``/``/NUL."""
+    return name not in ("", ".", "..") and "/" not in name and "\0" not in name
 
 
 def chomp_heredoc(content: str) -> str:

@@ -102,6 +102,24 @@ def partial_path(store: Store, digest: Digest) -> Path:
     return store.meta_dir / PARTIAL_DIR / digest.hex
 
 
+def _write_partial(fh: Any, data: bytes, part: Path, digest: Digest) -> None:
+    """Append to (and flush) a partial download; a full disk or another host refusal removes the partial file
+    (it is what fills the disk) and is one StoreError line, never retried as if the network had broken."""
+    try:
+        if data:
+            fh.write(data)
+        else:
+            fh.flush()
+    except OSError as err:
+        try:
+            fh.truncate(0)
+        except OSError:
+            pass
+        part.unlink(missing_ok=True)
+        raise StoreError(f"cannot write blob {digest.short} to the store: {err.strerror or err}; "
+                         "the partial download was removed") from None
+
+
 def download_blob(client: RegistryClient, store: Store, repo: str, digest: Digest, *, size: int | None = None,
                   pin: Pin | None = None, progress: ProgressFn = _no_progress) -> str:
     """Fetch a blob into the store: "present" if it already is, "downloaded" or "resumed".
@@ -157,7 +175,7 @@ def download_blob(client: RegistryClient, store: Store, repo: str, digest: Diges
             try:
                 while chunk := resp.raw.read(IO_CHUNK):
                     h.update(chunk)
-                    fh.write(chunk)
+                    _write_partial(fh, chunk, part, digest)  # a local refusal is not a network break
                     have += len(chunk)
                     progress(TransferEvent(action="pull", digest=digest, status="downloading", done=have, total=size))
                     if size is not None and have > size:
@@ -167,7 +185,7 @@ def download_blob(client: RegistryClient, store: Store, repo: str, digest: Diges
                 complete = False
             finally:
                 resp.close()
-            fh.flush()
+            _write_partial(fh, b"", part, digest)
             if complete and (size is None or have >= size):
                 break
             failures += 1

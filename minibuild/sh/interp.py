@@ -104,15 +104,13 @@ class Shell:
         return {k: self.vars[k] for k in sorted(self.exported) if k in self.vars}
 
     def user_home(self, user: str) -> str | None:
+        from minibuild.build.userdb import read_db
+
         try:
-            text = self.fs.read_bytes(self.fs.path("/etc/passwd")).decode(errors="replace")
-        except OSError:
-            return None
-        for line in text.splitlines():
-            f = line.split(":")
-            if len(f) >= 6 and f[0] == user:
-                return f[5]
-        return None
+            rows = read_db(self.fs.root, "/etc/passwd", error=UsageError)
+        except UsageError:
+            return None  # a FIFO, device or oversized passwd: ~user stays as written
+        return next((f[5] for f in rows if len(f) >= 6 and f[0] == user), None)
 
     # ----- process-like copies
     def fork(self) -> "Shell":

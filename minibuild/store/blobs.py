@@ -95,8 +95,16 @@ class BlobWriter:
             raise StoreError("write to a blob writer that is already committed or aborted")
         self._hash.update(data)
         self.size += len(data)
-        self._fh.write(data)
+        try:
+            self._fh.write(data)
+        except OSError as err:
+            self.abort()
+            raise self._write_error(err) from None
         return len(data)
+
+    def _write_error(self, err: OSError) -> StoreError:
+        """A host refusal while writing (a full disk, a quota, EIO) as one line; the temp file is already gone."""
+        return StoreError(f"cannot write a blob to the store {self._store.root}: {err.strerror or err}")
 
     def flush(self) -> None:
         if self._fh is not None:
@@ -116,8 +124,12 @@ class BlobWriter:
             self.abort()
             raise StoreError(f"blob content does not match its digest: expected {self._expected}, got {digest}")
         fh = self._fh
-        fh.flush()
-        os.fsync(fh.fileno())
+        try:
+            fh.flush()
+            os.fsync(fh.fileno())
+        except OSError as err:
+            self.abort()
+            raise self._write_error(err) from None
         final = self._store.path(digest)
         with self._store.shared_lock():
             if self._pin is not None:
@@ -138,8 +150,11 @@ class BlobWriter:
     def abort(self) -> None:
         """Discard the temp file (idempotent)."""
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            try:
+                fh.close()  # flushes what is buffered: on a full disk that fails too, and the file still goes
+            except OSError:
+                pass
             try:
                 os.unlink(self._tmp)
             except FileNotFoundError:

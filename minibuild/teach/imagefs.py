@@ -14,6 +14,7 @@ so an image (or a pre-existing symlink in the destination) cannot make it write 
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import stat
 from dataclasses import field
@@ -182,7 +183,14 @@ class _Writer:
         return False
 
     def write(self, rel: str, e: Entry, stream: BinaryIO | None) -> int:
-        """Create ``rel`` as entry ``e`` describes; returns content bytes written."""
+        """Create ``rel`` as entry ``e`` describes; returns content bytes written. A host refusal (a name longer
+        than NAME_MAX, a full disk, permissions) is one StoreError line naming the entry."""
+        try:
+            return self._write(rel, e, stream)
+        except OSError as err:
+            raise _write_error(rel, err) from None
+
+    def _write(self, rel: str, e: Entry, stream: BinaryIO | None) -> int:
         head, _, name = rel.rpartition("/")
         pfd = self._walk(head, create=True)
         try:
@@ -224,18 +232,29 @@ class _Writer:
         """Hard-link ``rel`` to the already written ``existing`` (both below the root)."""
         shead, _, sname = existing.rpartition("/")
         dhead, _, dname = rel.rpartition("/")
-        sfd = self._walk(shead, create=False)
-        dfd = self._walk(dhead, create=True)
         try:
-            self._clear(dfd, dname, keep_dir=False)
-            os.link(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
-        finally:
-            os.close(sfd)
-            os.close(dfd)
+            sfd = self._walk(shead, create=False)
+            try:
+                dfd = self._walk(dhead, create=True)
+                try:
+                    self._clear(dfd, dname, keep_dir=False)
+                    os.link(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+                finally:
+                    os.close(dfd)
+            finally:
+                os.close(sfd)
+        except OSError as err:
+            raise _write_error(rel, err) from None
 
     def _owner(self, pfd: int, name: str, e: Entry) -> None:
         if self.archive:
             os.chown(name, e.uid, e.gid, dir_fd=pfd, follow_symlinks=False)
+
+
+def _write_error(rel: str, err: OSError) -> StoreError:
+    shown = "/" + rel if len(rel) <= 80 else f"/{rel[:60]}... ({len(os.fsencode(rel))} bytes)"
+    why = "a name is longer than 255 bytes" if err.errno == errno.ENAMETOOLONG else (err.strerror or str(err))
+    return StoreError(f"cannot copy {shown} to the destination: {why}")
 
 
 @record

@@ -285,7 +285,7 @@ def test_ordinary_root_steps_still_work(root: Path) -> None:
               "echo 'bob:x:1000:' >> /etc/group; chown -R bob:bob /home/bob; chmod 700 /home/bob; "
               "echo secret > /home/bob/f; chown 1000:1000 /home/bob/f; chmod 600 /home/bob/f; cat /home/bob/f; "
               "/bin/busybox su bob -c 'id -u; echo mine > /home/bob/g'; /bin/busybox mknod /srv/null c 1 3; "
-              "echo x > /srv/null; /bin/busybox chroot / /bin/true; touch -d @0 /srv/data/t; kill -0 $$; "
+              "/bin/busybox chroot / /bin/true; touch -d @0 /srv/data/t; kill -0 $$; "
               "ln -s /srv/data /srv/link; echo done")
     res = run(root, "/bin/sh", "-c", script)
     assert res.exit_code == 0, res.stderr
@@ -311,7 +311,7 @@ def test_fails_closed_when_proc_cannot_be_made_read_only(root: Path, monkeypatch
     real_mount = chroot._mount
 
     def refuse_remount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-        if flags & chroot.MS_REMOUNT:
+        if flags & chroot.MS_REMOUNT and "/proc/" in target:
             raise OSError(1, f"mount {target}: Operation not permitted")
         real_mount(source, target, fstype, flags, data)
 

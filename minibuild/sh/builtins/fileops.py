@@ -507,8 +507,8 @@ def _parse_owner(ctx: Ctx, spec: str, group_only: bool = False) -> tuple[int | N
         if gid is None:
             raise UsageError(f"unknown group {group}")
     elif sep and user:
-        from minibuild.sh.builtins.users import read_db
-        gid = next((int(u[3]) for u in read_db(ctx, "/etc/passwd") if u[0] == user or u[2] == user), None)
+        from minibuild.sh.builtins.users import db_id, read_db
+        gid = next((db_id(u[3], "group id") for u in read_db(ctx, "/etc/passwd") if len(u) > 3 and (u[0] == user or u[2] == user)), None)
     return uid, gid
 
 

@@ -8,7 +8,7 @@ import stat
 import time
 
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
-from minibuild.sh.builtins.users import group_name, read_db, user_name
+from minibuild.sh.builtins.users import db_id, group_name, read_db, user_name
 from minibuild.sh.fs import vnorm
 
 
@@ -359,7 +359,7 @@ def id_(ctx: Ctx, args: list[str]) -> int:
         if ent is None:
             ctx.err(f"unknown user {users[0]}")
             return 1
-        uid, gid = int(ent[2]), int(ent[3])
+        uid, gid = db_id(ent[2], "user id") if len(ent) > 2 else 0, db_id(ent[3], "group id") if len(ent) > 3 else 0
     name = "n" in flags
     if "u" in flags:
         ctx.out((user_name(ctx, uid) if name else str(uid)) + "\n")
@@ -367,7 +367,7 @@ def id_(ctx: Ctx, args: list[str]) -> int:
         ctx.out((group_name(ctx, gid) if name else str(gid)) + "\n")
     elif "G" in flags:
         uname_ = user_name(ctx, uid)
-        gids = [gid] + [int(g[2]) for g in read_db(ctx, "/etc/group") if len(g) > 3 and uname_ in g[3].split(",") and int(g[2]) != gid]
+        gids = [gid] + [n for g in read_db(ctx, "/etc/group") if len(g) > 3 and uname_ in g[3].split(",") and (n := db_id(g[2], "group id")) != gid]
         ctx.out(" ".join(group_name(ctx, g) if name else str(g) for g in gids) + "\n")
     else:
         un, gn = user_name(ctx, uid), group_name(ctx, gid)

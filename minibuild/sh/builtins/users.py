@@ -5,21 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 
+from minibuild.build import userdb
+from minibuild.build.confine import read_small_file
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.streams import enc
 
 
 def read_db(ctx: Ctx, vpath: str) -> list[list[str]]:
-    try:
-        text = ctx.fs.read_bytes(ctx.path(vpath)).decode(errors="surrogateescape")
-    except OSError:
-        return []
-    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+    """Rows of an account database of the root (``minibuild.build.userdb.read_db``: a regular file, size-capped);
+    a FIFO, device or oversized file makes the builtin fail with one line."""
+    return userdb.read_db(ctx.fs.root, vpath, error=UsageError)
 
 
 def _append(ctx: Ctx, vpath: str, line: str) -> None:
     host = ctx.path(vpath)
-    existing = ctx.fs.read_bytes(host) if host.exists() else b""
+    existing = read_small_file(ctx.fs.root, vpath, what=vpath, error=UsageError) or b""
     with ctx.fs.open_write(host, append=True, mode=0o644) as f:
         if existing and not existing.endswith(b"\n"):
             f.write(b"\n")
@@ -42,16 +42,30 @@ def group_name(ctx: Ctx, gid: int) -> str:
     return next((g[0] for g in read_db(ctx, "/etc/group") if len(g) > 2 and g[2] == str(gid)), str(gid))
 
 
+def db_id(text: str, what: str = "id") -> int:
+    """A numeric id (an argument or a database field): 0 to 4294967294, else the builtin fails with one line."""
+    value = userdb.parse_id(text, what=what, error=UsageError)
+    if value is None:
+        raise UsageError(f"invalid {what} {text!r}")
+    return value
+
+
+def _id_or_none(text: str, what: str) -> int | None:
+    return userdb.parse_id(text, what=what, error=UsageError)
+
+
 def lookup_uid(ctx: Ctx, name: str) -> int | None:
-    if name.isdigit():
-        return int(name)
-    return next((int(u[2]) for u in read_db(ctx, "/etc/passwd") if u[0] == name and len(u) > 2), None)
+    numeric = _id_or_none(name, "user id")
+    if numeric is not None:
+        return numeric
+    return next((db_id(u[2], "user id") for u in read_db(ctx, "/etc/passwd") if u[0] == name and len(u) > 2), None)
 
 
 def lookup_gid(ctx: Ctx, name: str) -> int | None:
-    if name.isdigit():
-        return int(name)
-    return next((int(g[2]) for g in read_db(ctx, "/etc/group") if g[0] == name and len(g) > 2), None)
+    numeric = _id_or_none(name, "group id")
+    if numeric is not None:
+        return numeric
+    return next((db_id(g[2], "group id") for g in read_db(ctx, "/etc/group") if g[0] == name and len(g) > 2), None)
 
 
 def _free_id(used: set[int], lo: int, hi: int, descending: bool = False) -> int:
@@ -63,7 +77,7 @@ def _free_id(used: set[int], lo: int, hi: int, descending: bool = False) -> int:
 
 
 def _used(ctx: Ctx, db: str) -> set[int]:
-    return {int(r[2]) for r in read_db(ctx, db) if len(r) > 2 and r[2].isdigit()}
+    return {n for r in read_db(ctx, db) if len(r) > 2 and (n := _id_or_none(r[2], "id")) is not None}
 
 
 def _add_group(ctx: Ctx, name: str, gid: int | None, system: bool, descending: bool = False) -> int:
