@@ -199,6 +199,23 @@ def test_plan_keys_with_source_date_epoch_and_executor_as_build_does(tmp_path: P
     assert [s.cached for s in plan(ctx, store=tmp_path / "s").steps] == [True, False, False]
 
 
+def test_a_run_layer_of_one_executor_is_not_reused_by_another(tmp_path: Path) -> None:
+    """Without root: two executors by name (a RUN's key names the executor that runs it; COPY's does not)."""
+
+    class Other(FakeExecutor):
+        name = "other"
+
+    ctx = write_context(tmp_path / "ctx", {"a.txt": "a"})
+    first = run_build(ctx, tmp_path / "s", LAYER_DF, executor=WRITES)
+    other = Other({"write": FakeEffect(writes=(("/made", b"made by the other executor"),))})
+    second = run_build(ctx, tmp_path / "s", LAYER_DF, executor=other)
+    assert _cached(second) == {"COPY a.txt /a.txt": True, "RUN write": False, "WORKDIR /w": False}
+    assert other.commands == ("/bin/sh -c write",) and second.digest != first.digest
+    fresh = run_build(ctx, tmp_path / "fresh", LAYER_DF,
+                      executor=Other({"write": FakeEffect(writes=(("/made", b"made by the other executor"),))}))
+    assert second.digest == fresh.digest
+
+
 def test_executor_is_in_the_key_of_run_only(tmp_path: Path, busybox_rootfs: Path) -> None:
     """A RUN whose result tells the executors apart (chroot mounts /proc for the command, emulate has none):
     a chroot build after an emulated one runs it again, and its image is the one a fresh store builds."""
