@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from minibuild.build.confine import read_build_file
 from minibuild.build.builder import Builder, BuildResult, PlanResult, StageResult, StepResult
-from minibuild.dockerfile import parse_dockerfile
+from minibuild.dockerfile import decode_dockerfile, parse_dockerfile
 from minibuild.errors import ConfigError, ContextError
 from minibuild.store import Store, default_store_path
 
@@ -38,13 +38,22 @@ def _read_dockerfile(ctx: Path, dockerfile: Path | str | None, dockerfile_text: 
         data = read_build_file(ctx, df_path, what=f"Dockerfile {df_path}", error=ContextError)
         if data is None:
             raise ContextError(f"cannot read Dockerfile {df_path}: no such file")
-        text = data.decode("utf-8", errors="surrogateescape")
+        text = decode_dockerfile(data)
         filename = df_path.name
     else:
         text = dockerfile_text
         df_path = Path(dockerfile) if dockerfile is not None else None
         filename = df_path.name if df_path is not None else "Dockerfile"
     return parse_dockerfile(text, filename=filename), df_path
+
+
+def _executor_name(name: str) -> str:
+    """A known executor name as given (its module is imported only when a RUN runs), else ConfigError."""
+    if name not in _EXECUTORS:
+        from minibuild.build.executor import get_executor
+
+        get_executor(name)  # raises the unknown-executor error
+    return name
 
 
 def plan(
@@ -56,18 +65,22 @@ def plan(
     store: Store | Path | str | None = None,
     no_cache: bool = False,
     dockerfile_text: str | None = None,
+    executor: str = "emulate",
+    source_date_epoch: int | None = None,
     allow: Sequence[str] = (),
 ) -> PlanResult:
     """Predict what ``build`` with the same arguments would do: per step HIT or MISS with the reason, the
     expanded instruction and the ARG/ENV values it sees. Runs nothing and writes no layer or cache record (a
-    step needing an entitlement that ``allow`` lacks is a warning)."""
+    step needing an entitlement that ``allow`` lacks is a warning). ``executor`` and ``source_date_epoch``
+    (default $SOURCE_DATE_EPOCH) are in the keys as they are in build's."""
     ctx = Path(context)
     if not ctx.is_dir():
         raise ContextError(f"build context {ctx} is not a directory")
     df, df_path = _read_dockerfile(ctx, dockerfile, dockerfile_text)
     st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
     builder = Builder(store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target,
-                      build_args=build_args, executor="emulate", no_cache=no_cache, dry_run=True, allow=allow)
+                      build_args=build_args, executor=_executor_name(executor), no_cache=no_cache, dry_run=True,
+                      source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(), allow=allow)
     return builder.plan()
 
 

@@ -80,8 +80,17 @@ class HashingWriter:
         return Digest("sha256:" + self._hash.hexdigest())
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def canonical_json(value: Any) -> bytes:
-    """Encode ``value`` as canonical JSON: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    """Encode ``value`` as canonical JSON: sorted keys, no spaces, UTF-8, no NaN.
+
+    A lone surrogate in a string (an invalid byte of a Dockerfile, kept as a surrogate escape by
+    ``minibuild.dockerfile.decode_dockerfile``) is written as its ``\\uXXXX`` escape: the output stays UTF-8,
+    distinct bytes stay distinct (cache keys), Python reads the same string back and Go reads U+FFFD."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minibuild.build.cachekey import base_key, key_of, step_inputs
+from minibuild.build.cachekey import base_key, key_of, layer_step_inputs, step_inputs
 from minibuild.build.cachesync import hit_reason
 from minibuild.build.context import StatCache
 from minibuild.build.copy import HeredocSource, source_checksum
@@ -42,11 +42,13 @@ from minibuild.dockerfile import (
     expand,
     expand_heredoc,
     parse_instruction_line,
+    replace_invalid_bytes,
 )
+from minibuild.dockerfile.ports import expose_ports
 from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, StoreError
 from minibuild.oci.image import Image, Layer
 from minibuild.oci.model import Descriptor, Healthcheck, History, format_created
-from minibuild.plan.graph import StageGraph, build_graph, resolve_stage_ref
+from minibuild.plan.graph import StageGraph, graph_of, resolve_stage_ref, unexpanded_from
 from minibuild.plan.scope import DEFAULT_PATH, GlobalScope, StageScope, global_scope, platform_args, unused_build_args
 from minibuild.plan.steps import describe, instruction_inputs
 from minibuild.record import record
@@ -106,6 +108,7 @@ class StageResult:
     base_layers: int = 0  # how many of image_layers came with its FROM (base image or base stage)
     shared_bytes: int = 0  # bytes of image_layers the final image has too (e.g. the same base)
     feeds: tuple[tuple[str, int, int], ...] = ()  # (stage label, files, file bytes) per COPY --from of this stage
+    base_stage: int | None = None  # the stage its FROM names (minibuild.plan.graph), None for an image
 
     @property
     def label(self) -> str:
@@ -260,11 +263,6 @@ def _shown(ex: Instruction, original: str) -> str:
     return describe(ex)
 
 
-def _port(p: str) -> str:
-    port, _, proto = p.partition("/")
-    return f"{port}/{(proto or 'tcp').lower()}"
-
-
 class Builder:
     """Builds one Dockerfile; use ``Builder(...).build()``. Not thread-safe; one instance per build."""
 
@@ -340,6 +338,11 @@ class Builder:
 
             self._executor = get_executor(self._executor)
         return self._executor
+
+    @property
+    def executor_name(self) -> str:
+        """The name of the executor RUN steps run with (a part of their cache keys), without importing it."""
+        return self._executor if isinstance(self._executor, str) else self._executor.name
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, event: dict[str, Any]) -> None:
@@ -493,19 +496,18 @@ class Builder:
             st = self.states.get(node.index)
             if st is None:
                 stages.append(StageResult(index=node.index, name=node.name, status="skipped", base=node.base,
-                                          reason=skipped))
+                                          reason=skipped, base_stage=node.base_stage))
             else:
                 stages.append(StageResult(
                     index=node.index, name=node.name, status="cached" if st.all_cached else "built", base=node.base,
-                    reason="every step would hit" if st.all_cached else "at least one step would run"))
+                    reason="every step would hit" if st.all_cached else "at least one step would run",
+                    base_stage=node.base_stage))
         return PlanResult(target=graph.nodes[graph.target].label, steps=tuple(self.steps), stages=tuple(stages),
                           scopes=tuple(self._scopes), warnings=tuple(self.warnings))
 
     def _build(self) -> BuildResult:
         df = self.df
-        predefined = platform_args()
-        gscope0 = global_scope(df, self.build_args, predefined)
-        graph = build_graph(df, self.target, gscope0.from_env())
+        graph = graph_of(df, self.target, self.build_args)
         target_stage = df.stages[graph.target]
         predefined = platform_args(target_stage=target_stage.name or str(graph.target))
         gscope = global_scope(df, self.build_args, predefined)
@@ -542,7 +544,8 @@ class Builder:
             name = node.name
             if node.index not in self.states:
                 stages.append(StageResult(index=node.index, name=name, status="skipped", base=node.base,
-                                          reason=f"not needed by target {graph.nodes[graph.target].label}"))
+                                          reason=f"not needed by target {graph.nodes[graph.target].label}",
+                                          base_stage=node.base_stage))
                 continue
             st = self.states[node.index]
             kept = final.kept.get(node.index, [])
@@ -556,7 +559,8 @@ class Builder:
                 layers=tuple(st.own_layers) if node.index == graph.target else discarded,
                 kept_by_final=tuple(k for k, _ in kept), kept_bytes=sum(b for _, b in kept),
                 image_layers=all_layers, base_layers=st.base_layers,
-                shared_bytes=sum(s for d, s in dict(all_layers).items() if d in final_digests), feeds=feeds))
+                shared_bytes=sum(s for d, s in dict(all_layers).items() if d in final_digests), feeds=feeds,
+                base_stage=node.base_stage))
         size = image_size(image)
         self._emit({"type": "image", "digest": digest.value, "id": image.config_digest.value,
                     "layers": len(image.layers), "size": size, "tags": list(tags)})
@@ -822,7 +826,9 @@ class Builder:
             case UserInstruction():
                 changes = {"user": ex.user}
             case ExposeInstruction():
-                changes = {"exposed_ports": tuple(cfg.exposed_ports) + tuple(_port(p) for p in ex.ports)}
+                ports = dict.fromkeys(cfg.exposed_ports)
+                ports.update(dict.fromkeys(expose_ports(ex.ports, ex.span)))
+                changes = {"exposed_ports": tuple(ports)}
             case VolumeInstruction():
                 vols = tuple(v for v in ex.volumes if v.strip())
                 if not vols:
@@ -917,8 +923,8 @@ class Builder:
         st.image = st.image.with_config(working_dir=path)
         user = st.image.config.user or ""
         text = f"WORKDIR {path}"
-        inputs = step_inputs(parent=st.fs_key, kind="workdir", instruction=instruction_inputs(ex), path=path,
-                             user=user)
+        inputs = layer_step_inputs(parent=st.fs_key, kind="workdir", instruction=instruction_inputs(ex),
+                                   source_date_epoch=self.sde, path=path, user=user)
 
         def run() -> list[Entry]:
             from minibuild.build.diff import entries_for_paths
@@ -978,9 +984,10 @@ class Builder:
         workdir = cfg.working_dir or "/"
         user = cfg.user or ""
         text = describe(ex)
-        inputs = step_inputs(parent=st.fs_key, kind="run", instruction=instruction_inputs(ex), argv=list(argv),
-                             env=[f"{k}={v}" for k, v in env if k not in _proxy_names()], workdir=workdir,
-                             user=user, network=ex.network or "default")
+        inputs = layer_step_inputs(parent=st.fs_key, kind="run", instruction=instruction_inputs(ex),
+                                   source_date_epoch=self.sde, executor=self.executor_name, argv=list(argv),
+                                   env=[f"{k}={v}" for k, v in env if k not in _proxy_names()], workdir=workdir,
+                                   user=user, network=ex.network or "default")
 
         def run() -> list[Entry]:
             from minibuild.build.diff import diff_snapshot, snapshot
@@ -988,7 +995,9 @@ class Builder:
 
             root = self._ensure_root(st)
             before = snapshot(root)
-            req = RunRequest(root=root, argv=argv, env=env, workdir=workdir, user=user,
+            req = RunRequest(root=root, argv=tuple(replace_invalid_bytes(a) for a in argv),
+                             env=tuple((replace_invalid_bytes(k), replace_invalid_bytes(v)) for k, v in env),
+                             workdir=workdir, user=user,
                              network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span)
             result = self.executor.run(req)
             if result.exit_code != 0:
@@ -1005,7 +1014,7 @@ class Builder:
         self._fs_step(st, ex, text, i, total, t0, inputs, run)
 
     def _source_state(self, st: _State, ref: str, ex: Instruction, graph: StageGraph) -> tuple[_State, int | None]:
-        idx = resolve_stage_ref(self.df, ref, st.index, ex.span, what=f"COPY --from={ref}")
+        idx = resolve_stage_ref(self.df, unexpanded_from(self.df, ref, ex.span), st.index, ex.span)
         if idx is not None:
             if idx not in self.states:
                 raise PlanError(f"COPY --from={ref}: stage {idx} was not built", span=ex.span)
@@ -1063,9 +1072,10 @@ class Builder:
             checksum = source_checksum(self.context, ex.sources, ignore=self.ignore, exclude=ex.exclude,
                                        parents=parents, from_context=True, heredocs=heredocs,
                                        stat_cache=self._stat_cache, instruction="ADD" if is_add else "COPY")
-        inputs = step_inputs(parent=st.fs_key, kind="add" if is_add else "copy", instruction=instruction_inputs(ex),
-                             sources=checksum, workdir=workdir,
-                             heredocs=[[h.name, h.data.decode(errors="replace")] for h in heredocs])
+        inputs = layer_step_inputs(parent=st.fs_key, kind="add" if is_add else "copy",
+                                   instruction=instruction_inputs(ex), source_date_epoch=self.sde,
+                                   sources=checksum, workdir=workdir,
+                                   heredocs=[[h.name, h.data.decode(errors="replace")] for h in heredocs])
 
         def run() -> list[Entry]:
             from minibuild.build.copy import copy_into

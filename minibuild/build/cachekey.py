@@ -30,6 +30,19 @@ def step_inputs(*, parent: str, kind: str, instruction: Mapping[str, Any], **ext
     return {"parent": parent, "kind": kind, "instruction": dict(instruction), **extra}
 
 
+def layer_step_inputs(*, parent: str, kind: str, instruction: Mapping[str, Any], source_date_epoch: int | None,
+                      executor: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The inputs of a step that writes a layer (WORKDIR, RUN, COPY, ADD): ``step_inputs`` plus what shapes the
+    layer besides the step itself. ``source_date_epoch`` is the build's SOURCE_DATE_EPOCH (None: unset), which
+    the layer writer clamps every mtime to and a RUN sees as its clock; ``executor`` is the name of the executor
+    a RUN actually runs with (emulate, chroot: they are different programs), None for steps that run nothing."""
+    out = step_inputs(parent=parent, kind=kind, instruction=instruction, source_date_epoch=source_date_epoch,
+                      **extra)
+    if executor is not None:
+        out["executor"] = executor
+    return out
+
+
 def diff_inputs(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
     """The input paths that differ between two steps' inputs (for an explain view): ``env``, ``instruction.dest``..."""
     out: list[str] = []

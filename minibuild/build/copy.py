@@ -557,8 +557,14 @@ def copy_into(
         mode = st_mod.S_IMODE(info.st_mode)
         return spec.apply(mode, is_dir=st_mod.S_ISDIR(info.st_mode)) if spec is not None else mode
 
+    source = None
     for item in items:
         assert item.rel is not None and item.info is not None
+        if item.source != source:
+            # hard links are kept within one source argument (its wildcard matches, a directory's tree), never
+            # across two: BuildKit copies each argument by itself
+            source = item.source
+            writer.links.clear()
         src_is_dir = st_mod.S_ISDIR(item.info.st_mode)
         if unpack and st_mod.S_ISREG(item.info.st_mode) and is_archive(tree.root / item.rel):
             writer.changed.update(

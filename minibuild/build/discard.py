@@ -135,10 +135,7 @@ def build_report(store: Store, result: BuildResult, df: Dockerfile, *, dockerfil
     for sr in result.stages:
         steps = tuple(_step_report(s) for s in result.steps if s.stage_index == sr.index)
         image = images.get(sr.index)
-        base_stage = next((i for i, st in enumerate(df.stages) if sr.base in (st.name, str(i))), None) \
-            if sr.index is not None else None
-        if base_stage is not None and base_stage >= sr.index:
-            base_stage = None
+        base_stage = sr.base_stage  # as the stage graph resolved it (minibuild.plan.graph)
         if image is None:
             stages.append(StageReport(index=sr.index, name=sr.name, base=sr.base, base_stage=base_stage,
                                       status="skipped", reason=sr.reason, steps=steps))

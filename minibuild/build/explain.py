@@ -126,6 +126,10 @@ def explain_miss(
                              f"{_short(inputs.get('sources'))})")
         elif c == "env":
             words += _env_diff(previous["inputs"].get("env") or (), inputs.get("env") or (), args) or ["env changed"]
+        elif c in ("source_date_epoch", "executor"):
+            name = "SOURCE_DATE_EPOCH" if c == "source_date_epoch" else "executor"
+            was, now = previous["inputs"].get(c), inputs.get(c)
+            words.append(f"{name} {'(unset)' if was is None else was} -> {'(unset)' if now is None else now}")
         elif c.startswith("instruction"):
             if "instruction changed" not in words:
                 words.append("instruction changed")

@@ -129,7 +129,9 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
     text = None
     df_path: str | None = dockerfile
     if dockerfile == "-":
-        text = sys.stdin.read()
+        from minibuild.dockerfile import decode_dockerfile
+
+        text = decode_dockerfile(sys.stdin.buffer.read())
         df_path = None
     registry = registry_build_kwargs(ctx)
     memo = _memo_plan(text is None and output is None and report is None and not no_cache and progress != "json"

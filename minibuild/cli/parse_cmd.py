@@ -15,6 +15,7 @@ from minibuild.dockerfile import (
     Dockerfile,
     Instruction,
     OnbuildInstruction,
+    decode_dockerfile,
     to_dockerfile,
 )
 from minibuild.dockerfile import (
@@ -26,13 +27,13 @@ from minibuild.errors import ConfigError
 def _read(path: str) -> tuple[str, str]:
     """Return (text, name shown in messages) for a path or ``-`` (stdin)."""
     if path == "-":
-        return sys.stdin.buffer.read().decode("utf-8", "surrogateescape"), "Dockerfile"
+        return decode_dockerfile(sys.stdin.buffer.read()), "Dockerfile"
     from minibuild.build.confine import read_build_file
 
     data = read_build_file(None, path, what=path, error=ConfigError)
     if data is None:
         raise ConfigError(f"cannot read {path}: No such file or directory")
-    return data.decode("utf-8", "surrogateescape"), path
+    return decode_dockerfile(data), path
 
 
 def _plain(value: Any) -> Any:

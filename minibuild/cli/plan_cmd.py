@@ -33,21 +33,25 @@ def plan_document(result: Any) -> dict[str, Any]:
 @click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE, or KEY to take it from the environment.")
 @click.option("--no-cache", is_flag=True, help="Plan a --no-cache build (every step runs).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: stages, steps, ARG/ENV per step.")
+@click.option("--executor", default="emulate", help="Plan a build whose RUNs run with this executor (emulate, chroot).")
 @click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
               help="Plan a build granted this entitlement (network.host), as minibuild build --allow.")
 @click.pass_context
 def plan(ctx: click.Context, context: Path, dockerfile: str | None, target: str | None, build_args: tuple[str, ...],
-         no_cache: bool, as_json: bool, allow: tuple[str, ...]) -> None:
+         no_cache: bool, as_json: bool, executor: str, allow: tuple[str, ...]) -> None:
     """Predict which steps of a build would hit the cache and which would run, and why; runs nothing."""
     from minibuild.api import plan as api_plan
 
     text = None
     df_path: str | None = dockerfile
     if dockerfile == "-":
-        text = sys.stdin.read()
+        from minibuild.dockerfile import decode_dockerfile
+
+        text = decode_dockerfile(sys.stdin.buffer.read())
         df_path = None
     result = api_plan(context, df_path, target=target, build_args=parse_build_args(build_args),
-                      store=ctx.obj["store"], no_cache=no_cache, dockerfile_text=text, allow=allow)
+                      store=ctx.obj["store"], no_cache=no_cache, dockerfile_text=text, executor=executor,
+                      allow=allow)
     if as_json:
         click.echo(json.dumps(plan_document(result), indent=2, sort_keys=True))
         return

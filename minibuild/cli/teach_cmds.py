@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from minibuild.cli.build_cmd import parse_build_args
-from minibuild.dockerfile import parse_dockerfile
+from minibuild.dockerfile import decode_dockerfile, parse_dockerfile
 from minibuild.errors import ConfigError, StoreError
 from minibuild.oci.image import Image
 from minibuild.store import Store
@@ -26,16 +26,13 @@ def _store(ctx: click.Context) -> Store:
 def _read_dockerfile(context: Path, file: str | None) -> tuple[str, str]:
     path = Path(file) if file else context / "Dockerfile"
     if file == "-":
-        return sys.stdin.read(), "Dockerfile"
+        return decode_dockerfile(sys.stdin.buffer.read()), "Dockerfile"
     from minibuild.build.confine import read_build_file
 
     data = read_build_file(context, path, what=f"Dockerfile {path}", error=ConfigError)
     if data is None:
         raise ConfigError(f"cannot read Dockerfile {path}: No such file or directory")
-    try:
-        return data.decode("utf-8"), str(path)
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"cannot read Dockerfile {path}: {err}") from None
+    return decode_dockerfile(data), str(path)
 
 
 def _image_sizes(ctx: click.Context, refs: list[str]) -> dict[str, int]:

@@ -38,7 +38,7 @@ from minibuild.dockerfile.instructions import (
     expand,
     expand_heredoc,
 )
-from minibuild.dockerfile.source import parse, parse_line
+from minibuild.dockerfile.source import decode_dockerfile, parse, parse_line, replace_invalid_bytes
 from minibuild.dockerfile.syntax import Directive, Heredoc, SyntaxNode, SyntaxTree
 
 __all__ = [
@@ -73,6 +73,7 @@ __all__ = [
     "UserInstruction",
     "VolumeInstruction",
     "WorkdirInstruction",
+    "decode_dockerfile",
     "expand",
     "expand_heredoc",
     "expand_word",
@@ -82,5 +83,6 @@ __all__ = [
     "parse_instruction",
     "parse_instruction_line",
     "parse_line",
+    "replace_invalid_bytes",
     "to_dockerfile",
 ]

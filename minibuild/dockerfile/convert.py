@@ -33,6 +33,7 @@ from minibuild.dockerfile.instructions import (
     VolumeInstruction,
     WorkdirInstruction,
 )
+from minibuild.dockerfile.mounts import from_variable
 from minibuild.dockerfile.source import parse, parse_heredoc_word
 from minibuild.dockerfile.suggest import with_suggestion
 from minibuild.dockerfile.syntax import Heredoc, SyntaxNode, SyntaxTree, is_file_name
@@ -381,6 +382,8 @@ def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
             security = _s(v, "security") or None
             if security is not None and security not in _SECURITY:
                 raise _Error(f"security {go_quote(security)} is not valid")
+            if any(from_variable(m) for m in _l(v, "mount")):
+                raise _Error("'from' doesn't support variable expansion, define alias stage instead")
             return RunInstruction(
                 command=_cmdline(args, node.json),
                 prepend_shell=not node.json,

@@ -324,8 +324,9 @@ def expand(instr: I, env: Mapping[str, str], escape: str = "\\") -> I:
 
     Expanded: ENV/LABEL keys and values, ARG names and defaults, COPY/ADD sources, dest, --chown,
     --chmod (ADD also --checksum), WORKDIR, USER, VOLUME, STOPSIGNAL, EXPOSE (split into words),
-    FROM base and --platform, COPY --from, RUN --mount values.  RUN/CMD/ENTRYPOINT commands and
-    heredoc bodies are left alone (the shell or the builder handles those).  A ``${V:?msg}`` error
+    FROM base and --platform, RUN --mount values.  ``COPY --from`` is never expanded (the stage graph refuses
+    a word that would change, as BuildKit does).  RUN/CMD/ENTRYPOINT commands and heredoc bodies are left
+    alone (the shell or the builder handles those).  A ``${V:?msg}`` error
     is an ExpansionError carrying the instruction's span.
     """
     lexer = ShellLexer(escape)
@@ -360,7 +361,6 @@ def expand(instr: I, env: Mapping[str, str], escape: str = "\\") -> I:
                 dest=word(instr.dest),
                 chown=word(instr.chown),
                 chmod=word(instr.chmod),
-                from_=word(instr.from_),
             )
         case AddInstruction():
             new = dataclasses.replace(

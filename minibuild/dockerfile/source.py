@@ -11,7 +11,7 @@ from minibuild.dockerfile.godump import GO_SPACE, go_quote, go_trim_left_space, 
 from minibuild.dockerfile.syntax import Directive, Heredoc, SyntaxNode, SyntaxTree
 from minibuild.errors import DockerfileError, SourceSpan
 
-__all__ = ["detect_syntax", "parse", "parse_directive", "parse_line", "parse_heredoc_word", "heredocs_from_line", "parse_words"]
+__all__ = ["decode_dockerfile", "replace_invalid_bytes", "detect_syntax", "parse", "parse_directive", "parse_line", "parse_heredoc_word", "heredocs_from_line", "parse_words"]
 
 MAX_LINE = 65535
 _RE_WHITESPACE = re.compile(r"[\t\v\f\r ]+")
@@ -27,6 +27,7 @@ _HEREDOC_LINE_LEXER = ShellLexer("\\", raw_quotes=True, raw_escapes=True, skip_u
 _HEREDOC_WORD_LEXER = ShellLexer("\\", skip_unset_env=True)
 _HEREDOC_WORD_RAW_LEXER = ShellLexer("\\", raw_quotes=True, skip_unset_env=True)
 _NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of strings only"
+_INVALID_BYTE = re.compile("[\udc80-\udcff]")  # how decode_dockerfile keeps a byte that is not UTF-8
 
 
 class _LineError(DockerfileError):
@@ -173,7 +174,9 @@ def extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
 
 
 def parse_words(rest: str, escape: str = "\\") -> list[str]:
-    """parseWords: split on whitespace outside quotes, keeping quotes and escapes in the words."""
+    """parseWords: split on whitespace outside quotes, keeping quotes and escapes in the words; an invalid byte
+    (a surrogate escape, see ``decode_dockerfile``) becomes U+FFFD, as it does in Go's loop over runes."""
+    rest = replace_invalid_bytes(rest)
     words: list[str] = []
     word: list[str] = []
     in_spaces, in_word, in_quote = 0, 1, 2
@@ -434,10 +437,23 @@ def heredocs_from_line(line: str) -> list[Heredoc]:
 # --- the parser ---------------------------------------------------------------------------------
 
 
+def decode_dockerfile(data: bytes) -> str:
+    """The one place Dockerfile bytes become text (every reader: parse, plan, build, graph, the API, the pytest
+    plugin): UTF-8, each invalid byte kept as a surrogate escape (U+DC80 + byte), as BuildKit keeps the byte, so
+    a command runs with it and a cache key tells it apart. The words ``parse_words`` splits (ENV, LABEL, ARG)
+    turn it into U+FFFD, as Go's rune loop does; JSON writes it as an escape (``minibuild.digest``)."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def replace_invalid_bytes(text: str) -> str:
+    """``text`` with each invalid byte ``decode_dockerfile`` kept turned into U+FFFD: what Go makes of it where
+    it loops over runes (``parse_words``) or writes JSON (a RUN's argv and env reach the process through the
+    runtime's JSON config, so Docker and BuildKit run the command with U+FFFD)."""
+    return _INVALID_BYTE.sub("\ufffd", text) if _INVALID_BYTE.search(text) else text
+
+
 def _decode(text: str | bytes) -> str:
-    if isinstance(text, bytes):
-        return text.decode("utf-8", "surrogateescape")
-    return text
+    return decode_dockerfile(text) if isinstance(text, bytes) else text
 
 
 def parse(text: str | bytes, *, filename: str = "Dockerfile") -> SyntaxTree:

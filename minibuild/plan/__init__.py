@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from minibuild.plan.graph import StageGraph, StageNode, build_graph, resolve_stage_ref, resolve_target
+from minibuild.plan.graph import (
+    Edge,
+    StageGraph,
+    StageNode,
+    build_graph,
+    graph_of,
+    resolve_stage_ref,
+    resolve_target,
+    unexpanded_from,
+)
 from minibuild.plan.scope import (
     DEFAULT_PATH,
     PROXY_ARGS,
@@ -15,6 +24,7 @@ from minibuild.plan.steps import describe, instruction_inputs
 
 __all__ = [
     "DEFAULT_PATH",
+    "Edge",
     "PROXY_ARGS",
     "GlobalScope",
     "StageGraph",
@@ -23,8 +33,10 @@ __all__ = [
     "build_graph",
     "describe",
     "global_scope",
+    "graph_of",
     "instruction_inputs",
     "platform_args",
     "resolve_stage_ref",
     "resolve_target",
+    "unexpanded_from",
 ]

@@ -1,31 +1,75 @@
-"""The stage graph: FROM and COPY --from edges, target resolution, reachability, cycles and forward references."""
+"""The stage graph, as BuildKit resolves it: FROM, COPY --from and RUN --mount from= edges, the target and the
+stages it needs. The one resolution build, plan and graph use (``minibuild.teach.graph`` only decorates it).
+
+* A FROM word is expanded with the global scope and names a stage when it equals (case-insensitively) the name
+  of an EARLIER stage (the latest one of that name); otherwise it is an image (``FROM busybox AS busybox`` too).
+* ``COPY --from`` and ``--mount from=`` are never expanded: a word that would change when expanded is BuildKit's
+  error. They name a stage (by name, the last stage of that name; COPY also by index) or else an image; a stage
+  that is the current one is a circular dependency, a later one is not defined yet: both errors.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import Literal
 
-from minibuild.dockerfile import CopyInstruction, Dockerfile, OnbuildInstruction
+from minibuild.dockerfile import CopyInstruction, Dockerfile, RunInstruction
 from minibuild.dockerfile.expand import ShellLexer
+from minibuild.dockerfile.godump import go_quote
+from minibuild.dockerfile.mounts import mount_from
 from minibuild.dockerfile.suggest import search
 from minibuild.errors import PlanError, SourceSpan
+from minibuild.plan.scope import global_scope, platform_args
 from minibuild.record import record
+
+EdgeKind = Literal["from", "copy", "mount"]
+_INDEX = re.compile(r"[+-]?[0-9]+")  # what Go's strconv.Atoi takes
+
+
+@record
+class Edge:
+    """Data flowing into stage ``target``: its base (``from``), files copied (``copy``) or mounted (``mount``)."""
+
+    kind: EdgeKind
+    target: int  # the receiving stage
+    line: int  # Dockerfile line of the FROM / COPY / RUN
+    stage: int | None  # the source stage, None for an image (scratch included)
+    image: str = ""  # the image reference (as written, FROM expanded) when ``stage`` is None
+    paths: tuple[str, ...] = ()  # COPY sources, or the mount's source, as written
+    dest: str = ""  # COPY destination or mount target, as written
 
 
 @record
 class StageNode:
-    """One stage as the graph sees it: its expanded base, the stage it builds FROM (if any) and its --from deps."""
+    """One stage as the graph sees it: its expanded base and the edges into it (its FROM first)."""
 
     index: int
     name: str | None
     base: str  # expanded FROM word
-    base_stage: int | None  # index of the stage named by FROM, None for an image or scratch
-    copy_from: tuple[int, ...]  # stages read by COPY --from, in order, without repeats
-    images: tuple[str, ...]  # images read by COPY --from
+    edges: tuple[Edge, ...]
+    line: int = 0  # line of its FROM
+    steps: int = 0  # instructions after FROM
+
+    @property
+    def base_stage(self) -> int | None:
+        """The stage named by FROM, None for an image or scratch."""
+        return self.edges[0].stage
+
+    @property
+    def copy_from(self) -> tuple[int, ...]:
+        """Stages read by COPY --from, in order, without repeats."""
+        return tuple(dict.fromkeys(e.stage for e in self.edges if e.kind == "copy" and e.stage is not None))
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        """Images read by COPY --from, in order, without repeats."""
+        return tuple(dict.fromkeys(e.image for e in self.edges if e.kind == "copy" and e.stage is None))
 
     @property
     def deps(self) -> tuple[int, ...]:
-        return ((self.base_stage,) if self.base_stage is not None else ()) + tuple(
-            i for i in self.copy_from if i != self.base_stage)
+        """Every stage this one reads (FROM, COPY --from, --mount from=), its base first, without repeats."""
+        return tuple(dict.fromkeys(e.stage for e in self.edges if e.stage is not None))
 
     @property
     def label(self) -> str:
@@ -44,6 +88,11 @@ class StageGraph:
     def skipped(self) -> tuple[int, ...]:
         return tuple(n.index for n in self.nodes if n.index not in self.needed)
 
+    @property
+    def edges(self) -> tuple[Edge, ...]:
+        """Every edge, stage by stage in Dockerfile order (each stage's FROM first)."""
+        return tuple(e for n in self.nodes for e in n.edges)
+
 
 def _stage_names(df: Dockerfile) -> list[str]:
     return [s.name for s in df.stages if s.name]
@@ -52,14 +101,14 @@ def _stage_names(df: Dockerfile) -> list[str]:
 def resolve_target(df: Dockerfile, target: str | None) -> int:
     """Index of the ``--target`` stage (case-insensitive name or index); the last stage when None."""
     if not df.stages:
-        raise PlanError(f"{df.filename} has no FROM instruction: nothing to build")
+        raise PlanError(f"{df.filename} has no FROM instruction: it contains no stages to build")
     if target is None or target == "":
         return len(df.stages) - 1
     stage = df.stage(target)
     if stage is None:
         names = _stage_names(df)
         hint = search(target.lower(), names, case_sensitive=False)
-        msg = f"target stage {target!r} could not be found"
+        msg = f"target stage {go_quote(target)} could not be found"
         if hint:
             msg += f" (did you mean {hint}?)"
         msg += f"; stages: {', '.join(names) if names else '(none named; use an index 0-' + str(len(df.stages) - 1) + ')'}"
@@ -67,53 +116,74 @@ def resolve_target(df: Dockerfile, target: str | None) -> int:
     return stage.index
 
 
-def resolve_stage_ref(df: Dockerfile, ref: str, current: int, span: SourceSpan | None, *, what: str) -> int | None:
-    """The earlier stage ``ref`` names (name, case-insensitive, or index), None when it is an image name.
+def unexpanded_from(df: Dockerfile, word: str, span: SourceSpan | None) -> str:
+    """A ``COPY --from`` word, which BuildKit never expands: the word itself, or its error when expanding it
+    (with no variables set) would change it (``$X``, quotes, escapes)."""
+    if ShellLexer(df.escape).process_word(word, {}, span=span) != word:
+        raise PlanError("variable expansion is not supported for --from, define a new stage with FROM using ARG "
+                        "from global scope as a workaround", span=span)
+    return word
 
-    A name or index of the current or a later stage is an error (BuildKit builds stages in order; such a
-    reference is a cycle or a forward reference)."""
-    low = ref.lower()
-    if low.isdigit():
-        idx = int(low)
-        if idx >= current:
-            raise PlanError(f"{what} refers to stage {idx}, which is not defined before stage {current} "
-                            f"(a stage can only use earlier stages)", span=span)
-        return idx
-    for s in df.stages:
-        if s.name == low:
-            if s.index >= current:
-                kind = "itself" if s.index == current else f"a later stage ({s.index})"
-                raise PlanError(f"{what} refers to stage {ref!r}, which is {kind}: a stage can only use "
-                                f"earlier stages (circular dependency)", span=span)
-            return s.index
-    return None
+
+def resolve_stage_ref(df: Dockerfile, ref: str, current: int, span: SourceSpan | None, *,
+                      mount_target: str | None = None) -> int | None:
+    """The stage a ``COPY --from`` (or, with ``mount_target``, a ``--mount from=``) value names in stage
+    ``current``, None when it is an image. A name is the last stage of that name (case-insensitive); COPY also
+    takes an index. The current stage is a circular dependency and a later one is not defined yet: errors."""
+    idx: int | None = None
+    if mount_target is None and _INDEX.fullmatch(ref):
+        idx = int(ref)
+        if not 0 <= idx < len(df.stages):
+            raise PlanError(f"invalid stage index {idx}", span=span)
+    else:
+        low = ref.lower()
+        idx = next((s.index for s in reversed(df.stages) if s.name == low), None)
+        if idx is None:
+            return None
+    label = df.stages[current].name or f"stage-{current}"
+    if idx == current:
+        raise PlanError(f"circular dependency detected on stage: {label}", span=span)
+    if idx > current:
+        if mount_target is not None:
+            raise PlanError(f"cannot mount from stage {go_quote(ref)} to {go_quote(mount_target)}, stage needs to "
+                            f"be defined before current command", span=span)
+        raise PlanError(f"cannot copy from stage {go_quote(ref)}, it needs to be defined before current stage "
+                        f"{go_quote(label)}", span=span)
+    return idx
 
 
 def build_graph(df: Dockerfile, target: str | None, from_env: Mapping[str, str]) -> StageGraph:
-    """Expand FROM/--from words with the global scope, link stages, and compute what ``target`` needs."""
+    """Expand FROM words with the global scope (``from_env``), link stages, and compute what ``target`` needs."""
     lexer = ShellLexer(df.escape)
+    earlier: dict[str, int] = {}  # stage names defined so far (FROM can only name those)
     nodes: list[StageNode] = []
     for stage in df.stages:
-        base = lexer.process_word(stage.base, dict(from_env), span=stage.from_.span)
+        span = stage.from_.span
+        base = lexer.process_word(stage.base, dict(from_env), span=span)
         if not base:
-            raise PlanError("base name (" + stage.base + ") should not be blank", span=stage.from_.span)
-        base_stage = None if base == "scratch" else resolve_stage_ref(
-            df, base, stage.index, stage.from_.span, what=f"FROM {base}")
-        copy_from: list[int] = []
-        images: list[str] = []
+            raise PlanError("base name (" + stage.base + ") should not be blank", span=span)
+        base_stage = earlier.get(base.lower())
+        edges = [Edge(kind="from", target=stage.index, line=span.line, stage=base_stage,
+                      image="" if base_stage is not None else base)]
+        if stage.name:
+            earlier[stage.name] = stage.index
         for instr in stage.instructions:
-            if isinstance(instr, OnbuildInstruction):
-                continue
             if isinstance(instr, CopyInstruction) and instr.from_:
-                ref = lexer.process_word(instr.from_, dict(from_env), span=instr.span)
-                idx = resolve_stage_ref(df, ref, stage.index, instr.span, what=f"COPY --from={ref}")
-                if idx is None:
-                    if ref not in images:
-                        images.append(ref)
-                elif idx not in copy_from:
-                    copy_from.append(idx)
-        nodes.append(StageNode(index=stage.index, name=stage.name, base=base, base_stage=base_stage,
-                               copy_from=tuple(copy_from), images=tuple(images)))
+                ref = unexpanded_from(df, instr.from_, instr.span)
+                idx = resolve_stage_ref(df, ref, stage.index, instr.span)
+                edges.append(Edge(kind="copy", target=stage.index, line=instr.span.line, stage=idx,
+                                  image="" if idx is not None else ref, paths=tuple(instr.sources), dest=instr.dest))
+            elif isinstance(instr, RunInstruction):
+                for raw in instr.mounts:
+                    m = mount_from(raw)
+                    if m is None:
+                        continue
+                    idx = resolve_stage_ref(df, m.from_, stage.index, instr.span, mount_target=m.target)
+                    edges.append(Edge(kind="mount", target=stage.index, line=instr.span.line, stage=idx,
+                                      image="" if idx is not None else m.from_,
+                                      paths=(m.source,) if m.source else (), dest=m.target))
+        nodes.append(StageNode(index=stage.index, name=stage.name, base=base, edges=tuple(edges),
+                               line=span.line, steps=len(stage.instructions)))
     tgt = resolve_target(df, target)
     seen: set[int] = set()
     stack = [tgt]
@@ -125,3 +195,9 @@ def build_graph(df: Dockerfile, target: str | None, from_env: Mapping[str, str])
         stack.extend(nodes[i].deps)
     # references only point backwards, so index order is a valid build order
     return StageGraph(nodes=tuple(nodes), target=tgt, needed=tuple(sorted(seen)))
+
+
+def graph_of(df: Dockerfile, target: str | None, build_args: Mapping[str, str]) -> StageGraph:
+    """The stage graph a build with these ``--build-arg``s would use: FROM words expanded with the global ARGs
+    (a build arg overrides a declared one) and the predefined platform args."""
+    return build_graph(df, target, global_scope(df, build_args, platform_args()).from_env())

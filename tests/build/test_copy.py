@@ -423,3 +423,27 @@ def test_checksum_tracks_content_and_mode_not_mtime(
     os.chmod(ctx / "f", mode)
     os.utime(ctx / "f", (stamp, stamp))
     assert (source_checksum(ctx, ["f"]) == base) == (data == b"base" and mode == 0o644)
+
+
+def test_hard_links_are_kept_within_one_source_argument_only(tmp_path: Path) -> None:
+    """BuildKit copies each source argument by itself (one fsutil copier per argument, whose inode map covers its
+    wildcard matches and directory trees): `/a` and `/b`, links of each other, given as two arguments are two
+    files; within one directory, or one wildcard's matches, they stay linked (the classic builder agrees on the
+    first two: tests/conformance/cases/copy-from-hardlinks)."""
+    src = make(tmp_path / "src", {"a": "x", "dir/c": "y", "h1": "z"})
+    os.link(src / "a", src / "b")
+    os.link(src / "dir/c", src / "dir/e")
+    os.link(src / "h1", src / "h2")
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    copy_into(dst, src, ["/a", "/b"], "/d/", from_context=False)
+    copy_into(dst, src, ["/dir", "/a"], "/m/", from_context=False)
+    copy_into(dst, src, ["/h*"], "/w/", from_context=False)
+
+    def ino(rel: str) -> int:
+        return os.lstat(dst / rel).st_ino
+
+    assert ino("d/a") != ino("d/b") and os.lstat(dst / "d/a").st_nlink == 1
+    assert (dst / "d/b").read_text() == "x"
+    assert ino("m/c") == ino("m/e") != ino("m/a")
+    assert ino("w/h1") == ino("w/h2")

@@ -55,7 +55,7 @@ def test_bad_chown_user(tmp_path: Path) -> None:
 
 def test_from_naming_a_later_stage(tmp_path: Path) -> None:
     _fails(tmp_path, "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\n", PlanError, "Dockerfile:2:",
-           "later stage")
+           "needs to be defined before current stage")
 
 
 def test_required_variable(tmp_path: Path) -> None:

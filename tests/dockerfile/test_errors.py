@@ -24,6 +24,12 @@ CASES = [
     ("FROM x\nLABEL a=1 b\n", "Dockerfile:2: Syntax error - can't find = in \"b\". Must be of the form: name=value"),
     ("FROM x\nRUN \\\n  --mount=x \\\n  --oops echo\n", "Dockerfile:2: unknown flag: --oops"),
     ("FROM x\nCOPY <<EOF <<EOF2 /d\na\nEOF\n", "Dockerfile:2: unterminated heredoc"),
+    # BuildKit's testMountFromError: refused when the Dockerfile is parsed, whatever the variable holds
+    ("FROM busybox AS test\nRUN touch /tmp/test\nFROM busybox\nENV ttt=test\n"
+     "RUN --mount=from=$ttt,type=cache,target=/tmp ls\n",
+     "Dockerfile:5: 'from' doesn't support variable expansion, define alias stage instead"),
+    ("FROM x\nRUN --mount=type=bind,FROM=${a}b,target=/m ls\n",
+     "Dockerfile:2: 'from' doesn't support variable expansion, define alias stage instead"),
 ]
 
 
@@ -75,3 +81,9 @@ def test_heredoc_several_and_inside_onbuild() -> None:
     assert [(h.name, h.expand, h.content) for h in ob.heredocs] == [("A", True, "1\n"), ("B", False, "2\n")]
     assert (ob.start_line, ob.end_line) == (2, 6)
     assert tree.children[2].start_line == 7
+
+
+def test_mount_from_with_a_trailing_dollar_is_a_name() -> None:
+    """Only a ``$`` followed by something is a variable to BuildKit's check."""
+    df = parse_dockerfile("FROM x\nRUN --mount=from=a$,target=/m --mount=type=cache,target=$HOME ls\n")
+    assert df.stages[0].instructions[0].mounts == ("from=a$,target=/m", "type=cache,target=$HOME")  # type: ignore[attr-defined]

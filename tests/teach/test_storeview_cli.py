@@ -151,6 +151,6 @@ def test_graph_reads_the_dockerfile_from_stdin(store: Store, tmp_path: Path, cap
     import io
     import sys
 
-    monkeypatch.setattr(sys, "stdin", io.StringIO(DOCKERFILE))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(DOCKERFILE.encode())))  # read as bytes
     out = run(capsys, store, "graph", str(tmp_path), "-f", "-")
     assert out.startswith("%% ") and "flowchart TD" in out and "class s1 skipped" in out
