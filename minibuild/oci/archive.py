@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
+from minibuild.boundedtar import open_tar
 from minibuild.digest import CHUNK, Digest, canonical_json
 from minibuild.errors import ConfigError, ImageFormatError
 from minibuild.limits import ExpansionCounter, max_layer_bytes, sniff
@@ -267,7 +268,7 @@ class _Members:
         if path.is_dir():
             return
         try:
-            self._tar = tarfile.open(path, "r:*")
+            self._tar = open_tar(name=str(path), mode="r:*", what=str(path))
             for ti in self._tar.getmembers():
                 self._infos[_norm(ti.name)] = ti
         except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
