@@ -50,6 +50,15 @@ class DiffIds:
         except OSError as exc:
             raise StoreError(f"cannot record the diff_id of blob {digest.short}: {exc.strerror or exc}") from None
 
+    def forget(self, digest: Digest) -> None:
+        """Drop the record of a blob that prune removed (harmless if absent)."""
+        try:
+            (self.dir / digest.hex).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot remove the diff_id record of blob {digest.short}: {exc.strerror or exc}") from None
+
 
 def compute_diff_id(blobs: BlobStore, digest: Digest) -> Digest:
     """The sha256 of the uncompressed tar of blob ``digest`` (compression sniffed; an uncompressed blob's diff_id

@@ -187,6 +187,8 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
                 continue
             removed.append(digest)
             freed += store.blobs.size(digest) if dry_run else store.blobs.delete(digest)
+            if not dry_run:
+                store.diff_ids.forget(digest)
         temps = 0
         if not dry_run:
             from minibuild.noop import forget
