@@ -228,6 +228,7 @@ class RegistrySource:
     def fetch(self, digest: Digest, pin: Pin | None) -> None:
         from minibuild.registry import download_blob
 
+        self.client.transport.restart_deadline()  # fetched whenever the build needs it: its own deadline
         download_blob(self.client, self.store, self.repo, digest, size=self.sizes[digest], pin=pin)
 
 

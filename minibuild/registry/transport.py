@@ -268,7 +268,12 @@ class Transport:
         self.credentials = options.credentials if lookup is None else lookup.credentials
         self.credentials_note = None if lookup is None else lookup.note
         self.retries_done = 0  # how many retries happened (for tests and reports)
-        self.deadline = Deadline(host, options.deadline, per_wait=options.timeout)  # one transport per operation
+        self.deadline = Deadline(host, options.deadline, per_wait=options.timeout)
+        # a transport serves one operation (push, pull); a long-lived one starts each with restart_deadline()
+
+    def restart_deadline(self) -> None:
+        """Start a new operation: the deadline counts from now (e.g. a lazy cache blob fetched mid-build)."""
+        self.deadline = Deadline(self.host, self.options.deadline, per_wait=self.options.timeout)
 
     # ------------------------------------------------------------ TLS and connections
     def _ssl_context(self, verify: bool) -> ssl.SSLContext:

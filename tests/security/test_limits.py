@@ -371,3 +371,24 @@ def test_honest_sparse_member_extracts_whole(tmp_path: Path) -> None:
     apply_layer(root, io.BytesIO(layer))
     data = (root / "big").read_bytes()
     assert len(data) == 3 << 20 and data.endswith(b"tail\n")
+
+
+# ------------------------------------------------------------------------------------------- JSON documents
+def test_json_documents_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from minibuild.build.cachesync import read_layout
+    from minibuild.errors import StoreError
+    from minibuild.limits import ENV_MAX_DOCUMENT_BYTES, max_document_bytes
+    from tests.security.hostile import archive_of
+
+    assert max_document_bytes() == 8 << 20
+    monkeypatch.setenv(ENV_MAX_DOCUMENT_BYTES, "1M")
+    big = b"[" + b" " * (2 << 20) + b"]"
+    (tmp_path / "image.tar").write_bytes(archive_of({"manifest.json": big}))
+    store = Store.open(tmp_path / "store")
+    with pytest.raises(ImageFormatError, match=f"manifest.json is larger than 1048576 bytes.*{ENV_MAX_DOCUMENT_BYTES}"):
+        import_archive(store, tmp_path / "image.tar")
+    layout = tmp_path / "cache"
+    layout.mkdir()
+    (layout / "index.json").write_bytes(big)
+    with pytest.raises(StoreError, match=ENV_MAX_DOCUMENT_BYTES):
+        read_layout(layout)
