@@ -132,15 +132,16 @@ def download_blob(client: RegistryClient, store: Store, repo: str, digest: Diges
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         status, have = _download(client, store, repo, digest, size, fd, part, pin, progress)
-    except _Refused:
-        part.unlink(missing_ok=True)
+    except RegistryError as exc:
+        if isinstance(exc, _Refused) or client.transport.deadline.expired():
+            part.unlink(missing_ok=True)  # a limit, not a broken connection: nothing worth resuming
         raise
     progress(TransferEvent(action="pull", digest=digest, status="done", done=have, total=size))
     return status
 
 
 class _Refused(RegistryError):
-    """A limit ended the download (too many bytes, the deadline): the partial file is not worth keeping."""
+    """The server sent more than the descriptor says: the partial file is not worth keeping."""
 
 
 def _download(client: RegistryClient, store: Store, repo: str, digest: Digest, size: int, fd: int, part: Path,
@@ -171,7 +172,7 @@ def _download(client: RegistryClient, store: Store, repo: str, digest: Digest, s
                 resp, start = client.open_blob(repo, digest, offset=have)
             except RegistryError as exc:
                 if deadline.expired():
-                    raise _Refused(str(exc)) from None
+                    raise
                 if exc.status is not None and exc.status not in (429,) and exc.status < 500:
                     raise
                 failures += 1
@@ -197,10 +198,6 @@ def _download(client: RegistryClient, store: Store, repo: str, digest: Digest, s
                 complete = True
             except NETWORK_ERRORS:
                 complete = False
-            except RegistryError as exc:
-                if deadline.expired():
-                    raise _Refused(str(exc)) from None
-                raise
             finally:
                 resp.close()
             fh.flush()
