@@ -270,7 +270,8 @@ class _Members:
         if path.is_dir():
             return
         try:
-            self._tar = open_tar(name=str(path), mode="r:*", what=str(path))
+            # headers bounded; no total: what is read of a member is counted as a layer or a JSON document
+            self._tar = open_tar(name=str(path), mode="r:*", what=str(path), limit=False)
             for ti in self._tar.getmembers():
                 self._infos[_norm(ti.name)] = ti
         except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
