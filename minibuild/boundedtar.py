@@ -27,6 +27,8 @@ from minibuild.limits import ExpansionCounter, max_layer_bytes
 MAX_HEADER_BYTES = 1 << 20
 MAX_EXTENSION_HEADERS = 16
 _BLOCK = tarfile.BLOCKSIZE
+_GLOBAL = tarfile.XGLTYPE
+_SPARSE = tarfile.GNUTYPE_SPARSE
 _EXTENSION_TYPES = frozenset({tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
                               tarfile.GNUTYPE_LONGLINK})
 _PROC_MEMBER = cast("Callable[[tarfile.TarInfo, tarfile.TarFile], tarfile.TarInfo]",
@@ -80,6 +82,8 @@ class BoundedTarInfo(tarfile.TarInfo):
 
     def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
         budget = _budget(tf)
+        if self.size < 0:  # base-256 allows it; tarfile would then read(-n): the whole rest of the stream
+            raise budget.error(f"{budget.what}: member {self.name!r} has a negative size (a hostile archive)")
         if self.type in _EXTENSION_TYPES:
             budget.extension(_padded(self.size), "PAX or GNU long-name header")
         elif self.type == _GLOBAL:
@@ -143,9 +147,6 @@ class BoundedTarInfo(tarfile.TarInfo):
         member.offset_data = fileobj.tell()
         setattr(member, "sparse", list(zip(numbers[::2], numbers[1::2])))
 
-
-_GLOBAL = tarfile.XGLTYPE
-_SPARSE = tarfile.GNUTYPE_SPARSE
 
 
 def _padded(size: int) -> int:

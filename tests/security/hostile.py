@@ -233,3 +233,13 @@ def gnu_sparse(name: str, realsize: int, data: bytes, *, extension_blocks: int =
     ext[504] = 1
     blocks = bytes(ext) * max(extension_blocks - 1, 0) + (bytes(512) if extension_blocks else b"")
     return bytes(buf) + blocks + data + b"\0" * (-len(data) % 512)
+
+
+def negative_size_bomb(typeflag: bytes, zeros: int) -> bytes:
+    """A gzip'd tar whose first header (``typeflag``) has a negative base-256 size, then ``zeros`` zero bytes:
+    tarfile reads ``read(-n)`` for it, i.e. the whole rest of the stream."""
+    buf = bytearray(header_block("././@Neg", typeflag, 0))
+    buf[124:136] = b"\xff" + (-512 % (1 << 88)).to_bytes(11, "big")
+    buf[148:156] = b"        "
+    buf[148:156] = b"%06o\0 " % sum(buf)
+    return gzip.compress(bytes(buf), mtime=0) + gzip_zeros(zeros)

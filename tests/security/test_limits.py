@@ -392,3 +392,10 @@ def test_json_documents_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (layout / "index.json").write_bytes(big)
     with pytest.raises(StoreError, match=ENV_MAX_DOCUMENT_BYTES):
         read_layout(layout)
+
+
+@pytest.mark.parametrize("kind", READERS)
+def test_a_negative_header_size_is_refused(tmp_path: Path, kind: str) -> None:
+    from tests.security.hostile import negative_size_bomb
+
+    _refused_flat(kind, negative_size_bomb(tarfile.XHDTYPE, BIG_HEADER), tmp_path, "negative size")
