@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minibuild.build.cachekey import base_key, key_of, layer_step_inputs, step_inputs
-from minibuild.build.cachesync import hit_reason
+from minibuild.build.cachesync import SOURCE_FIELD, hit_reason
 from minibuild.build.context import StatCache
 from minibuild.build.copy import HeredocSource, source_checksum
 from minibuild.build.dockerignore import IgnoreMatcher, load_ignore
@@ -377,7 +377,9 @@ class Builder:
             st.root_layers = 0
         from minibuild.build.rootfs import apply_layer
 
-        for layer in st.image.layers[st.root_layers:]:
+        pending = st.image.layers[st.root_layers:]
+        self.store.verify_layers(pending, where=f"stage {st.label}", pin=self.lease)  # claims checked before use
+        for layer in pending:
             with self.store.blobs.open(layer.digest) as fh:
                 apply_layer(st.root, fh)
         st.root_layers = len(st.image.layers)
@@ -393,6 +395,7 @@ class Builder:
         if tree is None:
             from minibuild.build.layertree import LayerTree
 
+            self.store.verify_layers(st.image.layers, where=f"stage {st.label}", pin=self.lease)
             tree = self._layer_trees[key] = LayerTree(self.store.blobs, st.image)
         return tree
 
@@ -405,6 +408,7 @@ class Builder:
             digest = w.commit()
         if digest != info.digest:
             raise StoreError(f"layer digest mismatch: wrote {digest}, expected {info.digest}")
+        self.store.record_diff_id(info.digest, info.diff_id)  # written here: no need to hash it again
         return Layer.from_info(info)
 
     # ------------------------------------------------------------------ base images
@@ -419,9 +423,13 @@ class Builder:
 
     def _resolve_image(self, name: str, span: Any) -> Image:
         try:
-            return self.store.resolve(name)
+            image = self.store.resolve(name)
         except StoreError:
             pass
+        else:
+            if not self.dry_run:  # stored before diff_ids were verified on entry (older stores): checked once here
+                self.store.verify_layers(image.layers, where=f"base image {name}", pin=self.lease)
+            return image
         from minibuild.fixtures import find_fixture, list_fixtures
 
         parts = _ref_parts(name)
@@ -444,6 +452,7 @@ class Builder:
             with self.store.blobs.writer(pin=self.lease) as w:
                 info = write_layer(fixture.entries(), w, source_date_epoch=fixture.created)
                 w.commit()
+            self.store.record_diff_id(info.digest, info.diff_id)
         cfg = fixture.config
         image = Image.scratch(source_date_epoch=fixture.created)
         ports = cfg.get("ExposedPorts") or ()
@@ -876,6 +885,11 @@ class Builder:
                 lr = rec["layer"]
                 layer = Layer(descriptor=Descriptor(media_type=lr["mediaType"], digest=Digest(lr["digest"]),
                                                     size=lr["size"]), diff_id=Digest(lr["diffID"]))
+                if rec.get(SOURCE_FIELD) and self.store.blobs.has(layer.digest):
+                    # an imported record's diff_id claim: checked now when the blob is here, else (lazy cache
+                    # import) when the layer is first extracted or read (_ensure_root, _source_tree) or stored
+                    self.store.verify_layers((layer,), where=f"cache record from {rec[SOURCE_FIELD]}",
+                                             pin=self.lease)
         else:
             st.all_cached = False
             entries = run()

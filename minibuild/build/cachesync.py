@@ -228,6 +228,7 @@ class RegistrySource:
     def fetch(self, digest: Digest, pin: Pin | None) -> None:
         from minibuild.registry import download_blob
 
+        self.client.transport.restart_deadline()  # fetched whenever the build needs it: its own deadline
         download_blob(self.client, self.store, self.repo, digest, size=self.sizes[digest], pin=pin)
 
 
@@ -251,19 +252,32 @@ class LayoutSource:
             raise StoreError(f"cannot read blob {digest.short} from cache {self.path}: {exc}") from None
 
 
+def _read_document(path: Path) -> bytes:
+    """A JSON document of a cache layout, refused beyond ``MINIBUILD_MAX_DOCUMENT_BYTES`` (it is read whole)."""
+    from minibuild.limits import ENV_MAX_DOCUMENT_BYTES, max_document_bytes
+
+    limit = max_document_bytes()
+    with open(path, "rb") as fh:
+        data = fh.read() if limit is None else fh.read(limit + 1)
+    if limit is not None and len(data) > limit:
+        raise StoreError(f"cache {path.parent}: {path.name} is larger than {limit} bytes, the limit on a JSON "
+                         f"document set by {ENV_MAX_DOCUMENT_BYTES}")
+    return data
+
+
 def read_layout(path: Path, tag: str = "") -> tuple[Manifest, bytes]:
     """The cache manifest in an OCI layout directory (by ref name ``tag``, else the only cache in it) and its
     records document, both verified against their digests."""
     def blob(d: Digest) -> bytes:
         try:
-            data = (path / "blobs" / "sha256" / d.hex).read_bytes()
+            data = _read_document(path / "blobs" / "sha256" / d.hex)
         except OSError as exc:
             raise StoreError(f"cannot read cache {path}: {exc}") from None
         if Digest.of_bytes(data) != d:
             raise StoreError(f"cache {path}: blob {d.short} does not match its digest")
         return data
     try:
-        index = json.loads((path / "index.json").read_bytes())
+        index = json.loads(_read_document(path / "index.json"))
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot read cache {path}/index.json: {exc}") from None
     cands = [m for m in index.get("manifests", []) if isinstance(m, dict)]

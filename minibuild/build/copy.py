@@ -655,6 +655,13 @@ def _open_decompressed(path: Path) -> BinaryIO:
         raise
 
 
+def _open_tar(raw: BinaryIO, path: Path) -> tarfile.TarFile:
+    """The archive's members through the one bounded tar reader (headers capped, extracted bytes counted)."""
+    from minibuild.boundedtar import open_tar
+
+    return open_tar(raw, mode="r|", what=f"ADD failed: archive {path.name}", error=ContextError)
+
+
 def is_archive(path: Path) -> bool:
     """Whether ADD would extract ``path``: a regular file whose (decompressed) content starts with a tar header."""
     import tarfile
@@ -666,7 +673,7 @@ def is_archive(path: Path) -> bool:
         if not st_mod.S_ISREG(os.lstat(path).st_mode):
             return False
         with _open_decompressed(path) as raw:
-            with tarfile.open(fileobj=raw, mode="r|") as tar:
+            with _open_tar(raw, path) as tar:
                 return tar.next() is not None
     except ContextError:
         raise
@@ -703,7 +710,7 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
 
     base_host = writer.full(base)  # the archive resolves as if the destination were its root (BuildKit's chroot)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
-    with _open_decompressed(archive) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+    with _open_decompressed(archive) as raw, _open_tar(raw, archive) as tar:
         for member in tar:
             name = clean_path(member.name)
             if name == ".." or name.startswith("../") or name.startswith("/.."):

@@ -293,6 +293,8 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
                     continue
                 removed.append(digest)
                 freed += entry_size(fd, digest.hex) if dry_run else remove(fd, digest.hex, measure=True)
+                if not dry_run:
+                    store.diff_ids.forget(digest)
         if not dry_run:
             from minibuild.noop import forget
 
