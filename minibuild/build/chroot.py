@@ -34,6 +34,7 @@ MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+MS_STRICTATIME = 0x1000000
 MNT_DETACH = 0x2
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
@@ -50,11 +51,11 @@ DOCKER_CAPABILITIES = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "
                        "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18, "CAP_MKNOD": 27, "CAP_AUDIT_WRITE": 29,
                        "CAP_SETFCAP": 31}
 DOCKER_CAPABILITY_MASK = sum(1 << bit for bit in DOCKER_CAPABILITIES.values())  # 0x00000000a80425fb
-# Docker's default masked and read-only paths (moby oci/defaults.go; runc applies them). /sys is not mounted at
-# all, so its masked paths (/sys/firmware, /sys/devices/virtual/powercap) have nothing to hide.
+# Docker's default masked and read-only paths (moby oci/defaults.go; runc applies them); /sys is read-only whole.
 MASKED_PROC_PATHS = ("asound", "acpi", "interrupts", "kcore", "keys", "latency_stats", "timer_list", "timer_stats",
                      "sched_debug", "scsi")
 READONLY_PROC_PATHS = ("bus", "fs", "irq", "sys", "sysrq-trigger")
+MASKED_SYS_PATHS = ("firmware", "devices/virtual/powercap")
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")  # runc's default devices (tty: no terminal, ENXIO)
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
@@ -95,8 +96,9 @@ def platform_problem(platform: str | None = None, euid: int | None = None) -> st
 class ChrootExecutor:
     """Runs argv with the stage root as ``/``, entered as runc enters a container's root: in new mount/pid/ipc/
     uts(/net) namespaces (as root; as an ordinary user inside a new user namespace that maps that user to root),
-    the root is bind-mounted onto itself ``nodev``, /proc (Docker's read-only and masked paths) and a ``nodev``
-    tmpfs /dev with the usual device nodes are mounted in it, then ``pivot_root`` makes it the root of the mount
+    the root is bind-mounted onto itself ``nodev``, /proc (Docker's read-only and masked paths), a read-only /sys,
+    a ``nodev`` tmpfs /dev with runc's device nodes, devpts, /dev/shm and /dev/mqueue, and Docker's /etc/hosts,
+    resolv.conf and hostname (``runenv``) are mounted in it, then ``pivot_root`` makes it the root of the mount
     namespace and the old root is detached, so no path, ``..`` or second chroot(2) leads back to the host. The
     command gets a fresh session keyring, Docker's default capability set and Docker's default seccomp profile.
     All mounts live in the child's mount namespace and vanish with it; mount points it had to create are removed
@@ -138,9 +140,9 @@ class ChrootExecutor:
 
 
 def _prepare_mountpoints(root: Path) -> list[Path]:
-    """Create /proc, /dev, /tmp in the root when missing; return what was created (removed after the run)."""
+    """Create /proc, /dev, /tmp, /sys in the root when missing; return what was created (removed after the run)."""
     created = []
-    for name, mode in (("proc", 0o555), ("dev", 0o755), ("tmp", 0o1777)):
+    for name, mode in (("proc", 0o555), ("dev", 0o755), ("tmp", 0o1777), ("sys", 0o555)):
         p = root / name
         if os.path.lexists(p):
             continue
@@ -372,6 +374,7 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
             _harden_proc(proc)  # raises (the step never runs) when any path cannot be protected
     else:
         warn("/proc is not a directory in the root; not mounted")
+    _mount_sys(os.path.join(root, "sys"), warn)
     dev = os.path.join(root, "dev")
     if os.path.isdir(dev) and not os.path.islink(dev):
         _setup_dev(dev, warn)
@@ -505,7 +508,7 @@ def _setup_dev(dev: str, warn) -> None:  # type: ignore[no-untyped-def]
     """A ``nodev`` tmpfs /dev holding bind-mounted host device nodes, fd links, /dev/shm, /dev/pts and /dev/mqueue
     dirs. The binds are mounts of their own, so they open; a node a step makes in /dev does not."""
     try:
-        _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=65536k")
+        _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k")
     except OSError as exc:
         warn(f"/dev not mounted ({exc.strerror})")
         return
@@ -550,6 +553,29 @@ def _mount_dev_filesystems(dev: str, userns: bool, warn) -> None:  # type: ignor
             warn(f"/dev/{name} not mounted ({exc.strerror})")
             if name == "shm":
                 os.chmod(target, 0o1777)
+
+
+def _mount_sys(sys_dir: str, warn) -> None:  # type: ignore[no-untyped-def]
+    """A read-only sysfs on /sys with Docker's masked paths covered, as runc mounts it (no cgroup filesystems).
+    A kernel that refuses sysfs here (a user namespace sharing the host's network) leaves /sys empty with a
+    warning; a masked path that cannot be covered stops the step, as for /proc."""
+    if not os.path.isdir(sys_dir) or os.path.islink(sys_dir):
+        warn("/sys is not a directory in the root; not mounted")
+        return
+    try:
+        _mount("sysfs", sys_dir, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as exc:
+        warn(f"/sys not mounted ({exc.strerror})")
+        return
+    for name in MASKED_SYS_PATHS:
+        target = os.path.join(sys_dir, name)
+        if not os.path.isdir(target) or os.path.islink(target):
+            continue
+        try:
+            _mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot mask /sys/{name} ({exc.strerror}); refusing to run the step "
+                                     "without it") from None
 
 
 def _bind_etc_files(binds: tuple[tuple[str, str], ...], warn) -> None:  # type: ignore[no-untyped-def]

@@ -323,3 +323,21 @@ def test_fails_closed_when_proc_cannot_be_made_read_only(root: Path, monkeypatch
     with pytest.raises(ExecutorError, match=rf"cannot make /proc/{first} read-only .*refusing to run the step"):
         run(root, "touch", "/ran")
     assert not (root / "ran").exists()
+
+
+def test_dev_and_sys_are_runcs(root: Path) -> None:
+    # the /proc/mounts lines and modes a DOCKER_BUILDKIT=0 docker build RUN showed (Docker 20.10); minibuild's
+    # /dev is nodev besides (/dev tmpfs and the root), which Docker leaves to its device cgroup
+    res = run(root, "/bin/sh", "-c", "grep -E ' /(dev|dev/pts|dev/shm|dev/mqueue|sys) ' /proc/mounts | cut -d' ' -f1-4;"
+                                      "stat -c '%n %a' /dev/shm /dev/mqueue /dev/pts/ptmx; readlink /dev/ptmx;"
+                                      "exec 3<>/dev/ptmx; ls /dev/pts; ls -A /sys/firmware | wc -l", user="nobody")
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.decode().splitlines() == [
+        "sysfs /sys sysfs ro,nosuid,nodev,noexec,relatime",
+        "tmpfs /dev tmpfs rw,nosuid,nodev,size=65536k,mode=755",
+        "devpts /dev/pts devpts rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666",
+        "mqueue /dev/mqueue mqueue rw,nosuid,nodev,noexec,relatime",
+        "shm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k",
+        "/dev/shm 1777", "/dev/mqueue 1777", "/dev/pts/ptmx 666", "pts/ptmx", "0", "ptmx", "0"]
+    assert run(root, "/bin/sh", "-c", "touch /dev/shm/lock", user="nobody").exit_code == 0
+    assert run(root, "/bin/sh", "-c", "echo x > /sys/kernel/uevent_helper").exit_code != 0
