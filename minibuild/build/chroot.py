@@ -16,7 +16,7 @@ from minibuild.build import seccomp
 from minibuild.build.confine import resolve_in_root
 from minibuild.build.executor import ResolvedUser, RunRequest, RunResult, resolve_user
 from minibuild.build.runenv import HOSTNAME, EtcFiles, step_env
-from minibuild.errors import ExecutorError
+from minibuild.errors import ExecutorError, UnsafePathError
 from minibuild.record import record
 
 CLONE_NEWNS = 0x00020000
@@ -125,9 +125,10 @@ class ChrootExecutor:
             raise ExecutorError(
                 f"USER {req.user} needs real root: without root the chroot executor maps only your own user to "
                 "root inside a user namespace (run as root, or use --executor emulate)", span=req.span)
-        etc = EtcFiles()
         created = _prepare_mountpoints(root)
+        etc: EtcFiles | None = None
         try:
+            etc = EtcFiles()
             binds, etc_created = _prepare_etc_mountpoints(root, etc.paths)
             created += etc_created
             plan = _Plan(root=str(root), argv=req.argv, env=step_env(req.env_dict(), ident.home),
@@ -136,7 +137,8 @@ class ChrootExecutor:
             return _spawn(plan, req.stdin, req)
         finally:
             _remove_mountpoints(created)
-            etc.close()
+            if etc is not None:
+                etc.close()
 
 
 def _prepare_mountpoints(root: Path) -> list[Path]:
@@ -177,7 +179,7 @@ def _prepare_etc_mountpoints(root: Path, files: dict[str, Path]) -> tuple[tuple[
                 created.append(target)
             elif not stat.S_ISREG(os.lstat(target).st_mode):
                 continue  # a directory or device where the file goes: the step sees the image's
-        except OSError:
+        except (OSError, UnsafePathError):  # e.g. a link loop at /etc/hosts: the step sees what the image has
             continue
         binds.append((str(source), str(target)))
     return tuple(binds), created

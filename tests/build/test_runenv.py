@@ -153,3 +153,19 @@ def test_resolv_conf_filtered_as_docker() -> None:
     assert runenv.resolv_conf("search lan\nnameserver 127.0.0.1\nnameserver ::1\noptions ndots:2\n") == \
         "search lan\noptions ndots:2\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
     assert runenv.resolv_conf(None) == "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+
+
+def test_layer_of_a_step_writing_etc_is_dockers(executor: Executor, root: Path) -> None:
+    # `RUN echo x > /etc/foo && echo y >> /etc/hosts` on the busybox base (no /etc/hosts): the classic builder's
+    # layer tar held exactly etc (0755) and etc/foo (0644) (docker save, Docker 20.10)
+    before = snapshot(root)
+    sh(executor, root, "echo x > /etc/foo && echo y >> /etc/hosts")
+    assert [(e.path, e.type, oct(e.mode)) for e in diff_snapshot(root, before)] == [
+        ("etc", "dir", "0o755"), ("etc/foo", "file", "0o644")]
+
+
+def test_etc_hosts_link_loop_is_no_error(executor: Executor, root: Path) -> None:
+    (root / "etc" / "hosts").symlink_to("hosts")
+    before = snapshot(root)
+    assert sh(executor, root, "cat /etc/hostname").stdout == b"minibuild\n"  # the other files are still bound
+    assert diff_snapshot(root, before) == []
