@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minibuild.build.cachekey import base_key, key_of, step_inputs
-from minibuild.build.cachesync import hit_reason
+from minibuild.build.cachesync import CHAIN_KINDS, SOURCE_FIELD, chain_hit, hit_reason
 from minibuild.build.context import StatCache
 from minibuild.build.copy import HeredocSource, source_checksum
 from minibuild.build.dockerignore import IgnoreMatcher, load_ignore
@@ -268,6 +268,7 @@ class Builder:
     """Builds one Dockerfile; use ``Builder(...).build()``. Not thread-safe; one instance per build."""
 
     pull_base: Callable[[str, Any], Image] | None = None  # set for --pull: (name, lease) -> pulled image
+    cache_images: Sequence[tuple[str, Image]] = ()  # --cache-from IMAGE: (label, image) whose history may hit
 
     def __init__(
         self,
@@ -704,7 +705,7 @@ class Builder:
         if isinstance(ex, _METADATA):
             text = _shown(ex, instr.original)
             self._apply_metadata(st, ex, History(created_by=text, comment="buildkit.dockerfile.v0", empty_layer=True))
-            self._meta_step(st, ex, text, i, total, t0, history=False)
+            self._meta_step(st, ex, text, i, total, t0, history=False, chain=True)
             return
         if isinstance(ex, WorkdirInstruction):
             self._workdir(st, ex, i, total, t0)
@@ -716,12 +717,14 @@ class Builder:
             raise PlanError(f"{instr.keyword} is not supported by minibuild's builder", span=instr.span)
 
     def _meta_step(self, st: _State, ex: Instruction, text: str, i: int, total: int, t0: float, *,
-                   history: bool) -> None:
+                   history: bool, chain: bool = False) -> None:
         inputs = step_inputs(parent=st.fs_key, kind="metadata", instruction=instruction_inputs(ex),
                              config=ex.keyword)
         self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
                     "instruction": text, **self._pos(st, i)})
         rec, reason, key = self._lookup(st, i, inputs, None, lambda r: True)
+        if rec is None and chain:
+            rec, reason = self._chain(st, inputs, key, text, reason, recorded=True)
         if rec is None:
             if not self.dry_run:
                 self.store.cache.put(key, {"kind": "metadata", "inputs": inputs})
@@ -775,6 +778,31 @@ class Builder:
         if not self.dry_run and (prev is None or prev_inputs != inputs or need_files or prev.get("base") != st.base):
             self.store.cache.put(hkey, {"kind": "step-history", "inputs": inputs, "files": files, "base": st.base})
         return rec, reason, key
+
+    def _chain(self, st: _State, inputs: dict[str, Any], key: str, text: str, reason: str, *,
+               recorded: bool = False) -> tuple[dict[str, Any] | None, str]:
+        """A step that missed the cache may still hit a ``--cache-from`` image's history (Docker's classic
+        builder, see ``cachesync.chain_hit``); the hit is recorded under the step's key, marked with its source.
+        COPY/ADD never hit this way (a history line does not name the files copied): they run, and the chain
+        goes on only if the layer they write is the image's. Nor does a RUN that sees an ARG (a history line
+        does not carry ARG values)."""
+        kind = str(inputs["kind"])
+        if (not self.cache_images or self.no_cache or self.dry_run or st.unknown or kind not in CHAIN_KINDS
+                or (kind == "run" and st.scope.args)):
+            return None, reason
+        hit = chain_hit(self.cache_images, st.image, text, recorded=recorded)
+        if hit is None or (hit.layer is not None and not self._pin((hit.layer.digest,))):
+            return None, reason
+        record: dict[str, Any] = {"kind": "metadata" if kind == "metadata" else "layer", "inputs": inputs,
+                                  SOURCE_FIELD: hit.source}
+        refs: tuple[Digest, ...] = ()
+        if kind != "metadata":
+            lay = hit.layer
+            record["layer"] = None if lay is None else {"digest": lay.digest.value, "diffID": lay.diff_id.value,
+                                                        "size": lay.size, "mediaType": lay.descriptor.media_type}
+            refs = () if lay is None else (lay.digest,)
+        self.store.cache.put(key, record, refs)
+        return record, hit_reason(record)
 
     def _dry_miss(self, st: _State, i: int, total: int, text: str, line: int, reason: str) -> None:
         """A dry run's predicted miss whose key cannot be known: later steps of the stage are unknown too."""
@@ -849,6 +877,8 @@ class Builder:
                     "instruction": text, **self._pos(st, i)})
         rec, reason, key = self._lookup(st, i, inputs, files_fn,
                                         lambda r: r.get("layer") is None or self._pin_layer(r["layer"]))
+        if rec is None:
+            rec, reason = self._chain(st, inputs, key, text, reason)
         layer: Layer | None = None
         cached = False
         if rec is None and self.dry_run:

@@ -79,6 +79,13 @@ def _summary(result: Any) -> list[str]:
                 lines.append(f"  feeds {to} via COPY --from ({plural(files, 'file')}, {human_bytes(nbytes)})")
         else:
             lines.append("  feeds no stage via COPY --from")
+    hits: dict[str, int] = {}
+    for s in result.steps:  # hits whose record came from a --cache-from source (explain's "HIT (cache from X)")
+        if s.cached and s.reason.startswith("HIT (cache from ") and s.reason.endswith(")"):
+            src = s.reason[len("HIT (cache from "):-1]
+            hits[src] = hits.get(src, 0) + 1
+    for src, n in sorted(hits.items()):
+        lines.append(f"cache from {src}: {plural(n, 'step')} hit")
     for w in result.warnings:
         lines.append(f"warning: {w}")
     return lines
