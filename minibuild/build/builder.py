@@ -287,6 +287,7 @@ class Builder:
         source_date_epoch: int | None = None,
         dry_run: bool = False,
         allow: Iterable[str] = (),
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         from minibuild.build.entitlements import parse_allow
 
@@ -298,6 +299,7 @@ class Builder:
         self.target = target
         self.build_args = dict(build_args or {})
         self.tags = tuple(tags)
+        self.labels = dict(labels or {})  # --label: added to the final image's config (no history entry, as BuildKit)
         self._executor = executor  # a name is resolved (and its module imported) on the first RUN that misses
         self.no_cache = no_cache
         self.output = output
@@ -526,6 +528,8 @@ class Builder:
             return self._plan_result(graph)  # type: ignore[return-value]
         final = self.states[graph.target]
         image = final.image.with_empty_layer()
+        if self.labels:
+            image = image.with_config(labels={**dict(image.config.labels), **self.labels})
         digest = self.store.put_image(image, pin=self.lease)
         tags = tuple(self.store.tag(t, digest) for t in self.tags)
         out = None
