@@ -43,7 +43,7 @@ from minibuild.dockerfile import (
     expand_heredoc,
     parse_instruction_line,
 )
-from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, StoreError
+from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, SourceNotFoundError, StoreError
 from minibuild.oci.image import Image, Layer
 from minibuild.oci.model import Descriptor, Healthcheck, History, format_created
 from minibuild.plan.graph import StageGraph, build_graph, resolve_stage_ref
@@ -408,6 +408,12 @@ class Builder:
         return image
 
     def _resolve_image(self, name: str, span: Any) -> Image:
+        from minibuild.oci.reference import parse_reference
+
+        try:
+            parse_reference(name)  # not a name: never looked up as a fixture (``node:`` is not ``node:latest``)
+        except MinibuildError as exc:
+            raise BuildError(f"{name!r} is not a valid image name: {exc}", span=span) from None
         try:
             return self.store.resolve(name)
         except StoreError:
@@ -716,7 +722,14 @@ class Builder:
         elif isinstance(ex, RunInstruction):
             self._run(st, ex, i, total, t0)
         elif isinstance(ex, (CopyInstruction, AddInstruction)):
-            self._copy(st, ex, i, total, t0, graph)
+            try:
+                self._copy(st, ex, i, total, t0, graph)
+            except SourceNotFoundError as exc:  # name the stage (or image) the source is missing from
+                ref = ex.from_ if isinstance(ex, CopyInstruction) else ""
+                idx = resolve_stage_ref(self.df, ref, st.index, ex.span, what=f"COPY --from={ref}") if ref else None
+                where = f"stage {self.states[idx].label}" if idx is not None and idx in self.states else f"image {ref}"
+                raise SourceNotFoundError(f"{ex.keyword} --from={ref} failed: {exc.source} not found in {where}",
+                                          source=exc.source, span=ex.span) from None
         else:
             raise PlanError(f"{instr.keyword} is not supported by minibuild's builder", span=instr.span)
 
@@ -1027,12 +1040,29 @@ class Builder:
                 raise PlanError(f"COPY --from={ref}: stage {idx} was not built", span=ex.span)
             return self.states[idx], idx
         if ref not in self.images:
-            image = self.resolve_image(ref, span=ex.span)
+            try:
+                image = self.resolve_image(ref, span=ex.span)
+            except BuildError as exc:
+                raise self._not_a_stage(ref, st.index, exc) from None
             if not self.dry_run and not self._pin(layer.digest for layer in image.layers):
                 raise StoreError(f"layers of image {ref} were deleted (pruned?) while this build started")
             self.images[ref] = _State(label=ref, index=-1, image=image, fs_key=base_key(image.diff_ids),
                                       scope=StageScope())
         return self.images[ref], None
+
+    def _not_a_stage(self, ref: str, current: int, exc: BuildError) -> BuildError:
+        """``COPY --from=REF`` where REF is neither an earlier stage nor a known image: say both, and suggest
+        the stage REF is a misspelling of (BuildKit takes any other name for an image)."""
+        from minibuild.dockerfile.suggest import search
+
+        stages = [s.name for s in self.df.stages if s.name and s.index < current]
+        match = search(ref, stages, case_sensitive=False)
+        if match is not None:
+            return BuildError(f"COPY --from={ref}: no stage is named {ref!r}, and no image {ref!r} is in the store "
+                              f"or the fixtures: did you mean stage {match}?", span=exc.span)
+        return BuildError(f"COPY --from={ref}: {ref!r} is not a stage "
+                          f"({'stages: ' + ', '.join(stages) if stages else 'no earlier stage is named'}), so it is "
+                          f"taken as an image name: {exc.message}", span=exc.span)
 
     def _copy(self, st: _State, ex: CopyInstruction | AddInstruction, i: int, total: int, t0: float,
               graph: StageGraph) -> None:

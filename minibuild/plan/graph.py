@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from minibuild.dockerfile import CopyInstruction, Dockerfile, OnbuildInstruction
 from minibuild.dockerfile.expand import ShellLexer
 from minibuild.dockerfile.suggest import search
-from minibuild.errors import PlanError, SourceSpan
+from minibuild.errors import ConfigError, PlanError, SourceSpan
 from minibuild.record import record
 
 
@@ -89,6 +90,32 @@ def resolve_stage_ref(df: Dockerfile, ref: str, current: int, span: SourceSpan |
     return None
 
 
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _unset_args(word: str, from_env: Mapping[str, str]) -> str:
+    """``; ARG X has no value (...)`` for the variables ``word`` uses that expand to nothing, else ""."""
+    unset = sorted({v for v in _VARIABLE.findall(word) if not from_env.get(v)})
+    if not unset:
+        return ""
+    names = ", ".join(unset)
+    return (f"; ARG {names} {'has' if len(unset) == 1 else 'have'} no value (declare it before the first FROM "
+            f"with a default, or pass --build-arg {unset[0]}=...)")
+
+
+def check_image_name(word: str, value: str, from_env: Mapping[str, str], span: SourceSpan | None, *,
+                     what: str) -> None:
+    """The image name a FROM/--from word expanded to must be one (so nothing, e.g. ``node:latest`` for
+    ``node:``, is looked up or imported for it); the error names the ARGs that expanded to nothing."""
+    from minibuild.oci.reference import parse_reference
+
+    try:
+        parse_reference(value)
+    except ConfigError:
+        raise PlanError(f"{what}: {word!r} expands to {value!r}, which is not a valid image name"
+                        f"{_unset_args(word, from_env)}", span=span) from None
+
+
 def build_graph(df: Dockerfile, target: str | None, from_env: Mapping[str, str]) -> StageGraph:
     """Expand FROM/--from words with the global scope, link stages, and compute what ``target`` needs."""
     lexer = ShellLexer(df.escape)
@@ -96,9 +123,12 @@ def build_graph(df: Dockerfile, target: str | None, from_env: Mapping[str, str])
     for stage in df.stages:
         base = lexer.process_word(stage.base, dict(from_env), span=stage.from_.span)
         if not base:
-            raise PlanError("base name (" + stage.base + ") should not be blank", span=stage.from_.span)
+            raise PlanError("base name (" + stage.base + ") should not be blank" + _unset_args(stage.base, from_env),
+                            span=stage.from_.span)
         base_stage = None if base == "scratch" else resolve_stage_ref(
             df, base, stage.index, stage.from_.span, what=f"FROM {base}")
+        if base_stage is None and base != "scratch":
+            check_image_name(stage.base, base, from_env, stage.from_.span, what="FROM")
         copy_from: list[int] = []
         images: list[str] = []
         for instr in stage.instructions:
@@ -108,6 +138,7 @@ def build_graph(df: Dockerfile, target: str | None, from_env: Mapping[str, str])
                 ref = lexer.process_word(instr.from_, dict(from_env), span=instr.span)
                 idx = resolve_stage_ref(df, ref, stage.index, instr.span, what=f"COPY --from={ref}")
                 if idx is None:
+                    check_image_name(instr.from_, ref, from_env, instr.span, what="COPY --from")
                     if ref not in images:
                         images.append(ref)
                 elif idx not in copy_from:
