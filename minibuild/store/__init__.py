@@ -64,8 +64,11 @@ class Store:
         if root.exists() and not root.is_dir():
             raise StoreError(f"store path {root} exists and is not a directory")
         store = cls(root)
+        dirs = (root / "blobs" / "sha256", store.tmp_dir, store.leases_dir, store.meta_dir / "cache")
+        if all(d.is_dir() for d in dirs) and (root / "oci-layout").exists() and (root / "index.json").exists():
+            return store  # complete: opening writes nothing (a read-only store still serves read-only commands)
         try:
-            for d in (root / "blobs" / "sha256", store.tmp_dir, store.leases_dir, store.meta_dir / "cache"):
+            for d in dirs:
                 d.mkdir(parents=True, exist_ok=True)
             with FileLock(store.meta_dir / "refs.lock"):
                 layout = root / "oci-layout"

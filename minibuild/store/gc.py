@@ -12,7 +12,7 @@ from minibuild.digest import Digest
 from minibuild.errors import ImageFormatError, StoreError
 from minibuild.oci.model import parse_json
 from minibuild.record import record
-from minibuild.store.lock import FileLock, is_locked_by_someone
+from minibuild.store.lock import FileLock, is_locked_by_someone, unwritable
 
 if TYPE_CHECKING:
     from minibuild.store import Store
@@ -30,7 +30,10 @@ class Lease:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / f"{os.getpid()}-{os.urandom(6).hex()}.lease"
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except PermissionError as exc:
+            raise unwritable(directory, exc) from None
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd: int | None = fd
         self.digests: set[Digest] = set()
