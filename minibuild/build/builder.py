@@ -804,9 +804,12 @@ class Builder:
         goes on only if the layer they write is the image's. Nor does a RUN that sees an ARG (a history line
         does not carry ARG values)."""
         kind = str(inputs["kind"])
-        if (not self.cache_images or self.no_cache or self.dry_run or st.unknown or kind not in CHAIN_KINDS
-                or (kind == "run" and st.scope.args)):
+        if not self.cache_images or self.no_cache or self.dry_run or st.unknown:
             return None, reason
+        if kind not in CHAIN_KINDS:
+            return None, f"{reason}; {kind.upper()} runs with --cache-from IMAGE (history does not name the files)"
+        if kind == "run" and st.scope.args:
+            return None, f"{reason}; an ARG is in scope (history does not record ARG values)"
         hit = chain_hit(self.cache_images, st.image, text, recorded=recorded)
         if hit is None or (hit.layer is not None and not self._pin((hit.layer.digest,))):
             return None, reason
