@@ -11,11 +11,13 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from minibuild.errors import ConfigError
 from minibuild.oci.image import Image
 from minibuild.record import record
 from minibuild.store import Store
+from minibuild.store.tarlayer import BLOCK, CHUNK, END_OF_ARCHIVE, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, encode_header
 
 OUTPUT_TYPES = ("docker", "oci", "tar", "local")
 ARCHIVE_TYPES = ("docker", "oci")  # written by the builder as today's -o tarball
@@ -94,41 +96,99 @@ def check_tags(tags: Sequence[str]) -> None:
             raise ConfigError(f"invalid tag {t!r} for -t: {exc}") from None
 
 
-def write_filesystem(store: Store, image: Image, spec: OutputSpec) -> None:
-    """``type=local``/``type=tar``: the image's merged filesystem, extracted with the store's confined layer
-    applier into a temporary directory beside the destination, then renamed to it (local) or packed into a tar
-    written by the layer writer, uncompressed, and renamed (tar). Nothing is left half-written."""
-    from minibuild.build.rootfs import apply_layer
+def _below(path: str, top: str) -> bool:
+    return top == "" or path.startswith(top + "/")
 
+
+def final_members(layer_entries: Sequence[Sequence[Entry]]) -> dict[str, int]:
+    """Which layer's member is each path's final version in the merged filesystem (OCI layer semantics: a
+    ``.wh.NAME`` whiteout removes NAME and what is below it, ``.wh..wh..opq`` what lower layers put below its
+    directory, and a non-directory hides what lower layers put below its path). Pure: the input is the layers'
+    entries, base first."""
+    final: dict[str, int] = {}
+    for li, entries in enumerate(layer_entries):
+        def drop(top: str, *, with_top: bool) -> None:  # what lower layers put at (and) below ``top``
+            for p in [p for p, at in final.items() if at < li and (_below(p, top) or (with_top and p == top))]:
+                del final[p]
+        for e in entries:
+            parent, _, name = e.path.rpartition("/")
+            if name == OPAQUE_NAME:
+                drop(parent, with_top=False)
+            elif name.startswith(WHITEOUT_PREFIX):
+                hidden = name[len(WHITEOUT_PREFIX):]
+                drop(f"{parent}/{hidden}" if parent else hidden, with_top=True)
+        for e in entries:
+            if not e.path or e.path.rpartition("/")[2].startswith(WHITEOUT_PREFIX):
+                continue
+            if e.type != "dir":
+                drop(e.path, with_top=False)
+            final[e.path] = li
+    return final
+
+
+def _write_merged_tar(store: Store, image: Image, out: BinaryIO) -> None:
+    """The merged filesystem as one plain tar, from the layer blobs (owners, modes, devices and mtimes as the
+    layers have them, whoever runs this): two passes, metadata first, then each final member streamed."""
+    from minibuild.store.tarread import iter_layer, read_entries
+
+    per_layer = []
+    for layer in image.layers:
+        with store.blobs.open(layer.digest) as fh:
+            per_layer.append(read_entries(fh))
+    final = final_members(per_layer)
+    for li, layer in enumerate(image.layers):
+        with store.blobs.open(layer.digest) as fh:
+            for e, stream in iter_layer(fh):
+                if final.get(e.path) != li:
+                    continue
+                out.write(encode_header(e))
+                if e.type == "file" and e.size:
+                    assert stream is not None
+                    remaining = e.size
+                    while remaining > 0:
+                        chunk = stream.read(min(CHUNK, remaining))
+                        if not chunk:
+                            raise ConfigError(f"layer {layer.digest.short}: {e.path} is shorter than its header says")
+                        out.write(chunk)
+                        remaining -= len(chunk)
+                    pad = -e.size % BLOCK
+                    if pad:
+                        out.write(b"\0" * pad)
+    out.write(END_OF_ARCHIVE)
+
+
+def write_filesystem(store: Store, image: Image, spec: OutputSpec) -> None:
+    """``type=local``: the image's merged filesystem, extracted with the store's confined layer applier into a
+    temporary directory beside the destination (ownership only as root, as any extraction), then renamed to it.
+    ``type=tar``: the merged filesystem as a plain tar read from the layers, written beside and renamed. Nothing
+    is left half-written."""
     dest = spec.dest
     parent = dest.parent if str(dest.parent) else Path(".")
     tmp = parent / f".{dest.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
     try:
-        tmp.mkdir(mode=0o755)
-        for layer in image.layers:
-            with store.blobs.open(layer.digest) as fh:
-                apply_layer(tmp, fh)
-        if spec.type == "local":
+        if spec.type == "tar":
+            try:
+                with open(tmp, "wb") as fh:
+                    _write_merged_tar(store, image, fh)
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return
+        from minibuild.build.rootfs import apply_layer
+
+        try:
+            tmp.mkdir(mode=0o755)
+            for layer in image.layers:
+                with store.blobs.open(layer.digest) as fh:
+                    apply_layer(tmp, fh)
             if dest.is_dir():
                 dest.rmdir()  # empty (checked before the build)
             os.rename(tmp, dest)
-            return
-        from minibuild.build.diff import entries_for_paths
-        from minibuild.store.tarlayer import write_layer
-
-        entries = entries_for_paths(tmp, [""])
-        part = parent / f".{dest.name}.part-{os.getpid()}"
-        try:
-            with open(part, "wb") as out:
-                write_layer(entries, out, compression="none")
-            os.replace(part, dest)
         finally:
-            part.unlink(missing_ok=True)
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     except OSError as exc:
         raise ConfigError(f"cannot write -o type={spec.type} {dest}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_iidfile(path: Path, image_id: str) -> None:

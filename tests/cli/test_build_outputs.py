@@ -107,3 +107,29 @@ def test_label_and_iidfile(tmp_path: Path) -> None:
     assert doc["Config"]["Labels"] == {"org.example.team": "web", "empty": ""}
     assert iid.read_text() == doc["Id"] and doc["Id"].startswith("sha256:")
     assert not any("LABEL" in str(h.get("created_by")) for h in doc["History"])  # config only, as BuildKit
+
+
+def test_tar_output_keeps_the_layers_owners_as_non_root(tmp_path: Path) -> None:
+    """type=tar is read from the layers, not from an extraction: a non-root user's tar still says 1234:1234."""
+    require_root()
+    home = Path("/tmp") / f"mb-outputs-tar-{os.getpid()}"
+    home.mkdir(mode=0o755)
+    try:
+        import pwd
+        import shutil
+
+        uid = pwd.getpwnam("mbuser").pw_uid
+        ctx = write_context(home / "ctx", {"Dockerfile": "FROM busybox\nRUN mkdir /srv && chown 1234:1234 /srv\n"})
+        assert mb(home / "s", "build", str(ctx), "--progress", "quiet").returncode == 0  # root makes the layer
+        for path in (home, *home.rglob("*")):
+            os.lchown(path, uid, uid)
+        # mbuser's build hits the cache; its tar is the layers' (an extraction as mbuser could not chown)
+        p = mb(home / "s", "build", "-o", f"type=tar,dest={home}/fs.tar", str(ctx), "--progress", "quiet",
+               user="mbuser")
+        assert p.returncode == 0, p.stderr
+        with tarfile.open(home / "fs.tar") as tf:
+            srv = tf.getmember("srv")
+            assert (srv.uid, srv.gid) == (1234, 1234)
+            assert tf.getmember("bin/busybox").uid == 0
+    finally:
+        shutil.rmtree(home)
