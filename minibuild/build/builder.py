@@ -351,6 +351,14 @@ class Builder:
     def ignore(self) -> IgnoreMatcher:
         if self._ignore is None:
             self._ignore = load_ignore(self.context, self.dockerfile_path)
+            try:  # a store inside the context (--store ./s) is never context: COPY . . would copy the store,
+                # and the build's own temporary roots in it, into itself
+                rel = Path(os.path.realpath(self.store.root)).relative_to(os.path.realpath(self.context)).as_posix()
+            except ValueError:
+                rel = "."
+            if rel != ".":
+                literal = "".join("\\" + c if c in "*?[]\\" else c for c in rel)
+                self._ignore = IgnoreMatcher((*self._ignore.raw, literal), origin=self._ignore.origin)
         return self._ignore
 
     def _tmpdir(self) -> Path:

@@ -58,3 +58,18 @@ def test_invalid_copy_from_image_name_imports_nothing(tmp_path: Path) -> None:
     line, store = _build(tmp_path, "ARG V\nFROM scratch\nCOPY --from=node:${V} /x /x\n")
     assert "'node:${V}' expands to 'node:', which is not a valid image name; ARG V has no value" in line
     _no_images(store)
+
+
+def test_a_store_inside_the_context_is_not_context(tmp_path: Path) -> None:
+    """``--store ./store`` inside the project: COPY . . must not copy the store (and the build's temporary roots
+    in it) into itself."""
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nCOPY . /app/\n", "a.txt": "a"})
+    p = mb(ctx / "store", "build", "-t", "in:1", "-o", f"type=tar,dest={tmp_path}/fs.tar", str(ctx),
+           "--progress", "quiet")
+    assert p.returncode == 0, p.stderr
+    import tarfile
+
+    with tarfile.open(tmp_path / "fs.tar") as tf:
+        names = tf.getnames()
+    assert "app/a.txt" in names and "app/Dockerfile" in names
+    assert not any(n.startswith("app/store") for n in names)
