@@ -428,9 +428,22 @@ def cache_sources(store: Store, specs: Sequence[CacheSpec], *, options: Any = No
     before = len(store.blobs.remote)
     with store.lease() as lease:
         try:
-            yield [import_cache(store, s, options=options, pin=lease) for s in specs]
+            yield [_import_or_warn(store, s, options=options, pin=lease) for s in specs]
         finally:
             del store.blobs.remote[before:]
+
+
+def _import_or_warn(store: Store, spec: CacheSpec, *, options: Any, pin: Pin) -> CacheImport:
+    """``import_cache``, where a registry or layout cache that cannot be read is a warning, as BuildKit's
+    ("failed to configure registry cache importer", "local cache import at ... not found"): the build goes on
+    without it. (An image or tarball source warns or fails in ``import_cache`` itself.)"""
+    try:
+        return import_cache(store, spec, options=options, pin=pin)
+    except (RegistryError, StoreError, ImageFormatError) as exc:
+        if spec.type == "image":
+            raise
+        return CacheImport(source=spec.label, records=0, imported=0,
+                           warning=f"--cache-from {spec.label}: {exc}; not used as a cache source")
 
 
 @contextmanager

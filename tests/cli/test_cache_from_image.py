@@ -95,3 +95,11 @@ def test_missing_cache_image_is_a_warning(tmp_path: Path) -> None:
     p = mb(tmp_path / "s", "build", "--cache-from=nope:latest", str(ctx), "--progress", "plain")
     assert p.returncode == 0, p.stderr
     assert len([line for line in p.stderr.splitlines() if "nope:latest" in line]) == 1
+
+
+def test_unreadable_layout_cache_is_a_warning(tmp_path: Path) -> None:
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN true\n"})
+    p = mb(tmp_path / "s", "build", f"--cache-from=type=local,src={tmp_path}/nocache", str(ctx), "--progress", "json")
+    assert p.returncode == 0, p.stderr
+    warnings = [e["message"] for e in map(json.loads, p.stderr.splitlines()) if e["type"] == "warning"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"--cache-from local {tmp_path}/nocache: cannot read cache")
