@@ -178,7 +178,8 @@ def reachable(store: Store, *, remove_dead_leases: bool = False) -> set[Digest]:
 
 def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> PruneReport:
     """Remove unreferenced blobs (and dead temp files); with ``clear_cache`` drop every cache record first."""
-    with FileLock(store.lock_path):
+    # a dry run (and `du`) only reads: the shared lock, which a read-only store grants (minibuild.store.lock)
+    with FileLock(store.lock_path, shared=dry_run):
         cache_removed = store.cache.clear() if clear_cache and not dry_run else 0
         keep = reachable(store, remove_dead_leases=not dry_run)
         removed: list[Digest] = []

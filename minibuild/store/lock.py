@@ -87,20 +87,21 @@ class FileLock:
 
 
 def _open_lock_file(path: str, *, shared: bool) -> int | None:
-    """The lock file's fd: read-write (created if missing); read-only when it cannot be written (flock needs no
-    write access, so a read-only store still shares the lock with writers); None for a shared lock whose file
-    is absent and cannot be created. An exclusive lock that cannot be had this way raises (PermissionError)."""
+    """The lock file's fd: read-write (created if missing). A shared lock (readers, and blob commits) falls back
+    to read-only when the file cannot be written (flock needs no write access, so a read-only store still
+    shares the lock with writers), or to None when it is absent and cannot be created. An exclusive lock is
+    only ever taken to write the store: one that cannot open its file for writing is refused (StoreError)."""
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
+        if not shared:
+            raise unwritable(path, exc) from None
         try:
             return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            if shared:
-                return None
-            raise exc from None
+            return None
 
 
 def unwritable(path: Path | str, exc: OSError) -> StoreError:

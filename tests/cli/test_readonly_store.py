@@ -69,7 +69,7 @@ def test_read_only_commands_work_on_a_read_only_store(readonly_store: tuple[Path
     assert _snapshot(store) == before  # nothing written
 
 
-@pytest.mark.parametrize("command", [("tag", "ro:1", "ro:2"), ("build", "-t", "ro:3", "{top}/ctx"), ("rmi", "ro:1")])
+@pytest.mark.parametrize("command", [("tag", "ro:1", "ro:2"), ("build", "-t", "ro:3", "{top}/ctx"), ("rmi", "ro:1"), ("prune",)])
 def test_a_write_still_fails_with_one_line(readonly_store: tuple[Path, Path], command: tuple[str, ...]) -> None:
     store, out = readonly_store
     before = _snapshot(store)
