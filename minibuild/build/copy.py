@@ -41,7 +41,7 @@ from minibuild.build.context import BuildContext, StatCache, file_type
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
 from minibuild.build.userdb import parse_id, read_db
 from minibuild.dockerfile.syntax import is_file_name
-from minibuild.errors import ContextError, UnsafePathError
+from minibuild.errors import ContextError, SourceNotFoundError, UnsafePathError
 from minibuild.record import record
 
 if TYPE_CHECKING:  # tarfile and the decompressors are imported by ADD of an archive only (start-up)
@@ -198,7 +198,10 @@ def is_remote(source: str) -> bool:
     return source.startswith(("http://", "https://", "git@", "git://", "ssh://"))
 
 
-def _not_found(instruction: str, source: str) -> ContextError:
+def _not_found(instruction: str, source: str, *, from_context: bool = True) -> ContextError:
+    if not from_context:  # the builder names the stage or image (it knows which)
+        return SourceNotFoundError(f"{instruction} failed: {source} not found in the source stage or image",
+                                   source=source)
     return ContextError(f"{instruction} failed: file not found in build context or excluded by .dockerignore: {source}")
 
 
@@ -235,7 +238,7 @@ def _resolve_items(
             if not contains_wildcards(parent) and not contains_wildcards(pattern):
                 required = _source_path(parent.rstrip("/") + "/" + pattern, from_context=from_context, instruction=instruction)
                 if tree.lstat(tree.resolve(required)) is None and required:
-                    raise _not_found(instruction, source)
+                    raise _not_found(instruction, source, from_context=from_context)
         path = _source_path(pattern_src, from_context=from_context, instruction=instruction)
         if contains_wildcards(path):
             matches = tree.glob(path)
@@ -245,7 +248,7 @@ def _resolve_items(
             rel = tree.resolve(match)
             info = tree.lstat(rel) if rel else tree.lstat("")
             if info is None:
-                raise _not_found(instruction, match if match != path else source)
+                raise _not_found(instruction, match if match != path else source, from_context=from_context)
             items.append(_Item(name=match.rsplit("/", 1)[-1], rel=rel, include=include, source=source, info=info))
     return items
 

@@ -77,7 +77,13 @@ class Store:
             raise StoreError(f"store path {root} exists and is not a directory")
         store = cls(root)
         try:
-            check_store(root)  # before anything is created: a symlinked .minibuild would be followed
+            check_store(root)  # before anything is created or read: a symlinked .minibuild would be followed
+        except OSError as exc:
+            raise StoreError(f"cannot open store {root}: {exc.strerror or exc}") from None
+        dirs = (root / "blobs" / "sha256", store.tmp_dir, store.leases_dir, store.meta_dir / "cache")
+        if all(d.is_dir() for d in dirs) and (root / "oci-layout").exists() and (root / "index.json").exists():
+            return store  # complete: opening writes nothing (a read-only store still serves read-only commands)
+        try:
             if not os.path.lexists(root):
                 root.mkdir(parents=True, mode=dir_mode())
             for rel in DIRS[:-1]:  # .minibuild/noop is made by the first memo
