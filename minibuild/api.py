@@ -89,6 +89,7 @@ def build(
     cache_to: Sequence[str] = (),
     registry_options: Any = None,
     report: Path | str | None = None,
+    run_timeout: float | None = None,
 ) -> BuildResult:
     """Build ``dockerfile`` (default ``CONTEXT/Dockerfile``; or the text in ``dockerfile_text``) with ``context``.
 
@@ -97,7 +98,11 @@ def build(
     ``source_date_epoch`` defaults to $SOURCE_DATE_EPOCH (else 0) for every timestamp in the image.
     ``pull`` pulls base images the store lacks (``registry_options``: a RegistryOptions); ``cache_from`` /
     ``cache_to`` are ``--cache-from``/``--cache-to`` values (see docs/cache-sharing.md).
-    ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.build.discard)."""
+    ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.build.discard).
+    ``run_timeout`` is each RUN's wall-time limit in seconds (0 = none; default $MINIBUILD_RUN_TIMEOUT, else 1 h)."""
+    from minibuild.limits import run_limits
+
+    limits = run_limits(True if run_timeout is None else run_timeout)
     ctx = Path(context)
     if not ctx.is_dir():
         raise ContextError(f"build context {ctx} is not a directory")
@@ -112,6 +117,7 @@ def build(
         store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target, build_args=build_args,
         tags=tags, executor=ex, no_cache=no_cache, output=Path(output) if output is not None else None,
         progress=progress, source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(),
+        run_limits=limits,
     )
     from minibuild.build.cachesync import run_build
 

@@ -44,6 +44,7 @@ from minibuild.dockerfile import (
     parse_instruction_line,
 )
 from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, StoreError
+from minibuild.limits import RunLimits, run_limits
 from minibuild.oci.image import Image, Layer
 from minibuild.oci.model import Descriptor, Healthcheck, History, format_created
 from minibuild.plan.graph import StageGraph, build_graph, resolve_stage_ref
@@ -285,8 +286,10 @@ class Builder:
         progress: Progress | None = None,
         source_date_epoch: int | None = None,
         dry_run: bool = False,
+        run_limits: RunLimits | None = None,
     ) -> None:
         self.store = store
+        self.run_limits = run_limits  # None: read from the environment when a RUN runs (minibuild.limits)
         self.df = dockerfile
         self.context = Path(context)
         self.dockerfile_path = dockerfile_path
@@ -950,7 +953,8 @@ class Builder:
             root = self._ensure_root(st)
             before = snapshot(root)
             req = RunRequest(root=root, argv=argv, env=env, workdir=workdir, user=user,
-                             network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span)
+                             network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span,
+                             limits=self.run_limits or run_limits())
             result = self.executor.run(req)
             if result.exit_code != 0:
                 tail_lines = result.stderr.decode(errors="replace").strip().splitlines()[-10:]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from minibuild.errors import ConfigError, ExecutorError, MinibuildError, SourceSpan, UnsafePathError
+from minibuild.limits import RunLimits, run_limits
 from minibuild.record import record
 
 KNOWN_EXECUTORS: tuple[str, ...] = ("emulate", "chroot")
@@ -28,6 +29,7 @@ class RunRequest:
     stdin: bytes = b""
     source_date_epoch: int = 0
     span: SourceSpan | None = field(default=None, compare=False)
+    limits: RunLimits = field(default_factory=run_limits, compare=False)  # time, output, memory, depth
 
     def env_dict(self) -> dict[str, str]:
         """The environment as a dict (a later duplicate key wins, as ENV does)."""
@@ -195,6 +197,7 @@ class EmulateExecutor:
                 gid=ident.gid,
                 stdin=req.stdin,
                 source_date_epoch=req.source_date_epoch,
+                limits=req.limits,
             )
         except MinibuildError as exc:  # ShellError / UnsupportedCommandError: attach the Dockerfile line
             if req.span is not None:

@@ -109,6 +109,8 @@ def parse_build_args(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a docker-load tarball here.")
 @click.option("--executor", default="emulate", help="How RUN runs: emulate (default) or chroot.")
+@click.option("--run-timeout", default=None, metavar="SECONDS",
+              help="Wall-time limit of each RUN (3600, 90s, 30m, 2h; 0 = none; default $MINIBUILD_RUN_TIMEOUT or 1h).")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "json", "quiet"]),
               help="Progress on stderr: plain (BuildKit style), json (one event per line), auto.")
 @click.option("--explain", is_flag=True, help="Say under each step why it hit or missed the cache.")
@@ -118,11 +120,16 @@ def parse_build_args(items: tuple[str, ...]) -> dict[str, str]:
 @click.pass_context
 def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple[str, ...], target: str | None,
           build_args: tuple[str, ...], no_cache: bool, output: Path | None, executor: str, progress: str,
-          explain: bool, report: Path | None) -> None:
+          explain: bool, report: Path | None, run_timeout: str | None) -> None:
     """Build an image from a Dockerfile, offline, into the store."""
     from minibuild.api import build as api_build
 
     args = parse_build_args(build_args)
+    timeout: float | None = None
+    if run_timeout is not None:
+        from minibuild.limits import parse_timeout
+
+        timeout = parse_timeout(run_timeout) or 0.0
     text = None
     df_path: str | None = dockerfile
     if dockerfile == "-":
@@ -141,7 +148,7 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
             renderer = _Json(err)
         result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
                            executor=executor, no_cache=no_cache, output=output, progress=renderer,
-                           dockerfile_text=text, report=report, **registry)
+                           dockerfile_text=text, report=report, run_timeout=timeout, **registry)
         if progress != "json":
             for line in _summary(result):
                 click.echo(line, file=err)
