@@ -8,9 +8,13 @@ import gzip as gz
 import io
 import lzma
 import os
+import shutil
 import stat
 import tarfile
+from typing import IO, BinaryIO, cast
 
+from minibuild.errors import ShellError
+from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
 from minibuild.sh.builtins.users import lookup_gid, lookup_uid
 from minibuild.sh.fs import vnorm
@@ -29,14 +33,19 @@ def _compress(data: bytes, kind: str | None) -> bytes:
     return data
 
 
-def _decompress(data: bytes) -> bytes:
-    if data[:2] == b"\x1f\x8b":
-        return gz.decompress(data)
-    if data[:3] == b"BZh":
-        return bz2.decompress(data)
-    if data[:6] == b"\xfd7zXZ\x00":
-        return lzma.decompress(data)
-    return data
+def _inflate(src: BinaryIO, what: str, *, gzip_only: bool = False) -> BinaryIO:
+    """The uncompressed bytes of ``src`` (gzip, bzip2, xz or plain), produced in bounded chunks and stopped with
+    ShellError past MINIBUILD_MAX_LAYER_BYTES: a decompression bomb never fills memory or the disk."""
+    if gzip_only and isinstance(src, io.BufferedReader) and src.peek(2)[:2] != b"\x1f\x8b":
+        raise gz.BadGzipFile("not in gzip format")
+    return open_decompressed(src, what=f"{what} (in the emulated shell)", error=ShellError)
+
+
+def _copy_out(ctx: Ctx, src: IO[bytes]) -> None:
+    """Write ``src`` to the builtin's stdout in bounded chunks."""
+    while chunk := src.read(1 << 20):
+        ctx.shell.check_time()
+        ctx.out(chunk)
 
 
 def _parse_tar_args(args: list[str]) -> tuple[dict[str, object], list[str]]:
@@ -100,8 +109,13 @@ def tar(ctx: Ctx, args: list[str]) -> int:
         if opts.get("c"):
             return _create(ctx, opts, names, base, fname)
         if opts.get("x") or opts.get("t"):
-            data = ctx.read_input(str(fname)) if fname not in (None, "-") else ctx.stdin.read()
-            return _extract(ctx, opts, names, base, _decompress(data))
+            src: BinaryIO
+            if fname in (None, "-") or vnorm(str(fname), ctx.cwd) in ("/dev/stdin", "/dev/fd/0"):
+                src = cast(BinaryIO, io.BufferedReader(io.BytesIO(ctx.stdin.read())))
+            else:
+                src = ctx.fs.open_read(ctx.path(str(fname)))
+            with src, _inflate(src, f"tar archive {fname or '-'}") as plain:
+                return _extract(ctx, opts, names, base, plain)
     except (OSError, tarfile.TarError, EOFError, gz.BadGzipFile, lzma.LZMAError) as e:
         ctx.err(getattr(e, "strerror", None) or str(e))
         return 1
@@ -153,15 +167,16 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
     return code
 
 
-def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, data: bytes) -> int:
+def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, data: BinaryIO) -> int:
     code = 0
     strip = int(opts.get("strip", 0))  # type: ignore[call-overload]
     excludes = list(opts["exclude"])  # type: ignore[call-overload]
     as_root = os.geteuid() == 0 and not opts.get("o")
     fs = ctx.fs
     dir_modes: list[tuple[str, int]] = []
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+    with tarfile.open(fileobj=data, mode="r|") as tf:  # a stream: members are read in order, never held whole
         for m in tf:
+            ctx.shell.check_time()
             name = m.name
             while name.startswith("/"):
                 name = name[1:]
@@ -183,7 +198,8 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
             if opts.get("O"):
                 if m.isreg():
                     f = tf.extractfile(m)
-                    ctx.out(f.read() if f else b"")
+                    if f is not None:
+                        _copy_out(ctx, f)
                 continue
             vdest = vnorm(rel, base) if rel else base
             parent = os.path.dirname(vdest) or "/"
@@ -193,7 +209,6 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
                 if m.isdir() and os.path.isdir(host) and not os.path.islink(host):
                     pass
                 elif os.path.isdir(host) and not os.path.islink(host):
-                    import shutil
                     shutil.rmtree(host)
                 else:
                     os.unlink(host)
@@ -204,7 +219,8 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
             elif m.isreg():
                 f = tf.extractfile(m)
                 with open(host, "wb") as out:
-                    out.write(f.read() if f else b"")
+                    if f is not None:
+                        shutil.copyfileobj(f, out, 1 << 20)
                 os.chmod(host, m.mode & (0o7777 if as_root else 0o777 & ~fs.umask))
             elif m.issym():
                 os.symlink(m.linkname, host)
@@ -253,8 +269,13 @@ def gzip(ctx: Ctx, args: list[str]) -> int:
     if not files:
         data = ctx.stdin.read()
         try:
-            ctx.out(gz.decompress(data) if decompress else _compress(data, "z"))
-        except (OSError, EOFError) as e:
+            if decompress:
+                stdin = cast(BinaryIO, io.BufferedReader(io.BytesIO(data)))
+                with _inflate(stdin, "gzip data on stdin", gzip_only=True) as plain:
+                    _copy_out(ctx, plain)
+            else:
+                ctx.out(_compress(data, "z"))
+        except DECOMPRESS_ERRORS as e:
             ctx.err(str(e))
             return 1
         return 0
@@ -263,19 +284,22 @@ def gzip(ctx: Ctx, args: list[str]) -> int:
         try:
             host = ctx.path(f)
             st = os.stat(host)
-            data = ctx.fs.read_bytes(host)
             if decompress:
                 if not f.endswith(".gz") and not f.endswith(".tgz") and not to_stdout:
                     ctx.err(f"{f}: unknown suffix - ignored")
                     code = 1
                     continue
-                result = gz.decompress(data)
                 out_name = f[:-3] if f.endswith(".gz") else f[:-4] + ".tar"
             else:
+                data = ctx.fs.read_bytes(host)
                 result = _compress(data, "z")
                 out_name = f + ".gz"
             if to_stdout:
-                ctx.out(result)
+                if not decompress:
+                    ctx.out(result)
+                    continue
+                with ctx.fs.open_read(host) as src, _inflate(src, f, gzip_only=True) as plain:
+                    _copy_out(ctx, plain)
                 continue
             out_host = ctx.path(out_name)
             if os.path.lexists(out_host) and "f" not in flags:
@@ -283,11 +307,15 @@ def gzip(ctx: Ctx, args: list[str]) -> int:
                 code = 1
                 continue
             with ctx.fs.open_write(out_host) as o:
-                o.write(result)
+                if not decompress:
+                    o.write(result)
+                else:
+                    with ctx.fs.open_read(host) as src, _inflate(src, f, gzip_only=True) as plain:
+                        shutil.copyfileobj(plain, o, 1 << 20)
             os.chmod(out_host, stat.S_IMODE(st.st_mode))
             if not keep:
                 os.unlink(ctx.path(f, follow=False))
-        except (OSError, EOFError) as e:
+        except DECOMPRESS_ERRORS as e:
             ctx.err(f"{f}: {getattr(e, 'strerror', None) or e}")
             code = 1
     return code
