@@ -238,8 +238,8 @@ def run_limits(timeout: float | None | bool = True) -> RunLimits:
             kw[key] = max(size, floor) if size is not None else 1 << 62
     raw = os.environ.get(ENV_RUN_MAX_DEPTH, "").strip()
     if raw:
-        if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
-            raise ConfigError(f"{ENV_RUN_MAX_DEPTH}: invalid depth {raw!r}: expected a number from 1 to 10000")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise ConfigError(f"{ENV_RUN_MAX_DEPTH}: invalid depth {raw!r}: expected a number from 1 to 1000")
         kw["max_depth"] = int(raw)
     return RunLimits(**kw)  # type: ignore[arg-type]
 
