@@ -44,7 +44,6 @@ from minibuild.dockerfile import (
     parse_instruction_line,
 )
 from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, StoreError
-from minibuild.limits import RunLimits, run_limits
 from minibuild.oci.image import Image, Layer
 from minibuild.oci.model import Descriptor, Healthcheck, History, format_created
 from minibuild.plan.graph import StageGraph, build_graph, resolve_stage_ref
@@ -56,6 +55,7 @@ from minibuild.units import image_size
 
 if TYPE_CHECKING:  # imported where a step misses: a fully cached build never loads them (start-up is its floor)
     from minibuild.build.executor import Executor
+    from minibuild.limits import RunLimits
     from minibuild.build.layertree import LayerTree
     from minibuild.store.gc import Lease
     from minibuild.store.tarlayer import Entry
@@ -949,6 +949,7 @@ class Builder:
         def run() -> list[Entry]:
             from minibuild.build.diff import diff_snapshot, snapshot
             from minibuild.build.executor import RunRequest
+            from minibuild.limits import run_limits
 
             root = self._ensure_root(st)
             before = snapshot(root)
