@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bz2
-import fnmatch
 import gzip as gz
 import io
 import lzma
@@ -11,6 +10,7 @@ import os
 import shutil
 import stat
 import tarfile
+from functools import lru_cache
 from typing import IO, BinaryIO, cast
 
 from minibuild.errors import ShellError
@@ -18,6 +18,8 @@ from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
 from minibuild.sh.builtins.users import lookup_gid, lookup_uid
 from minibuild.sh.fs import vnorm
+from minibuild.sh.pattern import compile_pattern, unquoted
+from minibuild.wildcard import Wildcard
 
 
 def _compress(data: bytes, kind: str | None) -> bytes:
@@ -39,6 +41,16 @@ def _inflate(src: BinaryIO, what: str, *, gzip_only: bool = False) -> BinaryIO:
     if gzip_only and isinstance(src, io.BufferedReader) and src.peek(2)[:2] != b"\x1f\x8b":
         raise gz.BadGzipFile("not in gzip format")
     return open_decompressed(src, what=f"{what} (in the emulated shell)", error=ShellError)
+
+
+@lru_cache(maxsize=256)
+def _exclude_pattern(pattern: str) -> Wildcard:
+    return compile_pattern(unquoted(pattern))
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """``--exclude`` matching: a shell pattern, through the shell's linear-time matcher."""
+    return _exclude_pattern(pattern).match(name)
 
 
 def _copy_out(ctx: Ctx, src: IO[bytes]) -> None:
@@ -130,7 +142,7 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
         def add(vpath: str, arc: str) -> None:
             nonlocal code
-            if any(fnmatch.fnmatch(os.path.basename(arc), x) or fnmatch.fnmatch(arc, x) for x in excludes):
+            if any(_matches(x, os.path.basename(arc)) or _matches(x, arc) for x in excludes):
                 return
             host = ctx.fs.path(vpath, "/", follow=bool(opts.get("h")))
             if out_host is not None and os.path.exists(host) and os.path.exists(out_host) and os.path.samefile(host, out_host):
@@ -190,7 +202,7 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
             rel = "/".join(comps)
             if names and not any(rel == n.strip("/") or rel.startswith(n.strip("/") + "/") for n in names):
                 continue
-            if any(fnmatch.fnmatch(comps[-1] if comps else "", x) or fnmatch.fnmatch(rel, x) for x in excludes):
+            if any(_matches(x, comps[-1] if comps else "") or _matches(x, rel) for x in excludes):
                 continue
             if opts.get("t"):
                 ctx.out(m.name + ("/" if m.isdir() and not m.name.endswith("/") else "") + "\n")
