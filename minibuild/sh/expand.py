@@ -119,7 +119,7 @@ def _parts(sh: "Shell", parts: tuple[Part, ...], *, in_dq: bool, first: bool, as
             expr = "".join(t for t, _ in _parts(sh, p.expr.parts, in_dq=True, first=False))
             try:
                 num = arith.evaluate(expr, sh.get, sh.set_var)
-            except ShellError as e:
+            except arith.ArithError as e:  # not a limit (ShellError) raised while evaluating
                 raise ExpansionError(f"sh: {e.message}") from None
             out.append((str(num), kind))
     return out

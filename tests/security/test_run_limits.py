@@ -119,6 +119,15 @@ def test_huge_power_is_computed_modulo_2_64(root: Path) -> None:
                                    str(-(1 << 63))]
 
 
+def test_huge_and_bad_number_literals_are_shell_errors_not_tracebacks(root: Path) -> None:
+    """A 5000-digit literal (past Python's 4300-digit int() limit) wraps to 64 bits; `09` is a syntax error."""
+    r = run_script("echo $((" + "9" * 5000 + ")); x=" + "9" * 5000 + "; echo $((x+1))", root=root, env={},
+                   limits=SMALL)
+    assert r.stdout.split() == [b"-1", b"0"]  # 10**5000 - 1 == -1 (mod 2**64), as 10**5000 == 0 (mod 2**64)
+    r = run_script("echo $((09))", root=root, env={}, limits=SMALL)
+    assert r.exit_code == 2 and r.stderr == b"sh: arithmetic syntax error: invalid number '09'\n"
+
+
 # ------------------------------------------------------------------------------------ depth and fork bombs
 @pytest.mark.parametrize("script", [
     "f(){ f; }; f",
