@@ -356,10 +356,10 @@ def _chroot(root: Path, script: str, limits: RunLimits) -> tuple[int, bytes, byt
 
 
 def test_chroot_output_is_streamed_through_a_bounded_tail(chroot_root: Path) -> None:
-    """544 MiB on stdout and a little on stderr: only the tails are kept, memory stays flat."""
+    """136 MiB on stdout and a little on stderr: only the tails are kept, memory stays flat."""
     tracemalloc.start()
     try:
-        code, out, err = _chroot(chroot_root, "yes 0123456789abcdef | head -c 570425344; echo END; echo bad >&2; "
+        code, out, err = _chroot(chroot_root, "yes 0123456789abcdef | head -c 142606336; echo END; echo bad >&2; "
                                               "exit 4", RunLimits(output_tail=65536))
         traced = tracemalloc.get_traced_memory()[1]
     finally:
