@@ -106,6 +106,7 @@ def build(
     allow: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
     iidfile: Path | str | None = None,
+    run_timeout: float | None = None,
 ) -> BuildResult:
     """Build ``dockerfile`` (default ``CONTEXT/Dockerfile``; or the text in ``dockerfile_text``) with ``context``.
 
@@ -119,9 +120,12 @@ def build(
     ``"network.host"``, and without it the build fails before any step runs.
     ``output`` may also be buildx's ``type=docker|oci|tar|local,dest=PATH`` (minibuild.build.outputs); ``labels``
     are added to the final image's config (``docker build --label``); ``iidfile`` receives the image ID. Tags and
-    every destination are checked before the build starts."""
+    every destination are checked before the build starts.
+    ``run_timeout`` is each RUN's wall-time limit in seconds (0 = none; default $MINIBUILD_RUN_TIMEOUT, else 1 h)."""
     from minibuild.build.outputs import ARCHIVE_TYPES, check_file_dest, check_output, check_tags, parse_output
+    from minibuild.limits import run_limits
 
+    limits = run_limits(True if run_timeout is None else run_timeout)
     ctx = Path(context)
     if not ctx.is_dir():
         raise ContextError(f"build context {ctx} is not a directory")
@@ -143,7 +147,7 @@ def build(
         tags=tags, executor=ex, no_cache=no_cache,
         output=out_spec.dest if out_spec is not None and out_spec.type in ARCHIVE_TYPES else None,
         progress=progress, source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(),
-        allow=allow, labels=labels,
+        allow=allow, labels=labels, run_limits=limits,
     )
     from minibuild.build.cachesync import run_build
 

@@ -19,10 +19,12 @@ import io
 import lzma
 import os
 import re
+import time
 import zlib
 from typing import BinaryIO
 
 from minibuild.errors import ConfigError, ImageFormatError, MinibuildError
+from minibuild.record import record
 
 ENV_MAX_LAYER_BYTES = "MINIBUILD_MAX_LAYER_BYTES"
 DEFAULT_MAX_LAYER_BYTES = 64 << 30
@@ -170,3 +172,115 @@ def open_decompressed(fh: BinaryIO, *, what: str, limit: int | None | bool = Tru
     else:
         dec = src
     return io.BufferedReader(_Bounded(dec, ExpansionCounter(what, limit=bound, error=error)), 1 << 20)
+
+
+# ------------------------------------------------------------------------------------------- limits in RUN
+ENV_RUN_TIMEOUT = "MINIBUILD_RUN_TIMEOUT"
+ENV_RUN_MAX_BYTES = "MINIBUILD_RUN_MAX_BYTES"
+ENV_RUN_OUTPUT_TAIL = "MINIBUILD_RUN_OUTPUT_TAIL"
+ENV_RUN_MAX_DEPTH = "MINIBUILD_RUN_MAX_DEPTH"
+DEFAULT_RUN_TIMEOUT = 3600.0
+DEFAULT_RUN_MAX_BYTES = 256 << 20
+DEFAULT_RUN_OUTPUT_TAIL = 1 << 20
+DEFAULT_RUN_MAX_DEPTH = 100
+
+
+@record
+class RunLimits:
+    """What one RUN step may use.
+
+    ``timeout``: wall seconds per RUN (None = none; the chroot executor kills the process group, the emulated shell
+    stops at its next command or builtin loop).  ``output_tail``: bytes of each of stdout/stderr kept (the tail,
+    what a failure shows); more output is streamed past, never held.  ``max_bytes``: the emulated shell's largest
+    in-memory value (a variable, an expansion, a pipe's or ``$(...)``'s data, a file read whole, a ``printf``
+    field).  ``max_depth``: the emulated shell's nesting of functions, subshells and shells (also bounds parse
+    nesting).  ``max_commands``: commands the emulated shell runs per RUN (a fork bomb or endless loop).
+    """
+
+    timeout: float | None = DEFAULT_RUN_TIMEOUT
+    output_tail: int = DEFAULT_RUN_OUTPUT_TAIL
+    max_bytes: int = DEFAULT_RUN_MAX_BYTES
+    max_depth: int = DEFAULT_RUN_MAX_DEPTH
+    max_commands: int = 1_000_000
+
+    def deadline(self) -> float | None:
+        """The monotonic time at which a RUN started now must end (None = no limit)."""
+        return None if self.timeout is None else time.monotonic() + self.timeout
+
+    def timeout_message(self) -> str:
+        return (f"RUN did not finish within {self.timeout:g} seconds, the limit set by --run-timeout or "
+                f"{ENV_RUN_TIMEOUT} (raise it, or 0 for none)")
+
+    def bytes_message(self, what: str) -> str:
+        return (f"{what} exceeds {self.max_bytes} bytes, the emulated shell's memory limit set by {ENV_RUN_MAX_BYTES} "
+                f"(raise it, or use --executor chroot)")
+
+    def depth_message(self) -> str:
+        return (f"nesting deeper than {self.max_depth} levels (functions, subshells, $(...), parentheses), the limit "
+                f"set by {ENV_RUN_MAX_DEPTH}")
+
+
+def parse_timeout(text: str) -> float | None:
+    """Seconds such as ``3600``, ``90s``, ``30m``, ``2h``; ``0``/``none``/``unlimited`` give None (no limit)."""
+    t = text.strip().lower()
+    if t in ("0", "none", "unlimited", "inf"):
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smh]?)", t)
+    if not m:
+        raise ConfigError(f"invalid timeout {text!r}: expected seconds such as 3600, 90s, 30m or 2h")
+    value = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    return value or None
+
+
+def run_limits(timeout: float | None | bool = True) -> RunLimits:
+    """The limits for RUN steps from the environment (see RunLimits); ``timeout`` other than True overrides
+    ``MINIBUILD_RUN_TIMEOUT`` (None or 0 = no limit)."""
+    kw: dict[str, float | int | None] = {}
+    raw = os.environ.get(ENV_RUN_TIMEOUT, "").strip()
+    try:
+        if timeout is not True:
+            kw["timeout"] = None if not timeout else float(timeout)
+        elif raw:
+            kw["timeout"] = parse_timeout(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{ENV_RUN_TIMEOUT}: {err}") from None
+    for env, key, floor in ((ENV_RUN_MAX_BYTES, "max_bytes", 1024), (ENV_RUN_OUTPUT_TAIL, "output_tail", 1024)):
+        raw = os.environ.get(env, "").strip()
+        if raw:
+            try:
+                size = parse_size(raw)
+            except ConfigError as err:
+                raise ConfigError(f"{env}: {err}") from None
+            kw[key] = max(size, floor) if size is not None else 1 << 62
+    raw = os.environ.get(ENV_RUN_MAX_DEPTH, "").strip()
+    if raw:
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise ConfigError(f"{ENV_RUN_MAX_DEPTH}: invalid depth {raw!r}: expected a number from 1 to 1000")
+        kw["max_depth"] = int(raw)
+    return RunLimits(**kw)  # type: ignore[arg-type]
+
+
+class TailBuffer:
+    """Keeps the last ``limit`` bytes written to it (and counts all of them): a stream's bounded capture."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(limit, 0)
+        self._buf = bytearray()
+        self.total = 0
+
+    def write(self, data: bytes) -> None:
+        self.total += len(data)
+        if len(data) >= self.limit:
+            self._buf[:] = data[len(data) - self.limit:] if self.limit else b""
+            return
+        self._buf += data
+        if len(self._buf) > 2 * self.limit:  # trimmed in batches: amortised O(1) per byte
+            del self._buf[:len(self._buf) - self.limit]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.limit
+
+    def getvalue(self) -> bytes:
+        data = bytes(self._buf[-self.limit:]) if self.limit else b""
+        return data

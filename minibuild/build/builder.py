@@ -58,6 +58,7 @@ from minibuild.units import image_size
 
 if TYPE_CHECKING:  # imported where a step misses: a fully cached build never loads them (start-up is its floor)
     from minibuild.build.executor import Executor
+    from minibuild.limits import RunLimits
     from minibuild.build.layertree import LayerTree
     from minibuild.store.gc import Lease, Scratch
     from minibuild.store.tarlayer import Entry
@@ -287,11 +288,13 @@ class Builder:
         dry_run: bool = False,
         allow: Iterable[str] = (),
         labels: Mapping[str, str] | None = None,
+        run_limits: RunLimits | None = None,
     ) -> None:
         from minibuild.build.entitlements import parse_allow
 
         self.allow = parse_allow(allow)  # entitlements granted on the command line (--allow network.host)
         self.store = store
+        self.run_limits = run_limits  # None: read from the environment when a RUN runs (minibuild.limits)
         self.df = dockerfile
         self.context = Path(context)
         self.dockerfile_path = dockerfile_path
@@ -1064,13 +1067,15 @@ class Builder:
         def run() -> list[Entry]:
             from minibuild.build.diff import diff_snapshot, snapshot
             from minibuild.build.executor import RunRequest
+            from minibuild.limits import run_limits
 
             root = self._ensure_root(st)
             before = snapshot(root)
             req = RunRequest(root=root, argv=tuple(replace_invalid_bytes(a) for a in argv),
                              env=tuple((replace_invalid_bytes(k), replace_invalid_bytes(v)) for k, v in env),
                              workdir=workdir, user=user,
-                             network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span)
+                             network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span,
+                             limits=self.run_limits or run_limits())
             result = self.executor.run(req)
             if result.exit_code != 0:
                 tail_lines = result.stderr.decode(errors="replace").strip().splitlines()[-10:]

@@ -10,6 +10,7 @@ import selectors
 import signal
 import stat
 import sys
+import time
 from pathlib import Path
 
 from minibuild.build import seccomp
@@ -17,6 +18,7 @@ from minibuild.build.confine import resolve_in_root
 from minibuild.build.executor import ResolvedUser, RunRequest, RunResult, resolve_user
 from minibuild.build.runenv import HOSTNAME, EtcFiles, step_env
 from minibuild.errors import ExecutorError, UnsafePathError
+from minibuild.limits import TailBuffer
 from minibuild.record import record
 
 CLONE_NEWNS = 0x00020000
@@ -208,6 +210,7 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
     if pid == 0:  # pragma: no cover - runs in the child; its effects are what the tests observe
         code = 126
         try:
+            os.setpgid(0, 0)  # its own process group: killed whole at the RUN's deadline
             for fd in (in_w, out_r, err_r, rep_r):
                 os.close(fd)
             code = _child(plan, in_r, out_w, err_w, rep_w)
@@ -221,7 +224,17 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
             os._exit(code)
     for fd in (in_r, out_w, err_w, rep_w):
         os.close(fd)
-    out, err, report = _pump(in_w, stdin_data, out_r, err_r, rep_r)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass  # the child already did it (or has exited)
+    limits = req.limits
+    try:
+        out, err, report = _pump(in_w, stdin_data, out_r, err_r, rep_r, limits.output_tail, limits.deadline())
+    except TimeoutError:
+        _kill_run(pid)
+        os.waitpid(pid, 0)
+        raise ExecutorError(limits.timeout_message(), span=req.span) from None
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
@@ -240,9 +253,31 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
     return RunResult(exit_code=code, stdout=out, stderr=err, warnings=tuple(warnings))
 
 
-def _pump(in_w: int, data: bytes, out_r: int, err_r: int, rep_r: int) -> tuple[bytes, bytes, bytes]:
+def _kill_run(pid: int) -> None:
+    """SIGKILL the RUN's process tree: the pid namespace's init (which takes the whole namespace with it, even
+    processes that left the process group) and the process group of the child that made it."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            inits = [int(p) for p in f.read().split()]
+    except OSError:
+        inits = []
+    for p in inits:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _pump(in_w: int, data: bytes, out_r: int, err_r: int, rep_r: int, tail: int,
+          deadline: float | None) -> tuple[bytes, bytes, bytes]:
+    """Feed stdin and drain stdout, stderr and the report pipe; of stdout and stderr only the last ``tail`` bytes
+    are kept (output streams past in bounded memory). TimeoutError (every fd closed) once ``deadline`` passes."""
     sel = selectors.DefaultSelector()
-    bufs = {out_r: bytearray(), err_r: bytearray(), rep_r: bytearray()}
+    bufs: dict[int, TailBuffer | bytearray] = {out_r: TailBuffer(tail), err_r: TailBuffer(tail), rep_r: bytearray()}
     for fd in bufs:
         sel.register(fd, selectors.EVENT_READ)
     view = memoryview(data)
@@ -253,7 +288,13 @@ def _pump(in_w: int, data: bytes, out_r: int, err_r: int, rep_r: int) -> tuple[b
         os.close(in_w)
     open_fds = len(bufs) + (1 if view else 0)
     while open_fds:
-        for key, _ in sel.select():
+        wait = None if deadline is None else deadline - time.monotonic()
+        if wait is not None and wait <= 0:
+            for key in list(sel.get_map().values()):
+                os.close(key.fd)
+            sel.close()
+            raise TimeoutError
+        for key, _ in sel.select(wait):
             fd = key.fd
             if fd == in_w:
                 try:
@@ -268,13 +309,19 @@ def _pump(in_w: int, data: bytes, out_r: int, err_r: int, rep_r: int) -> tuple[b
                 continue
             chunk = os.read(fd, 65536)
             if chunk:
-                bufs[fd] += chunk
+                target = bufs[fd]
+                if isinstance(target, TailBuffer):
+                    target.write(chunk)
+                elif len(target) < 1 << 20:  # the report pipe: a few lines from minibuild's own child code
+                    target += chunk
             else:
                 sel.unregister(fd)
                 os.close(fd)
                 open_fds -= 1
     sel.close()
-    return bytes(bufs[out_r]), bytes(bufs[err_r]), bytes(bufs[rep_r])
+    out, err, rep = bufs[out_r], bufs[err_r], bufs[rep_r]
+    assert isinstance(out, TailBuffer) and isinstance(err, TailBuffer) and isinstance(rep, bytearray)
+    return out.getvalue(), err.getvalue(), bytes(rep)
 
 
 # --------------------------------------------------------------------------- child side (after fork)

@@ -146,8 +146,13 @@ def read_small_file(
         now = os.fstat(fd)
         if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
             raise error(f"{what} changed while it was opened: a regular file is required")
-        try:
-            data = fh.read(limit + 1)
+        try:  # in small reads: one read(limit + 1) would allocate the whole cap up front
+            parts: list[bytes] = []
+            got = 0
+            while got <= limit and (chunk := fh.read(min(1 << 16, limit + 1 - got))):
+                parts.append(chunk)
+                got += len(chunk)
+            data = b"".join(parts)
         except OSError as err:
             raise error(f"cannot read {what}: {err.strerror or err}") from None
     if len(data) > limit:

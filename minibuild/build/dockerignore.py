@@ -18,15 +18,19 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import field
+from functools import lru_cache
 from pathlib import Path
 
 from minibuild.errors import ContextError
 from minibuild.record import record
+from minibuild.wildcard import CHAR, DIRS, STAR, START, Token, Wildcard, one_char_class
 
 DOCKERIGNORE = ".dockerignore"
 
 _EXACT, _PREFIX, _SUFFIX, _REGEXP = "exact", "prefix", "suffix", "regexp"
 _REGEX_ESCAPE = set(".+()|{}$")
+_NOT_SLASH = one_char_class("^/")
+_NEVER = re.compile("(?!)")
 
 
 class BadPatternError(ValueError):
@@ -107,41 +111,43 @@ def validate_pattern(pattern: str) -> None:
             i += 1
 
 
-def _class_regex(ranges: list[tuple[str, str]], negated: bool) -> str:
+def _class_pred(ranges: list[tuple[str, str]], negated: bool) -> re.Pattern[str]:
     body = "".join(re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}" for lo, hi in ranges if lo <= hi)
     if negated:
-        return f"[^/{body}]"
-    return f"[{body}]" if body else "(?!)"
+        return one_char_class("^/" + body)
+    return one_char_class(body) if body else _NEVER
 
 
-def match_regex(pattern: str) -> re.Pattern[str]:
-    """Compile Go ``filepath.Match`` syntax (``/`` separator) into an anchored regex; BadPatternError if malformed."""
+@lru_cache(maxsize=1024)
+def match_wildcard(pattern: str) -> Wildcard:
+    """Compile Go ``filepath.Match`` syntax (``/`` separator) for the linear-time matcher; BadPatternError if
+    malformed."""
     validate_pattern(pattern)
-    out: list[str] = []
+    out: list[Token] = []
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
         if c == "*":
-            out.append("[^/]*")
+            out.append(Token(STAR, _NOT_SLASH))
             i += 1
         elif c == "?":
-            out.append("[^/]")
+            out.append(Token(CHAR, _NOT_SLASH))
             i += 1
         elif c == "\\":
-            out.append(re.escape(pattern[i + 1]))
+            out.append(Token(CHAR, pattern[i + 1]))
             i += 2
         elif c == "[":
             ranges, negated, i = _scan_class(pattern, i + 1)
-            out.append(_class_regex(ranges, negated))
+            out.append(Token(CHAR, _class_pred(ranges, negated)))
         else:
-            out.append(re.escape(c))
+            out.append(Token(CHAR, c))
             i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
+    return Wildcard(out)
 
 
 def go_match(pattern: str, name: str) -> bool:
     """Go's ``filepath.Match(pattern, name)`` on Linux; BadPatternError when the pattern is malformed."""
-    return match_regex(pattern).match(name) is not None
+    return match_wildcard(pattern).match(name)
 
 
 def contains_wildcards(name: str) -> bool:
@@ -168,7 +174,7 @@ class Pattern:
     text: str
     exclusion: bool
     kind: str
-    regex: re.Pattern[str] | None = field(default=None, compare=False)
+    matcher: Wildcard | None = field(default=None, compare=False)
 
     def match(self, path: str) -> bool:
         if self.kind == _EXACT:
@@ -180,24 +186,25 @@ class Pattern:
             if path.endswith(suffix):
                 return True
             return suffix.startswith("/") and path == suffix[1:]
-        assert self.regex is not None
-        return self.regex.match(path) is not None
+        assert self.matcher is not None
+        return self.matcher.match(path)
 
 
-def _compile(text: str) -> tuple[str, re.Pattern[str] | None]:
-    """patternmatcher's Pattern.compile: the match kind and, for regexps, the regex."""
-    reg: list[str] = ["^"]
+def _compile(text: str) -> tuple[str, Wildcard | None]:
+    """patternmatcher's Pattern.compile: the match kind and, for its regexps, the same language as tokens for the
+    linear-time matcher (``*`` is ``[^/]*``, ``**/`` is ``(.*/)?``, a trailing ``**`` is ``.*``)."""
+    reg: list[Token] = []
+    cls: list[str] | None = None  # the body of the [...] class being read
     kind = _EXACT
     i, n, token = 0, len(text), 0
-    in_class = False
     while i < n:
         c = text[i]
         i += 1
-        if in_class and c not in "]\\":
+        if cls is not None and c not in "]\\":
             if c == "-" or c == "^":
-                reg.append(c)
+                cls.append(c)
             else:
-                reg.append(re.escape(c))
+                cls.append(re.escape(c))
         elif c == "*":
             if i < n and text[i] == "*":
                 i += 1
@@ -207,45 +214,52 @@ def _compile(text: str) -> tuple[str, re.Pattern[str] | None]:
                     if kind == _EXACT:
                         kind = _PREFIX
                     else:
-                        reg.append(".*")
+                        reg.append(Token(STAR, None))
                         kind = _REGEXP
                 else:
-                    reg.append("(.*/)?")
+                    reg.append(Token(DIRS))
                     kind = _REGEXP
                 if token == 0:
                     kind = _SUFFIX
             else:
-                reg.append("[^/]*")
+                reg.append(Token(STAR, _NOT_SLASH))
                 kind = _REGEXP
         elif c == "?":
-            reg.append("[^/]")
+            reg.append(Token(CHAR, _NOT_SLASH))
             kind = _REGEXP
-        elif c in _REGEX_ESCAPE:
-            reg.append("\\" + c)
         elif c == "\\":
             if i < n:
-                reg.append(re.escape(text[i]))
+                if cls is not None:
+                    cls.append(re.escape(text[i]))
+                else:
+                    reg.append(Token(CHAR, text[i]))
                 i += 1
                 kind = _REGEXP
             else:
-                reg.append("\\\\")
+                reg.append(Token(CHAR, "\\"))
         elif c == "[":
-            reg.append("[")
-            in_class = True
+            cls = []
             kind = _REGEXP
         elif c == "]":
-            reg.append("]")
-            in_class = False
+            if cls is not None:
+                try:
+                    reg.append(Token(CHAR, one_char_class("".join(cls))))
+                except re.error as exc:  # e.g. a reversed range "[z-a]": Go's regexp rejects it too
+                    raise BadPatternError(text) from exc
+            else:
+                reg.append(Token(CHAR, "]"))
+            cls = None
             kind = _REGEXP
+        elif c == "^":  # not escaped by patternmatcher: a regex anchor, true only before anything is matched
+            reg.append(Token(START))
         else:
-            reg.append(c)
+            reg.append(Token(CHAR, c))
         token += 1
     if kind != _REGEXP:
         return kind, None
-    try:
-        return kind, re.compile("".join(reg) + r"\Z", re.DOTALL)
-    except re.error as exc:  # e.g. a reversed range "[z-a]": Go's regexp rejects it too
-        raise BadPatternError(text) from exc
+    if cls is not None:
+        raise BadPatternError(text)
+    return kind, Wildcard(reg)
 
 
 def compile_patterns(patterns: Iterable[str], *, origin: str = DOCKERIGNORE) -> tuple[Pattern, ...]:
@@ -264,10 +278,10 @@ def compile_patterns(patterns: Iterable[str], *, origin: str = DOCKERIGNORE) -> 
             p = p[1:]
         try:
             validate_pattern(p)
-            kind, regex = _compile(p)
+            kind, matcher = _compile(p)
         except BadPatternError:
             raise ContextError(f"{origin}: syntax error in pattern {raw.strip()!r}") from None
-        out.append(Pattern(text=p, exclusion=exclusion, kind=kind, regex=regex))
+        out.append(Pattern(text=p, exclusion=exclusion, kind=kind, matcher=matcher))
     return tuple(out)
 
 

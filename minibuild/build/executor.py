@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 from minibuild.build.runenv import EtcFiles, step_env
 from minibuild.build.userdb import parse_id, read_db
 from minibuild.errors import ConfigError, ExecutorError, MinibuildError, SourceSpan, UnsafePathError
+from minibuild.limits import RunLimits, run_limits
 from minibuild.record import record
 
 KNOWN_EXECUTORS: tuple[str, ...] = ("emulate", "chroot")
@@ -30,6 +31,7 @@ class RunRequest:
     stdin: bytes = b""
     source_date_epoch: int = 0
     span: SourceSpan | None = field(default=None, compare=False)
+    limits: RunLimits = field(default_factory=run_limits, compare=False)  # time, output, memory, depth
 
     def env_dict(self) -> dict[str, str]:
         """The environment as a dict (a later duplicate key wins, as ENV does)."""
@@ -197,6 +199,7 @@ class EmulateExecutor:
                 gid=ident.gid,
                 stdin=req.stdin,
                 source_date_epoch=req.source_date_epoch,
+                limits=req.limits,
             )
         except MinibuildError as exc:  # ShellError / UnsupportedCommandError: attach the Dockerfile line
             if req.span is not None:

@@ -132,6 +132,8 @@ def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Write the image ID (sha256:...) to FILE, as docker build --iidfile.")
 @click.option("--executor", default="emulate", help="How RUN runs: emulate (default) or chroot.")
+@click.option("--run-timeout", default=None, metavar="SECONDS",
+              help="Wall-time limit of each RUN (3600, 90s, 30m, 2h; 0 = none; default $MINIBUILD_RUN_TIMEOUT or 1h).")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "json", "quiet"]),
               help="Progress on stderr: plain (BuildKit style), json (one event per line), auto.")
 @click.option("--explain", is_flag=True, help="Say under each step why it hit or missed the cache.")
@@ -145,12 +147,17 @@ def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
 def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple[str, ...], target: str | None,
           build_args: tuple[str, ...], no_cache: bool, output: str | None, labels: tuple[str, ...],
           iidfile: Path | None, executor: str, progress: str, explain: bool, report: Path | None,
-          allow: tuple[str, ...]) -> None:
+          allow: tuple[str, ...], run_timeout: str | None) -> None:
     """Build an image from a Dockerfile, offline, into the store."""
     from minibuild.api import build as api_build
 
     args = parse_build_args(build_args)
     label_map = parse_labels(labels)
+    timeout: float | None = None
+    if run_timeout is not None:
+        from minibuild.limits import parse_timeout
+
+        timeout = parse_timeout(run_timeout) or 0.0
     text = None
     df_path: str | None = dockerfile
     if dockerfile == "-":
@@ -173,7 +180,7 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
         result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
                            executor=executor, no_cache=no_cache, output=output, progress=renderer,
                            dockerfile_text=text, report=report, allow=allow, labels=label_map, iidfile=iidfile,
-                           **registry)
+                           run_timeout=timeout, **registry)
         if progress != "json":
             for line in _summary(result):
                 click.echo(line, file=err)

@@ -36,6 +36,21 @@ def _wrap(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
+def _literal(tok: str) -> int:
+    """A number token (decimal, 0octal, 0xhex), wrapped to 64 bits like any result; any length is read in O(n)."""
+    base, digits = (16, tok[2:]) if tok[:2] in ("0x", "0X") else (8, tok[1:]) if tok[:1] == "0" and tok[1:] else (10, tok)
+    value = 0
+    try:
+        for i in range(0, len(digits), 1000):  # in chunks: int() refuses more than 4300 digits at once
+            chunk = digits[i:i + 1000]
+            value = (value * base ** len(chunk) + int(chunk, base)) & ((1 << 64) - 1)
+    except ValueError:
+        raise ArithError(f"arithmetic syntax error: invalid number {tok[:40]!r}") from None
+    if not digits:
+        raise ArithError(f"arithmetic syntax error: invalid number {tok[:40]!r}")
+    return _wrap(value)
+
+
 def apply(op: str, a: int, b: int) -> int:
     match op:
         case "+": return _wrap(a + b)
@@ -43,7 +58,7 @@ def apply(op: str, a: int, b: int) -> int:
         case "*": return _wrap(a * b)
         case "/": return _c_div(a, b)
         case "%": return _c_mod(a, b)
-        case "**": return _wrap(a ** b) if b >= 0 else 0
+        case "**": return _wrap(pow(a, b, 1 << 64)) if b >= 0 else 0  # mod 2**64: never a huge power
         case "<<": return _wrap(a << (b & 63))
         case ">>": return a >> (b & 63)
         case "&": return a & b
@@ -131,9 +146,7 @@ class _P:
             self.assign(name, v)
             return v
         if tok[0].isdigit():
-            if re.fullmatch(r"0[0-7]+", tok):
-                return int(tok, 8)
-            return int(tok, 0)
+            return _literal(tok)
         if re.fullmatch(r"[A-Za-z_]\w*", tok):
             nxt = self.peek()
             if nxt in ASSIGN:

@@ -119,7 +119,7 @@ def _parts(sh: "Shell", parts: tuple[Part, ...], *, in_dq: bool, first: bool, as
             expr = "".join(t for t, _ in _parts(sh, p.expr.parts, in_dq=True, first=False))
             try:
                 num = arith.evaluate(expr, sh.get, sh.set_var)
-            except ShellError as e:
+            except arith.ArithError as e:  # not a limit (ShellError) raised while evaluating
                 raise ExpansionError(f"sh: {e.message}") from None
             out.append((str(num), kind))
     return out
@@ -158,19 +158,12 @@ def _param(sh: "Shell", p: Param, in_dq: bool) -> str:
         return val or ""
     assert val is not None
     if op in ("#", "##", "%", "%%"):
-        rx = pattern.to_regex(expand_pattern(sh, p.arg))
-        cands = range(len(val) + 1)
-        if op in ("#", "##"):
-            order = list(cands) if op == "#" else list(reversed(cands))
-            for i in order:
-                if re.fullmatch(rx, val[:i], re.DOTALL):
-                    return val[i:]
-            return val
-        order = list(reversed(cands)) if op == "%" else list(cands)
-        for i in order:
-            if re.fullmatch(rx, val[i:], re.DOTALL):
-                return val[:i]
-        return val
+        wc = pattern.compile_pattern(expand_pattern(sh, p.arg))
+        if op in ("#", "##"):  # the shortest / longest matching prefix
+            ends = list(wc.ends(val))
+            return val[(ends[0] if op == "#" else ends[-1]):] if ends else val
+        ends = list(wc.reversed().ends(val[::-1]))  # suffixes, as prefixes of the reversed text
+        return val[:len(val) - (ends[0] if op == "%" else ends[-1])] if ends else val
     if op in ("/", "//"):
         pat = expand_pattern(sh, p.arg)
         rep = expand_string(sh, p.arg2)
@@ -181,14 +174,27 @@ def _param(sh: "Shell", p: Param, in_dq: bool) -> str:
             anchor, pat = "#", pat[1:]
         elif pat and pat[0] == ("%", False):
             anchor, pat = "%", pat[1:]
-        rx = pattern.to_regex(pat)
+        wc = pattern.compile_pattern(pat)
         if anchor == "#":
-            m = re.match(rx, val, re.DOTALL)
-            return rep + val[m.end():] if m else val
+            ends = list(wc.ends(val))
+            return rep + val[ends[-1]:] if ends else val
         if anchor == "%":
-            m = re.search("(?:" + rx + r")\Z", val, re.DOTALL)
-            return val[: m.start()] + rep if m else val
-        return re.sub(rx, lambda _m: rep, val, count=0 if op == "//" else 1, flags=re.DOTALL) if rx else val
+            ends = list(wc.reversed().ends(val[::-1]))
+            return val[:len(val) - ends[-1]] + rep if ends else val
+        out: list[str] = []  # the longest match at the leftmost position; `//` then goes on after it
+        i = 0
+        while i < len(val):
+            sh.check_time()
+            end = max(wc.ends(val, i), default=i)
+            if end > i:
+                out.append(rep)
+                i = end
+                if op == "/":
+                    break
+            else:
+                out.append(val[i])
+                i += 1
+        return "".join(out) + val[i:]
     if op == ":":
         def num(w: Word | None) -> int:
             s = expand_string(sh, w).strip()

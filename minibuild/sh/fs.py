@@ -54,6 +54,7 @@ class RootFS:
     gid: int = 0
     umask: int = 0o022
     binds: Mapping[str, Path] = field(default_factory=dict)
+    max_bytes: int | None = None  # the largest file read whole into memory (the shell's memory limit)
 
     def __post_init__(self) -> None:
         self.root = Path(os.path.realpath(self.root))
@@ -178,8 +179,19 @@ class RootFS:
             raise
 
     def read_bytes(self, host: Path, limit: int | None = None) -> bytes:
-        """Content of a regular file of the root (at most `limit` bytes when given)."""
+        """Content of a regular file of the root (at most `limit` bytes when given); a file larger than the
+        memory limit raises ShellError (it is never read whole)."""
         with self.open_read(host) as f:
+            if limit is None and self.max_bytes is not None:
+                data = f.read(self.max_bytes + 1)
+                if len(data) > self.max_bytes:
+                    from minibuild.errors import ShellError
+                    from minibuild.limits import ENV_RUN_MAX_BYTES
+
+                    raise ShellError(f"sh: {self.to_virtual(host)}: a file larger than {self.max_bytes} bytes is "
+                                     f"read whole, past the emulated shell's memory limit set by "
+                                     f"{ENV_RUN_MAX_BYTES} (raise it, or use --executor chroot)")
+                return data
             return f.read() if limit is None else f.read(max(limit, 0))
 
     def open_write(self, host: Path, append: bool = False, mode: int = 0o666):  # type: ignore[no-untyped-def]

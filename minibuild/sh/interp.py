@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Mapping, Sequence
 
 from minibuild.errors import ShellError, UnsupportedCommandError
+from minibuild.limits import RunLimits
 from minibuild.sh import expand
 from minibuild.sh.ast import AndOr, Case, For, FuncDef, Group, If, Node, Pipeline, Redirect, Seq, Simple, Subshell, While
 from minibuild.sh.builtins.base import REGISTRY, Ctx, UsageError
@@ -17,8 +19,6 @@ from minibuild.sh.pattern import fullmatch
 from minibuild.sh.streams import Buffer, FileOut, Input, Null, Stream, dec, enc
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-MAX_STEPS = 1_000_000
-MAX_DEPTH = 200
 SHELLS = ("sh", "bash", "ash", "dash")
 SPECIAL = {"export", "readonly", "set", "unset", "eval", ".", "source", "exit", "return", "break", "continue",
            "shift", ":", "exec", "trap", "times"}
@@ -44,8 +44,11 @@ class Shell:
     """One shell execution environment (a subshell is a copy made by `fork`)."""
 
     def __init__(self, fs: RootFS, env: Mapping[str, str], *, cwd: str = "/", args: Sequence[str] = (),
-                 arg0: str = "sh", source_date_epoch: int = 0) -> None:
+                 arg0: str = "sh", source_date_epoch: int = 0, limits: RunLimits | None = None,
+                 deadline: float | None = None) -> None:
         self.fs = fs
+        self.limits = limits if limits is not None else RunLimits()
+        self.deadline = deadline  # time.monotonic() value at which the RUN must have ended (None = no limit)
         self.vars: dict[str, str] = dict(env)
         self.exported: set[str] = set(env)
         self.functions: dict[str, Node] = {}
@@ -106,6 +109,8 @@ class Shell:
         return self.vars.get(name)
 
     def set_var(self, name: str, value: str) -> None:
+        if len(value) > self.limits.max_bytes:
+            raise ShellError("sh: " + self.limits.bytes_message(f"the value of variable {name}"))
         self.vars[name] = value
         if self.options.get("allexport"):
             self.exported.add(name)
@@ -130,6 +135,8 @@ class Shell:
     def fork(self) -> "Shell":
         child = Shell.__new__(Shell)
         child.fs = self.fs
+        child.limits = self.limits
+        child.deadline = self.deadline
         child.vars = dict(self.vars)
         child.exported = set(self.exported)
         child.functions = dict(self.functions)
@@ -148,8 +155,8 @@ class Shell:
         child.depth = self.depth + 1
         child.subst_status = None
         child.traps = {}
-        if child.depth > MAX_DEPTH:
-            raise ShellError("sh: too many nested subshells or function calls")
+        if child.depth > self.limits.max_depth:
+            raise ShellError("sh: " + self.limits.depth_message())
         return child
 
     def run_subshell(self, node: Node) -> int:
@@ -167,7 +174,7 @@ class Shell:
 
     def command_subst(self, body: Node) -> str:
         child = self.fork()
-        buf = Buffer()
+        buf = self.memory_buffer("the output of $(...)")
         child.fds[1] = buf
         try:
             child.execute(body)
@@ -185,6 +192,15 @@ class Shell:
 
     def err(self, msg: str) -> None:
         self.fds.get(2, Null()).write(enc(msg.rstrip("\n") + "\n"))
+
+    def memory_buffer(self, what: str) -> Buffer:
+        """A Buffer for data the shell holds in memory (a pipe, a $(...)), bounded by the memory limit."""
+        return Buffer(self.limits.max_bytes, what, self.limits.bytes_message)
+
+    def check_time(self) -> None:
+        """Raise ShellError once the RUN's wall-time limit has passed (builtins call it in their loops)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ShellError("sh: " + self.limits.timeout_message())
 
     # ----- execution
     def run_script(self, text: str) -> int:
@@ -210,8 +226,11 @@ class Shell:
 
     def execute(self, node: Node) -> None:
         self.steps[0] += 1
-        if self.steps[0] > MAX_STEPS:
-            raise ShellError("sh: the script ran too many commands (endless loop?)")
+        if self.steps[0] > self.limits.max_commands:
+            raise ShellError(f"sh: the script ran more than {self.limits.max_commands} commands (endless loop or "
+                             f"fork bomb?)")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ShellError("sh: " + self.limits.timeout_message())
         match node:
             case Seq():
                 for item in node.items:
@@ -291,7 +310,7 @@ class Shell:
                     child = self.fork()
                     if data is not None:
                         child.fds[0] = Input(data)
-                    buf = Buffer()
+                    buf = self.memory_buffer("the data in a pipe")
                     if i < len(node.commands) - 1:
                         child.fds[1] = buf
                     codes.append(child._run_forked(cmd))
@@ -533,9 +552,9 @@ class Shell:
         self.positional = list(args)
         self.locals.append({})
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise ShellError(f"sh: {name}: function recursion too deep")
         try:
+            if self.depth > self.limits.max_depth:
+                raise ShellError(f"sh: {name}: " + self.limits.depth_message())
             self.execute(body)
             code = self.status
         except ReturnFn as e:
@@ -653,13 +672,14 @@ class Shell:
 
     def new_process(self, env: Mapping[str, str], in_: Stream, out: Stream, err: Stream, *, args: Sequence[str],
                     arg0: str) -> "Shell":
-        child = Shell(self.fs, env, cwd=self.cwd, args=args, arg0=arg0, source_date_epoch=self.source_date_epoch)
+        child = Shell(self.fs, env, cwd=self.cwd, args=args, arg0=arg0, source_date_epoch=self.source_date_epoch,
+                      limits=self.limits, deadline=self.deadline)
         child.start_shell()
         child.fds = {0: in_, 1: out, 2: err}
         child.steps = self.steps
         child.depth = self.depth + 1
-        if child.depth > MAX_DEPTH:
-            raise ShellError("sh: too many nested shells")
+        if child.depth > self.limits.max_depth:
+            raise ShellError("sh: " + self.limits.depth_message())
         return child
 
     def run_sh(self, argv: list[str], env: Mapping[str, str], in_: Stream, out: Stream, err: Stream) -> int:

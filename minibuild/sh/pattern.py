@@ -1,9 +1,11 @@
-"""Shell pattern matching (`*`, `?`, `[...]`) as Python regexes, with quoted characters kept literal."""
+"""Shell pattern matching (`*`, `?`, `[...]`, quoted characters literal) with the linear-time wildcard matcher."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+
+from minibuild.wildcard import CHAR, STAR, Token, Wildcard, one_char_class
 
 CLASSES = {
     "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
@@ -18,19 +20,26 @@ def has_magic(chars: Chars) -> bool:
     return any(not q and c in "*?[" for c, q in chars)
 
 
-def to_regex(chars: Chars) -> str:
-    """Translate (char, quoted) pairs to a regex body (no anchors)."""
-    out: list[str] = []
+def compile_pattern(chars: Chars) -> Wildcard:
+    """The pattern for the linear-time matcher (`*` and `?` match any char, `/` included)."""
+    return Wildcard([Token(STAR) if k == "star" else Token(CHAR, None if k == "any" else p if k == "lit"
+                                                              else one_char_class(p[1:-1]))
+                     for k, p in _pieces(chars)])
+
+
+def _pieces(chars: Chars) -> list[tuple[str, str]]:
+    """(kind, text) per pattern element: ("lit", char), ("star", ""), ("any", ""), ("class", "[regex class]")."""
+    out: list[tuple[str, str]] = []
     i = 0
     n = len(chars)
     while i < n:
         c, q = chars[i]
         if q:
-            out.append(re.escape(c))
+            out.append(("lit", c))
         elif c == "*":
-            out.append(".*")
+            out.append(("star", ""))
         elif c == "?":
-            out.append(".")
+            out.append(("any", ""))
         elif c == "[":
             j = i + 1
             neg = False
@@ -63,22 +72,18 @@ def to_regex(chars: Chars) -> str:
                 items.append(re.escape(cj) if cj not in "-" else r"\-")
                 j += 1
             if not closed:
-                out.append(re.escape("["))
+                out.append(("lit", "["))
             else:
-                out.append("[" + ("^" if neg else "") + "".join(items) + "]")
+                out.append(("class", "[" + ("^" if neg else "") + "".join(items) + "]"))
                 i = j
         else:
-            out.append(re.escape(c))
+            out.append(("lit", c))
         i += 1
-    return "".join(out)
-
-
-def compile_pattern(chars: Chars) -> re.Pattern[str]:
-    return re.compile(to_regex(chars), re.DOTALL)
+    return out
 
 
 def fullmatch(chars: Chars, text: str) -> bool:
-    return compile_pattern(chars).fullmatch(text) is not None
+    return compile_pattern(chars).match(text)
 
 
 def unquoted(text: str) -> list[tuple[str, bool]]:

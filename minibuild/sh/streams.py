@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import BinaryIO
+
+from minibuild.errors import ShellError
+from minibuild.limits import TailBuffer
 
 
 class Stream:
@@ -22,16 +26,39 @@ class Stream:
 
 
 class Buffer(Stream):
-    """Collects output in memory."""
+    """Collects output in memory; past ``limit`` bytes (the shell's memory limit) it raises ShellError."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None, what: str = "output held in memory",
+                 message: Callable[[str], str] | None = None) -> None:
         self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+        self.what = what
+        self.message = message
 
     def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.limit is not None and self.size > self.limit:
+            self.chunks.clear()
+            text = self.message(self.what) if self.message else f"{self.what} exceeds {self.limit} bytes"
+            raise ShellError("sh: " + text)
         self.chunks.append(data)
 
     def getvalue(self) -> bytes:
         return b"".join(self.chunks)
+
+
+class Tail(Stream):
+    """A RUN's own stdout or stderr: only the last ``limit`` bytes are kept (what a failure shows)."""
+
+    def __init__(self, limit: int) -> None:
+        self.buf = TailBuffer(limit)
+
+    def write(self, data: bytes) -> None:
+        self.buf.write(data)
+
+    def getvalue(self) -> bytes:
+        return self.buf.getvalue()
 
 
 class Input(Stream):

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import bz2
-import fnmatch
 import gzip as gz
 import io
 import lzma
 import os
+import shutil
 import stat
 import tarfile
+from functools import lru_cache
+from typing import IO, BinaryIO, cast
 
 from minibuild.boundedtar import open_tar
-from minibuild.errors import ImageFormatError
+from minibuild.errors import ImageFormatError, ShellError
+from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
 from minibuild.sh.builtins.users import lookup_gid, lookup_uid
 from minibuild.sh.fs import vnorm
+from minibuild.sh.pattern import compile_pattern, unquoted
+from minibuild.wildcard import Wildcard
 
 
 def _compress(data: bytes, kind: str | None) -> bytes:
@@ -31,14 +36,29 @@ def _compress(data: bytes, kind: str | None) -> bytes:
     return data
 
 
-def _decompress(data: bytes) -> bytes:
-    if data[:2] == b"\x1f\x8b":
-        return gz.decompress(data)
-    if data[:3] == b"BZh":
-        return bz2.decompress(data)
-    if data[:6] == b"\xfd7zXZ\x00":
-        return lzma.decompress(data)
-    return data
+def _inflate(src: BinaryIO, what: str, *, gzip_only: bool = False) -> BinaryIO:
+    """The uncompressed bytes of ``src`` (gzip, bzip2, xz or plain), produced in bounded chunks and stopped with
+    ShellError past MINIBUILD_MAX_LAYER_BYTES: a decompression bomb never fills memory or the disk."""
+    if gzip_only and isinstance(src, io.BufferedReader) and src.peek(2)[:2] != b"\x1f\x8b":
+        raise gz.BadGzipFile("not in gzip format")
+    return open_decompressed(src, what=f"{what} (in the emulated shell)", error=ShellError)
+
+
+@lru_cache(maxsize=256)
+def _exclude_pattern(pattern: str) -> Wildcard:
+    return compile_pattern(unquoted(pattern))
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """``--exclude`` matching: a shell pattern, through the shell's linear-time matcher."""
+    return _exclude_pattern(pattern).match(name)
+
+
+def _copy_out(ctx: Ctx, src: IO[bytes]) -> None:
+    """Write ``src`` to the builtin's stdout in bounded chunks."""
+    while chunk := src.read(1 << 20):
+        ctx.shell.check_time()
+        ctx.out(chunk)
 
 
 def _parse_tar_args(args: list[str]) -> tuple[dict[str, object], list[str]]:
@@ -102,8 +122,13 @@ def tar(ctx: Ctx, args: list[str]) -> int:
         if opts.get("c"):
             return _create(ctx, opts, names, base, fname)
         if opts.get("x") or opts.get("t"):
-            data = ctx.read_input(str(fname)) if fname not in (None, "-") else ctx.stdin.read()
-            return _extract(ctx, opts, names, base, _decompress(data))
+            src: BinaryIO
+            if fname in (None, "-") or vnorm(str(fname), ctx.cwd) in ("/dev/stdin", "/dev/fd/0"):
+                src = cast(BinaryIO, io.BufferedReader(io.BytesIO(ctx.stdin.read())))
+            else:
+                src = ctx.fs.open_read(ctx.path(str(fname)))
+            with src, _inflate(src, f"tar archive {fname or '-'}") as plain:
+                return _extract(ctx, opts, names, base, plain)
     except (OSError, tarfile.TarError, EOFError, gz.BadGzipFile, lzma.LZMAError, ImageFormatError) as e:
         ctx.err(getattr(e, "strerror", None) or str(e))
         return 1
@@ -118,7 +143,7 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
         def add(vpath: str, arc: str) -> None:
             nonlocal code
-            if any(fnmatch.fnmatch(os.path.basename(arc), x) or fnmatch.fnmatch(arc, x) for x in excludes):
+            if any(_matches(x, os.path.basename(arc)) or _matches(x, arc) for x in excludes):
                 return
             host = ctx.fs.path(vpath, "/", follow=bool(opts.get("h")))
             if out_host is not None and os.path.exists(host) and os.path.exists(out_host) and os.path.samefile(host, out_host):
@@ -155,15 +180,16 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
     return code
 
 
-def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, data: bytes) -> int:
+def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, data: BinaryIO) -> int:
     code = 0
     strip = int(opts.get("strip", 0))  # type: ignore[call-overload]
     excludes = list(opts["exclude"])  # type: ignore[call-overload]
     as_root = os.geteuid() == 0 and not opts.get("o")
     fs = ctx.fs
     dir_modes: list[tuple[str, int]] = []
-    with open_tar(io.BytesIO(data), mode="r:", what="tar") as tf:  # headers capped (minibuild.boundedtar)
+    with open_tar(data, mode="r|", what="tar (in the emulated shell)", error=ShellError) as tf:  # a stream, headers capped (minibuild.boundedtar)
         for m in tf:
+            ctx.shell.check_time()
             name = m.name
             while name.startswith("/"):
                 name = name[1:]
@@ -177,7 +203,7 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
             rel = "/".join(comps)
             if names and not any(rel == n.strip("/") or rel.startswith(n.strip("/") + "/") for n in names):
                 continue
-            if any(fnmatch.fnmatch(comps[-1] if comps else "", x) or fnmatch.fnmatch(rel, x) for x in excludes):
+            if any(_matches(x, comps[-1] if comps else "") or _matches(x, rel) for x in excludes):
                 continue
             if opts.get("t"):
                 ctx.out(m.name + ("/" if m.isdir() and not m.name.endswith("/") else "") + "\n")
@@ -185,7 +211,8 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
             if opts.get("O"):
                 if m.isreg():
                     f = tf.extractfile(m)
-                    ctx.out(f.read() if f else b"")
+                    if f is not None:
+                        _copy_out(ctx, f)
                 continue
             vdest = vnorm(rel, base) if rel else base
             parent = os.path.dirname(vdest) or "/"
@@ -195,7 +222,6 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
                 if m.isdir() and os.path.isdir(host) and not os.path.islink(host):
                     pass
                 elif os.path.isdir(host) and not os.path.islink(host):
-                    import shutil
                     shutil.rmtree(host)
                 else:
                     os.unlink(host)
@@ -206,7 +232,8 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
             elif m.isreg():
                 f = tf.extractfile(m)
                 with open(host, "wb") as out:
-                    out.write(f.read() if f else b"")
+                    if f is not None:
+                        shutil.copyfileobj(f, out, 1 << 20)
                 os.chmod(host, m.mode & (0o7777 if as_root else 0o777 & ~fs.umask))
             elif m.issym():
                 os.symlink(m.linkname, host)
@@ -255,8 +282,13 @@ def gzip(ctx: Ctx, args: list[str]) -> int:
     if not files:
         data = ctx.stdin.read()
         try:
-            ctx.out(gz.decompress(data) if decompress else _compress(data, "z"))
-        except (OSError, EOFError) as e:
+            if decompress:
+                stdin = cast(BinaryIO, io.BufferedReader(io.BytesIO(data)))
+                with _inflate(stdin, "gzip data on stdin", gzip_only=True) as plain:
+                    _copy_out(ctx, plain)
+            else:
+                ctx.out(_compress(data, "z"))
+        except DECOMPRESS_ERRORS as e:
             ctx.err(str(e))
             return 1
         return 0
@@ -265,19 +297,22 @@ def gzip(ctx: Ctx, args: list[str]) -> int:
         try:
             host = ctx.path(f)
             st = os.stat(host)
-            data = ctx.fs.read_bytes(host)
             if decompress:
                 if not f.endswith(".gz") and not f.endswith(".tgz") and not to_stdout:
                     ctx.err(f"{f}: unknown suffix - ignored")
                     code = 1
                     continue
-                result = gz.decompress(data)
                 out_name = f[:-3] if f.endswith(".gz") else f[:-4] + ".tar"
             else:
+                data = ctx.fs.read_bytes(host)
                 result = _compress(data, "z")
                 out_name = f + ".gz"
             if to_stdout:
-                ctx.out(result)
+                if not decompress:
+                    ctx.out(result)
+                    continue
+                with ctx.fs.open_read(host) as src, _inflate(src, f, gzip_only=True) as plain:
+                    _copy_out(ctx, plain)
                 continue
             out_host = ctx.path(out_name)
             if os.path.lexists(out_host) and "f" not in flags:
@@ -285,11 +320,15 @@ def gzip(ctx: Ctx, args: list[str]) -> int:
                 code = 1
                 continue
             with ctx.fs.open_write(out_host) as o:
-                o.write(result)
+                if not decompress:
+                    o.write(result)
+                else:
+                    with ctx.fs.open_read(host) as src, _inflate(src, f, gzip_only=True) as plain:
+                        shutil.copyfileobj(plain, o, 1 << 20)
             os.chmod(out_host, stat.S_IMODE(st.st_mode))
             if not keep:
                 os.unlink(ctx.path(f, follow=False))
-        except (OSError, EOFError) as e:
+        except DECOMPRESS_ERRORS as e:
             ctx.err(f"{f}: {getattr(e, 'strerror', None) or e}")
             code = 1
     return code

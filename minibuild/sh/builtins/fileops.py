@@ -238,6 +238,13 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
 _CREATED: set[tuple[int, int]] = set()  # directories made by the running cp (recursion guard)
 
 
+def copy_tree(ctx: Ctx, src_v: str, dst_v: str) -> bool:
+    """`cp -a SRC DST` for other builtins (useradd's /etc/skel): the one confined, special-file-aware copy."""
+    _CREATED.clear()
+    return _copy_one(ctx, src_v, dst_v, recursive=True, deref=False, preserve=True, top=True, force=False,
+                     no_clobber=False)
+
+
 def _inside(src: Path, dst: Path) -> bool:
     try:
         return os.path.commonpath([os.path.realpath(src), os.path.realpath(dst)]) == os.path.realpath(src) and \

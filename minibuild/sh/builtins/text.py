@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 
+from minibuild.errors import ShellError
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.streams import dec, enc
 
@@ -120,6 +121,9 @@ def printf(ctx: Ctx, args: list[str]) -> int:
                 width = rest.pop(0) if rest else "0"
             if prec == "*":
                 prec = rest.pop(0) if rest else "0"
+            for field in (width, prec):  # a field as wide as the memory limit is never built
+                if field and field.lstrip("-").isdigit() and abs(int(field)) > ctx.shell.limits.max_bytes:
+                    raise ShellError("printf: " + ctx.shell.limits.bytes_message(f"the field width {field}"))
             arg = rest.pop(0) if rest else None
             consumed = consumed or arg is not None
             spec = "%" + flags + (width or "") + (f".{prec}" if prec is not None else "")
@@ -502,11 +506,12 @@ def seq(ctx: Ctx, args: list[str]) -> int:
         raise UsageError("usage: seq [-w] [-s SEP] [FIRST [INC]] LAST")
     if step == 0:
         return 0
-    out = list(range(first, last + (1 if step > 0 else -1), step))
+    out = range(first, last + (1 if step > 0 else -1), step)
     w = max((len(str(v)) for v in (first, last)), default=0)
-    strs = [str(v).zfill(w) if width else str(v) for v in out]
-    if strs:
-        ctx.out(sep.join(strs) + "\n")
+    for at in range(0, len(out), 4096):  # written in chunks: `seq 1 10000000000` never builds its list
+        ctx.shell.check_time()
+        strs = [str(v).zfill(w) if width else str(v) for v in out[at:at + 4096]]
+        ctx.out(sep.join(strs) + ("\n" if at + 4096 >= len(out) else sep))
     return 0
 
 

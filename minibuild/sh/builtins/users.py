@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 from minibuild.build import userdb
 from minibuild.build.confine import read_small_file
@@ -118,13 +117,12 @@ def _make_home(ctx: Ctx, home: str, uid: int, gid: int) -> None:
         os.mkdir(host)
         os.chmod(host, 0o755 & ~ctx.fs.umask | 0o700)
         skel = ctx.path("/etc/skel")
-        if skel.is_dir():
+        if skel.is_dir():  # copied by cp's confined copier: links stay links, nodes are re-made, never opened
+            from minibuild.sh.builtins.fileops import copy_tree
+
+            vhome = ctx.fs.to_virtual(host)
             for item in sorted(os.listdir(skel)):
-                src = skel / item
-                if src.is_dir() and not src.is_symlink():
-                    shutil.copytree(src, host / item, symlinks=True)
-                else:
-                    shutil.copy2(src, host / item, follow_symlinks=False)
+                copy_tree(ctx, ctx.fs.to_virtual(skel) + "/" + item, vhome + "/" + item)
     if os.geteuid() == 0:
         for dirpath, dirnames, filenames in os.walk(host):
             os.lchown(dirpath, uid, gid)
