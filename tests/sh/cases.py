@@ -113,4 +113,8 @@ CASES: dict[str, str] = {
     "printf_padding_table": "for n in 1 22 333; do printf '%-5s|%5s|%05d\\n' $n $n $n; done",
     "dollar_at_forms": "f() { echo \"$#:$1\"; }; f \"$@\"; f \"${@}\"; f \"$*\"; f \"\" \"$@\"; f x\"$@\"y; f \"${x}$@\"; for a in \"$@\"; do echo it; done; set -- 'a b' '' c; f \"$@\"; f \"${@}\"; f \"$*\"; f $@; f x\"$@\"y; f \"$@\" \"$@\"; g() { f \"$@\"; }; g; g 1 2",
     "ls_recursive": "mkdir -p /w/a/b /w/c; touch /w/a/f /w/a/b/g; ls -R /w; cd /w && ls -R a",
+    # grep: every -e/-f pattern counts, context lines (-A/-B/-C with "--" between groups), -m stops early
+    "grep_multiple_e_f": "printf 'foo\\nbar\\nbaz\\n' > /w/f; grep -e foo -e baz /w/f; printf 'bar\\n' > /w/p; grep -f /w/p -e foo /w/f; grep -c -f /dev/null /w/f; echo rc=$?",
+    "grep_context": "printf 'a\\nb\\nc\\nd\\ne\\nf\\ng\\nb\\nh\\n' > /w/f; grep -A1 b /w/f; grep -B2 -n b /w/f; grep -C1 b /w/f /w/f; grep -A0 b /w/f; grep -C5 -B0 b /w/f; grep -c -A1 b /w/f; grep -A x b /w/f; echo rc=$?",
+    "grep_max_count": "printf 'a\\nb\\nb\\nc\\nb\\nd\\n' > /w/f; grep -m1 b /w/f; grep -A2 -m2 b /w/f; grep -A1 -m1 b /w/f; grep -c -m2 b /w/f; grep -m1 -A3 -v b /w/f; grep -m 1 -n b /w/f /w/f; grep -c -m0 b /w/f; echo rc=$?; grep -B1 -m0 b /w/f; echo rc=$?",
 }
