@@ -117,4 +117,11 @@ CASES: dict[str, str] = {
     "grep_multiple_e_f": "printf 'foo\\nbar\\nbaz\\n' > /w/f; grep -e foo -e baz /w/f; printf 'bar\\n' > /w/p; grep -f /w/p -e foo /w/f; grep -c -f /dev/null /w/f; echo rc=$?",
     "grep_context": "printf 'a\\nb\\nc\\nd\\ne\\nf\\ng\\nb\\nh\\n' > /w/f; grep -A1 b /w/f; grep -B2 -n b /w/f; grep -C1 b /w/f /w/f; grep -A0 b /w/f; grep -C5 -B0 b /w/f; grep -c -A1 b /w/f; grep -A x b /w/f; echo rc=$?",
     "grep_max_count": "printf 'a\\nb\\nb\\nc\\nb\\nd\\n' > /w/f; grep -m1 b /w/f; grep -A2 -m2 b /w/f; grep -A1 -m1 b /w/f; grep -c -m2 b /w/f; grep -m1 -A3 -v b /w/f; grep -m 1 -n b /w/f /w/f; grep -c -m0 b /w/f; echo rc=$?; grep -B1 -m0 b /w/f; echo rc=$?",
+    # sort: every -k key with its own modifiers, atof numbers (+3, 1e2, 0x10), -u/-c/-s, the C locale
+    "sort_keys": "printf 'c 3\\nb 2\\nd 2\\na 10\\n' > /w/f; sort -k2,2n -k1,1 /w/f; sort -k2nr /w/f; sort -k 2,2n -k 1,1r /w/f; sort -r -k2,2n /w/f; sort -t: -k2 /etc/group | head -3; printf 'x:b:2\\ny:a:1\\nz:a:0\\n' | sort -t: -k2,2 -k3n; printf 'a  b\\na c\\n' | sort -k2; printf 'a  b\\na c\\n' | sort -b -k2; printf 'ab.cd\\naa.ce\\n' | sort -k1.2,1.3",
+    "sort_numbers": "printf '2\\n+3\\n-1\\n1e2\\n0x10\\nabc\\n 5\\n1.5\\n\\n' | sort -n; printf '10\\n9\\nnan\\n-inf\\nx\\n' | sort -g; printf 'B\\na\\nA\\nb\\n\\xc3\\xa9\\n' | sort; printf 'B\\na\\nA\\nb\\n' | sort -f; printf 'a-b\\nab\\naa\\n' | sort -d",
+    "sort_unique_check": "printf 'a 1\\nb 1\\na 2\\n' | sort -u -k2,2; printf 'A\\na\\nb\\n' | sort -uf; printf 'b 1\\na 1\\n' | sort -s -k2,2; printf 'a\\nb\\n' | sort -c; echo rc=$?; printf 'b\\na\\n' | sort -c; echo rc=$?; printf 'a\\na\\n' | sort -cu; echo rc=$?; printf 'b\\na\\n' > /w/in; sort -o /w/in /w/in; cat /w/in; sort -k0 /w/in; echo rc=$?; sort -k1x /w/in; echo rc=$?; sort -t ab /w/in; echo rc=$?",
+    # printf/echo escapes: printf's \\NNN counts a leading 0, echo and %b take \\0NNN; raw bytes; C's %#o, %c ''
+    "printf_escapes_bytes": "printf 'a\\0102c|\\101\\1012|\\xc3\\x4|%b|\\n' 'a\\0102c\\101\\x41\\xc3\\0' > /w/p; echo -e 'a\\0102c\\101\\08\\351' >> /w/p; tr '\\101' '\\142' < /w/p > /w/q",
+    "printf_c_and_alt_forms": "printf '%c|%x|%o|%#5o|%#05o|%#o|%#.4o|%-#6o|%#X|%#x|\\n' '' -1 -8 8 8 0 8 8 255 0 > /w/p; printf '%c' >> /w/p; printf '%5c|%-3c|%c\\n' '' '' abc >> /w/p; printf '%c\\n' \u00e9 >> /w/p",
 }

@@ -27,18 +27,18 @@ def unescape(s: str, *, echo: bool) -> tuple[str, bool]:
         if n in ESCAPES:
             out.append(ESCAPES[n])
             i += 2
-        elif n == "0" or (not echo and n in "01234567"):
-            j = i + 2 if n == "0" else i + 1
+        elif n in "01234567":
+            j = i + 2 if n == "0" and echo else i + 1  # echo and %b: \0NNN; printf's format: \NNN, a 0 counts
             digits = ""
             while j < len(s) and len(digits) < 3 and s[j] in "01234567":
                 digits += s[j]
                 j += 1
-            out.append(chr(int(digits or "0", 8)))
+            out.append(_byte(int(digits or "0", 8) & 0xFF))
             i = j
         elif n == "x":
             m = re.match(r"[0-9a-fA-F]{1,2}", s[i + 2:])
             if m:
-                out.append(chr(int(m.group(), 16)))
+                out.append(_byte(int(m.group(), 16)))
                 i += 2 + m.end()
             else:
                 out.append("\\x")
@@ -47,6 +47,11 @@ def unescape(s: str, *, echo: bool) -> tuple[str, bool]:
             out.append("\\" + n)
             i += 2
     return "".join(out), False
+
+
+def _byte(v: int) -> str:
+    """The character that `enc` turns into the single byte `v` (a raw byte above 0x7f, not its UTF-8 form)."""
+    return chr(v) if v < 0x80 else dec(bytes([v]))
 
 
 @builtin("echo")
@@ -126,19 +131,22 @@ def printf(ctx: Ctx, args: list[str]) -> int:
             if conv in "sb":
                 val = arg or ""
                 if conv == "b":
-                    val, stop = unescape(val, echo=False)
+                    val, stop = unescape(val, echo=True)
                     if stop:
                         out.append(val)
                         ctx.out("".join(out))
                         return code
                 out.append((spec + "s") % val)
             elif conv == "c":
-                out.append((spec + "s") % ((arg or "")[:1]))
+                out.append((spec + "s") % (dec(enc(arg or "")[:1]) or "\0"))  # the first byte; none is a NUL
             elif conv in "diouxX":
                 n, ok = _to_int(ctx, arg) if arg else (0, True)
                 code = code if ok else 1
-                if conv == "u" and n < 0:
+                if conv in "ouxX" and n < 0:
                     n += 1 << 64
+                if "#" in flags and (conv == "o" or n == 0):  # C: %#o is 010 (Python: 0o10), %#x of 0 is 0
+                    digits = len("%o" % n) + (conv == "o" and n != 0)
+                    spec = "%" + flags.replace("#", "") + (width or "") + f".{max(int(prec or 0), digits)}"
                 out.append((spec + ("d" if conv in "iu" else conv)) % n)
             else:
                 try:
@@ -271,63 +279,6 @@ def _wc_fmt(nums: list[int], single: bool) -> str:
     if single:
         return str(nums[0])
     return " ".join(f"{n:>7}" for n in nums).lstrip() if len(nums) == 1 else " ".join(f"{n:>7}" for n in nums)
-
-
-def _sort_key(opts: dict[str, str | bool], sep: str | None, keyspec: str | None):  # type: ignore[no-untyped-def]
-    def field(line: str) -> str:
-        if keyspec is None:
-            return line
-        m = re.match(r"(\d+)(?:\.\d+)?[a-z]*(?:,(\d+)(?:\.\d+)?[a-z]*)?", keyspec)
-        if not m:
-            return line
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) else None
-        parts = line.split(sep) if sep else re.findall(r"\s*\S+", line)
-        sel = parts[a - 1 : b] if b else parts[a - 1:]
-        return (sep or "").join(sel)
-
-    def key(line: str):  # type: ignore[no-untyped-def]
-        k = field(line)
-        if opts.get("f"):
-            k = k.upper()
-        if opts.get("b"):
-            k = k.lstrip()
-        if opts.get("n"):
-            m = re.match(r"\s*(-?\d+(?:\.\d*)?)", k)
-            return (float(m.group(1)) if m else 0.0, line)
-        return (k.encode("utf-8", "surrogateescape"), line.encode("utf-8", "surrogateescape"))
-    return key
-
-
-@builtin("sort")
-def sort(ctx: Ctx, args: list[str]) -> int:
-    opts, files = parse_flags(args, "rnufbsdcm", "ktTo")
-    lines: list[str] = []
-    code = 0
-    for name, data in _inputs(ctx, files):
-        if data is None:
-            return 2
-        text = dec(data)
-        lines.extend(text.split("\n")[:-1] if text.endswith("\n") else (text.split("\n") if text else []))
-    sep = str(opts["t"]) if "t" in opts else None
-    key = _sort_key(opts, sep, str(opts["k"]) if "k" in opts else None)
-    ordered = sorted(lines, key=key, reverse=bool(opts.get("r")))
-    if opts.get("u"):
-        seen: set[object] = set()
-        uniq: list[str] = []
-        for line in ordered:
-            k = key(line)[0]
-            if k not in seen:
-                seen.add(k)
-                uniq.append(line)
-        ordered = uniq
-    result = "".join(x + "\n" for x in ordered)
-    if "o" in opts:
-        with ctx.fs.open_write(ctx.path(str(opts["o"]))) as f:
-            f.write(enc(result))
-    else:
-        ctx.out(result)
-    return code
 
 
 @builtin("uniq")
