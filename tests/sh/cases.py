@@ -124,4 +124,7 @@ CASES: dict[str, str] = {
     # printf/echo escapes: printf's \\NNN counts a leading 0, echo and %b take \\0NNN; raw bytes; C's %#o, %c ''
     "printf_escapes_bytes": "printf 'a\\0102c|\\101\\1012|\\xc3\\x4|%b|\\n' 'a\\0102c\\101\\x41\\xc3\\0' > /w/p; echo -e 'a\\0102c\\101\\08\\351' >> /w/p; tr '\\101' '\\142' < /w/p > /w/q",
     "printf_c_and_alt_forms": "printf '%c|%x|%o|%#5o|%#05o|%#o|%#.4o|%-#6o|%#X|%#x|\\n' '' -1 -8 8 8 0 8 8 255 0 > /w/p; printf '%c' >> /w/p; printf '%5c|%-3c|%c\\n' '' '' abc >> /w/p; printf '%c\\n' \u00e9 >> /w/p",
+    # busybox TIME strings for touch -d/-t and date -d; date -r FILE; touch -a/-m/-h
+    "touch_date_times": "touch -d '2020-01-02 03:04:05' /w/a; touch -t 202001020304.05 /w/b; touch -d @1000 /w/c; touch -d x /w/d; echo rc=$?; touch -t 0102030420.30 /w/e; stat -c '%Y %n' /w/a /w/b /w/c /w/e; date -r /w/a; date -u -r /w/b +%s; date -r /w/nosuch; echo rc=$?; touch -m -d @2000 /w/c; touch -a -d @3000 /w/c; stat -c '%X %Y' /w/c; ln -s a /w/l; touch -h -d @4000 /w/l; stat -c '%Y' /w/a /w/l",
+    "date_d_formats": "for d in '2020-01-02 03:04:05' '2020-01-02' '2020-1-2 3:4' '2020-01-02 3' '2020.01.02-03:04:05' 202001020304.05 0102030420 1700000000 @-5 '2020-02-30' '2020-13-01' '2020-01-02 24:00' '2020-01-02T03:04' 'Jan 2 2020' 12345 '@ 5'; do date -u -d \"$d\" '+%Y-%m-%d %H:%M:%S %s' || echo \"bad $d\"; done; date -u -d @3723 -Ihours; date -d @3723 -Iminutes; date -d @3723 -Iseconds; date -R -d @0; touch -d @86400 /w/r; date -r /w/r -d 01:02 +%s",
 }

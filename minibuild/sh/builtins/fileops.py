@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
+from minibuild.sh.builtins.timestr import BadTime, parse_time
 from minibuild.sh.builtins.users import group_name, lookup_gid, lookup_uid, user_name
 from minibuild.sh.fs import vnorm
 
@@ -357,20 +358,32 @@ def ln(ctx: Ctx, args: list[str]) -> int:
 def touch(ctx: Ctx, args: list[str]) -> int:
     opts, paths = parse_flags(args, "cham", "dtr")
     when: float | None = None
-    if "d" in opts and str(opts["d"]).startswith("@"):
-        when = float(str(opts["d"])[1:])
-    elif "r" in opts:
+    for flag in "dt":
+        if flag in opts:
+            try:
+                when = parse_time(str(opts[flag]), ctx.now)
+            except BadTime:
+                ctx.err(f"invalid date '{opts[flag]}'")
+                return 1
+    if "r" in opts:
         st = _stat(ctx, str(opts["r"]))
         when = st.st_mtime if st else None
+    follow = not opts.get("h")
     code = 0
     for p in paths:
         try:
-            host = ctx.path(p)
+            host = ctx.path(p, follow=follow)
             if not os.path.lexists(host):
                 if opts.get("c"):
                     continue
                 ctx.fs.open_write(host).close()
-            os.utime(host, None if when is None else (when, when))
+            times = None
+            if when is not None or opts.get("a") or opts.get("m"):
+                now = time.time() if when is None else when
+                old = os.stat(host, follow_symlinks=follow)
+                only_a, only_m = opts.get("a") and not opts.get("m"), opts.get("m") and not opts.get("a")
+                times = (old.st_atime if only_m else now, old.st_mtime if only_a else now)
+            os.utime(host, times, follow_symlinks=follow)
         except OSError as e:
             ctx.err(f"{p}: {e.strerror}")
             code = 1
@@ -710,6 +723,7 @@ def stat_(ctx: Ctx, args: list[str]) -> int:
                 "N": f"'{p}'" + (f" -> '{os.readlink(host)}'" if stat.S_ISLNK(st.st_mode) else ""),
                 "u": str(st.st_uid), "g": str(st.st_gid), "U": user_name(ctx, st.st_uid), "G": group_name(ctx, st.st_gid),
                 "F": kind, "h": str(st.st_nlink), "f": f"{st.st_mode:x}", "Y": str(int(st.st_mtime)),
+                "X": str(int(st.st_atime)), "Z": str(int(st.st_ctime)),
                 "i": str(st.st_ino), "%": "%"}
         if fmt is None:
             ctx.out(f"  File: '{p}'\n  Size: {st.st_size}\t{kind}\nAccess: ({vals['a']:0>4}/{vals['A']})  Uid: ({st.st_uid}/{vals['U']})   Gid: ({st.st_gid}/{vals['G']})\n")

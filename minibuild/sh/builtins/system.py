@@ -8,6 +8,7 @@ import stat
 import time
 
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
+from minibuild.sh.builtins.timestr import BadTime, parse_time
 from minibuild.sh.builtins.users import group_name, read_db, user_name
 from minibuild.sh.fs import vnorm
 
@@ -274,29 +275,57 @@ def _strftime(fmt: str, t: time.struct_time, epoch: int) -> str:
     return time.strftime(fmt, t)
 
 
+_ISO = {"date": "%Y-%m-%d", "hours": "%Y-%m-%dT%H+00:00", "minutes": "%Y-%m-%dT%H:%M+00:00",
+        "seconds": "%Y-%m-%dT%H:%M:%S+00:00", "ns": "%Y-%m-%dT%H:%M:%S,%N+00:00"}
+
+
 @builtin("date")
 def date(ctx: Ctx, args: list[str]) -> int:
     epoch = int(ctx.env.get("SOURCE_DATE_EPOCH", "") or ctx.now)
     fmt = "%a %b %e %H:%M:%S UTC %Y"
+    when: str | None = None
     i = 0
     while i < len(args):
         a = args[i]
-        if a in ("-u", "-R", "--utc"):
-            if a == "-R":
-                fmt = "%a, %d %b %Y %H:%M:%S +0000"
-        elif a in ("-d", "--date"):
-            v = args[i + 1]
-            i += 1
-            if v.startswith("@") and v[1:].lstrip("-").isdigit():
-                epoch = int(v[1:])
+        if a in ("-u", "--utc"):
+            pass
+        elif a == "-R":
+            fmt = "%a, %d %b %Y %H:%M:%S +0000"
+        elif a[:2] in ("-d", "-r") or a in ("--date", "--reference"):
+            flag = a[1] if a[1] != "-" else a[2]
+            if len(a) > 2 and a[1] != "-":
+                v = a[2:]
+            elif i + 1 < len(args):
+                i += 1
+                v = args[i]
             else:
-                ctx.err(f"invalid date '{v}'")
+                ctx.err(f"option requires an argument -- '{flag}'")
                 return 1
+            if flag == "d":
+                when = v
+            else:
+                try:
+                    epoch = int(os.stat(ctx.path(v)).st_mtime)
+                except OSError as e:
+                    ctx.err(f"can't stat '{v}': {e.strerror}")
+                    return 1
         elif a.startswith("-I"):
-            fmt = "%Y-%m-%d"
+            if a[2:] and a[2:] not in _ISO:
+                ctx.err(f"invalid -I argument '{a[2:]}'")
+                return 1
+            fmt = _ISO[a[2:] or "date"]
         elif a.startswith("+"):
             fmt = a[1:]
+        else:  # -s TIME, -D FMT or a TIME operand set the clock or parse with strptime: not emulated
+            ctx.err(f"{a}: setting the date or -D is not available in the emulated shell; use --executor chroot")
+            return 1
         i += 1
+    if when is not None:
+        try:
+            epoch = parse_time(when, epoch)  # relative forms (hh:mm) take the day from -r FILE or now
+        except BadTime:
+            ctx.err(f"invalid date '{when}'")
+            return 1
     ctx.out(_strftime(fmt, time.gmtime(epoch), epoch) + "\n")
     return 0
 
