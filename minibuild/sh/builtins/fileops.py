@@ -565,7 +565,7 @@ def chown(ctx: Ctx, args: list[str]) -> int:
     return code
 
 
-def _mode_string(m: int) -> str:
+def mode_string(m: int) -> str:
     kind = {stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c", stat.S_IFBLK: "b", stat.S_IFIFO: "p",
             stat.S_IFSOCK: "s"}.get(stat.S_IFMT(m), "-")
     out = [kind]
@@ -612,7 +612,7 @@ def ls(ctx: Ctx, args: list[str]) -> int:
         owner = str(st.st_uid) if opts.get("n") else user_name(ctx, st.st_uid)
         group = str(st.st_gid) if opts.get("n") else group_name(ctx, st.st_gid)
         when = time.strftime("%b %e %H:%M", time.gmtime(st.st_mtime))
-        text = f"{_mode_string(st.st_mode)} {st.st_nlink:>4} {owner:<8} {group:<8} {st.st_size:>9} {when} {name}"
+        text = f"{mode_string(st.st_mode)} {st.st_nlink:>4} {owner:<8} {group:<8} {st.st_size:>9} {when} {name}"
         if stat.S_ISLNK(st.st_mode):
             text += " -> " + os.readlink(ctx.path(vpath, follow=False))
         return text + suffix
@@ -719,7 +719,7 @@ def stat_(ctx: Ctx, args: list[str]) -> int:
             continue
         kind = {stat.S_IFDIR: "directory", stat.S_IFLNK: "symbolic link", stat.S_IFREG: "regular file" if st.st_size else "regular empty file",
                 stat.S_IFIFO: "fifo", stat.S_IFCHR: "character special file", stat.S_IFBLK: "block special file"}.get(stat.S_IFMT(st.st_mode), "unknown")
-        vals = {"a": f"{stat.S_IMODE(st.st_mode):o}", "A": _mode_string(st.st_mode), "s": str(st.st_size), "n": p,
+        vals = {"a": f"{stat.S_IMODE(st.st_mode):o}", "A": mode_string(st.st_mode), "s": str(st.st_size), "n": p,
                 "N": f"'{p}'" + (f" -> '{os.readlink(host)}'" if stat.S_ISLNK(st.st_mode) else ""),
                 "u": str(st.st_uid), "g": str(st.st_gid), "U": user_name(ctx, st.st_uid), "G": group_name(ctx, st.st_gid),
                 "F": kind, "h": str(st.st_nlink), "f": f"{st.st_mode:x}", "Y": str(int(st.st_mtime)),
