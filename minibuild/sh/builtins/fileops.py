@@ -151,9 +151,9 @@ def _copy_meta(ctx: Ctx, src: Path, dst: Path, st: os.stat_result, preserve: boo
 
 
 def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool, preserve: bool, top: bool,
-              force: bool, no_clobber: bool) -> bool:
+              force: bool, no_clobber: bool, deref_top: bool = False) -> bool:
     """Copy src to dst (both virtual paths, dst not a directory to copy into). Returns success."""
-    follow = deref or (top and not recursive)
+    follow = deref or (top and deref_top)
     try:
         src = ctx.path(src_v, follow=follow)
         st = os.lstat(src)
@@ -211,6 +211,16 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
             if os.path.samefile(src, dst):
                 ctx.err(f"'{src_v}' and '{dst_v}' are the same file")
                 return False
+        if stat.S_ISREG(st.st_mode) and not follow:  # busybox keeps hard links when it does not dereference
+            first = _LINKED.setdefault((st.st_dev, st.st_ino), dst)
+            if first != dst:
+                if os.path.lexists(dst):
+                    if not force:
+                        ctx.err(f"can't create '{dst_v}': File exists")
+                        return False
+                    os.unlink(dst)
+                os.link(first, dst, follow_symlinks=False)
+                return True
         if stat.S_ISREG(st.st_mode):
             existed = os.path.exists(dst)
             try:
@@ -237,6 +247,7 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
 
 
 _CREATED: set[tuple[int, int]] = set()  # directories made by the running cp (recursion guard)
+_LINKED: dict[tuple[int, int], Path] = {}  # (dev, inode) of a file the running cp copied -> its copy
 
 
 def _inside(src: Path, dst: Path) -> bool:
@@ -256,6 +267,7 @@ def cp(ctx: Ctx, args: list[str]) -> int:
     deref = bool(opts.get("L")) or (not recursive and not opts.get("d") and not opts.get("P"))
     if opts.get("d") or opts.get("P") or opts.get("a"):
         deref = False
+    deref_top = bool(opts.get("H"))  # -H: follow the operands' links, not those found inside them
     if "t" in opts:
         paths = paths + [str(opts["t"])]
     if len(paths) < 2:
@@ -268,12 +280,13 @@ def cp(ctx: Ctx, args: list[str]) -> int:
         return 1
     ok = True
     _CREATED.clear()
+    _LINKED.clear()
     for s in srcs:
         target = dest.rstrip("/") + "/" + posixpath.basename(s.rstrip("/")) if into else dest
         if s.rstrip("/") == "":
             target = dest
         ok &= _copy_one(ctx, s, target, recursive=recursive, deref=deref, preserve=preserve, top=True,
-                        force=bool(opts.get("f")), no_clobber=bool(opts.get("n")))
+                        force=bool(opts.get("f")), no_clobber=bool(opts.get("n")), deref_top=deref_top)
     return 0 if ok else 1
 
 
