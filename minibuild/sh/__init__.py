@@ -27,6 +27,7 @@ class ShellResult:
     exit_code: int
     stdout: bytes
     stderr: bytes
+    missing: tuple[str, ...] = ()  # one line per command it could not run (status 127), saying why
 
 
 def _shell(root: Path, env: Mapping[str, str], cwd: str, uid: int, gid: int, args: Sequence[str], stdin: bytes,
@@ -40,11 +41,12 @@ def _shell(root: Path, env: Mapping[str, str], cwd: str, uid: int, gid: int, arg
 
 def run_script(script: str, *, root: Path, env: Mapping[str, str], cwd: str = "/", uid: int = 0, gid: int = 0,
                args: Sequence[str] = (), stdin: bytes = b"", source_date_epoch: int = 0) -> ShellResult:
-    """Run `script` as `sh -c SCRIPT sh ARGS...` with `root` as `/`; raises UnsupportedCommandError for a
-    command the emulator does not provide (and ShellError when a script runs away)."""
+    """Run `script` as `sh -c SCRIPT sh ARGS...` with `root` as `/`. A command it cannot run exits 127 as in a
+    real shell (ShellResult.missing says why); ShellError when a script runs away, UnsupportedCommandError for
+    input the emulator will not fake (/dev/random)."""
     sh, out, err = _shell(root, env, cwd, uid, gid, args, stdin, source_date_epoch)
     code = sh.run_script(script)
-    return ShellResult(exit_code=code, stdout=out.getvalue(), stderr=err.getvalue())
+    return ShellResult(exit_code=code, stdout=out.getvalue(), stderr=err.getvalue(), missing=tuple(sh.missing))
 
 
 def run_argv(argv: Sequence[str], *, root: Path, env: Mapping[str, str], cwd: str = "/", uid: int = 0, gid: int = 0,
@@ -59,7 +61,7 @@ def run_argv(argv: Sequence[str], *, root: Path, env: Mapping[str, str], cwd: st
         code = sh.run_utility(list(argv), env=dict(env))
     except ExitShell as e:
         code = e.code
-    return ShellResult(exit_code=code, stdout=out.getvalue(), stderr=err.getvalue())
+    return ShellResult(exit_code=code, stdout=out.getvalue(), stderr=err.getvalue(), missing=tuple(sh.missing))
 
 
 __all__ = ["BUILTINS", "ShellResult", "run_argv", "run_script"]

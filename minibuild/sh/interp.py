@@ -61,6 +61,7 @@ class Shell:
         self.loop_depth = 0
         self.source_date_epoch = source_date_epoch
         self.steps = [0]
+        self.missing: list[str] = []  # a hint per command it could not run (shared by subshells and children)
         self.depth = 0
         self.subst_status: int | None = None
         self.traps: dict[str, str] = {}
@@ -133,6 +134,7 @@ class Shell:
         child.loop_depth = 0
         child.source_date_epoch = self.source_date_epoch
         child.steps = self.steps
+        child.missing = self.missing
         child.depth = self.depth + 1
         child.subst_status = None
         child.traps = {}
@@ -577,10 +579,13 @@ class Shell:
             child = self.fork()
             child.fds = {0: in_, 1: out, 2: err}
             return shellbuiltins.SHELL_BUILTINS[base](child, argv[1:])
+        binary = name if "/" in name else None  # an existing path the emulator cannot interpret
         if script is None and "/" not in name:
-            script = self.search_path(name, env)
-        if script is None:
-            raise unsupported(name)
+            script, binary = self.search_path(name, env)
+        if script is None:  # like a shell that finds no such command: status 127, and the build says why
+            self.missing.append(missing_hint(name, binary))
+            err.write(enc(f"sh: {name}: not found\n"))
+            return 127
         return self.run_script_file(script, argv[1:], env, in_, out, err, arg0=name)
 
     def _lexists(self, p: str) -> bool:
@@ -592,7 +597,8 @@ class Shell:
     def _is_script(self, p: str) -> bool:
         return self.find_script(p) is not None
 
-    def search_path(self, name: str, env: Mapping[str, str]) -> str | None:
+    def search_path(self, name: str, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+        """(shell script, None) for `name` on PATH, or (None, the binary program found first, if any)."""
         path = env.get("PATH", self.vars.get("PATH", DEFAULT_PATH))
         for d in path.split(":"):
             cand = (d or ".").rstrip("/") + "/" + name
@@ -603,9 +609,9 @@ class Shell:
                 continue
             if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
                 if self.find_script(cand) is not None:
-                    return cand
-                raise unsupported(name, binary=cand)
-        return None
+                    return cand, None
+                return None, cand
+        return None, None
 
     def find_script(self, p: str) -> str | None:
         """`p` when it is an executable shell script in the root (#!/bin/sh, bash, env sh, or no #! text)."""
@@ -644,6 +650,7 @@ class Shell:
         child = Shell(self.fs, env, cwd=self.cwd, args=args, arg0=arg0, source_date_epoch=self.source_date_epoch)
         child.fds = {0: in_, 1: out, 2: err}
         child.steps = self.steps
+        child.missing = self.missing
         child.depth = self.depth + 1
         if child.depth > MAX_DEPTH:
             raise ShellError("sh: too many nested shells")
@@ -724,13 +731,10 @@ def _quote(w: str) -> str:
     return "'" + w.replace("'", "'\\''") + "'"
 
 
-def unsupported(name: str, binary: str | None = None) -> UnsupportedCommandError:
-    from minibuild.sh.shellbuiltins import SHELL_BUILTINS
-
-    available = ", ".join(sorted(set(REGISTRY) | set(SHELL_BUILTINS) | set(SHELLS)))
-    what = f"{binary} is a binary program" if binary else "it is neither a builtin nor a shell script on PATH"
-    return UnsupportedCommandError(
-        f"command {name!r} is not available in the emulated shell ({what}); available: {available}; "
-        f"use --executor chroot to run real binaries",
-        command=name,
-    )
+def missing_hint(name: str, binary: str | None = None) -> str:
+    """One line saying why the emulated shell could not run `name` (the list of what it has: docs/shell.md)."""
+    if binary:
+        return f"{name} is a binary program in this image ({binary}); the emulated shell runs only its builtins " \
+               f"and shell scripts: use --executor chroot"
+    return f"{name} is neither an emulated builtin nor a shell script on PATH (see docs/shell.md); " \
+           f"use --executor chroot to run the image's own programs"

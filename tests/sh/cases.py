@@ -133,4 +133,6 @@ CASES: dict[str, str] = {
     "tar_long_names_hard_links": "mkdir -p /w/s; n=$(printf '%0120d' 0); m=$(printf '%099d' 0); echo x > /w/s/$n; ln /w/s/$n /w/s/h; ln -s $n /w/s/$m; touch -h -d @1000 /w/s/$n /w/s/$m; cd /w; tar cf /w/l.tar s/$n s/h s/$m s/h; tar tvf /w/l.tar; cd s; tar cf x.tar x.tar $m; echo rc=$?; rm /w/s/x.tar; tar cf /w/n.tar /w/nope; echo rc=$?",
     # cp -P/-d copy the link itself, -H follows the operand's; without dereferencing busybox keeps hard links
     "cp_links_and_hard_links": "mkdir -p /w/s; echo x > /w/s/a; ln /w/s/a /w/s/b; ln -s a /w/s/l; cp -P /w/s/l /w/P; cp -d /w/s/l /w/d; cp /w/s/l /w/plain; cp -r /w/s /w/r; cp -a /w/s /w/a; cp -R /w/s /w/R; cp -rp /w/s /w/rp; cp -rL /w/s /w/rL; mkdir /w/dd; cp -d /w/s/a /w/s/b /w/dd; mkdir /w/pp; cp /w/s/a /w/s/b /w/pp; cp -rH /w/s/l /w/H; mkdir /w/ex; echo old > /w/ex/b; cp -d /w/s/a /w/s/b /w/ex; echo rc=$?; cp -df /w/s/a /w/s/b /w/ex; echo rc=$?; ls -l /w/s /w/a /w/r /w/dd /w/ex | cut -c1-15",
+    # a command that is not there is status 127 and the script goes on
+    "missing_command_goes_on": "nosuchcmd --version || true; echo rc=$?; (missing 2>/dev/null) || echo fallback; nosuch; echo $?; set -e; nosuch || echo handled; nosuch; echo not_reached",
 }
