@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from minibuild.errors import ShellError
 
-TOKEN_RE = re.compile(r"\s*(0[xX][0-9a-fA-F]+|\d+|[A-Za-z_][A-Za-z0-9_]*|\*\*=?|<<=|>>=|\+\+|--|&&|\|\||[<>=!]=|<<|>>|[-+*/%&|^]=|[-+*/%<>&|^!~?:=(),])")
+TOKEN_RE = re.compile(r"\s*(\d[\w@#]*|[A-Za-z_][A-Za-z0-9_]*|\*\*=?|<<=|>>=|\+\+|--|&&|\|\||[<>=!]=|<<|>>|[-+*/%&|^]=|[-+*/%<>&|^!~?:=(),])")
 
 BINARY = {
     ",": 1, "?": 3, "||": 4, "&&": 5, "|": 6, "^": 7, "&": 8, "==": 9, "!=": 9, "<": 10, "<=": 10, ">": 10,
@@ -18,6 +18,30 @@ ASSIGN = {"=", "+=", "-=", "*=", "/=", "%=", "<<=", ">>=", "&=", "|=", "^=", "**
 
 class ArithError(ShellError):
     """A bad arithmetic expression."""
+
+
+_DIGIT_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ@_"
+
+
+def number(tok: str) -> int:
+    """A numeric constant as busybox ash reads it: 10, 017, 0x1f, BASE#DIGITS (2..64); wraps at 64 bits."""
+    base, digits = 10, tok
+    if "#" in tok:
+        b, _, digits = tok.partition("#")
+        base = int(b) if b.isdigit() else 0
+        if not 2 <= base <= 64:
+            raise ArithError("arithmetic syntax error")
+    elif tok[:2] in ("0x", "0X"):
+        base, digits = 16, tok[2:]
+    elif tok.startswith("0") and len(tok) > 1:
+        base, digits = 8, tok[1:]
+    v = 0
+    for c in digits if digits or "#" in tok else "!":  # 0x alone is an error, 8# is 0
+        d = _DIGIT_CHARS.find(c.lower() if base <= 36 else c)
+        if not 0 <= d < base:
+            raise ArithError("arithmetic syntax error")
+        v = v * base + d
+    return _wrap(v)
 
 
 def _c_div(a: int, b: int) -> int:
@@ -102,10 +126,9 @@ class _P:
         raw = (self.get(name) or "").strip()
         if raw == "":
             return 0
-        try:
-            return int(raw, 0) if not re.fullmatch(r"0\d+", raw) else int(raw, 8)
-        except ValueError:
-            return evaluate(raw, self.get, self.set)
+        if raw[0].isdigit():  # a constant, or busybox's syntax error (x=08; $((x)))
+            return number(raw)
+        return evaluate(raw, self.get, self.set)
 
     def assign(self, name: str, v: int) -> None:
         if not self.skip:
@@ -131,9 +154,7 @@ class _P:
             self.assign(name, v)
             return v
         if tok[0].isdigit():
-            if re.fullmatch(r"0[0-7]+", tok):
-                return int(tok, 8)
-            return int(tok, 0)
+            return number(tok)
         if re.fullmatch(r"[A-Za-z_]\w*", tok):
             nxt = self.peek()
             if nxt in ASSIGN:

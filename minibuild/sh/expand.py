@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from minibuild.errors import ShellError
 from minibuild.sh import arith, pattern
 from minibuild.sh.ast import DQ, SQ, Arith, CmdSub, Lit, Param, Part, Word
+from minibuild.sh.streams import dec, enc
 
 if TYPE_CHECKING:
     from minibuild.sh.interp import Shell
@@ -133,7 +134,7 @@ def _param(sh: "Shell", p: Param, in_dq: bool) -> str:
             raise ExpansionError(f"sh: {name}: parameter not set")
         if name in ("@", "*"):
             return str(len(sh.positional))
-        return str(len(val or ""))
+        return str(len(enc(val or "")))  # busybox counts bytes
     if op in ("", "#", "##", "%", "%%", "/", "//", ":"):
         if val is None and sh.options.get("nounset") and name not in ("@", "*"):
             raise ExpansionError(f"sh: {name}: parameter not set")
@@ -176,30 +177,20 @@ def _param(sh: "Shell", p: Param, in_dq: bool) -> str:
         rep = expand_string(sh, p.arg2)
         if not pat:
             return val
-        anchor = ""
-        if pat and pat[0] == ("#", False):
-            anchor, pat = "#", pat[1:]
-        elif pat and pat[0] == ("%", False):
-            anchor, pat = "%", pat[1:]
-        rx = pattern.to_regex(pat)
-        if anchor == "#":
-            m = re.match(rx, val, re.DOTALL)
-            return rep + val[m.end():] if m else val
-        if anchor == "%":
-            m = re.search("(?:" + rx + r")\Z", val, re.DOTALL)
-            return val[: m.start()] + rep if m else val
+        rx = pattern.to_regex(pat)  # busybox 1.35 has no ${v/#p/r} ${v/%p/r} anchors: # and % are literal
         return re.sub(rx, lambda _m: rep, val, count=0 if op == "//" else 1, flags=re.DOTALL) if rx else val
     if op == ":":
         def num(w: Word | None) -> int:
             s = expand_string(sh, w).strip()
             return arith.evaluate(s, sh.get, sh.set_var) if s else 0
+        raw = enc(val)  # busybox counts bytes
         off = num(p.arg)
         if off < 0:
-            off = max(0, len(val) + off)
+            off = max(0, len(raw) + off)
         if p.arg2 is None:
-            return val[off:]
+            return dec(raw[off:])
         ln = num(p.arg2)
-        return val[off : off + ln] if ln >= 0 else val[off : len(val) + ln]
+        return dec(raw[off : off + ln] if ln >= 0 else raw[off : len(raw) + ln])
     raise ExpansionError(f"sh: bad substitution: {op}")
 
 
@@ -287,7 +278,7 @@ def glob_root(sh: "Shell", chars: list[tuple[str, bool]]) -> list[str]:
         for p in prefixes:
             try:
                 host = sh.fs.path(p or ".", sh.cwd)
-                names = sorted(os.listdir(host))
+                names = sorted(os.listdir(host) + ([".", ".."] if dot_ok else []))  # .* matches . and ..
             except OSError:
                 continue
             for n in names:

@@ -13,6 +13,19 @@ OPERATORS = ("&&", "||", ";;", "<<-", "<<", ">>", ">&", "<&", ">|", "<>", ";", "
 META = set(" \t\n;&|()<>")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SPECIAL_PARAMS = set("#?@*$!-0123456789")
+_DOLLAR_SQ = re.compile(r"((?:[^'\\]|\\.)*)'", re.DOTALL)
+_DOLLAR_SQ_ESC = re.compile(r"\\([0-7]{1,3}|x[0-9a-fA-F]{1,2}|[abfnrtv\\'\"])")
+_C_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", "'": "'",
+              '"': '"'}
+
+
+def _dollar_sq_escape(m: re.Match[str]) -> str:
+    """One escape of $'...' (other backslashes stay as written; a NUL byte is dropped, as busybox drops it)."""
+    e = m.group(1)
+    if e in _C_ESCAPES:
+        return _C_ESCAPES[e]
+    v = (int(e[1:], 16) if e[0] == "x" else int(e, 8)) & 0xFF
+    return "" if v == 0 else chr(v) if v < 0x80 else bytes([v]).decode("utf-8", "surrogateescape")
 
 
 @record(kw_only=False)
@@ -197,6 +210,12 @@ class Lexer:
     def read_dollar(self, mode: str) -> Part:
         src = self.src
         n = self._peekc(1)
+        if n == "'" and mode in ("word", "brace"):  # $'...': busybox ash's C-style escapes
+            m = _DOLLAR_SQ.match(src, self.pos + 2)
+            if m is None:
+                raise self.error("unterminated quoted string")
+            self.pos = m.end()
+            return SQ(_DOLLAR_SQ_ESC.sub(_dollar_sq_escape, m.group(1)))
         if src.startswith("$((", self.pos):
             depth = 0
             i = self.pos + 3

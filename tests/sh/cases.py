@@ -135,4 +135,14 @@ CASES: dict[str, str] = {
     "cp_links_and_hard_links": "mkdir -p /w/s; echo x > /w/s/a; ln /w/s/a /w/s/b; ln -s a /w/s/l; cp -P /w/s/l /w/P; cp -d /w/s/l /w/d; cp /w/s/l /w/plain; cp -r /w/s /w/r; cp -a /w/s /w/a; cp -R /w/s /w/R; cp -rp /w/s /w/rp; cp -rL /w/s /w/rL; mkdir /w/dd; cp -d /w/s/a /w/s/b /w/dd; mkdir /w/pp; cp /w/s/a /w/s/b /w/pp; cp -rH /w/s/l /w/H; mkdir /w/ex; echo old > /w/ex/b; cp -d /w/s/a /w/s/b /w/ex; echo rc=$?; cp -df /w/s/a /w/s/b /w/ex; echo rc=$?; ls -l /w/s /w/a /w/r /w/dd /w/ex | cut -c1-15",
     # a command that is not there is status 127 and the script goes on
     "missing_command_goes_on": "nosuchcmd --version || true; echo rc=$?; (missing 2>/dev/null) || echo fallback; nosuch; echo $?; set -e; nosuch || echo handled; nosuch; echo not_reached",
+    # $'...' escapes; ${v/#p/r} and ${v/%p/r} have no anchors in busybox 1.35; ${#v} and ${v:o:l} count bytes
+    "dollar_single_quote": "printf '%s|' $'a\\tb\\n\\x41\\101\\0101\\\\\\'\\\"\\?\\e\\cA\\z' $'a b' $'' $'x'\"y\"'z' $'\\0abc' $'a\\08' $'\\377' $'\\1a' > /w/o; echo \"$'x'\" >> /w/o; x=$'q\\tr'; echo \"$x\" >> /w/o",
+    "param_anchors_and_bytes": "v=abcdef; echo ${v/#ab/S} ${v/%ef/E} ${v/#/X} ${v/%/Y} ${v//c/C}; w='#ab'; echo ${w/#ab/S}; u=h\u00e9llo; echo ${#u} ${u:1:2} ${u:0:2} ${u: -3} ${u:2} > /w/o",
+    # .* matches . and ..; a trailing / or /. on a file is ENOTDIR (but busybox rm FILE/ removes FILE)
+    "glob_dot_entries": "echo .*; cd /w; mkdir .h d; touch .a; echo .* *; echo .?; echo /w/.*; echo .*/",
+    "trailing_slash_on_a_file": "[ -f /etc/passwd/ ] && echo yes || echo no; [ -e /etc/passwd/ ] && echo e; [ -d /w/ ] && echo d; [ -r /etc/passwd/. ] || echo r; cat /etc/passwd/; echo rc=$?; ln -s /etc/passwd /w/l; [ -e /w/l/ ] || echo nl; mkdir /w/n/; [ -d /w/n/. ] && echo nd; mkdir /w/d; touch /w/d/f; ln -s d /w/k; rm -r /w/k/; echo rc=$?; ls /w /w/d; rm /etc/hosts/; echo rc=$?",
+    # arithmetic constants: 08 is busybox's syntax error (exit 2, not a traceback); BASE#DIGITS; 64-bit wrap
+    "arith_bad_octal_is_an_error": "echo $((08)); echo after",
+    "arith_bad_octal_variable": "x=09; echo $((x+1)); echo after",
+    "arith_constants": "echo $((2#101)) $((16#ff)) $((36#Z)) $((64#_)) $((010)) $((0x10)) $((0X1f)) $((8#)) $((10#08)) $((9999999999999999999)); x=' 7 '; echo $((x)); (echo $((1a))); echo rc=$?; (echo $((0x))); echo rc=$?; (echo $((2#2))); echo rc=$?",
 }

@@ -114,7 +114,7 @@ def rm(ctx: Ctx, args: list[str]) -> int:
             code = 1
             continue
         try:
-            host = ctx.path(p, follow=False)
+            host = ctx.path(p.rstrip("/") or "/", follow=False)  # busybox: rm FILE/ removes FILE
             st = os.lstat(host)
             if stat.S_ISDIR(st.st_mode):
                 if not recursive:
