@@ -61,6 +61,7 @@ class Shell:
         self.loop_depth = 0
         self.source_date_epoch = source_date_epoch
         self.steps = [0]
+        self.readonly: set[str] = set()
         self.missing: list[str] = []  # a hint per command it could not run (shared by subshells and children)
         self.depth = 0
         self.subst_status: int | None = None
@@ -92,7 +93,10 @@ class Shell:
                 return "".join(f for f, o in (("e", "errexit"), ("u", "nounset"), ("x", "xtrace"), ("f", "noglob")) if self.options.get(o))
         return self.vars.get(name)
 
-    def set_var(self, name: str, value: str) -> None:
+    def set_var(self, name: str, value: str, *, who: str = "") -> None:
+        """Assign a variable; a readonly one is busybox's fatal error (`who` names the builtin that tried)."""
+        if name in self.readonly:
+            raise ExpansionError(f"sh: {who + ': line 0: ' if who else ''}{name}: is read only")
         self.vars[name] = value
         if self.options.get("allexport"):
             self.exported.add(name)
@@ -134,6 +138,7 @@ class Shell:
         child.loop_depth = 0
         child.source_date_epoch = self.source_date_epoch
         child.steps = self.steps
+        child.readonly = set(self.readonly)
         child.missing = self.missing
         child.depth = self.depth + 1
         child.subst_status = None
@@ -490,6 +495,9 @@ class Shell:
         name, args = words[0], words[1:]
         from minibuild.sh import shellbuiltins
 
+        for n, _ in assigns:  # R=5 cmd with R readonly is fatal too
+            if n in self.readonly:
+                raise ExpansionError(f"sh: {n}: is read only")
         if name in SPECIAL and name in shellbuiltins.SHELL_BUILTINS:
             for n, v in assigns:
                 self.set_var(n, v)

@@ -145,4 +145,9 @@ CASES: dict[str, str] = {
     "arith_bad_octal_is_an_error": "echo $((08)); echo after",
     "arith_bad_octal_variable": "x=09; echo $((x+1)); echo after",
     "arith_constants": "echo $((2#101)) $((16#ff)) $((36#Z)) $((64#_)) $((010)) $((0x10)) $((0X1f)) $((8#)) $((10#08)) $((9999999999999999999)); x=' 7 '; echo $((x)); (echo $((1a))); echo rc=$?; (echo $((0x))); echo rc=$?; (echo $((2#2))); echo rc=$?",
+    # getopts sets OPTARG to '' for a flag and unsets it on an error; readonly variables stay read only
+    "getopts_optarg": "set -- -a x -b -c; while getopts a:bc o; do echo \"$o [$OPTARG] ${OPTARG-unset}\"; done; echo $OPTIND; OPTIND=1; set -- -q; getopts a: o; echo \"$o [${OPTARG-unset}] $?\"; OPTIND=1; set -- -a; getopts a: o; echo \"$o [${OPTARG-unset}] $?\"; OPTIND=1; getopts :a: o; echo \"$o [$OPTARG] $?\"; OPTIND=1; set -- -z -ab -cfoo; while getopts :a:bc: o; do echo \"$o [$OPTARG]\"; done; echo $OPTIND; set -- -x; OPTIND=9; getopts x o; echo \"$o $OPTIND\"",
+    "readonly_assignment_is_fatal": "readonly R=1; R=2; echo after $R",
+    "readonly_in_subshell_export_unset": "readonly R=1; (R=2); echo rc=$?; (unset R); echo rc=$?; (readonly R=4); echo rc=$?; (R=5 true); echo rc=$?; (for R in a; do :; done); echo rc=$?; (f() { local R=2; }; f); echo rc=$?; x=$(R=2); echo rc=$?; echo x | read R; echo $? $R; : ${R:=3}; readonly R; Q=1; readonly Q; readonly -p; export R; env | grep ^R=; export R=3; echo not_reached",
+    "id_groups": "echo 'u1:x:1000:1000::/:/bin/sh' >> /etc/passwd; echo 'u2:x:1001:77::/:/bin/sh' >> /etc/passwd; echo 'g1:x:1000:' >> /etc/group; echo 'ex:x:50:u1,u2' >> /etc/group; echo 'ey:x:51:u2' >> /etc/group; echo 'ez:x:1000:u1' >> /etc/group; id u1; id u2; id -G u2; id -Gn u2; echo rc=$?; id -g u2; id -gn u2; echo rc=$?; id -un u2; id 1000; echo rc=$?; id -u u1; id root; id nobody; id -n; echo rc=$?; id -ug; echo rc=$?",
 }

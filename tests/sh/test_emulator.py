@@ -207,7 +207,7 @@ def test_useradd_groupadd_shadow_style(plain_root: Path) -> None:
 def test_whoami_and_id_follow_the_user(plain_root: Path) -> None:
     (plain_root / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n")
     (plain_root / "etc" / "group").write_text("root:x:0:\nnode:x:1000:\n")
-    assert out(plain_root, "whoami; id", uid=1000, gid=1000) == "node\nuid=1000(node) gid=1000(node)\n"
+    assert out(plain_root, "whoami; id", uid=1000, gid=1000) == "node\nuid=1000(node) gid=1000(node) groups=1000(node)\n"
 
 
 def test_find_delete_and_exec_plus(plain_root: Path) -> None:

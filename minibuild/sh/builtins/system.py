@@ -7,7 +7,7 @@ import re
 import stat
 import time
 
-from minibuild.sh.builtins.base import Ctx, UsageError, builtin
+from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.builtins.timestr import BadTime, parse_time
 from minibuild.sh.builtins.users import group_name, read_db, user_name
 from minibuild.sh.fs import vnorm
@@ -380,28 +380,49 @@ def which(ctx: Ctx, args: list[str]) -> int:
 
 @builtin("id")
 def id_(ctx: Ctx, args: list[str]) -> int:
+    try:
+        opts, users = parse_flags(args, "ugGnr")
+    except UsageError as e:
+        ctx.err(str(e))
+        return 1
+    mode = "".join(c for c in "ugG" if opts.get(c))
+    if len(mode) > 1 or len(users) > 1 or (opts.get("n") and not mode):
+        ctx.err("usage: id [-ugGnr] [USER]")
+        return 1
     uid, gid = ctx.fs.uid, ctx.fs.gid
-    flags = "".join(a[1:] for a in args if a.startswith("-"))
-    users = [a for a in args if not a.startswith("-")]
-    if users:
-        ent = next((u for u in read_db(ctx, "/etc/passwd") if u[0] == users[0] or u[2] == users[0]), None)
-        if ent is None:
+    name = user_name(ctx, uid)
+    if users:  # busybox looks a USER up by name only
+        ent = next((u for u in read_db(ctx, "/etc/passwd") if u[0] == users[0] and len(u) > 3), None)
+        if ent is None or not (ent[2].isdigit() and ent[3].isdigit()):
             ctx.err(f"unknown user {users[0]}")
             return 1
-        uid, gid = int(ent[2]), int(ent[3])
-    name = "n" in flags
-    if "u" in flags:
-        ctx.out((user_name(ctx, uid) if name else str(uid)) + "\n")
-    elif "g" in flags:
-        ctx.out((group_name(ctx, gid) if name else str(gid)) + "\n")
-    elif "G" in flags:
-        uname_ = user_name(ctx, uid)
-        gids = [gid] + [int(g[2]) for g in read_db(ctx, "/etc/group") if len(g) > 3 and uname_ in g[3].split(",") and int(g[2]) != gid]
-        ctx.out(" ".join(group_name(ctx, g) if name else str(g) for g in gids) + "\n")
+        name, uid, gid = ent[0], int(ent[2]), int(ent[3])
+    # supplementary groups as getgrouplist gives them from the image's /etc/group (what a container's id shows)
+    gids = [gid] + [int(g[2]) for g in read_db(ctx, "/etc/group")
+                    if len(g) > 3 and g[2].isdigit() and name in g[3].split(",")]
+    gids = list(dict.fromkeys(gids))
+    code = 0
+
+    def shown(n: int, group: bool, *, paren: bool) -> str:
+        nonlocal code
+        known = group_name(ctx, n) if group else user_name(ctx, n)
+        if not paren and opts.get("n") and known == str(n):
+            ctx.err(f"unknown ID {n}")
+            code = 1
+        if paren:
+            return f"{n}({known})" if known != str(n) else str(n)
+        return known if opts.get("n") else str(n)
+
+    if mode == "u":
+        ctx.out(shown(uid, False, paren=False) + "\n")
+    elif mode == "g":
+        ctx.out(shown(gid, True, paren=False) + "\n")
+    elif mode == "G":
+        ctx.out(" ".join(shown(g, True, paren=False) for g in gids) + "\n")
     else:
-        un, gn = user_name(ctx, uid), group_name(ctx, gid)
-        ctx.out(f"uid={uid}({un}) gid={gid}({gn})" + "\n" if un != str(uid) else f"uid={uid} gid={gid}\n")
-    return 0
+        ctx.out(f"uid={shown(uid, False, paren=True)} gid={shown(gid, True, paren=True)} groups="
+                + ",".join(shown(g, True, paren=True) for g in gids) + "\n")
+    return code
 
 
 @builtin("whoami")
