@@ -150,4 +150,7 @@ CASES: dict[str, str] = {
     "readonly_assignment_is_fatal": "readonly R=1; R=2; echo after $R",
     "readonly_in_subshell_export_unset": "readonly R=1; (R=2); echo rc=$?; (unset R); echo rc=$?; (readonly R=4); echo rc=$?; (R=5 true); echo rc=$?; (for R in a; do :; done); echo rc=$?; (f() { local R=2; }; f); echo rc=$?; x=$(R=2); echo rc=$?; echo x | read R; echo $? $R; : ${R:=3}; readonly R; Q=1; readonly Q; readonly -p; export R; env | grep ^R=; export R=3; echo not_reached",
     "id_groups": "echo 'u1:x:1000:1000::/:/bin/sh' >> /etc/passwd; echo 'u2:x:1001:77::/:/bin/sh' >> /etc/passwd; echo 'g1:x:1000:' >> /etc/group; echo 'ex:x:50:u1,u2' >> /etc/group; echo 'ey:x:51:u2' >> /etc/group; echo 'ez:x:1000:u1' >> /etc/group; id u1; id u2; id -G u2; id -Gn u2; echo rc=$?; id -g u2; id -gn u2; echo rc=$?; id -un u2; id 1000; echo rc=$?; id -u u1; id root; id nobody; id -n; echo rc=$?; id -ug; echo rc=$?",
+    # wc: %9u columns (bare for one column of one input), busybox's word and -L rules; seq with fractions
+    "wc_columns": "printf 'a b\\nc\\n' > /w/f; wc /w/f; wc -l /w/f; wc < /w/f; wc -c /w/f /etc/passwd; wc -w < /w/f; printf 'x' | wc; wc -L /w/f; wc -lc /w/f; wc /w/f /w/f; printf '\\001 \\303\\251 x\\na\\tb\\tc\\rzz\\vq' > /w/g; wc -lwmcL /w/g; wc -cm /w/g; wc -l /nonexist /w/f; echo rc=$?",
+    "seq_fractions": "for a in '-w 1 0.5 3' '-w 0.5 10' '-w -3 1' '-w 8 0.25 10' '1 0.1 1.3' '1.50 2' '1e1 12' '1.5e1 16' 'x' '-s, 1 3' '3' '0' '-w 99 101' '0x10 17' '1 1 1' '5 -2 1' '-s: -w 9 11' '1 2 3 4' '2 1'; do seq $a; echo \"rc=$?\"; done",
 }

@@ -26,9 +26,10 @@ class Key:
     flags: frozenset[str]
 
 
-def strtod(s: bytes) -> float | None:
-    """The number C's strtod reads at the start of `s`, or None when it reads none (atof then gives 0)."""
-    m = _NUMBER.match(s)
+def strtod(s: bytes, *, whole: bool = False) -> float | None:
+    """The number C's strtod reads at the start of `s`, or None when it reads none (atof then gives 0);
+    with `whole`, None too when anything follows the number (busybox's bb_strtod)."""
+    m = _NUMBER.fullmatch(s) if whole else _NUMBER.match(s)
     if not m:
         return None
     text = m.group(1).decode()

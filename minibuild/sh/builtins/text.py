@@ -6,6 +6,7 @@ import posixpath
 import re
 
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
+from minibuild.sh.builtins.sort import strtod
 from minibuild.sh.streams import dec, enc
 
 ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", "e": "\x1b"}
@@ -256,29 +257,49 @@ def tail(ctx: Ctx, args: list[str]) -> int:
 @builtin("wc")
 def wc(ctx: Ctx, args: list[str]) -> int:
     opts, files = parse_flags(args, "lwcmL")
-    sel = [c for c in "lwc" if opts.get(c) or (c == "c" and opts.get("m"))] or ["l", "w", "c"]
+    sel = [c for c in "lwmcL" if opts.get(c)] or ["l", "w", "c"]
     code = 0
-    totals = {"l": 0, "w": 0, "c": 0}
+    totals = dict.fromkeys("lwmcL", 0)
     ins = _inputs(ctx, files)
+    # busybox: %9u columns joined by a space, except one column for one input, which is bare
+    fmt = "{:d}" if len(ins) <= 1 and len(sel) == 1 else "{:9d}"
     for name, data in ins:
         if data is None:
             code = 1
             continue
-        counts = {"l": data.count(b"\n"), "w": len(data.split()), "c": len(data)}
+        counts = _wc_counts(data)
         for k in totals:
-            totals[k] += counts[k]
-        nums = [counts[c] for c in sel]
+            totals[k] = max(totals[k], counts[k]) if k == "L" else totals[k] + counts[k]
         label = "" if not files else " " + name
-        ctx.out(_wc_fmt(nums, single=len(sel) == 1 and not files) + label + "\n")
+        ctx.out(" ".join(fmt.format(counts[c]) for c in sel) + label + "\n")
     if len(ins) > 1:
-        ctx.out(_wc_fmt([totals[c] for c in sel], single=False) + " total\n")
+        ctx.out(" ".join(fmt.format(totals[c]) for c in sel) + " total\n")
     return code
 
 
-def _wc_fmt(nums: list[int], single: bool) -> str:
-    if single:
-        return str(nums[0])
-    return " ".join(f"{n:>7}" for n in nums).lstrip() if len(nums) == 1 else " ".join(f"{n:>7}" for n in nums)
+def _wc_counts(data: bytes) -> dict[str, int]:
+    """busybox wc's counts: a word starts at a printable ASCII byte, -L widens tabs, -m counts bytes (C locale)."""
+    lines = words = longest = pos = 0
+    in_word = False
+    for c in data:
+        if 0x21 <= c <= 0x7E:
+            pos += 1
+            if not in_word:
+                words, in_word = words + 1, True
+            continue
+        if c == 0x20:
+            pos += 1
+        elif c == 0x09:
+            pos = (pos | 7) + 1
+        elif c in (0x0A, 0x0B, 0x0C, 0x0D):
+            longest = max(longest, pos)
+            lines += c == 0x0A
+            pos = pos if c == 0x0B else 0
+        else:
+            continue  # other bytes neither end a word nor take a column
+        in_word = False
+    longest = max(longest, pos)
+    return {"l": lines, "w": words, "m": len(data), "c": len(data), "L": longest}
 
 
 @builtin("uniq")
@@ -421,43 +442,34 @@ def tr(ctx: Ctx, args: list[str]) -> int:
 
 @builtin("seq")
 def seq(ctx: Ctx, args: list[str]) -> int:
-    sep, width = "\n", False
-    nums: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "-s":
-            sep = args[i + 1]
-            i += 2
-            continue
-        if a.startswith("-s"):
-            sep = a[2:]
-        elif a == "-w":
-            width = True
-        else:
-            nums.append(a)
-        i += 1
     try:
-        vals = [int(n) for n in nums]
-    except ValueError:
-        ctx.err(f"invalid number '{nums}'")
+        opts, nums = parse_flags(args, "w", "s")  # busybox: a negative FIRST is an unknown option too
+    except UsageError as e:
+        ctx.err(str(e))
         return 1
-    first, step, last = 1, 1, 1
-    if len(vals) == 1:
-        last = vals[0]
-    elif len(vals) == 2:
-        first, last = vals
+    parsed = [strtod(enc(n), whole=True) for n in nums]
+    vals = [v for v in parsed if v is not None]
+    if not 1 <= len(nums) <= 3 or len(vals) != len(nums):
+        ctx.err("usage: seq [-w] [-s SEP] [FIRST [INC]] LAST")
+        return 1
+    first, step, last = 1.0, 1.0, vals[-1]
+    if len(vals) == 2:
+        first = vals[0]
     elif len(vals) == 3:
-        first, step, last = vals
-    else:
-        raise UsageError("usage: seq [-w] [-s SEP] [FIRST [INC]] LAST")
+        first, step = vals[0], vals[1]
     if step == 0:
-        return 0
-    out = list(range(first, last + (1 if step > 0 else -1), step))
-    w = max((len(str(v)) for v in (first, last)), default=0)
-    strs = [str(v).zfill(w) if width else str(v) for v in out]
-    if strs:
-        ctx.out(sep.join(strs) + "\n")
+        ctx.err("an INC of 0 prints forever; not emulated (use --executor chroot)")
+        return 1
+    prec = max((len(n) - n.index(".") - 1 for n in nums if "." in n), default=0)  # digits after the dot
+    width = max(len("%.*f" % (prec, first)), len("%.*f" % (prec, last))) if opts.get("w") else 0
+    out: list[str] = []
+    n, v = 0, first
+    while (v <= last) if step > 0 else (v >= last):
+        out.append("%0*.*f" % (width, prec, v))
+        n += 1
+        v = first + n * step
+    if out:
+        ctx.out(str(opts.get("s", "\n")).join(out) + "\n")
     return 0
 
 
