@@ -155,4 +155,6 @@ CASES: dict[str, str] = {
     "seq_fractions": "for a in '-w 1 0.5 3' '-w 0.5 10' '-w -3 1' '-w 8 0.25 10' '1 0.1 1.3' '1.50 2' '1e1 12' '1.5e1 16' 'x' '-s, 1 3' '3' '0' '-w 99 101' '0x10 17' '1 1 1' '5 -2 1' '-s: -w 9 11' '1 2 3 4' '2 1'; do seq $a; echo \"rc=$?\"; done",
     # sed: D restarts the cycle with the rest of the pattern space; addr,+N ranges; first~step is not busybox's
     "sed_D_and_plus_ranges": "printf '1\\n2\\n3\\n4\\n5\\n' > /w/f; sed '$!N;$!D' /w/f; sed -n '2,+2p' /w/f; sed '1~2d' /w/f; sed 'N;P;D' /w/f; sed -n '/2/,+1p' /w/f; sed -n '3,+0p' /w/f; sed '2,+1d' /w/f; sed -n '/[24]/,+1p' /w/f; sed -n '2,p' /w/f; echo rc=$?; sed '1!G;h;$!d' /w/f; sed '$!N;s/\\n/-/' /w/f; sed 'N;N;D' /w/f",
+    # find -perm: octal or symbolic modes, -all /any +any and exact, as busybox parses them
+    "find_perm_modes": "mkdir /w/p; cd /w/p; touch a b c d; chmod 755 a; chmod 644 b; chmod 4711 c; chmod 620 d; for p in -u+x u+x /u+x -g+w /o+x -0 /0 755 -111 /111 +111 a=r -a=r u=rwx,go=rx -4000 /g+w,o+w xyz 9; do echo \"$p: $(find . -type f -perm $p | sort | tr '\\n' ' ')\"; done",
 }
