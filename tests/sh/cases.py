@@ -157,4 +157,7 @@ CASES: dict[str, str] = {
     "sed_D_and_plus_ranges": "printf '1\\n2\\n3\\n4\\n5\\n' > /w/f; sed '$!N;$!D' /w/f; sed -n '2,+2p' /w/f; sed '1~2d' /w/f; sed 'N;P;D' /w/f; sed -n '/2/,+1p' /w/f; sed -n '3,+0p' /w/f; sed '2,+1d' /w/f; sed -n '/[24]/,+1p' /w/f; sed -n '2,p' /w/f; echo rc=$?; sed '1!G;h;$!d' /w/f; sed '$!N;s/\\n/-/' /w/f; sed 'N;N;D' /w/f",
     # find -perm: octal or symbolic modes, -all /any +any and exact, as busybox parses them
     "find_perm_modes": "mkdir /w/p; cd /w/p; touch a b c d; chmod 755 a; chmod 644 b; chmod 4711 c; chmod 620 d; for p in -u+x u+x /u+x -g+w /o+x -0 /0 755 -111 /111 +111 a=r -a=r u=rwx,go=rx -4000 /g+w,o+w xyz 9; do echo \"$p: $(find . -type f -perm $p | sort | tr '\\n' ' ')\"; done",
+    # ls: -S/-t order (ties by name, -r reverses), the year for old or future files, -l/-F/-d show an operand link
+    "ls_sort_and_long_times": "mkdir /w/d; cd /w/d; printf 12345 > big; printf 1 > small; printf 123 > mid; touch -d @1000 small; touch -d @3000 big; touch -d @2000 mid; ls -S; ls -Sr; ls -t; ls -tr; ls -lt | cut -c 30-; touch -d @1000 a2 a1; ls -t a1 a2 big; ls -S /w/d/mid /w/d/big; touch -d '2020-01-02 03:04' o; touch -d '2030-06-01' f; ls -l o f | cut -c 43-",
+    "ls_operand_symlink_to_dir": "mkdir -p /w/e/s; ln -s /w/e /w/le; ls -l /w/le | cut -c 1-10,55-; ls /w/le; ls -F /w/le; ls -d /w/le; ls -ld /w/le/ | cut -c 1-10; ls -L /w/le; ls -lL /w/le | cut -c 1-10; ls -n /w/le | cut -c 1-10",
 }

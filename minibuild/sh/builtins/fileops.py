@@ -14,6 +14,7 @@ from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.builtins.timestr import BadTime, parse_time
 from minibuild.sh.builtins.users import group_name, lookup_gid, lookup_uid, user_name
 from minibuild.sh.fs import vnorm
+from minibuild.sh.streams import enc
 
 
 def _lstat(ctx: Ctx, p: str) -> os.stat_result | None:
@@ -596,20 +597,33 @@ def mode_string(m: int) -> str:
 
 @builtin("ls")
 def ls(ctx: Ctx, args: list[str]) -> int:
-    opts, paths = parse_flags(args, "laA1dFRhnrtSip")
+    opts, paths = parse_flags(args, "laA1dFRhnrtSipL")
     code = 0
     files: list[str] = []
     dirs: list[str] = []
+    # busybox follows an operand's symlink only without -l/-n/-F/-d (or always with -L); a trailing / always
+    follow_operands = bool(opts.get("L")) or not any(opts.get(c) for c in "lnFd")
     for p in paths or ["."]:
-        st = _stat(ctx, p) or _lstat(ctx, p)
+        st = (_stat(ctx, p) if follow_operands else None) or _lstat(ctx, p)
         if st is None:
             ctx.err(f"{p}: No such file or directory")
             code = 1
             continue
         (dirs if stat.S_ISDIR(st.st_mode) and not opts.get("d") else files).append(p)
 
+    def info(vpath: str) -> os.stat_result | None:
+        return (_stat(ctx, vpath) if opts.get("L") else None) or _lstat(ctx, vpath)
+
+    def order(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(name, path) pairs in busybox's order: by name (bytes), size (-S) or mtime (-t) first; -r reverses."""
+        def key(e: tuple[str, str]) -> tuple[int, bytes]:
+            st = info(e[1])
+            first = 0 if st is None else -st.st_size if opts.get("S") else -int(st.st_mtime) if opts.get("t") else 0
+            return first, enc(e[0])
+        return sorted(entries, key=key, reverse=bool(opts.get("r")))
+
     def line(name: str, vpath: str) -> str:
-        st = _lstat(ctx, vpath)
+        st = info(vpath)
         if st is None:
             return name
         suffix = ""
@@ -624,15 +638,17 @@ def ls(ctx: Ctx, args: list[str]) -> int:
             return name + suffix
         owner = str(st.st_uid) if opts.get("n") else user_name(ctx, st.st_uid)
         group = str(st.st_gid) if opts.get("n") else group_name(ctx, st.st_gid)
-        when = time.strftime("%b %e %H:%M", time.gmtime(st.st_mtime))
+        age = time.time() - st.st_mtime  # busybox: the year for files over half a year old or 15 min ahead
+        when = time.strftime("%b %e %H:%M" if -15 * 60 < age < 3600 * 24 * 365 // 2 else "%b %e  %Y",
+                             time.gmtime(st.st_mtime))
         text = f"{mode_string(st.st_mode)} {st.st_nlink:>4} {owner:<8} {group:<8} {st.st_size:>9} {when} {name}"
         if stat.S_ISLNK(st.st_mode):
             text += " -> " + os.readlink(ctx.path(vpath, follow=False))
         return text + suffix
 
-    for f in sorted(files, reverse=bool(opts.get("r"))):
+    for f, _ in order([(f, f) for f in files]):
         ctx.out(line(f, f) + "\n")
-    queue = sorted(dirs)
+    queue = [d for d, _ in order([(d, d) for d in dirs])]
     i = 0
     while i < len(queue):
         d = queue[i]
@@ -648,7 +664,7 @@ def ls(ctx: Ctx, args: list[str]) -> int:
             subs = [x for x in subs if (st_x := _lstat(ctx, x)) is not None and stat.S_ISDIR(st_x.st_mode)]
             queue[i:i] = subs
         try:
-            names = sorted(os.listdir(ctx.path(d)), reverse=bool(opts.get("r")))
+            names = os.listdir(ctx.path(d))
         except OSError as e:
             ctx.err(f"{d}: {e.strerror}")
             code = 2
@@ -657,6 +673,7 @@ def ls(ctx: Ctx, args: list[str]) -> int:
             names = [".", ".."] + names
         elif not opts.get("A"):
             names = [n for n in names if not n.startswith(".")]
+        names = [n for n, _ in order([(n, d.rstrip("/") + "/" + n) for n in names])]
         if opts.get("l") or opts.get("n"):
             blocks = 0
             for n in names:
