@@ -20,6 +20,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_STEPS = 1_000_000
 MAX_DEPTH = 200
 SHELLS = ("sh", "bash", "ash", "dash")
+ACCOUNT_TOOLS = frozenset({"adduser", "addgroup", "useradd", "groupadd"})  # emulated only as busybox's (or absent)
 SPECIAL = {"export", "readonly", "set", "unset", "eval", ".", "source", "exit", "return", "break", "continue",
            "shift", ":", "exec", "trap", "times"}
 
@@ -573,6 +574,14 @@ class Shell:
             return 127
         if script is None and (base in SHELLS):
             return self.run_sh(argv, env, in_, out, err)
+        if script is None and base in ACCOUNT_TOOLS:  # the image's own adduser/useradd has another syntax
+            own = self.own_program(name, env)
+            if own is not None and self.find_script(own) is not None:
+                return self.run_script_file(own, argv[1:], env, in_, out, err, arg0=name)
+            if own is not None:
+                self.missing.append(missing_hint(name, own))
+                err.write(enc(f"sh: {name}: not found\n"))
+                return 127
         if script is None and base in REGISTRY:
             ctx = Ctx(shell=self, name=base, env=env, stdin=in_, stdout=out, stderr=err)
             try:
@@ -595,6 +604,27 @@ class Shell:
             err.write(enc(f"sh: {name}: not found\n"))
             return 127
         return self.run_script_file(script, argv[1:], env, in_, out, err, arg0=name)
+
+    def own_program(self, name: str, env: Mapping[str, str]) -> str | None:
+        """The image's executable `name` (a path, or first on PATH) unless it is busybox (a link to it)."""
+        path = env.get("PATH", self.vars.get("PATH", DEFAULT_PATH))
+        cands = [name] if "/" in name else [(d or ".").rstrip("/") + "/" + name for d in path.split(":")]
+        for cand in cands:
+            try:
+                real = self.fs.resolve(cand, self.cwd)
+                st = os.stat(self.fs.host(real))
+            except OSError:
+                continue
+            if not (stat.S_ISREG(st.st_mode) and st.st_mode & 0o111):
+                continue
+            try:
+                busybox = os.stat(self.fs.path("/bin/busybox"))
+            except OSError:
+                busybox = None
+            if real.rsplit("/", 1)[-1] == "busybox" or (busybox is not None and os.path.samestat(st, busybox)):
+                return None
+            return cand
+        return None
 
     def _lexists(self, p: str) -> bool:
         try:
@@ -742,7 +772,7 @@ def _quote(w: str) -> str:
 def missing_hint(name: str, binary: str | None = None) -> str:
     """One line saying why the emulated shell could not run `name` (the list of what it has: docs/shell.md)."""
     if binary:
-        return f"{name} is a binary program in this image ({binary}); the emulated shell runs only its builtins " \
-               f"and shell scripts: use --executor chroot"
+        return f"{name} is a program in this image ({binary}), not a shell script or busybox applet the emulated " \
+               f"shell can run: use --executor chroot"
     return f"{name} is neither an emulated builtin nor a shell script on PATH (see docs/shell.md); " \
            f"use --executor chroot to run the image's own programs"

@@ -58,10 +58,36 @@ def test_binary_on_path_is_status_127_with_a_hint(plain_root: Path) -> None:
     os.chmod(plain_root / "usr" / "bin" / "node", 0o755)
     r = sh(plain_root, "node --version || true; /usr/bin/node -v")
     assert (r.exit_code, r.stdout, r.stderr) == (127, b"", b"sh: node: not found\nsh: /usr/bin/node: not found\n")
-    assert r.missing == ("node is a binary program in this image (/usr/bin/node); the emulated shell runs only its "
-                         "builtins and shell scripts: use --executor chroot",
-                         "/usr/bin/node is a binary program in this image (/usr/bin/node); the emulated shell runs "
-                         "only its builtins and shell scripts: use --executor chroot")
+    assert r.missing == ("node is a program in this image (/usr/bin/node), not a shell script or busybox applet the "
+                         "emulated shell can run: use --executor chroot",
+                         "/usr/bin/node is a program in this image (/usr/bin/node), not a shell script or busybox "
+                         "applet the emulated shell can run: use --executor chroot")
+
+
+def test_account_tools_of_the_image_are_not_replaced_by_busybox_syntax(plain_root: Path) -> None:
+    sbin = plain_root / "usr" / "sbin"
+    sbin.mkdir(parents=True)
+    (sbin / "useradd").write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 64)  # Debian: shadow's useradd
+    (sbin / "adduser").write_text("#!/usr/bin/perl\nuse strict;\n")  # Debian: a Perl script
+    for tool in ("useradd", "adduser"):
+        os.chmod(sbin / tool, 0o755)
+    before = (plain_root / "etc" / "passwd").read_bytes()
+    r = sh(plain_root, "adduser -D -u 1001 builder || echo refused; useradd --create-home app; echo rc=$?",
+           env={"PATH": "/usr/sbin:/usr/bin"})
+    assert r.stdout == b"refused\nrc=127\n"
+    assert r.missing == tuple(f"{t} is a program in this image (/usr/sbin/{t}), not a shell script or busybox applet "
+                              f"the emulated shell can run: use --executor chroot" for t in ("adduser", "useradd"))
+    assert (plain_root / "etc" / "passwd").read_bytes() == before
+    (plain_root / "bin").mkdir()
+    (plain_root / "bin" / "busybox").write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 64)
+    os.chmod(plain_root / "bin" / "busybox", 0o755)
+    (sbin / "adduser").unlink()
+    (sbin / "adduser").symlink_to("/bin/busybox")  # Alpine: busybox's applet, which the emulator plays
+    r = sh(plain_root, "adduser -D -u 1001 builder && grep builder /etc/passwd", env={"PATH": "/usr/sbin:/bin"})
+    assert (r.exit_code, r.stdout) == (0, b"builder:x:1001:1001:Linux User,,,:/home/builder:/bin/sh\n")
+    (sbin / "groupadd").write_text("#!/bin/sh\necho \"own groupadd $*\"\n")  # a shell script of the image runs
+    os.chmod(sbin / "groupadd", 0o755)
+    assert sh(plain_root, "groupadd -r svc", env={"PATH": "/usr/sbin:/bin"}).stdout == b"own groupadd -r svc\n"
 
 
 @pytest.mark.parametrize("shebang", ["#!/bin/sh", "#!/bin/bash", "#!/usr/bin/env sh", "#! /bin/ash -e"])
