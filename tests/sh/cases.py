@@ -160,4 +160,5 @@ CASES: dict[str, str] = {
     # ls: -S/-t order (ties by name, -r reverses), the year for old or future files, -l/-F/-d show an operand link
     "ls_sort_and_long_times": "mkdir /w/d; cd /w/d; printf 12345 > big; printf 1 > small; printf 123 > mid; touch -d @1000 small; touch -d @3000 big; touch -d @2000 mid; ls -S; ls -Sr; ls -t; ls -tr; ls -lt | cut -c 30-; touch -d @1000 a2 a1; ls -t a1 a2 big; ls -S /w/d/mid /w/d/big; touch -d '2020-01-02 03:04' o; touch -d '2030-06-01' f; ls -l o f | cut -c 43-",
     "ls_operand_symlink_to_dir": "mkdir -p /w/e/s; ln -s /w/e /w/le; ls -l /w/le | cut -c 1-10,55-; ls /w/le; ls -F /w/le; ls -d /w/le; ls -ld /w/le/ | cut -c 1-10; ls -L /w/le; ls -lL /w/le | cut -c 1-10; ls -n /w/le | cut -c 1-10",
+    "printf_empty_number": "printf '%d|%f|%d|%x|%i|%u\\n' '' '' ' 3' 'a' '' ''; echo rc=$?; printf '%d\\n'; echo rc=$?; printf '%s|%f|%b|\\n'; echo rc=$?",
 }

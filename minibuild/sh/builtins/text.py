@@ -141,7 +141,7 @@ def printf(ctx: Ctx, args: list[str]) -> int:
             elif conv == "c":
                 out.append((spec + "s") % (dec(enc(arg or "")[:1]) or "\0"))  # the first byte; none is a NUL
             elif conv in "diouxX":
-                n, ok = _to_int(ctx, arg) if arg else (0, True)
+                n, ok = _to_int(ctx, arg or "")  # busybox: %d of "" (or of no argument) is an error
                 code = code if ok else 1
                 if conv in "ouxX" and n < 0:
                     n += 1 << 64
