@@ -111,6 +111,13 @@ def _parts(sh: "Shell", parts: tuple[Part, ...], *, in_dq: bool, first: bool, as
                             out.append(BREAK)
                         out.append((a, "E"))
                 continue
+            if not in_dq and p.op in (":-", "-", ":+", "+") and p.arg is not None:
+                cur = sh.get(p.name)
+                null = cur is None or (p.op.startswith(":") and cur == "")
+                if null == (p.op in (":-", "-")):  # the word is used: its quoted parts stay quoted
+                    out.extend((t, "E" if k == "L" else k) for t, k in _parts(sh, p.arg.parts, in_dq=False,
+                                                                             first=False))
+                    continue
             val = _param(sh, p, in_dq)
             out.append((val, kind))
         elif isinstance(p, CmdSub):

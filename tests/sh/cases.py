@@ -161,4 +161,6 @@ CASES: dict[str, str] = {
     "ls_sort_and_long_times": "mkdir /w/d; cd /w/d; printf 12345 > big; printf 1 > small; printf 123 > mid; touch -d @1000 small; touch -d @3000 big; touch -d @2000 mid; ls -S; ls -Sr; ls -t; ls -tr; ls -lt | cut -c 30-; touch -d @1000 a2 a1; ls -t a1 a2 big; ls -S /w/d/mid /w/d/big; touch -d '2020-01-02 03:04' o; touch -d '2030-06-01' f; ls -l o f | cut -c 43-",
     "ls_operand_symlink_to_dir": "mkdir -p /w/e/s; ln -s /w/e /w/le; ls -l /w/le | cut -c 1-10,55-; ls /w/le; ls -F /w/le; ls -d /w/le; ls -ld /w/le/ | cut -c 1-10; ls -L /w/le; ls -lL /w/le | cut -c 1-10; ls -n /w/le | cut -c 1-10",
     "printf_empty_number": "printf '%d|%f|%d|%x|%i|%u\\n' '' '' ' 3' 'a' '' ''; echo rc=$?; printf '%d\\n'; echo rc=$?; printf '%s|%f|%b|\\n'; echo rc=$?",
+    # the word of an unquoted ${v:-word} / ${v:+word} keeps its quoting: quoted parts are neither split nor globbed
+    "param_default_word_quoting": "echo ${u:-'a  b'} ${u:-$'c\\td'}; for i in ${u:-a  b\"c  d\"}; do echo \"[$i]\"; done; x=1; for i in ${x:+'p  q' r}; do echo \"<$i>\"; done; for i in ${x:-'p  q' r}; do echo \"<$i>\"; done; cd /w; touch f1 f2; echo ${u:-f*} ${u:-'f*'}; e=; for i in ${e:-'' x}; do echo \"{$i}\"; done; for i in ${e-'' x}; do echo \"{$i}\"; done",
 }
