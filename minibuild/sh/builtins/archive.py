@@ -203,13 +203,16 @@ def tar_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int, 
 
 def _block(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, typeflag: bytes, link: bytes,
            uname: bytes, gname: bytes, dev: tuple[int, int] | None) -> bytes:
-    def octal(v: int, width: int) -> bytes:
-        return b"%0*o\0" % (width - 1, v)
+    def octal(v: int, width: int) -> bytes:  # busybox's putOctal: the last `width` digits, a leading 0 dropped
+        digits = (b"%0*o" % (width, v))[-width:]
+        return (digits[1:] if digits[:1] == b"0" else digits).ljust(width, b"\0")
 
     h = bytearray(512)
     h[0:len(name)] = name
     h[100:108], h[108:116], h[116:124] = octal(mode, 8), octal(uid, 8), octal(gid, 8)
     h[124:136], h[136:148] = octal(size, 12), octal(mtime, 12)
+    if size > 0o777777777777:  # GNU base-256 for a size of 8 GiB or more, as busybox writes it
+        h[124:136] = (size | 0x80 << 88).to_bytes(12, "big")
     h[148:156] = b" " * 8
     h[156:157] = typeflag
     h[157:157 + len(link)] = link

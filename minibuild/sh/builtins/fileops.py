@@ -398,6 +398,9 @@ def touch(ctx: Ctx, args: list[str]) -> int:
                 only_a, only_m = opts.get("a") and not opts.get("m"), opts.get("m") and not opts.get("a")
                 times = (old.st_atime if only_m else now, old.st_mtime if only_a else now)
             os.utime(host, times, follow_symlinks=follow)
+        except (OverflowError, ValueError):
+            ctx.err(f"{p}: time out of range")
+            code = 1
         except OSError as e:
             ctx.err(f"{p}: {e.strerror}")
             code = 1

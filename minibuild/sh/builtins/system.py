@@ -281,7 +281,8 @@ _ISO = {"date": "%Y-%m-%d", "hours": "%Y-%m-%dT%H+00:00", "minutes": "%Y-%m-%dT%
 
 @builtin("date")
 def date(ctx: Ctx, args: list[str]) -> int:
-    epoch = int(ctx.env.get("SOURCE_DATE_EPOCH", "") or ctx.now)
+    sde = ctx.env.get("SOURCE_DATE_EPOCH", "")
+    epoch = int(sde) if sde.isascii() and sde.isdigit() else ctx.now
     fmt = "%a %b %e %H:%M:%S UTC %Y"
     when: str | None = None
     i = 0

@@ -30,7 +30,7 @@ def parse_time(text: str, now: int) -> int:
     if text.startswith("@"):
         if not re.fullmatch(r"-?\d+", text[1:]):
             raise BadTime(text)
-        return int(text[1:])
+        return _representable(int(text[1:]), text)
     base = time.gmtime(now)
     tm = {"Y": base.tm_year, "m": base.tm_mon, "d": base.tm_mday, "H": 0, "M": 0, "S": 0}
     if ":" in text or "-" in text:
@@ -69,7 +69,16 @@ def parse_time(text: str, now: int) -> int:
             if int(m.group(2)) > _LIMITS["S"]:
                 raise BadTime(text)
             tm["S"] = int(m.group(2))
-    return _timegm(tm["Y"], tm["m"], tm["d"], tm["H"], tm["M"], tm["S"])
+    return _representable(_timegm(tm["Y"], tm["m"], tm["d"], tm["H"], tm["M"], tm["S"]), text)
+
+
+def _representable(t: int, text: str) -> int:
+    """`t` when the C library can turn it into a date (busybox: 'invalid date' otherwise)."""
+    try:
+        time.gmtime(t)
+    except (OverflowError, ValueError, OSError):
+        raise BadTime(text) from None
+    return t
 
 
 def _timegm(year: int, month: int, day: int, hour: int, minute: int, sec: int) -> int:
