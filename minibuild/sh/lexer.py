@@ -57,6 +57,7 @@ class Lexer:
         self.pos = 0
         self.subparse = subparse
         self.parse_text = parse_text
+        self.sq_literal = False  # reading the word of a "${v:-word}": a ' there is an ordinary character
 
     # ----- helpers
     def _peekc(self, off: int = 0) -> str:
@@ -166,7 +167,7 @@ class Lexer:
                 parts.append(SQ(n))
                 self.pos += 2
                 continue
-            if c == "'" and mode in ("word", "brace"):
+            if c == "'" and (mode == "word" or mode == "brace" and not self.sq_literal):
                 end = src.find("'", self.pos + 1)
                 if end < 0:
                     raise self.error("unterminated quoted string")
@@ -240,7 +241,7 @@ class Lexer:
             body = self.subparse(self)
             return CmdSub(body)
         if n == "{":
-            return self.read_brace()
+            return self.read_brace(mode)
         if n and n in SPECIAL_PARAMS:
             self.pos += 2
             return Param(n)
@@ -251,7 +252,7 @@ class Lexer:
         self.pos += 1
         return Lit("$") if mode in ("word", "brace") else SQ("$")
 
-    def read_brace(self) -> Part:
+    def read_brace(self, outer: str = "word") -> Part:
         src = self.src
         self.pos += 2
         if self._peekc() == "#" and self._peekc(1) not in ("}", ""):
@@ -298,7 +299,13 @@ class Lexer:
                 ln = Word(self.read_parts(mode="brace", stops="}"))
             self._expect_brace()
             return Param(name, ":", Word(off), ln)
-        arg = self.read_parts(mode="brace", stops="}")
+        saved = self.sq_literal
+        # "${v:-'q'}" is 'q': inside "..." a ' in the word of - = + ? is literal (in a # % pattern it quotes)
+        self.sq_literal = op not in ("#", "##", "%", "%%") and (saved or outer == "dq")
+        try:
+            arg = self.read_parts(mode="brace", stops="}")
+        finally:
+            self.sq_literal = saved
         self._expect_brace()
         return Param(name, op, Word(arg))
 
