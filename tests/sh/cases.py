@@ -164,4 +164,5 @@ CASES: dict[str, str] = {
     # the word of an unquoted ${v:-word} / ${v:+word} keeps its quoting: quoted parts are neither split nor globbed
     "param_default_word_quoting": "echo ${u:-'a  b'} ${u:-$'c\\td'}; for i in ${u:-a  b\"c  d\"}; do echo \"[$i]\"; done; x=1; for i in ${x:+'p  q' r}; do echo \"<$i>\"; done; for i in ${x:-'p  q' r}; do echo \"<$i>\"; done; cd /w; touch f1 f2; echo ${u:-f*} ${u:-'f*'}; e=; for i in ${e:-'' x}; do echo \"{$i}\"; done; for i in ${e-'' x}; do echo \"{$i}\"; done",
     "param_word_single_quotes_in_dq": "v=\"'x'abc\"; echo \"${v#'x'}\" ${v#\"'x'\"}; w=xabc; echo \"${w#'x'}\" \"${w%'c'}\"; echo \"${u:-'q'}\" \"${u:-\"q\"}\" \"${u:+'q'}\" \"${u='z'}\"; echo $u; x=1; echo \"${x:+'a'}\" \"${w/'x'/Y}\" \"${u2:-a'b}\" ${u3:-'s  t'} \"${u4:-${u5:-'n'}}\"",
+    "basename_a_s": "for a in '-a /x/a.c /y/b.c' '-s .c /x/a.c /y/b.c' '-as .c /x/a.c' '/x/a.c .c' '/x/a.c a.c' '/' '//' 'a/' '-- -x' 'a b c'; do basename $a; echo rc=$?; done; basename ''; echo rc=$?",
 }

@@ -475,14 +475,20 @@ def seq(ctx: Ctx, args: list[str]) -> int:
 
 @builtin("basename")
 def basename(ctx: Ctx, args: list[str]) -> int:
-    if not args:
-        raise UsageError("usage: basename FILE [SUFFIX]")
-    p = args[0]
-    stripped = p.rstrip("/")
-    base = "/" if p and not stripped else posixpath.basename(stripped)
-    if len(args) > 1 and base != args[1] and base.endswith(args[1]):
-        base = base[: -len(args[1])]
-    ctx.out(base + "\n")
+    opts, names = parse_flags(args, "a", "s")
+    suffix = str(opts["s"]) if "s" in opts else ""
+    if not names:
+        raise UsageError("usage: basename FILE [SUFFIX] | -a FILE... | -s SUFFIX FILE...")
+    if not ("a" in opts or "s" in opts):  # basename FILE [SUFFIX]
+        if len(names) > 2:
+            raise UsageError("usage: basename FILE [SUFFIX] | -a FILE... | -s SUFFIX FILE...")
+        names, suffix = names[:1], names[1] if len(names) > 1 else ""
+    for p in names:
+        stripped = p.rstrip("/")
+        base = "/" if p and not stripped else posixpath.basename(stripped)
+        if suffix and base != suffix and base.endswith(suffix):
+            base = base[: -len(suffix)]
+        ctx.out(base + "\n")
     return 0
 
 
