@@ -361,14 +361,28 @@ def _noop(sh: "I.Shell", args: list[str]) -> int:
 
 @sb("umask")
 def _umask(sh: "I.Shell", args: list[str]) -> int:
+    symbolic = bool(args) and args[0] == "-S"
+    args = args[1:] if symbolic else args
     if not args:
-        out(sh, f"{sh.fs.umask:04o}\n")
+        if symbolic:  # the bits it lets through, as u=rwx,g=rx,o=rx
+            allowed = ~sh.fs.umask & 0o777
+            out(sh, ",".join(f"{who}=" + "".join(c for c, bit in zip("rwx", (4, 2, 1)) if allowed >> shift & bit)
+                             for who, shift in (("u", 6), ("g", 3), ("o", 0))) + "\n")
+        else:
+            out(sh, f"{sh.fs.umask:04o}\n")
         return 0
+    from minibuild.sh.builtins.base import UsageError
+    from minibuild.sh.builtins.fileops import parse_mode
+
+    spec = args[0]
     try:
-        sh.fs.umask = int(args[-1], 8) & 0o777
-    except ValueError:
-        sh.err(f"sh: umask: Illegal mode: {args[-1]}")
-        return 1
+        if spec and all(c in "01234567" for c in spec):
+            sh.fs.umask = int(spec, 8) & 0o777
+        else:  # u=rwx,g=rx,o= names the bits to let through
+            sh.fs.umask = ~parse_mode(spec, ~sh.fs.umask & 0o777) & 0o777
+    except UsageError:
+        sh.err(f"sh: umask: line 0: illegal mode: {spec}")
+        return 2
     return 0
 
 

@@ -502,30 +502,41 @@ def _xargs_split(text: str) -> list[str]:
 
 @builtin("mktemp")
 def mktemp(ctx: Ctx, args: list[str]) -> int:
-    directory = "-d" in args
-    rest = [a for a in args if not a.startswith("-")]
+    """busybox mktemp [-dqtu] [-p DIR] [TEMPLATE]; the XXXXXX become a counter, so builds stay reproducible."""
+    try:
+        opts, rest = parse_flags(args, "dqtu", "p")
+    except UsageError as e:
+        ctx.err(str(e))
+        return 1
     tmpl = rest[0] if rest else "tmp.XXXXXX"
-    base = "/tmp" if "/" not in tmpl else ""
+    if "p" in opts or opts.get("t") or not rest:  # relative to -p DIR, $TMPDIR or /tmp
+        tmpl = str(opts.get("p") or ctx.env.get("TMPDIR") or "/tmp").rstrip("/") + "/" + tmpl
+    xs = len(tmpl) - len(tmpl.rstrip("X"))
+    if xs < 6:
+        if not opts.get("q"):
+            ctx.err(f"{tmpl}: Invalid argument")
+        return 1
     n = 0
     while True:
-        suffix = f"{n:06d}"[-tmpl.count("X"):] if "X" in tmpl else str(n)
-        name = re.sub(r"X+$", suffix, tmpl) if "X" in tmpl else tmpl + suffix
-        v = vnorm((base + "/" + name) if base else name, ctx.cwd)
-        host = ctx.path(v)
+        name = tmpl[:-xs] + f"{n:0{xs}d}"
+        host = ctx.path(name)
         if not os.path.lexists(host):
             break
         n += 1
     try:
-        if directory:
+        if opts.get("u"):
+            pass
+        elif opts.get("d"):
             ctx.fs.mkdir(host, 0o700 | ctx.fs.umask)
             os.chmod(host, 0o700)
         else:
             ctx.fs.open_write(host, mode=0o600).close()
             os.chmod(host, 0o600)
     except OSError as e:
-        ctx.oserr(e, v)
+        if not opts.get("q"):
+            ctx.oserr(e, name)
         return 1
-    ctx.out(v + "\n")
+    ctx.out(name + "\n")
     return 0
 
 

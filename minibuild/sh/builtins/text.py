@@ -179,23 +179,42 @@ def _inputs(ctx: Ctx, files: list[str], limit: int | None = None) -> list[tuple[
 
 @builtin("cat")
 def cat(ctx: Ctx, args: list[str]) -> int:
-    opts, files = parse_flags(args, "unAevtbs")
+    opts, files = parse_flags(args, "unAevtb")
     code = 0
+    show = any(opts.get(c) for c in "vteA")  # -v, and -t -e -A that imply it
+    tabs, ends = bool(opts.get("t") or opts.get("A")), bool(opts.get("e") or opts.get("A"))
+    number = bool(opts.get("n") or opts.get("b"))
+    n = 0
     for name, data in _inputs(ctx, files):
         if data is None:
             code = 1
             continue
-        if opts.get("n") or opts.get("b"):
-            n = 0
-            for line in _lines(data):
-                if opts.get("b") and line.strip(b"\n") == b"":
-                    ctx.out(line)
-                    continue
-                n += 1
-                ctx.out(f"{n:6d}\t".encode() + line)
-        else:
+        if not show and not number:
             ctx.out(data)
+            continue
+        for line in _lines(data):
+            body, nl = (line[:-1], True) if line.endswith(b"\n") else (line, False)
+            prefix = b""
+            if number and not (opts.get("b") and body == b""):
+                n += 1
+                prefix = b"%6d" % n + (b"  " if show else b"\t")
+            if show:  # busybox: ^X for controls, M- for bytes over 127; no newline is added at the end
+                ctx.out(prefix + b"".join(_visible(c, tabs) for c in body) + (b"$" if ends and nl else b"")
+                        + (b"\n" if nl else b""))
+            else:  # numbering reads lines: the last one gets its newline
+                ctx.out(prefix + body + b"\n")
     return code
+
+
+def _visible(c: int, tabs: bool) -> bytes:
+    """One byte as cat -v shows it."""
+    meta = b"M-" if c >= 0x80 else b""
+    c &= 0x7F
+    if c == 0x09 and not tabs and not meta:
+        return b"\t"
+    if c < 0x20:
+        return meta + b"^" + bytes([c + 0x40])
+    return meta + (b"^?" if c == 0x7F else bytes([c]))
 
 
 def _count_arg(v: str) -> tuple[int, bool]:
