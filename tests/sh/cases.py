@@ -169,4 +169,5 @@ CASES: dict[str, str] = {
     "cat_visible_and_numbers": "printf 'a\\tb\\001\\177\\303\\251\\200\\n\\n\\nz' > /w/c; for o in -v -e -t -A -vn -vb -en -n -b -nb -u; do echo \"== $o\"; cat $o /w/c; done; printf 'a\\n\\nb\\n' | cat -b; printf 'a\\nb' | cat -n; cat -n /w/c /w/c; cat -s /w/c; echo rc=$?",
     "umask_symbolic": "umask 027; umask -S; umask -S 077; umask; umask u=rwx,g=rx,o=; umask; umask 0999; echo rc=$?; umask g+w; umask; umask a-x; umask -S; umask o=rwx; touch /w/f; umask 0; mkdir /w/d; umask 22; umask",
     "mktemp_templates": "cd /w; f=$(mktemp fooXXXXXX); [ -f \"$f\" ] && echo file; case $f in foo??????) echo named;; esac; stat -c %a $f; rm $f; d=$(mktemp -d -p /w); [ -d \"$d\" ] && echo dir; stat -c %a $d; case $d in /w/tmp.??????) echo under;; esac; rmdir $d; mktemp /w/aXX; echo rc=$?; mktemp -q /w/a.XXXXXX.c; echo rc=$?; u=$(mktemp -u -p /w); [ -e $u ] || echo unused; ls /w",
+    "find_newer_seconds": "cd /w; mkdir -p a/b; touch -d @1000 a/f; touch -d @1000 a/b/g; touch -d @1001 a/h; find a -newer a/f | sort",
 }

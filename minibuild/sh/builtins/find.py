@@ -126,8 +126,8 @@ class _Find:
                     return stat.S_ISREG(it.st.st_mode) and it.st.st_size == 0
                 return empty
             case "-newer":
-                ref = os.stat(ctx.path(self.take())).st_mtime_ns
-                return lambda it: it.st.st_mtime_ns > ref
+                ref = int(os.stat(ctx.path(self.take())).st_mtime)  # busybox compares whole seconds
+                return lambda it: int(it.st.st_mtime) > ref
             case "-perm":
                 spec = self.take()
                 kind = spec[:1] if spec[:1] in ("-", "/", "+") else ""
