@@ -100,6 +100,11 @@ class Ctx:
         except OSError as e:
             raise OSError(e.errno, e.strerror, p) from None
 
+    def ask(self, question: str) -> bool:
+        """An -i prompt on stderr ("rm: remove 'f'? "), answered yes by a stdin line starting with y or Y."""
+        self.stderr.write(enc(f"{self.name}: {question}? "))
+        return self.stdin.readline()[:1] in (b"y", b"Y")
+
     def text(self, data: bytes) -> str:
         return dec(data)
 

@@ -100,11 +100,32 @@ def _remove(host: Path) -> None:
         os.unlink(host)
 
 
+def _remove_asking(ctx: Ctx, host: Path, shown: str) -> int:
+    """rm -i: a question per file, and for a directory whether to descend and then whether to remove it."""
+    if not stat.S_ISDIR(os.lstat(host).st_mode):
+        if ctx.ask(f"remove '{shown}'"):
+            os.unlink(host)
+        return 0
+    if not ctx.ask(f"descend into directory '{shown}'"):
+        return 0
+    code = 0
+    for name in sorted(os.listdir(host)):
+        code |= _remove_asking(ctx, host / name, shown + "/" + name)
+    if ctx.ask(f"remove directory '{shown}'"):
+        try:
+            os.rmdir(host)
+        except OSError as e:
+            ctx.err(f"can't remove '{shown}': {e.strerror}")
+            return 1
+    return code
+
+
 @builtin("rm", "unlink")
 def rm(ctx: Ctx, args: list[str]) -> int:
     opts, paths = parse_flags(args, "rRfiv")
     code = 0
     recursive = opts.get("r") or opts.get("R")
+    ask = bool(opts.get("i")) and not opts.get("f")
     if not paths and not opts.get("f"):
         ctx.err("missing operand")
         return 1
@@ -117,6 +138,9 @@ def rm(ctx: Ctx, args: list[str]) -> int:
         try:
             host = ctx.path(p.rstrip("/") or "/", follow=False)  # busybox: rm FILE/ removes FILE
             st = os.lstat(host)
+            if ask and not (stat.S_ISDIR(st.st_mode) and not recursive):
+                code |= _remove_asking(ctx, host, p.rstrip("/") or "/")
+                continue
             if stat.S_ISDIR(st.st_mode):
                 if not recursive:
                     ctx.err(f"'{p}' is a directory")
@@ -152,7 +176,8 @@ def _copy_meta(ctx: Ctx, src: Path, dst: Path, st: os.stat_result, preserve: boo
 
 
 def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool, preserve: bool, top: bool,
-              force: bool, no_clobber: bool, deref_top: bool = False) -> bool:
+              force: bool, no_clobber: bool, deref_top: bool = False, update: bool = False,
+              ask: bool = False) -> bool:
     """Copy src to dst (both virtual paths, dst not a directory to copy into). Returns success."""
     follow = deref or (top and deref_top)
     try:
@@ -162,11 +187,17 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
         ctx.err(f"can't stat '{src_v}': {e.strerror}")
         return False
     dst_unres = ctx.path(dst_v, follow=False)
+    if stat.S_ISLNK(st.st_mode) and os.path.lexists(dst_unres) and os.path.samestat(st, os.lstat(dst_unres)):
+        ctx.err(f"'{src_v}' and '{dst_v}' are the same file")
+        return False
     if stat.S_ISLNK(st.st_mode):
         target = os.readlink(src)
         if os.path.lexists(dst_unres):
             if stat.S_ISDIR(os.lstat(dst_unres).st_mode):
                 ctx.err(f"cannot overwrite directory '{dst_v}' with non-directory")
+                return False
+            if not force:  # busybox replaces an existing file with a link only under -f
+                ctx.err(f"can't create '{dst_v}': File exists")
                 return False
             os.unlink(dst_unres)
         ctx.fs.symlink(target, dst_unres)
@@ -197,7 +228,7 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
         for name in sorted(os.listdir(src)):
             ok &= _copy_one(ctx, src_v.rstrip("/") + "/" + name, ctx.fs.to_virtual(dst) + "/" + name,
                             recursive=True, deref=deref, preserve=preserve, top=False, force=force,
-                            no_clobber=no_clobber)
+                            no_clobber=no_clobber, update=update, ask=ask)
         if preserve or created:
             _copy_meta(ctx, src, dst, st, preserve)
         return ok
@@ -205,6 +236,10 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
     try:
         if os.path.lexists(dst):
             if no_clobber:
+                return True
+            if update and int(st.st_mtime) <= int(os.stat(dst).st_mtime):  # -u: only a newer source (seconds)
+                return True
+            if ask and not ctx.ask(f"overwrite '{dst_v}'"):
                 return True
             if os.path.isdir(dst):
                 ctx.err(f"cannot overwrite directory '{dst_v}' with non-directory")
@@ -262,7 +297,7 @@ def _inside(src: Path, dst: Path) -> bool:
 
 @builtin("cp")
 def cp(ctx: Ctx, args: list[str]) -> int:
-    opts, paths = parse_flags(args, "rRapfdPLHnuvT", "t")
+    opts, paths = parse_flags(args, "rRapfdPLHnuvTi", "t")
     recursive = bool(opts.get("r") or opts.get("R") or opts.get("a"))
     preserve = bool(opts.get("p") or opts.get("a"))
     deref = bool(opts.get("L")) or (not recursive and not opts.get("d") and not opts.get("P"))
@@ -287,7 +322,8 @@ def cp(ctx: Ctx, args: list[str]) -> int:
         if s.rstrip("/") == "":
             target = dest
         ok &= _copy_one(ctx, s, target, recursive=recursive, deref=deref, preserve=preserve, top=True,
-                        force=bool(opts.get("f")), no_clobber=bool(opts.get("n")), deref_top=deref_top)
+                        force=bool(opts.get("f")), no_clobber=bool(opts.get("n")), deref_top=deref_top,
+                        update=bool(opts.get("u")), ask=bool(opts.get("i")))
     return 0 if ok else 1
 
 
@@ -313,6 +349,8 @@ def mv(ctx: Ctx, args: list[str]) -> int:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
             dst = ctx.path(target, follow=False)
             if os.path.lexists(dst) and opts.get("n"):
+                continue
+            if os.path.lexists(dst) and opts.get("i") and not opts.get("f") and not ctx.ask(f"overwrite '{target}'"):
                 continue
             if os.path.isdir(src) and not os.path.islink(src) and str(dst).startswith(str(src) + "/"):
                 ctx.err(f"can't move '{s}' to a subdirectory of itself")
@@ -473,12 +511,12 @@ def parse_mode(spec: str, current: int, *, umask: int = 0, is_dir: bool = False)
 @builtin("chmod")
 def chmod(ctx: Ctx, args: list[str]) -> int:
     recursive = False
+    flags = ""
     rest: list[str] = []
     for a in args:
-        if a in ("-R", "-Rf", "-fR"):
-            recursive = True
-        elif a in ("-f", "-v", "-c"):
-            pass
+        if len(a) > 1 and a[0] == "-" and all(c in "Rfvc" for c in a[1:]) and not rest:
+            flags += a[1:]
+            recursive = recursive or "R" in a
         else:
             rest.append(a)
     if len(rest) < 2:
@@ -491,7 +529,10 @@ def chmod(ctx: Ctx, args: list[str]) -> int:
         nonlocal code
         try:
             st = os.stat(host)
-            os.chmod(host, parse_mode(spec, st.st_mode, umask=ctx.fs.umask, is_dir=stat.S_ISDIR(st.st_mode)))
+            new = parse_mode(spec, st.st_mode, umask=ctx.fs.umask, is_dir=stat.S_ISDIR(st.st_mode))
+            os.chmod(host, new)
+            if "v" in flags or ("c" in flags and new != stat.S_IMODE(st.st_mode)):  # -v says so even unchanged
+                ctx.out(f"mode of '{shown}' changed to {new:04o} ({mode_string(new)[1:]})\n")
         except UsageError as e:
             ctx.err(str(e))
             code = 1
@@ -516,7 +557,7 @@ def chmod(ctx: Ctx, args: list[str]) -> int:
                 for n in sorted(dirnames + filenames):
                     child = Path(dirpath) / n
                     if not os.path.islink(child):
-                        apply(child, n)
+                        apply(child, p.rstrip("/") + "/" + os.path.relpath(child, host))
     return code
 
 
@@ -688,6 +729,19 @@ def ls(ctx: Ctx, args: list[str]) -> int:
     return code
 
 
+def _known(name: str, n: int) -> str:
+    """stat's %U/%G: the name, or UNKNOWN when the image has none for the id."""
+    return "UNKNOWN" if name == str(n) else name
+
+
+def _canonical(ctx: Ctx, p: str) -> str:
+    """The symlink-free path of `p`, whose last component may be missing but not its directory (busybox)."""
+    v = ctx.vpath(p)
+    if not os.path.isdir(ctx.fs.host(posixpath.dirname(v))):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+    return v
+
+
 @builtin("readlink")
 def readlink(ctx: Ctx, args: list[str]) -> int:
     opts, paths = parse_flags(args, "fenqsv")
@@ -695,7 +749,7 @@ def readlink(ctx: Ctx, args: list[str]) -> int:
     for p in paths:
         try:
             if opts.get("f") or opts.get("e"):
-                v = ctx.vpath(p)
+                v = _canonical(ctx, p)
                 if opts.get("e") and not os.path.lexists(ctx.fs.host(v)):
                     code = 1
                     continue
@@ -712,10 +766,7 @@ def realpath(ctx: Ctx, args: list[str]) -> int:
     code = 0
     for p in (a for a in args if not a.startswith("-")):
         try:
-            v = ctx.vpath(p)
-            if not os.path.lexists(ctx.fs.host(v)):
-                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-            ctx.out(v + "\n")
+            ctx.out(_canonical(ctx, p) + "\n")
         except OSError as e:
             ctx.err(f"{p}: {e.strerror}")
             code = 1
@@ -754,7 +805,8 @@ def stat_(ctx: Ctx, args: list[str]) -> int:
                 stat.S_IFIFO: "fifo", stat.S_IFCHR: "character special file", stat.S_IFBLK: "block special file"}.get(stat.S_IFMT(st.st_mode), "unknown")
         vals = {"a": f"{stat.S_IMODE(st.st_mode):o}", "A": mode_string(st.st_mode), "s": str(st.st_size), "n": p,
                 "N": f"'{p}'" + (f" -> '{os.readlink(host)}'" if stat.S_ISLNK(st.st_mode) else ""),
-                "u": str(st.st_uid), "g": str(st.st_gid), "U": user_name(ctx, st.st_uid), "G": group_name(ctx, st.st_gid),
+                "u": str(st.st_uid), "g": str(st.st_gid), "U": _known(user_name(ctx, st.st_uid), st.st_uid),
+                "G": _known(group_name(ctx, st.st_gid), st.st_gid),
                 "F": kind, "h": str(st.st_nlink), "f": f"{st.st_mode:x}", "Y": str(int(st.st_mtime)),
                 "X": str(int(st.st_atime)), "Z": str(int(st.st_ctime)),
                 "i": str(st.st_ino), "%": "%"}
