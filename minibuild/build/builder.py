@@ -1084,6 +1084,8 @@ class Builder:
                 msg = f"RUN {shown} failed with exit code {result.exit_code}"
                 if tail:
                     msg += ":\n" + tail
+                if result.hint:
+                    msg += "\nhint: " + result.hint
                 raise ExecutorError(msg, span=ex.span, exit_code=result.exit_code, stderr_tail=tail)
             self.warnings.extend(result.warnings)
             return diff_snapshot(root, before)

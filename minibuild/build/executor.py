@@ -46,6 +46,7 @@ class RunResult:
     stdout: bytes = b""
     stderr: bytes = b""
     warnings: tuple[str, ...] = ()
+    hint: str = ""  # one line for the failure message, e.g. why the emulated shell could not run a command
 
     @property
     def ok(self) -> bool:
@@ -210,7 +211,9 @@ class EmulateExecutor:
         warnings: tuple[str, ...] = ()
         if req.network:
             warnings = ("the emulated shell has no network; --network was ignored",)
-        return RunResult(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr, warnings=warnings)
+        hint = result.missing[-1] if result.missing else ""
+        return RunResult(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr, warnings=warnings,
+                         hint=hint)
 
 
 @record

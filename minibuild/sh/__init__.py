@@ -35,6 +35,7 @@ class ShellResult:
     exit_code: int
     stdout: bytes
     stderr: bytes
+    missing: tuple[str, ...] = ()  # one line per command it could not run (status 127), saying why
 
 
 _FRAMES_PER_LEVEL = 40  # Python frames one shell nesting level may use (measured: 12 to 25)
@@ -88,13 +89,14 @@ def _guarded(sh: Shell) -> Iterator[None]:
 def run_script(script: str, *, root: Path, env: Mapping[str, str], cwd: str = "/", uid: int = 0, gid: int = 0,
                args: Sequence[str] = (), stdin: bytes = b"", source_date_epoch: int = 0,
                limits: RunLimits | None = None) -> ShellResult:
-    """Run `script` as `sh -c SCRIPT sh ARGS...` with `root` as `/`; raises UnsupportedCommandError for a
-    command the emulator does not provide, and ShellError when the script passes one of `limits`."""
+    """Run `script` as `sh -c SCRIPT sh ARGS...` with `root` as `/`. A command it cannot run exits 127 as in a
+    real shell (ShellResult.missing says why); ShellError when the script passes one of `limits`,
+    UnsupportedCommandError for input the emulator will not fake (/dev/random)."""
     sh, out, err = _shell(root, env, cwd, uid, gid, args, stdin, source_date_epoch, limits)
     sh.start_shell()
     with _guarded(sh):
         code = sh.run_script(script)
-    return ShellResult(exit_code=code, stdout=out.getvalue(), stderr=err.getvalue())
+    return ShellResult(exit_code=code, stdout=out.getvalue(), stderr=err.getvalue(), missing=tuple(sh.missing))
 
 
 def run_argv(argv: Sequence[str], *, root: Path, env: Mapping[str, str], cwd: str = "/", uid: int = 0, gid: int = 0,
@@ -112,7 +114,7 @@ def run_argv(argv: Sequence[str], *, root: Path, env: Mapping[str, str], cwd: st
             code = sh.run_utility(list(argv), env=dict(env))
         except ExitShell as e:
             code = e.code
-    return ShellResult(exit_code=code, stdout=out.getvalue(), stderr=err.getvalue())
+    return ShellResult(exit_code=code, stdout=out.getvalue(), stderr=err.getvalue(), missing=tuple(sh.missing))
 
 
 __all__ = ["BUILTINS", "ShellResult", "run_argv", "run_script"]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from minibuild.errors import ShellError
 
-TOKEN_RE = re.compile(r"\s*(0[xX][0-9a-fA-F]+|\d+|[A-Za-z_][A-Za-z0-9_]*|\*\*=?|<<=|>>=|\+\+|--|&&|\|\||[<>=!]=|<<|>>|[-+*/%&|^]=|[-+*/%<>&|^!~?:=(),])")
+TOKEN_RE = re.compile(r"\s*(\d[\w@#]*|[A-Za-z_][A-Za-z0-9_]*|\*\*=?|<<=|>>=|\+\+|--|&&|\|\||[<>=!]=|<<|>>|[-+*/%&|^]=|[-+*/%<>&|^!~?:=(),])")
 
 BINARY = {
     ",": 1, "?": 3, "||": 4, "&&": 5, "|": 6, "^": 7, "&": 8, "==": 9, "!=": 9, "<": 10, "<=": 10, ">": 10,
@@ -18,6 +18,30 @@ ASSIGN = {"=", "+=", "-=", "*=", "/=", "%=", "<<=", ">>=", "&=", "|=", "^=", "**
 
 class ArithError(ShellError):
     """A bad arithmetic expression."""
+
+
+_DIGIT_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ@_"
+
+
+def number(tok: str) -> int:
+    """A numeric constant as busybox ash reads it: 10, 017, 0x1f, BASE#DIGITS (2..64); wraps at 64 bits."""
+    base, digits = 10, tok
+    if "#" in tok:
+        b, _, digits = tok.partition("#")
+        base = int(b) if b.isdigit() else 0
+        if not 2 <= base <= 64:
+            raise ArithError("arithmetic syntax error")
+    elif tok[:2] in ("0x", "0X"):
+        base, digits = 16, tok[2:]
+    elif tok.startswith("0") and len(tok) > 1:
+        base, digits = 8, tok[1:]
+    v = 0
+    for c in digits if digits or "#" in tok else "!":  # 0x alone is an error, 8# is 0
+        d = _DIGIT_CHARS.find(c.lower() if base <= 36 else c)
+        if not 0 <= d < base:
+            raise ArithError("arithmetic syntax error")
+        v = (v * base + d) & ((1 << 64) - 1)  # wrapped as it goes: a literal of any length is O(n)
+    return _wrap(v)
 
 
 def _c_div(a: int, b: int) -> int:
@@ -34,21 +58,6 @@ def _c_mod(a: int, b: int) -> int:
 def _wrap(v: int) -> int:
     v &= (1 << 64) - 1
     return v - (1 << 64) if v >= 1 << 63 else v
-
-
-def _literal(tok: str) -> int:
-    """A number token (decimal, 0octal, 0xhex), wrapped to 64 bits like any result; any length is read in O(n)."""
-    base, digits = (16, tok[2:]) if tok[:2] in ("0x", "0X") else (8, tok[1:]) if tok[:1] == "0" and tok[1:] else (10, tok)
-    value = 0
-    try:
-        for i in range(0, len(digits), 1000):  # in chunks: int() refuses more than 4300 digits at once
-            chunk = digits[i:i + 1000]
-            value = (value * base ** len(chunk) + int(chunk, base)) & ((1 << 64) - 1)
-    except ValueError:
-        raise ArithError(f"arithmetic syntax error: invalid number {tok[:40]!r}") from None
-    if not digits:
-        raise ArithError(f"arithmetic syntax error: invalid number {tok[:40]!r}")
-    return _wrap(value)
 
 
 def apply(op: str, a: int, b: int) -> int:
@@ -117,10 +126,9 @@ class _P:
         raw = (self.get(name) or "").strip()
         if raw == "":
             return 0
-        try:
-            return int(raw, 0) if not re.fullmatch(r"0\d+", raw) else int(raw, 8)
-        except ValueError:
-            return evaluate(raw, self.get, self.set)
+        if raw[0].isdigit():  # a constant, or busybox's syntax error (x=08; $((x)))
+            return number(raw)
+        return evaluate(raw, self.get, self.set)
 
     def assign(self, name: str, v: int) -> None:
         if not self.skip:
@@ -146,7 +154,7 @@ class _P:
             self.assign(name, v)
             return v
         if tok[0].isdigit():
-            return _literal(tok)
+            return number(tok)
         if re.fullmatch(r"[A-Za-z_]\w*", tok):
             nxt = self.peek()
             if nxt in ASSIGN:

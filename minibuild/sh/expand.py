@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from minibuild.errors import ShellError
 from minibuild.sh import arith, pattern
 from minibuild.sh.ast import DQ, SQ, Arith, CmdSub, Lit, Param, Part, Word
+from minibuild.sh.streams import dec, enc
 
 if TYPE_CHECKING:
     from minibuild.sh.interp import Shell
@@ -110,6 +111,13 @@ def _parts(sh: "Shell", parts: tuple[Part, ...], *, in_dq: bool, first: bool, as
                             out.append(BREAK)
                         out.append((a, "E"))
                 continue
+            if not in_dq and p.op in (":-", "-", ":+", "+") and p.arg is not None:
+                cur = sh.get(p.name)
+                null = cur is None or (p.op.startswith(":") and cur == "")
+                if null == (p.op in (":-", "-")):  # the word is used: its quoted parts stay quoted
+                    out.extend((t, "E" if k == "L" else k) for t, k in _parts(sh, p.arg.parts, in_dq=False,
+                                                                             first=False))
+                    continue
             val = _param(sh, p, in_dq)
             out.append((val, kind))
         elif isinstance(p, CmdSub):
@@ -133,7 +141,7 @@ def _param(sh: "Shell", p: Param, in_dq: bool) -> str:
             raise ExpansionError(f"sh: {name}: parameter not set")
         if name in ("@", "*"):
             return str(len(sh.positional))
-        return str(len(val or ""))
+        return str(len(enc(val or "")))  # busybox counts bytes
     if op in ("", "#", "##", "%", "%%", "/", "//", ":"):
         if val is None and sh.options.get("nounset") and name not in ("@", "*"):
             raise ExpansionError(f"sh: {name}: parameter not set")
@@ -169,18 +177,7 @@ def _param(sh: "Shell", p: Param, in_dq: bool) -> str:
         rep = expand_string(sh, p.arg2)
         if not pat:
             return val
-        anchor = ""
-        if pat and pat[0] == ("#", False):
-            anchor, pat = "#", pat[1:]
-        elif pat and pat[0] == ("%", False):
-            anchor, pat = "%", pat[1:]
-        wc = pattern.compile_pattern(pat)
-        if anchor == "#":
-            ends = list(wc.ends(val))
-            return rep + val[ends[-1]:] if ends else val
-        if anchor == "%":
-            ends = list(wc.reversed().ends(val[::-1]))
-            return val[:len(val) - ends[-1]] + rep if ends else val
+        wc = pattern.compile_pattern(pat)  # busybox 1.35 has no ${v/#p/r} ${v/%p/r} anchors: # and % are literal
         out: list[str] = []  # the longest match at the leftmost position; `//` then goes on after it
         i = 0
         while i < len(val):
@@ -199,13 +196,14 @@ def _param(sh: "Shell", p: Param, in_dq: bool) -> str:
         def num(w: Word | None) -> int:
             s = expand_string(sh, w).strip()
             return arith.evaluate(s, sh.get, sh.set_var) if s else 0
+        raw = enc(val)  # busybox counts bytes
         off = num(p.arg)
         if off < 0:
-            off = max(0, len(val) + off)
+            off = max(0, len(raw) + off)
         if p.arg2 is None:
-            return val[off:]
+            return dec(raw[off:])
         ln = num(p.arg2)
-        return val[off : off + ln] if ln >= 0 else val[off : len(val) + ln]
+        return dec(raw[off : off + ln] if ln >= 0 else raw[off : len(raw) + ln])
     raise ExpansionError(f"sh: bad substitution: {op}")
 
 
@@ -293,7 +291,7 @@ def glob_root(sh: "Shell", chars: list[tuple[str, bool]]) -> list[str]:
         for p in prefixes:
             try:
                 host = sh.fs.path(p or ".", sh.cwd)
-                names = sorted(os.listdir(host))
+                names = sorted(os.listdir(host) + ([".", ".."] if dot_ok else []))  # .* matches . and ..
             except OSError:
                 continue
             for n in names:

@@ -103,6 +103,7 @@ class RootFS:
         done: list[str] = []
         hops = 0
         trailing_slash = path.endswith("/")
+        dir_wanted = trailing_slash or path.endswith("/.") or path == "."
         while todo:
             comp = todo.pop()
             if comp == "..":
@@ -131,8 +132,8 @@ class RootFS:
                 comps = [c for c in target.split("/") if c not in ("", ".")]
                 todo.extend(reversed(comps))
                 continue
-            if not is_last and not stat.S_ISDIR(st.st_mode):
-                raise fs_error(errno.ENOTDIR, path)
+            if not (is_last and not dir_wanted) and not stat.S_ISDIR(st.st_mode):
+                raise fs_error(errno.ENOTDIR, path)  # in the middle, or last with a trailing / or /.
             done = cand
         return "/" + "/".join(done)
 

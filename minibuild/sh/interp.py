@@ -20,6 +20,7 @@ from minibuild.sh.streams import Buffer, FileOut, Input, Null, Stream, dec, enc
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SHELLS = ("sh", "bash", "ash", "dash")
+ACCOUNT_TOOLS = frozenset({"adduser", "addgroup", "useradd", "groupadd"})  # emulated only as busybox's (or absent)
 SPECIAL = {"export", "readonly", "set", "unset", "eval", ".", "source", "exit", "return", "break", "continue",
            "shift", ":", "exec", "trap", "times"}
 
@@ -64,6 +65,8 @@ class Shell:
         self.loop_depth = 0
         self.source_date_epoch = source_date_epoch
         self.steps = [0]
+        self.readonly: set[str] = set()
+        self.missing: list[str] = []  # a hint per command it could not run (shared by subshells and children)
         self.depth = 0
         self.subst_status: int | None = None
         self.traps: dict[str, str] = {}
@@ -108,7 +111,10 @@ class Shell:
                 return "".join(f for f, o in (("e", "errexit"), ("u", "nounset"), ("x", "xtrace"), ("f", "noglob")) if self.options.get(o))
         return self.vars.get(name)
 
-    def set_var(self, name: str, value: str) -> None:
+    def set_var(self, name: str, value: str, *, who: str = "") -> None:
+        """Assign a variable; a readonly one is busybox's fatal error (`who` names the builtin that tried)."""
+        if name in self.readonly:
+            raise ExpansionError(f"sh: {who + ': line 0: ' if who else ''}{name}: is read only")
         if len(value) > self.limits.max_bytes:
             raise ShellError("sh: " + self.limits.bytes_message(f"the value of variable {name}"))
         self.vars[name] = value
@@ -152,6 +158,8 @@ class Shell:
         child.loop_depth = 0
         child.source_date_epoch = self.source_date_epoch
         child.steps = self.steps
+        child.readonly = set(self.readonly)
+        child.missing = self.missing
         child.depth = self.depth + 1
         child.subst_status = None
         child.traps = {}
@@ -519,6 +527,9 @@ class Shell:
         name, args = words[0], words[1:]
         from minibuild.sh import shellbuiltins
 
+        for n, _ in assigns:  # R=5 cmd with R readonly is fatal too
+            if n in self.readonly:
+                raise ExpansionError(f"sh: {n}: is read only")
         if name in SPECIAL and name in shellbuiltins.SHELL_BUILTINS:
             for n, v in assigns:
                 self.set_var(n, v)
@@ -594,6 +605,14 @@ class Shell:
             return 127
         if script is None and (base in SHELLS):
             return self.run_sh(argv, env, in_, out, err)
+        if script is None and base in ACCOUNT_TOOLS:  # the image's own adduser/useradd has another syntax
+            own = self.own_program(name, env)
+            if own is not None and self.find_script(own) is not None:
+                return self.run_script_file(own, argv[1:], env, in_, out, err, arg0=name)
+            if own is not None:
+                self.missing.append(missing_hint(name, own))
+                err.write(enc(f"sh: {name}: not found\n"))
+                return 127
         if script is None and base in REGISTRY:
             ctx = Ctx(shell=self, name=base, env=env, stdin=in_, stdout=out, stderr=err)
             try:
@@ -608,11 +627,35 @@ class Shell:
             child = self.fork()
             child.fds = {0: in_, 1: out, 2: err}
             return shellbuiltins.SHELL_BUILTINS[base](child, argv[1:])
+        binary = name if "/" in name else None  # an existing path the emulator cannot interpret
         if script is None and "/" not in name:
-            script = self.search_path(name, env)
-        if script is None:
-            raise unsupported(name)
+            script, binary = self.search_path(name, env)
+        if script is None:  # like a shell that finds no such command: status 127, and the build says why
+            self.missing.append(missing_hint(name, binary))
+            err.write(enc(f"sh: {name}: not found\n"))
+            return 127
         return self.run_script_file(script, argv[1:], env, in_, out, err, arg0=name)
+
+    def own_program(self, name: str, env: Mapping[str, str]) -> str | None:
+        """The image's executable `name` (a path, or first on PATH) unless it is busybox (a link to it)."""
+        path = env.get("PATH", self.vars.get("PATH", DEFAULT_PATH))
+        cands = [name] if "/" in name else [(d or ".").rstrip("/") + "/" + name for d in path.split(":")]
+        for cand in cands:
+            try:
+                real = self.fs.resolve(cand, self.cwd)
+                st = os.stat(self.fs.host(real))
+            except OSError:
+                continue
+            if not (stat.S_ISREG(st.st_mode) and st.st_mode & 0o111):
+                continue
+            try:
+                busybox = os.stat(self.fs.path("/bin/busybox"))
+            except OSError:
+                busybox = None
+            if real.rsplit("/", 1)[-1] == "busybox" or (busybox is not None and os.path.samestat(st, busybox)):
+                return None
+            return cand
+        return None
 
     def _lexists(self, p: str) -> bool:
         try:
@@ -623,7 +666,8 @@ class Shell:
     def _is_script(self, p: str) -> bool:
         return self.find_script(p) is not None
 
-    def search_path(self, name: str, env: Mapping[str, str]) -> str | None:
+    def search_path(self, name: str, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+        """(shell script, None) for `name` on PATH, or (None, the binary program found first, if any)."""
         path = env.get("PATH", self.vars.get("PATH", DEFAULT_PATH))
         for d in path.split(":"):
             cand = (d or ".").rstrip("/") + "/" + name
@@ -634,9 +678,9 @@ class Shell:
                 continue
             if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
                 if self.find_script(cand) is not None:
-                    return cand
-                raise unsupported(name, binary=cand)
-        return None
+                    return cand, None
+                return None, cand
+        return None, None
 
     def find_script(self, p: str) -> str | None:
         """`p` when it is an executable shell script in the root (#!/bin/sh, bash, env sh, or no #! text)."""
@@ -677,6 +721,7 @@ class Shell:
         child.start_shell()
         child.fds = {0: in_, 1: out, 2: err}
         child.steps = self.steps
+        child.missing = self.missing
         child.depth = self.depth + 1
         if child.depth > self.limits.max_depth:
             raise ShellError("sh: " + self.limits.depth_message())
@@ -757,13 +802,10 @@ def _quote(w: str) -> str:
     return "'" + w.replace("'", "'\\''") + "'"
 
 
-def unsupported(name: str, binary: str | None = None) -> UnsupportedCommandError:
-    from minibuild.sh.shellbuiltins import SHELL_BUILTINS
-
-    available = ", ".join(sorted(set(REGISTRY) | set(SHELL_BUILTINS) | set(SHELLS)))
-    what = f"{binary} is a binary program" if binary else "it is neither a builtin nor a shell script on PATH"
-    return UnsupportedCommandError(
-        f"command {name!r} is not available in the emulated shell ({what}); available: {available}; "
-        f"use --executor chroot to run real binaries",
-        command=name,
-    )
+def missing_hint(name: str, binary: str | None = None) -> str:
+    """One line saying why the emulated shell could not run `name` (the list of what it has: docs/shell.md)."""
+    if binary:
+        return f"{name} is a program in this image ({binary}), not a shell script or busybox applet the emulated " \
+               f"shell can run: use --executor chroot"
+    return f"{name} is neither an emulated builtin nor a shell script on PATH (see docs/shell.md); " \
+           f"use --executor chroot to run the image's own programs"

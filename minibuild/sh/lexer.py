@@ -13,6 +13,19 @@ OPERATORS = ("&&", "||", ";;", "<<-", "<<", ">>", ">&", "<&", ">|", "<>", ";", "
 META = set(" \t\n;&|()<>")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SPECIAL_PARAMS = set("#?@*$!-0123456789")
+_DOLLAR_SQ = re.compile(r"((?:[^'\\]|\\.)*)'", re.DOTALL)
+_DOLLAR_SQ_ESC = re.compile(r"\\([0-7]{1,3}|x[0-9a-fA-F]{1,2}|[abfnrtv\\'\"])")
+_C_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", "'": "'",
+              '"': '"'}
+
+
+def _dollar_sq_escape(m: re.Match[str]) -> str:
+    """One escape of $'...' (other backslashes stay as written; a NUL byte is dropped, as busybox drops it)."""
+    e = m.group(1)
+    if e in _C_ESCAPES:
+        return _C_ESCAPES[e]
+    v = (int(e[1:], 16) if e[0] == "x" else int(e, 8)) & 0xFF
+    return "" if v == 0 else chr(v) if v < 0x80 else bytes([v]).decode("utf-8", "surrogateescape")
 
 
 @record(kw_only=False)
@@ -44,6 +57,7 @@ class Lexer:
         self.pos = 0
         self.subparse = subparse
         self.parse_text = parse_text
+        self.sq_literal = False  # reading the word of a "${v:-word}": a ' there is an ordinary character
 
     # ----- helpers
     def _peekc(self, off: int = 0) -> str:
@@ -153,7 +167,7 @@ class Lexer:
                 parts.append(SQ(n))
                 self.pos += 2
                 continue
-            if c == "'" and mode in ("word", "brace"):
+            if c == "'" and (mode == "word" or mode == "brace" and not self.sq_literal):
                 end = src.find("'", self.pos + 1)
                 if end < 0:
                     raise self.error("unterminated quoted string")
@@ -197,6 +211,12 @@ class Lexer:
     def read_dollar(self, mode: str) -> Part:
         src = self.src
         n = self._peekc(1)
+        if n == "'" and mode in ("word", "brace"):  # $'...': busybox ash's C-style escapes
+            m = _DOLLAR_SQ.match(src, self.pos + 2)
+            if m is None:
+                raise self.error("unterminated quoted string")
+            self.pos = m.end()
+            return SQ(_DOLLAR_SQ_ESC.sub(_dollar_sq_escape, m.group(1)))
         if src.startswith("$((", self.pos):
             depth = 0
             i = self.pos + 3
@@ -221,7 +241,7 @@ class Lexer:
             body = self.subparse(self)
             return CmdSub(body)
         if n == "{":
-            return self.read_brace()
+            return self.read_brace(mode)
         if n and n in SPECIAL_PARAMS:
             self.pos += 2
             return Param(n)
@@ -232,7 +252,7 @@ class Lexer:
         self.pos += 1
         return Lit("$") if mode in ("word", "brace") else SQ("$")
 
-    def read_brace(self) -> Part:
+    def read_brace(self, outer: str = "word") -> Part:
         src = self.src
         self.pos += 2
         if self._peekc() == "#" and self._peekc(1) not in ("}", ""):
@@ -279,7 +299,13 @@ class Lexer:
                 ln = Word(self.read_parts(mode="brace", stops="}"))
             self._expect_brace()
             return Param(name, ":", Word(off), ln)
-        arg = self.read_parts(mode="brace", stops="}")
+        saved = self.sq_literal
+        # "${v:-'q'}" is 'q': inside "..." a ' in the word of - = + ? is literal (in a # % pattern it quotes)
+        self.sq_literal = op not in ("#", "##", "%", "%%") and (saved or outer == "dq")
+        try:
+            arg = self.read_parts(mode="brace", stops="}")
+        finally:
+            self.sq_literal = saved
         self._expect_brace()
         return Param(name, op, Word(arg))
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from minibuild.errors import UnsupportedCommandError
 from minibuild.sh import interp as I
 from minibuild.sh.builtins.base import REGISTRY
+from minibuild.sh.expand import ExpansionError
 from minibuild.sh.fs import vnorm
 from minibuild.sh.parser import parse
 from minibuild.sh.streams import Input, dec, enc
@@ -62,16 +63,16 @@ def _cd(sh: "I.Shell", args: list[str]) -> int:
     return 0
 
 
-def _assign_list(sh: "I.Shell", args: list[str], mark: Callable[[str], None]) -> int:
+def _assign_list(sh: "I.Shell", args: list[str], mark: Callable[[str], None], who: str = "export") -> int:
     code = 0
     for a in args:
         name, eq, value = a.partition("=")
         if not NAME.match(name):
-            sh.err(f"sh: export: {a}: bad variable name")
+            sh.err(f"sh: {who}: {a}: bad variable name")
             code = 2
             continue
         if eq:
-            sh.set_var(name, value)
+            sh.set_var(name, value, who=who)
         mark(name)
     return code
 
@@ -93,7 +94,12 @@ def _export(sh: "I.Shell", args: list[str]) -> int:
 
 @sb("readonly")
 def _readonly(sh: "I.Shell", args: list[str]) -> int:
-    return _assign_list(sh, [a for a in args if a != "-p"], lambda n: None)
+    args = [a for a in args if a != "-p"]
+    if not args:
+        for k in sorted(sh.readonly):
+            out(sh, f"readonly {k}={_q(sh.vars[k])}\n" if k in sh.vars else f"readonly {k}\n")
+        return 0
+    return _assign_list(sh, args, sh.readonly.add, "readonly")
 
 
 def _q(v: str) -> str:
@@ -109,6 +115,8 @@ def _unset(sh: "I.Shell", args: list[str]) -> int:
     for n in args:
         if funcs:
             sh.functions.pop(n, None)
+        elif n in sh.readonly:
+            raise ExpansionError(f"sh: unset: line 0: {n}: is read only")
         else:
             sh.vars.pop(n, None)
             sh.exported.discard(n)
@@ -166,6 +174,8 @@ def _local(sh: "I.Shell", args: list[str]) -> int:
     scope = sh.locals[-1]
     for a in args:
         name, eq, value = a.partition("=")
+        if name in sh.readonly:
+            raise ExpansionError(f"sh: local: line 0: {name}: is read only")
         if name not in scope:
             scope[name] = sh.vars.get(name)
         if eq:
@@ -239,6 +249,9 @@ def _read(sh: "I.Shell", args: list[str]) -> int:
         if m.group() in ws and rest[:1] and rest[:1] in ifs and rest[:1] not in ws:
             rest = rest[1:].lstrip(ws)
     for n, v in zip(names, fields + [""] * len(names)):
+        if n in sh.readonly:  # not fatal for read: status 2
+            sh.err(f"sh: read: line 0: {n}: is read only")
+            return 2
         sh.set_var(n, v)
     return 1 if eof and not line_parts else (1 if eof else 0)
 
@@ -348,14 +361,28 @@ def _noop(sh: "I.Shell", args: list[str]) -> int:
 
 @sb("umask")
 def _umask(sh: "I.Shell", args: list[str]) -> int:
+    symbolic = bool(args) and args[0] == "-S"
+    args = args[1:] if symbolic else args
     if not args:
-        out(sh, f"{sh.fs.umask:04o}\n")
+        if symbolic:  # the bits it lets through, as u=rwx,g=rx,o=rx
+            allowed = ~sh.fs.umask & 0o777
+            out(sh, ",".join(f"{who}=" + "".join(c for c, bit in zip("rwx", (4, 2, 1)) if allowed >> shift & bit)
+                             for who, shift in (("u", 6), ("g", 3), ("o", 0))) + "\n")
+        else:
+            out(sh, f"{sh.fs.umask:04o}\n")
         return 0
+    from minibuild.sh.builtins.base import UsageError
+    from minibuild.sh.builtins.fileops import parse_mode
+
+    spec = args[0]
     try:
-        sh.fs.umask = int(args[-1], 8) & 0o777
-    except ValueError:
-        sh.err(f"sh: umask: Illegal mode: {args[-1]}")
-        return 1
+        if spec and all(c in "01234567" for c in spec):
+            sh.fs.umask = int(spec, 8) & 0o777
+        else:  # u=rwx,g=rx,o= names the bits to let through
+            sh.fs.umask = ~parse_mode(spec, ~sh.fs.umask & 0o777) & 0o777
+    except UsageError:
+        sh.err(f"sh: umask: line 0: illegal mode: {spec}")
+        return 2
     return 0
 
 
@@ -420,27 +447,47 @@ def _getopts(sh: "I.Shell", args: list[str]) -> int:
     argv = args[2:] if len(args) > 2 else sh.positional
     ind = int(sh.get("OPTIND") or "1")
     sub = int(sh.vars.get("_GETOPTS_SUB", "1"))
+    if ind > len(argv) + 1:  # ash starts over when OPTIND is past the arguments
+        ind, sub = 1, 1
     if ind > len(argv) or not argv[ind - 1].startswith("-") or argv[ind - 1] in ("-", "--"):
         if ind <= len(argv) and argv[ind - 1] == "--":
             sh.vars["OPTIND"] = str(ind + 1)
         sh.set_var(var, "?")
         return 1
+    silent = spec.startswith(":")
+    letters = spec[1:] if silent else spec
     word = argv[ind - 1]
     c = word[sub]
+    rest = word[sub + 1:]
     sub += 1
     if sub >= len(word):
         ind, sub = ind + 1, 1
-    if c not in spec.replace(":", "") :
+    sh.vars.pop("OPTARG", None)  # busybox unsets OPTARG unless this option sets it
+    pos = letters.find(c) if c != ":" else -1
+    if pos < 0:
         sh.set_var(var, "?")
+        if silent:
+            sh.vars["OPTARG"] = c
+        else:
+            sh.err(f"Illegal option -{c}")
+    elif letters[pos + 1:pos + 2] == ":":
+        if rest:
+            sh.vars["OPTARG"] = rest
+            ind, sub = ind + 1, 1
+        elif ind <= len(argv):
+            sh.vars["OPTARG"] = argv[ind - 1]
+            ind += 1
+        elif silent:
+            sh.set_var(var, ":")
+            sh.vars["OPTARG"] = c
+        else:
+            sh.set_var(var, "?")
+            sh.err(f"No arg for -{c} option")
+        if "OPTARG" in sh.vars and sh.vars.get(var) != ":":
+            sh.set_var(var, c)
     else:
         sh.set_var(var, c)
-        if spec.find(c) + 1 < len(spec) and spec[spec.find(c) + 1] == ":":
-            if sub > 1:
-                sh.vars["OPTARG"] = word[sub:]
-                ind, sub = ind + 1, 1
-            else:
-                sh.vars["OPTARG"] = argv[ind - 1] if ind <= len(argv) else ""
-                ind += 1
+        sh.vars["OPTARG"] = ""
     sh.vars["OPTIND"] = str(ind)
     sh.vars["_GETOPTS_SUB"] = str(sub)
     return 0

@@ -125,7 +125,7 @@ def test_huge_and_bad_number_literals_are_shell_errors_not_tracebacks(root: Path
                    limits=SMALL)
     assert r.stdout.split() == [b"-1", b"0"]  # 10**5000 - 1 == -1 (mod 2**64), as 10**5000 == 0 (mod 2**64)
     r = run_script("echo $((09))", root=root, env={}, limits=SMALL)
-    assert r.exit_code == 2 and r.stderr == b"sh: arithmetic syntax error: invalid number '09'\n"
+    assert r.exit_code == 2 and r.stderr == b"sh: arithmetic syntax error\n"  # busybox's words
 
 
 # ------------------------------------------------------------------------------------ depth and fork bombs

@@ -52,6 +52,7 @@ class Outcome:
     stdout: bytes
     stderr: bytes
     tree: dict[str, tuple[object, ...]]
+    missing: tuple[str, ...] = ()  # the emulator's hints for commands it could not run
 
 
 def tree_state(root: Path) -> dict[str, tuple[object, ...]]:
@@ -87,7 +88,7 @@ def run_busybox(root: Path, script: str, stdin: bytes = b"") -> Outcome:
 
 def run_emulated(root: Path, script: str, stdin: bytes = b"") -> Outcome:
     r = run_script(script, root=root, env=ENV, stdin=stdin, source_date_epoch=1700000000)
-    return Outcome(r.exit_code, r.stdout, r.stderr, tree_state(root))
+    return Outcome(r.exit_code, r.stdout, r.stderr, tree_state(root), r.missing)
 
 
 def compare(template: Path, work: Path, script: str, stdin: bytes = b"") -> tuple[Outcome, Outcome]:
@@ -107,6 +108,7 @@ def diff_report(script: str, real: Outcome, emu: Outcome) -> str:
         if real.tree.get(k) != emu.tree.get(k):
             lines.append(f"{k}: busybox={str(real.tree.get(k))[:300]} emulated={str(emu.tree.get(k))[:300]}")
     lines.append(f"stderr busybox: {real.stderr!r}\nstderr emulated: {emu.stderr!r}")
+    lines.extend(f"emulator could not run: {m}" for m in emu.missing)
     return "\n".join(lines)
 
 

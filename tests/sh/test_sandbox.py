@@ -67,13 +67,11 @@ def test_attack_never_reaches_sentinel(jail: tuple[Path, Path], name: str) -> No
 
 
 def test_path_lookup_cannot_escape(jail: tuple[Path, Path]) -> None:
-    from minibuild.errors import UnsupportedCommandError
-
     root, sentinel = jail
     (sentinel / "tool").write_text("#!/bin/sh\necho escaped\n")
     os.chmod(sentinel / "tool", 0o755)
-    with pytest.raises(UnsupportedCommandError):
-        run_script("PATH=/hostabs:/../sentinel:/relesc; tool", root=root, env={})
+    r = run_script("PATH=/hostabs:/../sentinel:/relesc; tool", root=root, env={})
+    assert (r.exit_code, r.stdout, r.stderr) == (127, b"", b"sh: tool: not found\n")
 
 
 def test_rm_rf_root_keeps_the_root_dir_and_the_sentinel(jail: tuple[Path, Path]) -> None:
@@ -147,16 +145,10 @@ def test_dev_streams_are_emulated(jail: tuple[Path, Path]) -> None:
 
 
 def test_host_process_and_network_commands_are_not_available(jail: tuple[Path, Path]) -> None:
-    from minibuild.errors import UnsupportedCommandError
-
     root, _ = jail
     for cmd in ("curl http://example.com", "wget -q x", "python3 -c 1", "/usr/bin/apt-get update"):
-        if cmd.startswith("/usr/bin/"):
-            r = run_script(cmd, root=root, env={"PATH": "/usr/bin"})
-            assert r.exit_code == 127
-            continue
-        with pytest.raises(UnsupportedCommandError):
-            run_script(cmd, root=root, env={"PATH": "/usr/bin:/bin"})
+        r = run_script(cmd, root=root, env={"PATH": "/usr/bin:/bin"})
+        assert (r.exit_code, r.stdout) == (127, b"") and r.stderr.endswith(b": not found\n"), cmd
 
 
 def test_dev_zero_is_emulated_for_bounded_reads_only(jail: tuple[Path, Path]) -> None:

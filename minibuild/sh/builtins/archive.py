@@ -12,15 +12,22 @@ import stat
 import tarfile
 from functools import lru_cache
 from typing import IO, BinaryIO, cast
+import time
 
 from minibuild.boundedtar import open_tar
 from minibuild.errors import ImageFormatError, ShellError
 from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
-from minibuild.sh.builtins.users import lookup_gid, lookup_uid
+from minibuild.sh.builtins.fileops import mode_string
+from minibuild.sh.builtins.users import group_name, lookup_gid, lookup_uid, user_name
 from minibuild.sh.fs import vnorm
 from minibuild.sh.pattern import compile_pattern, unquoted
 from minibuild.wildcard import Wildcard
+from minibuild.sh.streams import enc
+
+
+_TYPE_BITS = {tarfile.DIRTYPE: stat.S_IFDIR, tarfile.SYMTYPE: stat.S_IFLNK, tarfile.CHRTYPE: stat.S_IFCHR,
+              tarfile.BLKTYPE: stat.S_IFBLK, tarfile.FIFOTYPE: stat.S_IFIFO}
 
 
 def _compress(data: bytes, kind: str | None) -> bytes:
@@ -140,36 +147,69 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
     buf = io.BytesIO()
     code = 0
     excludes = list(opts["exclude"])  # type: ignore[call-overload]
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
-        def add(vpath: str, arc: str) -> None:
-            nonlocal code
-            if any(_matches(x, os.path.basename(arc)) or _matches(x, arc) for x in excludes):
-                return
-            host = ctx.fs.path(vpath, "/", follow=bool(opts.get("h")))
-            if out_host is not None and os.path.exists(host) and os.path.exists(out_host) and os.path.samefile(host, out_host):
-                return
-            info = tf.gettarinfo(str(host), arcname=arc)
-            if info.isreg():
-                with ctx.fs.open_read(host) as f:
-                    tf.addfile(info, f)
-            else:
-                tf.addfile(info)
-            if info.isdir():
-                for n in sorted(os.listdir(host)):
-                    add(vpath.rstrip("/") + "/" + n, arc.rstrip("/") + "/" + n)
-        out_host = ctx.path(str(fname)) if fname not in (None, "-") else None
-        for n in names:
-            arc = n.lstrip("/") or "."
-            v = vnorm(n, base)
-            try:
-                os.lstat(ctx.fs.path(v, "/", follow=False))
-            except OSError as e:
-                ctx.err(f"{n}: {e.strerror}")
-                code = 1
-                continue
-            if n.startswith("/") and n != "/":
-                arc = n.lstrip("/")
-            add(v, arc)
+    seen_links: dict[tuple[int, int], str] = {}  # (dev, inode) of a multiply-linked file -> its first name
+    listing = ctx.stdout if fname not in (None, "-") else ctx.stderr  # -v names go where the archive does not
+
+    def add(vpath: str, arc: str) -> None:
+        nonlocal code
+        if any(_matches(x, os.path.basename(arc)) or _matches(x, arc) for x in excludes):
+            return
+        host = ctx.fs.path(vpath, "/", follow=bool(opts.get("h")))
+        st = os.stat(host) if opts.get("h") else os.lstat(host)
+        if out_host is not None and os.path.exists(out_host) and os.path.samestat(st, os.stat(out_host)):
+            ctx.err(f"{arc}: file is the archive; skipping")
+            return
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFSOCK:
+            ctx.err(f"{arc}: socket ignored")
+            return
+        name = arc.rstrip("/") + "/" if kind == stat.S_IFDIR else arc
+        link = ""
+        size = 0
+        if kind != stat.S_IFDIR and st.st_nlink > 1 and (st.st_dev, st.st_ino) in seen_links:
+            typeflag, link = b"1", seen_links[(st.st_dev, st.st_ino)]
+        elif kind == stat.S_IFREG:
+            typeflag, size = b"0", st.st_size
+        elif kind == stat.S_IFLNK:
+            typeflag, link = b"2", os.readlink(host)
+        else:
+            typeflag = {stat.S_IFDIR: b"5", stat.S_IFCHR: b"3", stat.S_IFBLK: b"4", stat.S_IFIFO: b"6"}[kind]
+        if kind != stat.S_IFDIR and st.st_nlink > 1:
+            seen_links.setdefault((st.st_dev, st.st_ino), name)
+        dev = (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in (stat.S_IFCHR, stat.S_IFBLK) else None
+        buf.write(tar_header(name, st.st_mode & 0o7777, st.st_uid, st.st_gid, size, max(int(st.st_mtime), 0),
+                             typeflag, link, user_name(ctx, st.st_uid), group_name(ctx, st.st_gid), dev))
+        if typeflag == b"0":
+            with ctx.fs.open_read(host) as f:
+                left = size
+                while left and (piece := f.read(min(left, 1 << 20))):
+                    buf.write(piece)
+                    left -= len(piece)
+            buf.write(bytes(left + (-size % 512)))  # a file that shrank is padded to its header's size
+        if buf.tell() > ctx.shell.limits.max_bytes:  # the archive is made in memory: bounded like any value
+            raise ShellError("sh: " + ctx.shell.limits.bytes_message("the archive tar -c makes"))
+        if opts.get("v"):
+            listing.write(enc(name + "\n"))
+        if kind == stat.S_IFDIR:
+            for n in sorted(os.listdir(host)):
+                add(vpath.rstrip("/") + "/" + n, arc.rstrip("/") + "/" + n)
+
+    out_host = ctx.path(str(fname)) if fname not in (None, "-") else None
+    if out_host is not None:  # busybox creates the archive before it reads the operands
+        ctx.fs.open_write(out_host).close()
+    for n in names:
+        arc = n.lstrip("/") or "."
+        v = vnorm(n, base)
+        try:
+            os.lstat(ctx.fs.path(v, "/", follow=False))
+        except OSError as e:
+            ctx.err(f"{n}: {e.strerror}")
+            code = 1
+            continue
+        if n.startswith("/") and n != "/":
+            arc = n.lstrip("/")
+        add(v, arc)
+    buf.write(bytes(1024))  # busybox ends with two zero blocks and no padding to a 10240-byte record
     kind = next((k for k in "zjJ" if opts.get(k)), None)
     data = _compress(buf.getvalue(), kind)
     if fname in (None, "-"):
@@ -178,6 +218,42 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
         with ctx.fs.open_write(ctx.path(str(fname))) as f:
             f.write(data)
     return code
+
+
+def tar_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int, typeflag: bytes, link: str,
+               uname: str, gname: str, dev: tuple[int, int] | None) -> bytes:
+    """The 512-byte header(s) busybox tar writes: GNU magic, ././@LongLink records for names of 100 bytes or more."""
+    out = b""
+    raw_name, raw_link = enc(name), enc(link)
+    for long, flag in ((raw_link, b"K"), (raw_name, b"L")):
+        if len(long) >= 100:
+            out += _block(b"././@LongLink", 0, 0, 0, len(long) + 1, 0, flag, b"", b"", b"", None)
+            out += (long + b"\0").ljust(-(-(len(long) + 1) // 512) * 512, b"\0")
+    return out + _block(raw_name[:100], mode, uid, gid, size, mtime, typeflag, raw_link[:100],
+                        enc(uname)[:31], enc(gname)[:31], dev)
+
+
+def _block(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, typeflag: bytes, link: bytes,
+           uname: bytes, gname: bytes, dev: tuple[int, int] | None) -> bytes:
+    def octal(v: int, width: int) -> bytes:  # busybox's putOctal: the last `width` digits, a leading 0 dropped
+        digits = (b"%0*o" % (width, v))[-width:]
+        return (digits[1:] if digits[:1] == b"0" else digits).ljust(width, b"\0")
+
+    h = bytearray(512)
+    h[0:len(name)] = name
+    h[100:108], h[108:116], h[116:124] = octal(mode, 8), octal(uid, 8), octal(gid, 8)
+    h[124:136], h[136:148] = octal(size, 12), octal(mtime, 12)
+    if size > 0o777777777777:  # GNU base-256 for a size of 8 GiB or more, as busybox writes it
+        h[124:136] = (size | 0x80 << 88).to_bytes(12, "big")
+    h[148:156] = b" " * 8
+    h[156:157] = typeflag
+    h[157:157 + len(link)] = link
+    h[257:265] = b"ustar  \0"
+    h[265:265 + len(uname)], h[297:297 + len(gname)] = uname, gname
+    if dev is not None:
+        h[329:337], h[337:345] = octal(dev[0], 8), octal(dev[1], 8)
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
 
 
 def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, data: BinaryIO) -> int:
@@ -206,7 +282,14 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
             if any(_matches(x, comps[-1] if comps else "") or _matches(x, rel) for x in excludes):
                 continue
             if opts.get("t"):
-                ctx.out(m.name + ("/" if m.isdir() and not m.name.endswith("/") else "") + "\n")
+                shown = m.name + ("/" if m.isdir() and not m.name.endswith("/") else "")
+                if opts.get("v"):  # busybox: mode user/group size date time name [-> link]
+                    t = time.gmtime(m.mtime)
+                    shown = (f"{mode_string(m.mode | _TYPE_BITS.get(m.type, stat.S_IFREG))} "
+                             f"{m.uname or m.uid}/{m.gname or m.gid} {m.size:9d} {t.tm_year:4d}-{t.tm_mon:02d}-"
+                             f"{t.tm_mday:02d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {shown}"
+                             + (f" -> {m.linkname}" if m.linkname else ""))
+                ctx.out(shown + "\n")
                 continue
             if opts.get("O"):
                 if m.isreg():

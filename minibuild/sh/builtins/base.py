@@ -100,6 +100,11 @@ class Ctx:
         except OSError as e:
             raise OSError(e.errno, e.strerror, p) from None
 
+    def ask(self, question: str) -> bool:
+        """An -i prompt on stderr ("rm: remove 'f'? "), answered yes by a stdin line starting with y or Y."""
+        self.stderr.write(enc(f"{self.name}: {question}? "))
+        return self.stdin.readline()[:1] in (b"y", b"Y")
+
     def text(self, data: bytes) -> str:
         return dec(data)
 
@@ -112,8 +117,13 @@ class Ctx:
         return self.shell.source_date_epoch
 
 
-def parse_flags(args: list[str], flags: str, with_value: str = "") -> tuple[dict[str, str | bool], list[str]]:
-    """Parse clustered short options (`-rf`, `-n 3`, `-n3`) up to the first operand or `--`."""
+def parse_flags(args: list[str], flags: str, with_value: str = "",
+                repeat: str = "") -> tuple[dict[str, str | bool], list[str]]:
+    """Parse clustered short options (`-rf`, `-n 3`, `-n3`) up to the first operand or `--`.
+
+    A later value of an option replaces an earlier one, except for the options in `repeat` (grep -e, sort -k):
+    their values accumulate, joined by NUL (which no argument can contain; split with `values`).
+    """
     opts: dict[str, str | bool] = {}
     i = 0
     while i < len(args):
@@ -133,7 +143,8 @@ def parse_flags(args: list[str], flags: str, with_value: str = "") -> tuple[dict
                     if i >= len(args):
                         raise UsageError(f"option requires an argument -- '{c}'")
                     val = args[i]
-                opts[c] = val
+                prev = opts.get(c)
+                opts[c] = f"{prev}\0{val}" if c in repeat and isinstance(prev, str) else val
                 break
             if c not in flags:
                 raise UsageError(f"unrecognized option: -{c}")
@@ -141,3 +152,9 @@ def parse_flags(args: list[str], flags: str, with_value: str = "") -> tuple[dict
             j += 1
         i += 1
     return opts, args[i:]
+
+
+def values(opts: dict[str, str | bool], flag: str) -> list[str]:
+    """Every value given to a `repeat` option of parse_flags, in command-line order."""
+    v = opts.get(flag)
+    return v.split("\0") if isinstance(v, str) else []

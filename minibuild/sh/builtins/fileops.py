@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
+from minibuild.sh.builtins.timestr import BadTime, parse_time
 from minibuild.sh.builtins.users import group_name, lookup_gid, lookup_uid, user_name
 from minibuild.sh.fs import vnorm
+from minibuild.sh.streams import enc
 
 
 def _lstat(ctx: Ctx, p: str) -> os.stat_result | None:
@@ -98,11 +100,32 @@ def _remove(host: Path) -> None:
         os.unlink(host)
 
 
+def _remove_asking(ctx: Ctx, host: Path, shown: str) -> int:
+    """rm -i: a question per file, and for a directory whether to descend and then whether to remove it."""
+    if not stat.S_ISDIR(os.lstat(host).st_mode):
+        if ctx.ask(f"remove '{shown}'"):
+            os.unlink(host)
+        return 0
+    if not ctx.ask(f"descend into directory '{shown}'"):
+        return 0
+    code = 0
+    for name in sorted(os.listdir(host)):
+        code |= _remove_asking(ctx, host / name, shown + "/" + name)
+    if ctx.ask(f"remove directory '{shown}'"):
+        try:
+            os.rmdir(host)
+        except OSError as e:
+            ctx.err(f"can't remove '{shown}': {e.strerror}")
+            return 1
+    return code
+
+
 @builtin("rm", "unlink")
 def rm(ctx: Ctx, args: list[str]) -> int:
     opts, paths = parse_flags(args, "rRfiv")
     code = 0
     recursive = opts.get("r") or opts.get("R")
+    ask = bool(opts.get("i")) and not opts.get("f")
     if not paths and not opts.get("f"):
         ctx.err("missing operand")
         return 1
@@ -113,8 +136,11 @@ def rm(ctx: Ctx, args: list[str]) -> int:
             code = 1
             continue
         try:
-            host = ctx.path(p, follow=False)
+            host = ctx.path(p.rstrip("/") or "/", follow=False)  # busybox: rm FILE/ removes FILE
             st = os.lstat(host)
+            if ask and not (stat.S_ISDIR(st.st_mode) and not recursive):
+                code |= _remove_asking(ctx, host, p.rstrip("/") or "/")
+                continue
             if stat.S_ISDIR(st.st_mode):
                 if not recursive:
                     ctx.err(f"'{p}' is a directory")
@@ -150,9 +176,10 @@ def _copy_meta(ctx: Ctx, src: Path, dst: Path, st: os.stat_result, preserve: boo
 
 
 def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool, preserve: bool, top: bool,
-              force: bool, no_clobber: bool) -> bool:
+              force: bool, no_clobber: bool, deref_top: bool = False, update: bool = False,
+              ask: bool = False) -> bool:
     """Copy src to dst (both virtual paths, dst not a directory to copy into). Returns success."""
-    follow = deref or (top and not recursive)
+    follow = deref or (top and deref_top)
     try:
         src = ctx.path(src_v, follow=follow)
         st = os.lstat(src)
@@ -160,11 +187,17 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
         ctx.err(f"can't stat '{src_v}': {e.strerror}")
         return False
     dst_unres = ctx.path(dst_v, follow=False)
+    if stat.S_ISLNK(st.st_mode) and os.path.lexists(dst_unres) and os.path.samestat(st, os.lstat(dst_unres)):
+        ctx.err(f"'{src_v}' and '{dst_v}' are the same file")
+        return False
     if stat.S_ISLNK(st.st_mode):
         target = os.readlink(src)
         if os.path.lexists(dst_unres):
             if stat.S_ISDIR(os.lstat(dst_unres).st_mode):
                 ctx.err(f"cannot overwrite directory '{dst_v}' with non-directory")
+                return False
+            if not force:  # busybox replaces an existing file with a link only under -f
+                ctx.err(f"can't create '{dst_v}': File exists")
                 return False
             os.unlink(dst_unres)
         ctx.fs.symlink(target, dst_unres)
@@ -195,7 +228,7 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
         for name in sorted(os.listdir(src)):
             ok &= _copy_one(ctx, src_v.rstrip("/") + "/" + name, ctx.fs.to_virtual(dst) + "/" + name,
                             recursive=True, deref=deref, preserve=preserve, top=False, force=force,
-                            no_clobber=no_clobber)
+                            no_clobber=no_clobber, update=update, ask=ask)
         if preserve or created:
             _copy_meta(ctx, src, dst, st, preserve)
         return ok
@@ -204,12 +237,26 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
         if os.path.lexists(dst):
             if no_clobber:
                 return True
+            if update and int(st.st_mtime) <= int(os.stat(dst).st_mtime):  # -u: only a newer source (seconds)
+                return True
+            if ask and not ctx.ask(f"overwrite '{dst_v}'"):
+                return True
             if os.path.isdir(dst):
                 ctx.err(f"cannot overwrite directory '{dst_v}' with non-directory")
                 return False
             if os.path.samefile(src, dst):
                 ctx.err(f"'{src_v}' and '{dst_v}' are the same file")
                 return False
+        if stat.S_ISREG(st.st_mode) and not follow:  # busybox keeps hard links when it does not dereference
+            first = _LINKED.setdefault((st.st_dev, st.st_ino), dst)
+            if first != dst:
+                if os.path.lexists(dst):
+                    if not force:
+                        ctx.err(f"can't create '{dst_v}': File exists")
+                        return False
+                    os.unlink(dst)
+                os.link(first, dst, follow_symlinks=False)
+                return True
         if stat.S_ISREG(st.st_mode):
             existed = os.path.exists(dst)
             try:
@@ -236,6 +283,7 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
 
 
 _CREATED: set[tuple[int, int]] = set()  # directories made by the running cp (recursion guard)
+_LINKED: dict[tuple[int, int], Path] = {}  # (dev, inode) of a file the running cp copied -> its copy
 
 
 def copy_tree(ctx: Ctx, src_v: str, dst_v: str) -> bool:
@@ -256,12 +304,13 @@ def _inside(src: Path, dst: Path) -> bool:
 
 @builtin("cp")
 def cp(ctx: Ctx, args: list[str]) -> int:
-    opts, paths = parse_flags(args, "rRapfdPLHnuvT", "t")
+    opts, paths = parse_flags(args, "rRapfdPLHnuvTi", "t")
     recursive = bool(opts.get("r") or opts.get("R") or opts.get("a"))
     preserve = bool(opts.get("p") or opts.get("a"))
     deref = bool(opts.get("L")) or (not recursive and not opts.get("d") and not opts.get("P"))
     if opts.get("d") or opts.get("P") or opts.get("a"):
         deref = False
+    deref_top = bool(opts.get("H"))  # -H: follow the operands' links, not those found inside them
     if "t" in opts:
         paths = paths + [str(opts["t"])]
     if len(paths) < 2:
@@ -274,12 +323,14 @@ def cp(ctx: Ctx, args: list[str]) -> int:
         return 1
     ok = True
     _CREATED.clear()
+    _LINKED.clear()
     for s in srcs:
         target = dest.rstrip("/") + "/" + posixpath.basename(s.rstrip("/")) if into else dest
         if s.rstrip("/") == "":
             target = dest
         ok &= _copy_one(ctx, s, target, recursive=recursive, deref=deref, preserve=preserve, top=True,
-                        force=bool(opts.get("f")), no_clobber=bool(opts.get("n")))
+                        force=bool(opts.get("f")), no_clobber=bool(opts.get("n")), deref_top=deref_top,
+                        update=bool(opts.get("u")), ask=bool(opts.get("i")))
     return 0 if ok else 1
 
 
@@ -305,6 +356,8 @@ def mv(ctx: Ctx, args: list[str]) -> int:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
             dst = ctx.path(target, follow=False)
             if os.path.lexists(dst) and opts.get("n"):
+                continue
+            if os.path.lexists(dst) and opts.get("i") and not opts.get("f") and not ctx.ask(f"overwrite '{target}'"):
                 continue
             if os.path.isdir(src) and not os.path.islink(src) and str(dst).startswith(str(src) + "/"):
                 ctx.err(f"can't move '{s}' to a subdirectory of itself")
@@ -364,20 +417,35 @@ def ln(ctx: Ctx, args: list[str]) -> int:
 def touch(ctx: Ctx, args: list[str]) -> int:
     opts, paths = parse_flags(args, "cham", "dtr")
     when: float | None = None
-    if "d" in opts and str(opts["d"]).startswith("@"):
-        when = float(str(opts["d"])[1:])
-    elif "r" in opts:
+    for flag in "dt":
+        if flag in opts:
+            try:
+                when = parse_time(str(opts[flag]), ctx.now)
+            except BadTime:
+                ctx.err(f"invalid date '{opts[flag]}'")
+                return 1
+    if "r" in opts:
         st = _stat(ctx, str(opts["r"]))
         when = st.st_mtime if st else None
+    follow = not opts.get("h")
     code = 0
     for p in paths:
         try:
-            host = ctx.path(p)
+            host = ctx.path(p, follow=follow)
             if not os.path.lexists(host):
                 if opts.get("c"):
                     continue
                 ctx.fs.open_write(host).close()
-            os.utime(host, None if when is None else (when, when))
+            times = None
+            if when is not None or opts.get("a") or opts.get("m"):
+                now = time.time() if when is None else when
+                old = os.stat(host, follow_symlinks=follow)
+                only_a, only_m = opts.get("a") and not opts.get("m"), opts.get("m") and not opts.get("a")
+                times = (old.st_atime if only_m else now, old.st_mtime if only_a else now)
+            os.utime(host, times, follow_symlinks=follow)
+        except (OverflowError, ValueError):
+            ctx.err(f"{p}: time out of range")
+            code = 1
         except OSError as e:
             ctx.err(f"{p}: {e.strerror}")
             code = 1
@@ -450,12 +518,12 @@ def parse_mode(spec: str, current: int, *, umask: int = 0, is_dir: bool = False)
 @builtin("chmod")
 def chmod(ctx: Ctx, args: list[str]) -> int:
     recursive = False
+    flags = ""
     rest: list[str] = []
     for a in args:
-        if a in ("-R", "-Rf", "-fR"):
-            recursive = True
-        elif a in ("-f", "-v", "-c"):
-            pass
+        if len(a) > 1 and a[0] == "-" and all(c in "Rfvc" for c in a[1:]) and not rest:
+            flags += a[1:]
+            recursive = recursive or "R" in a
         else:
             rest.append(a)
     if len(rest) < 2:
@@ -468,7 +536,10 @@ def chmod(ctx: Ctx, args: list[str]) -> int:
         nonlocal code
         try:
             st = os.stat(host)
-            os.chmod(host, parse_mode(spec, st.st_mode, umask=ctx.fs.umask, is_dir=stat.S_ISDIR(st.st_mode)))
+            new = parse_mode(spec, st.st_mode, umask=ctx.fs.umask, is_dir=stat.S_ISDIR(st.st_mode))
+            os.chmod(host, new)
+            if "v" in flags or ("c" in flags and new != stat.S_IMODE(st.st_mode)):  # -v says so even unchanged
+                ctx.out(f"mode of '{shown}' changed to {new:04o} ({mode_string(new)[1:]})\n")
         except UsageError as e:
             ctx.err(str(e))
             code = 1
@@ -493,7 +564,7 @@ def chmod(ctx: Ctx, args: list[str]) -> int:
                 for n in sorted(dirnames + filenames):
                     child = Path(dirpath) / n
                     if not os.path.islink(child):
-                        apply(child, n)
+                        apply(child, p.rstrip("/") + "/" + os.path.relpath(child, host))
     return code
 
 
@@ -559,7 +630,7 @@ def chown(ctx: Ctx, args: list[str]) -> int:
     return code
 
 
-def _mode_string(m: int) -> str:
+def mode_string(m: int) -> str:
     kind = {stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c", stat.S_IFBLK: "b", stat.S_IFIFO: "p",
             stat.S_IFSOCK: "s"}.get(stat.S_IFMT(m), "-")
     out = [kind]
@@ -577,20 +648,33 @@ def _mode_string(m: int) -> str:
 
 @builtin("ls")
 def ls(ctx: Ctx, args: list[str]) -> int:
-    opts, paths = parse_flags(args, "laA1dFRhnrtSip")
+    opts, paths = parse_flags(args, "laA1dFRhnrtSipL")
     code = 0
     files: list[str] = []
     dirs: list[str] = []
+    # busybox follows an operand's symlink only without -l/-n/-F/-d (or always with -L); a trailing / always
+    follow_operands = bool(opts.get("L")) or not any(opts.get(c) for c in "lnFd")
     for p in paths or ["."]:
-        st = _stat(ctx, p) or _lstat(ctx, p)
+        st = (_stat(ctx, p) if follow_operands else None) or _lstat(ctx, p)
         if st is None:
             ctx.err(f"{p}: No such file or directory")
             code = 1
             continue
         (dirs if stat.S_ISDIR(st.st_mode) and not opts.get("d") else files).append(p)
 
+    def info(vpath: str) -> os.stat_result | None:
+        return (_stat(ctx, vpath) if opts.get("L") else None) or _lstat(ctx, vpath)
+
+    def order(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(name, path) pairs in busybox's order: by name (bytes), size (-S) or mtime (-t) first; -r reverses."""
+        def key(e: tuple[str, str]) -> tuple[int, bytes]:
+            st = info(e[1])
+            first = 0 if st is None else -st.st_size if opts.get("S") else -int(st.st_mtime) if opts.get("t") else 0
+            return first, enc(e[0])
+        return sorted(entries, key=key, reverse=bool(opts.get("r")))
+
     def line(name: str, vpath: str) -> str:
-        st = _lstat(ctx, vpath)
+        st = info(vpath)
         if st is None:
             return name
         suffix = ""
@@ -605,15 +689,17 @@ def ls(ctx: Ctx, args: list[str]) -> int:
             return name + suffix
         owner = str(st.st_uid) if opts.get("n") else user_name(ctx, st.st_uid)
         group = str(st.st_gid) if opts.get("n") else group_name(ctx, st.st_gid)
-        when = time.strftime("%b %e %H:%M", time.gmtime(st.st_mtime))
-        text = f"{_mode_string(st.st_mode)} {st.st_nlink:>4} {owner:<8} {group:<8} {st.st_size:>9} {when} {name}"
+        age = time.time() - st.st_mtime  # busybox: the year for files over half a year old or 15 min ahead
+        when = time.strftime("%b %e %H:%M" if -15 * 60 < age < 3600 * 24 * 365 // 2 else "%b %e  %Y",
+                             time.gmtime(st.st_mtime))
+        text = f"{mode_string(st.st_mode)} {st.st_nlink:>4} {owner:<8} {group:<8} {st.st_size:>9} {when} {name}"
         if stat.S_ISLNK(st.st_mode):
             text += " -> " + os.readlink(ctx.path(vpath, follow=False))
         return text + suffix
 
-    for f in sorted(files, reverse=bool(opts.get("r"))):
+    for f, _ in order([(f, f) for f in files]):
         ctx.out(line(f, f) + "\n")
-    queue = sorted(dirs)
+    queue = [d for d, _ in order([(d, d) for d in dirs])]
     i = 0
     while i < len(queue):
         d = queue[i]
@@ -629,7 +715,7 @@ def ls(ctx: Ctx, args: list[str]) -> int:
             subs = [x for x in subs if (st_x := _lstat(ctx, x)) is not None and stat.S_ISDIR(st_x.st_mode)]
             queue[i:i] = subs
         try:
-            names = sorted(os.listdir(ctx.path(d)), reverse=bool(opts.get("r")))
+            names = os.listdir(ctx.path(d))
         except OSError as e:
             ctx.err(f"{d}: {e.strerror}")
             code = 2
@@ -638,6 +724,7 @@ def ls(ctx: Ctx, args: list[str]) -> int:
             names = [".", ".."] + names
         elif not opts.get("A"):
             names = [n for n in names if not n.startswith(".")]
+        names = [n for n, _ in order([(n, d.rstrip("/") + "/" + n) for n in names])]
         if opts.get("l") or opts.get("n"):
             blocks = 0
             for n in names:
@@ -649,6 +736,19 @@ def ls(ctx: Ctx, args: list[str]) -> int:
     return code
 
 
+def _known(name: str, n: int) -> str:
+    """stat's %U/%G: the name, or UNKNOWN when the image has none for the id."""
+    return "UNKNOWN" if name == str(n) else name
+
+
+def _canonical(ctx: Ctx, p: str) -> str:
+    """The symlink-free path of `p`, whose last component may be missing but not its directory (busybox)."""
+    v = ctx.vpath(p)
+    if not os.path.isdir(ctx.fs.host(posixpath.dirname(v))):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+    return v
+
+
 @builtin("readlink")
 def readlink(ctx: Ctx, args: list[str]) -> int:
     opts, paths = parse_flags(args, "fenqsv")
@@ -656,7 +756,7 @@ def readlink(ctx: Ctx, args: list[str]) -> int:
     for p in paths:
         try:
             if opts.get("f") or opts.get("e"):
-                v = ctx.vpath(p)
+                v = _canonical(ctx, p)
                 if opts.get("e") and not os.path.lexists(ctx.fs.host(v)):
                     code = 1
                     continue
@@ -673,10 +773,7 @@ def realpath(ctx: Ctx, args: list[str]) -> int:
     code = 0
     for p in (a for a in args if not a.startswith("-")):
         try:
-            v = ctx.vpath(p)
-            if not os.path.lexists(ctx.fs.host(v)):
-                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-            ctx.out(v + "\n")
+            ctx.out(_canonical(ctx, p) + "\n")
         except OSError as e:
             ctx.err(f"{p}: {e.strerror}")
             code = 1
@@ -713,10 +810,12 @@ def stat_(ctx: Ctx, args: list[str]) -> int:
             continue
         kind = {stat.S_IFDIR: "directory", stat.S_IFLNK: "symbolic link", stat.S_IFREG: "regular file" if st.st_size else "regular empty file",
                 stat.S_IFIFO: "fifo", stat.S_IFCHR: "character special file", stat.S_IFBLK: "block special file"}.get(stat.S_IFMT(st.st_mode), "unknown")
-        vals = {"a": f"{stat.S_IMODE(st.st_mode):o}", "A": _mode_string(st.st_mode), "s": str(st.st_size), "n": p,
+        vals = {"a": f"{stat.S_IMODE(st.st_mode):o}", "A": mode_string(st.st_mode), "s": str(st.st_size), "n": p,
                 "N": f"'{p}'" + (f" -> '{os.readlink(host)}'" if stat.S_ISLNK(st.st_mode) else ""),
-                "u": str(st.st_uid), "g": str(st.st_gid), "U": user_name(ctx, st.st_uid), "G": group_name(ctx, st.st_gid),
+                "u": str(st.st_uid), "g": str(st.st_gid), "U": _known(user_name(ctx, st.st_uid), st.st_uid),
+                "G": _known(group_name(ctx, st.st_gid), st.st_gid),
                 "F": kind, "h": str(st.st_nlink), "f": f"{st.st_mode:x}", "Y": str(int(st.st_mtime)),
+                "X": str(int(st.st_atime)), "Z": str(int(st.st_ctime)),
                 "i": str(st.st_ino), "%": "%"}
         if fmt is None:
             ctx.out(f"  File: '{p}'\n  Size: {st.st_size}\t{kind}\nAccess: ({vals['a']:0>4}/{vals['A']})  Uid: ({st.st_uid}/{vals['U']})   Gid: ({st.st_gid}/{vals['G']})\n")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
+from minibuild.sh.builtins.fileops import parse_mode
 from minibuild.sh.pattern import compile_pattern, unquoted
 
 TYPES = {"f": stat.S_ISREG, "d": stat.S_ISDIR, "l": stat.S_ISLNK, "p": stat.S_ISFIFO, "c": stat.S_ISCHR,
@@ -125,17 +126,19 @@ class _Find:
                     return stat.S_ISREG(it.st.st_mode) and it.st.st_size == 0
                 return empty
             case "-newer":
-                ref = os.stat(ctx.path(self.take())).st_mtime_ns
-                return lambda it: it.st.st_mtime_ns > ref
+                ref = int(os.stat(ctx.path(self.take())).st_mtime)  # busybox compares whole seconds
+                return lambda it: int(it.st.st_mtime) > ref
             case "-perm":
                 spec = self.take()
-                if spec.startswith("-"):
-                    m = int(spec[1:], 8)
+                kind = spec[:1] if spec[:1] in ("-", "/", "+") else ""
+                try:  # busybox: octal or symbolic (u+x, g=w), applied to a mode of 0
+                    m = parse_mode(spec[len(kind):], 0)
+                except UsageError:
+                    raise UsageError(f"invalid mode '{spec[len(kind):]}'") from None
+                if kind == "-":
                     return lambda it: (it.st.st_mode & m) == m
-                if spec.startswith("/"):
-                    m = int(spec[1:], 8)
-                    return lambda it: bool(it.st.st_mode & m) or m == 0
-                m = int(spec, 8)
+                if kind:
+                    return lambda it: bool(it.st.st_mode & m)
                 return lambda it: stat.S_IMODE(it.st.st_mode) == m
             case "-user" | "-uid":
                 from minibuild.sh.builtins.users import lookup_uid

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections import deque
 
-from minibuild.sh.builtins.base import Ctx, builtin, parse_flags
+from minibuild.sh.builtins.base import Ctx, builtin, parse_flags, values
 from minibuild.sh.pattern import CLASSES
 from minibuild.sh.streams import dec, enc
 
@@ -116,16 +117,35 @@ def compile_regex(p: str, *, extended: bool, icase: bool = False) -> re.Pattern[
 
 @builtin("grep", "egrep", "fgrep")
 def grep(ctx: Ctx, args: list[str]) -> int:
-    opts, rest = parse_flags(args, "qvicnlLrRHhEFwxos", "ema")
+    opts, rest = parse_flags(args, "qvicnlLrRHhEFwxos", "efmABC", repeat="ef")
     if ctx.name == "egrep":
         opts["E"] = True
     if ctx.name == "fgrep":
         opts["F"] = True
-    patterns: list[str] = []
-    if "e" in opts:
-        patterns.append(str(opts["e"]))
+    try:
+        max_count, after, before, around = (_count(opts, c) for c in "mABC")
+    except ValueError as e:
+        ctx.err(str(e))
+        return 2
+    after = around if after is None else after
+    before = around if before is None else before
+    if opts.get("c") or opts.get("q") or opts.get("l") or opts.get("L"):  # busybox drops -n and context here
+        opts["n"] = False
+        after = before = None
+    patterns = values(opts, "e")
+    invert = bool(opts.get("v"))
     if "f" in opts:
-        pass
+        for pf in values(opts, "f"):
+            try:
+                lines = dec(ctx.read_input(pf)).split("\n")
+            except OSError as e:
+                ctx.oserr(e, pf)
+                return 2
+            if lines and lines[-1] == "":
+                lines.pop()
+            patterns[:0] = reversed(lines)  # busybox puts -f patterns before the -e ones, each file's reversed
+        if not patterns:  # -f EMPTY: nothing matches
+            patterns, invert = [""], not invert
     if not patterns:
         if not rest:
             ctx.err("usage: grep [-qvicnlrEF] PATTERN [FILE]...")
@@ -146,7 +166,6 @@ def grep(ctx: Ctx, args: list[str]) -> int:
         rxs = [re.compile(r"(?:" + r.pattern + r")\Z", r.flags) for r in rxs]
     recursive = bool(opts.get("r") or opts.get("R"))
     files: list[str] = []
-    code = 2 if False else 0
     errors = False
     if recursive:
         for f in rest or ["."]:
@@ -156,6 +175,9 @@ def grep(ctx: Ctx, args: list[str]) -> int:
     show_name = (len(files) > 1 or recursive) and not opts.get("h") or bool(opts.get("H"))
     found_any = False
     listed = False
+    context = bool(after or before)
+    last_printed = 0  # busybox keeps these across files: a group in the next file may get a "--" too
+    printed_any = False
     for f in files:
         try:
             data = ctx.read_input(f)
@@ -172,24 +194,44 @@ def grep(ctx: Ctx, args: list[str]) -> int:
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
+        held: deque[tuple[int, str]] = deque(maxlen=before or 1)
+        after_left = 0
+
+        def emit(no: int, line: str, mark: str) -> None:
+            nonlocal last_printed, printed_any
+            if context and printed_any and last_printed != no - 1:
+                ctx.out("--\n")
+            printed_any, last_printed = True, no
+            ctx.out((name + mark if show_name else "") + (f"{no}{mark}" if opts.get("n") else "") + line + "\n")
+
         for no, line in enumerate(lines, 1):
-            hit = any((r.match(line) if opts.get("x") else r.search(line)) for r in rxs)
-            if hit == bool(opts.get("v")):
-                continue
-            count += 1
-            found_any = True
-            if opts.get("q"):
-                return 0
-            if opts.get("l") or opts.get("L") or opts.get("c"):
-                continue
-            prefix = (name + ":" if show_name else "") + (f"{no}:" if opts.get("n") else "")
-            if opts.get("o") and not opts.get("v"):
-                for r in rxs:
-                    for m in r.finditer(line):
-                        if m.group():
-                            ctx.out(prefix + m.group() + "\n")
-            else:
-                ctx.out(prefix + line + "\n")
+            hit_rx = next((r for r in rxs if (r.match(line) if opts.get("x") else r.search(line))), None)
+            if (hit_rx is not None) != invert:
+                count += 1
+                found_any = True
+                if opts.get("q"):
+                    return 0
+                if opts.get("l") or opts.get("L"):
+                    break
+                if max_count is not None and count > max_count:  # the match after the last wanted one
+                    break
+                if not opts.get("c"):
+                    while held:
+                        emit(*held.popleft(), "-")
+                    after_left = after or 0
+                    if opts.get("o") and not invert and hit_rx is not None:
+                        for m in hit_rx.finditer(line):
+                            if m.group():
+                                emit(no, m.group(), ":")
+                    elif not (opts.get("o") and invert):
+                        emit(no, line, ":")
+            elif after_left:
+                emit(no, line, "-")
+                after_left -= 1
+            elif before:
+                held.append((no, line))
+            if max_count is not None and not after_left and count == max_count:
+                break
         if opts.get("c"):
             ctx.out((name + ":" if show_name else "") + f"{count}\n")
         if opts.get("l") and count:
@@ -202,6 +244,16 @@ def grep(ctx: Ctx, args: list[str]) -> int:
     if opts.get("L"):  # busybox: -L succeeds when it names a file
         return 0 if listed else 1
     return 0 if found_any else 1
+
+
+def _count(opts: dict[str, str | bool], flag: str) -> int | None:
+    """The number given to -m/-A/-B/-C, or None when the option is absent (busybox: 'invalid number')."""
+    v = opts.get(flag)
+    if not isinstance(v, str):
+        return None
+    if not v.isdigit() or not v.isascii():
+        raise ValueError(f"invalid number '{v}'")
+    return int(v)
 
 
 def _walk(ctx: Ctx, top: str) -> list[str]:

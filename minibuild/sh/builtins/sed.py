@@ -26,6 +26,7 @@ class Cmd:
     arg: object = None
     block: list["Cmd"] = field(default_factory=list)
     active: bool = False
+    until: int = 0  # the last line of an `addr,+N` range that is running
 
 
 class _Parser:
@@ -129,7 +130,14 @@ class _Parser:
             cmd.a1 = self.address()
             if cmd.a1 is not None and self.peek() == ",":
                 self.i += 1
-                cmd.a2 = self.address()
+                if self.peek() == "+" and self.s[self.i + 1:self.i + 2].isdigit():  # addr,+N: N more lines
+                    self.i += 1
+                    n = self.address()
+                    cmd.a2 = ("+", n)
+                else:
+                    cmd.a2 = self.address()
+                if cmd.a2 is None:
+                    raise SedError("no address after comma")
             while self.peek() in (" ", "\t"):
                 self.i += 1
             if self.peek() == "!":
@@ -245,14 +253,19 @@ class Sed:
             hit = self.match_addr(c.a1, ps, lineno, last)
         elif c.active:
             hit = True
-            if isinstance(c.a2, int):
+            if isinstance(c.a2, tuple) and c.a2[0] == "+":
+                c.active = lineno < c.until
+            elif isinstance(c.a2, int):
                 if lineno >= c.a2:
                     c.active = False
             elif self.match_addr(c.a2, ps, lineno, last):
                 c.active = False
         elif self.match_addr(c.a1, ps, lineno, last):
             hit = True
-            if isinstance(c.a2, int):
+            if isinstance(c.a2, tuple) and c.a2[0] == "+":
+                c.until = lineno + int(c.a2[1])
+                c.active = c.until > lineno
+            elif isinstance(c.a2, int):
                 c.active = c.a2 > lineno
             else:
                 c.active = not (c.a2 == "$" and last)
@@ -272,11 +285,17 @@ class Sed:
         self.lines = lines
         self.idx = 0
         quit_now = False
-        while self.idx < len(lines) and not quit_now:
-            ps = lines[self.idx]
-            self.idx += 1
+        pending: str | None = None  # what D left: the next cycle starts with it instead of a new line
+        while (pending is not None or self.idx < len(lines)) and not quit_now:
+            if pending is not None:
+                ps, pending = pending, None
+            else:
+                ps = lines[self.idx]
+                self.idx += 1
             self.append: list[str] = []
             ps, action = self.exec_block(self.cmds, ps, out)
+            if action == "restart":
+                pending = ps
             if action in ("print", "quit") and not self.quiet:
                 out.append(ps + "\n")
             out.extend(self.append)
@@ -324,6 +343,8 @@ class Sed:
                 out.append(ps.split("\n")[0] + "\n")
             elif n == "d":
                 return ps, "delete"
+            elif n == "D":  # delete through the first newline and start the next cycle with the rest
+                return (ps.split("\n", 1)[1], "restart") if "\n" in ps else (ps, "delete")
             elif n in ("q", "Q"):
                 return ps, "quit" if n == "q" else "Quit"
             elif n == "=":

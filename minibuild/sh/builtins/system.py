@@ -7,7 +7,8 @@ import re
 import stat
 import time
 
-from minibuild.sh.builtins.base import Ctx, UsageError, builtin
+from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
+from minibuild.sh.builtins.timestr import BadTime, parse_time
 from minibuild.sh.builtins.users import db_id, group_name, read_db, user_name
 from minibuild.sh.fs import vnorm
 
@@ -274,29 +275,58 @@ def _strftime(fmt: str, t: time.struct_time, epoch: int) -> str:
     return time.strftime(fmt, t)
 
 
+_ISO = {"date": "%Y-%m-%d", "hours": "%Y-%m-%dT%H+00:00", "minutes": "%Y-%m-%dT%H:%M+00:00",
+        "seconds": "%Y-%m-%dT%H:%M:%S+00:00", "ns": "%Y-%m-%dT%H:%M:%S,%N+00:00"}
+
+
 @builtin("date")
 def date(ctx: Ctx, args: list[str]) -> int:
-    epoch = int(ctx.env.get("SOURCE_DATE_EPOCH", "") or ctx.now)
+    sde = ctx.env.get("SOURCE_DATE_EPOCH", "")
+    epoch = int(sde) if sde.isascii() and sde.isdigit() else ctx.now
     fmt = "%a %b %e %H:%M:%S UTC %Y"
+    when: str | None = None
     i = 0
     while i < len(args):
         a = args[i]
-        if a in ("-u", "-R", "--utc"):
-            if a == "-R":
-                fmt = "%a, %d %b %Y %H:%M:%S +0000"
-        elif a in ("-d", "--date"):
-            v = args[i + 1]
-            i += 1
-            if v.startswith("@") and v[1:].lstrip("-").isdigit():
-                epoch = int(v[1:])
+        if a in ("-u", "--utc"):
+            pass
+        elif a == "-R":
+            fmt = "%a, %d %b %Y %H:%M:%S +0000"
+        elif a[:2] in ("-d", "-r") or a in ("--date", "--reference"):
+            flag = a[1] if a[1] != "-" else a[2]
+            if len(a) > 2 and a[1] != "-":
+                v = a[2:]
+            elif i + 1 < len(args):
+                i += 1
+                v = args[i]
             else:
-                ctx.err(f"invalid date '{v}'")
+                ctx.err(f"option requires an argument -- '{flag}'")
                 return 1
+            if flag == "d":
+                when = v
+            else:
+                try:
+                    epoch = int(os.stat(ctx.path(v)).st_mtime)
+                except OSError as e:
+                    ctx.err(f"can't stat '{v}': {e.strerror}")
+                    return 1
         elif a.startswith("-I"):
-            fmt = "%Y-%m-%d"
+            if a[2:] and a[2:] not in _ISO:
+                ctx.err(f"invalid -I argument '{a[2:]}'")
+                return 1
+            fmt = _ISO[a[2:] or "date"]
         elif a.startswith("+"):
             fmt = a[1:]
+        else:  # -s TIME, -D FMT or a TIME operand set the clock or parse with strptime: not emulated
+            ctx.err(f"{a}: setting the date or -D is not available in the emulated shell; use --executor chroot")
+            return 1
         i += 1
+    if when is not None:
+        try:
+            epoch = parse_time(when, epoch)  # relative forms (hh:mm) take the day from -r FILE or now
+        except BadTime:
+            ctx.err(f"invalid date '{when}'")
+            return 1
     ctx.out(_strftime(fmt, time.gmtime(epoch), epoch) + "\n")
     return 0
 
@@ -351,28 +381,51 @@ def which(ctx: Ctx, args: list[str]) -> int:
 
 @builtin("id")
 def id_(ctx: Ctx, args: list[str]) -> int:
+    try:
+        opts, users = parse_flags(args, "ugGnr")
+    except UsageError as e:
+        ctx.err(str(e))
+        return 1
+    mode = "".join(c for c in "ugG" if opts.get(c))
+    if len(mode) > 1 or len(users) > 1 or (opts.get("n") and not mode):
+        ctx.err("usage: id [-ugGnr] [USER]")
+        return 1
     uid, gid = ctx.fs.uid, ctx.fs.gid
-    flags = "".join(a[1:] for a in args if a.startswith("-"))
-    users = [a for a in args if not a.startswith("-")]
-    if users:
-        ent = next((u for u in read_db(ctx, "/etc/passwd") if u[0] == users[0] or u[2] == users[0]), None)
-        if ent is None:
+    name = user_name(ctx, uid)
+    if users:  # busybox looks a USER up by name only
+        ent = next((u for u in read_db(ctx, "/etc/passwd") if u[0] == users[0] and len(u) > 3), None)
+        if ent is None or not (ent[2].isdigit() and ent[3].isdigit()):
             ctx.err(f"unknown user {users[0]}")
             return 1
-        uid, gid = db_id(ent[2], "user id") if len(ent) > 2 else 0, db_id(ent[3], "group id") if len(ent) > 3 else 0
-    name = "n" in flags
-    if "u" in flags:
-        ctx.out((user_name(ctx, uid) if name else str(uid)) + "\n")
-    elif "g" in flags:
-        ctx.out((group_name(ctx, gid) if name else str(gid)) + "\n")
-    elif "G" in flags:
-        uname_ = user_name(ctx, uid)
-        gids = [gid] + [n for g in read_db(ctx, "/etc/group") if len(g) > 3 and uname_ in g[3].split(",") and (n := db_id(g[2], "group id")) != gid]
-        ctx.out(" ".join(group_name(ctx, g) if name else str(g) for g in gids) + "\n")
+        name = ent[0]
+        uid = db_id(ent[2], "user id") if len(ent) > 2 else 0
+        gid = db_id(ent[3], "group id") if len(ent) > 3 else 0
+    # supplementary groups as getgrouplist gives them from the image's /etc/group (what a container's id shows)
+    gids = [gid] + [int(g[2]) for g in read_db(ctx, "/etc/group")
+                    if len(g) > 3 and g[2].isdigit() and name in g[3].split(",")]
+    gids = list(dict.fromkeys(gids))
+    code = 0
+
+    def shown(n: int, group: bool, *, paren: bool) -> str:
+        nonlocal code
+        known = group_name(ctx, n) if group else user_name(ctx, n)
+        if not paren and opts.get("n") and known == str(n):
+            ctx.err(f"unknown ID {n}")
+            code = 1
+        if paren:
+            return f"{n}({known})" if known != str(n) else str(n)
+        return known if opts.get("n") else str(n)
+
+    if mode == "u":
+        ctx.out(shown(uid, False, paren=False) + "\n")
+    elif mode == "g":
+        ctx.out(shown(gid, True, paren=False) + "\n")
+    elif mode == "G":
+        ctx.out(" ".join(shown(g, True, paren=False) for g in gids) + "\n")
     else:
-        un, gn = user_name(ctx, uid), group_name(ctx, gid)
-        ctx.out(f"uid={uid}({un}) gid={gid}({gn})" + "\n" if un != str(uid) else f"uid={uid} gid={gid}\n")
-    return 0
+        ctx.out(f"uid={shown(uid, False, paren=True)} gid={shown(gid, True, paren=True)} groups="
+                + ",".join(shown(g, True, paren=True) for g in gids) + "\n")
+    return code
 
 
 @builtin("whoami")
@@ -451,30 +504,41 @@ def _xargs_split(text: str) -> list[str]:
 
 @builtin("mktemp")
 def mktemp(ctx: Ctx, args: list[str]) -> int:
-    directory = "-d" in args
-    rest = [a for a in args if not a.startswith("-")]
+    """busybox mktemp [-dqtu] [-p DIR] [TEMPLATE]; the XXXXXX become a counter, so builds stay reproducible."""
+    try:
+        opts, rest = parse_flags(args, "dqtu", "p")
+    except UsageError as e:
+        ctx.err(str(e))
+        return 1
     tmpl = rest[0] if rest else "tmp.XXXXXX"
-    base = "/tmp" if "/" not in tmpl else ""
+    if "p" in opts or opts.get("t") or not rest:  # relative to -p DIR, $TMPDIR or /tmp
+        tmpl = str(opts.get("p") or ctx.env.get("TMPDIR") or "/tmp").rstrip("/") + "/" + tmpl
+    xs = len(tmpl) - len(tmpl.rstrip("X"))
+    if xs < 6:
+        if not opts.get("q"):
+            ctx.err(f"{tmpl}: Invalid argument")
+        return 1
     n = 0
     while True:
-        suffix = f"{n:06d}"[-tmpl.count("X"):] if "X" in tmpl else str(n)
-        name = re.sub(r"X+$", suffix, tmpl) if "X" in tmpl else tmpl + suffix
-        v = vnorm((base + "/" + name) if base else name, ctx.cwd)
-        host = ctx.path(v)
+        name = tmpl[:-xs] + f"{n:0{xs}d}"
+        host = ctx.path(name)
         if not os.path.lexists(host):
             break
         n += 1
     try:
-        if directory:
+        if opts.get("u"):
+            pass
+        elif opts.get("d"):
             ctx.fs.mkdir(host, 0o700 | ctx.fs.umask)
             os.chmod(host, 0o700)
         else:
             ctx.fs.open_write(host, mode=0o600).close()
             os.chmod(host, 0o600)
     except OSError as e:
-        ctx.oserr(e, v)
+        if not opts.get("q"):
+            ctx.oserr(e, name)
         return 1
-    ctx.out(v + "\n")
+    ctx.out(name + "\n")
     return 0
 
 

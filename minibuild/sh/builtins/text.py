@@ -7,6 +7,7 @@ import re
 
 from minibuild.errors import ShellError
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
+from minibuild.sh.builtins.sort import strtod
 from minibuild.sh.streams import dec, enc
 
 ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", "e": "\x1b"}
@@ -28,18 +29,18 @@ def unescape(s: str, *, echo: bool) -> tuple[str, bool]:
         if n in ESCAPES:
             out.append(ESCAPES[n])
             i += 2
-        elif n == "0" or (not echo and n in "01234567"):
-            j = i + 2 if n == "0" else i + 1
+        elif n in "01234567":
+            j = i + 2 if n == "0" and echo else i + 1  # echo and %b: \0NNN; printf's format: \NNN, a 0 counts
             digits = ""
             while j < len(s) and len(digits) < 3 and s[j] in "01234567":
                 digits += s[j]
                 j += 1
-            out.append(chr(int(digits or "0", 8)))
+            out.append(_byte(int(digits or "0", 8) & 0xFF))
             i = j
         elif n == "x":
             m = re.match(r"[0-9a-fA-F]{1,2}", s[i + 2:])
             if m:
-                out.append(chr(int(m.group(), 16)))
+                out.append(_byte(int(m.group(), 16)))
                 i += 2 + m.end()
             else:
                 out.append("\\x")
@@ -48,6 +49,11 @@ def unescape(s: str, *, echo: bool) -> tuple[str, bool]:
             out.append("\\" + n)
             i += 2
     return "".join(out), False
+
+
+def _byte(v: int) -> str:
+    """The character that `enc` turns into the single byte `v` (a raw byte above 0x7f, not its UTF-8 form)."""
+    return chr(v) if v < 0x80 else dec(bytes([v]))
 
 
 @builtin("echo")
@@ -130,19 +136,22 @@ def printf(ctx: Ctx, args: list[str]) -> int:
             if conv in "sb":
                 val = arg or ""
                 if conv == "b":
-                    val, stop = unescape(val, echo=False)
+                    val, stop = unescape(val, echo=True)
                     if stop:
                         out.append(val)
                         ctx.out("".join(out))
                         return code
                 out.append((spec + "s") % val)
             elif conv == "c":
-                out.append((spec + "s") % ((arg or "")[:1]))
+                out.append((spec + "s") % (dec(enc(arg or "")[:1]) or "\0"))  # the first byte; none is a NUL
             elif conv in "diouxX":
-                n, ok = _to_int(ctx, arg) if arg else (0, True)
+                n, ok = _to_int(ctx, arg or "")  # busybox: %d of "" (or of no argument) is an error
                 code = code if ok else 1
-                if conv == "u" and n < 0:
+                if conv in "ouxX" and n < 0:
                     n += 1 << 64
+                if "#" in flags and (conv == "o" or n == 0):  # C: %#o is 010 (Python: 0o10), %#x of 0 is 0
+                    digits = len("%o" % n) + (conv == "o" and n != 0)
+                    spec = "%" + flags.replace("#", "") + (width or "") + f".{max(int(prec or 0), digits)}"
                 out.append((spec + ("d" if conv in "iu" else conv)) % n)
             else:
                 try:
@@ -174,23 +183,42 @@ def _inputs(ctx: Ctx, files: list[str], limit: int | None = None) -> list[tuple[
 
 @builtin("cat")
 def cat(ctx: Ctx, args: list[str]) -> int:
-    opts, files = parse_flags(args, "unAevtbs")
+    opts, files = parse_flags(args, "unAevtb")
     code = 0
+    show = any(opts.get(c) for c in "vteA")  # -v, and -t -e -A that imply it
+    tabs, ends = bool(opts.get("t") or opts.get("A")), bool(opts.get("e") or opts.get("A"))
+    number = bool(opts.get("n") or opts.get("b"))
+    n = 0
     for name, data in _inputs(ctx, files):
         if data is None:
             code = 1
             continue
-        if opts.get("n") or opts.get("b"):
-            n = 0
-            for line in _lines(data):
-                if opts.get("b") and line.strip(b"\n") == b"":
-                    ctx.out(line)
-                    continue
-                n += 1
-                ctx.out(f"{n:6d}\t".encode() + line)
-        else:
+        if not show and not number:
             ctx.out(data)
+            continue
+        for line in _lines(data):
+            body, nl = (line[:-1], True) if line.endswith(b"\n") else (line, False)
+            prefix = b""
+            if number and not (opts.get("b") and body == b""):
+                n += 1
+                prefix = b"%6d" % n + (b"  " if show else b"\t")
+            if show:  # busybox: ^X for controls, M- for bytes over 127; no newline is added at the end
+                ctx.out(prefix + b"".join(_visible(c, tabs) for c in body) + (b"$" if ends and nl else b"")
+                        + (b"\n" if nl else b""))
+            else:  # numbering reads lines: the last one gets its newline
+                ctx.out(prefix + body + b"\n")
     return code
+
+
+def _visible(c: int, tabs: bool) -> bytes:
+    """One byte as cat -v shows it."""
+    meta = b"M-" if c >= 0x80 else b""
+    c &= 0x7F
+    if c == 0x09 and not tabs and not meta:
+        return b"\t"
+    if c < 0x20:
+        return meta + b"^" + bytes([c + 0x40])
+    return meta + (b"^?" if c == 0x7F else bytes([c]))
 
 
 def _count_arg(v: str) -> tuple[int, bool]:
@@ -252,86 +280,49 @@ def tail(ctx: Ctx, args: list[str]) -> int:
 @builtin("wc")
 def wc(ctx: Ctx, args: list[str]) -> int:
     opts, files = parse_flags(args, "lwcmL")
-    sel = [c for c in "lwc" if opts.get(c) or (c == "c" and opts.get("m"))] or ["l", "w", "c"]
+    sel = [c for c in "lwmcL" if opts.get(c)] or ["l", "w", "c"]
     code = 0
-    totals = {"l": 0, "w": 0, "c": 0}
+    totals = dict.fromkeys("lwmcL", 0)
     ins = _inputs(ctx, files)
+    # busybox: %9u columns joined by a space, except one column for one input, which is bare
+    fmt = "{:d}" if len(ins) <= 1 and len(sel) == 1 else "{:9d}"
     for name, data in ins:
         if data is None:
             code = 1
             continue
-        counts = {"l": data.count(b"\n"), "w": len(data.split()), "c": len(data)}
+        counts = _wc_counts(data)
         for k in totals:
-            totals[k] += counts[k]
-        nums = [counts[c] for c in sel]
+            totals[k] = max(totals[k], counts[k]) if k == "L" else totals[k] + counts[k]
         label = "" if not files else " " + name
-        ctx.out(_wc_fmt(nums, single=len(sel) == 1 and not files) + label + "\n")
+        ctx.out(" ".join(fmt.format(counts[c]) for c in sel) + label + "\n")
     if len(ins) > 1:
-        ctx.out(_wc_fmt([totals[c] for c in sel], single=False) + " total\n")
+        ctx.out(" ".join(fmt.format(totals[c]) for c in sel) + " total\n")
     return code
 
 
-def _wc_fmt(nums: list[int], single: bool) -> str:
-    if single:
-        return str(nums[0])
-    return " ".join(f"{n:>7}" for n in nums).lstrip() if len(nums) == 1 else " ".join(f"{n:>7}" for n in nums)
-
-
-def _sort_key(opts: dict[str, str | bool], sep: str | None, keyspec: str | None):  # type: ignore[no-untyped-def]
-    def field(line: str) -> str:
-        if keyspec is None:
-            return line
-        m = re.match(r"(\d+)(?:\.\d+)?[a-z]*(?:,(\d+)(?:\.\d+)?[a-z]*)?", keyspec)
-        if not m:
-            return line
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) else None
-        parts = line.split(sep) if sep else re.findall(r"\s*\S+", line)
-        sel = parts[a - 1 : b] if b else parts[a - 1:]
-        return (sep or "").join(sel)
-
-    def key(line: str):  # type: ignore[no-untyped-def]
-        k = field(line)
-        if opts.get("f"):
-            k = k.upper()
-        if opts.get("b"):
-            k = k.lstrip()
-        if opts.get("n"):
-            m = re.match(r"\s*(-?\d+(?:\.\d*)?)", k)
-            return (float(m.group(1)) if m else 0.0, line)
-        return (k.encode("utf-8", "surrogateescape"), line.encode("utf-8", "surrogateescape"))
-    return key
-
-
-@builtin("sort")
-def sort(ctx: Ctx, args: list[str]) -> int:
-    opts, files = parse_flags(args, "rnufbsdcm", "ktTo")
-    lines: list[str] = []
-    code = 0
-    for name, data in _inputs(ctx, files):
-        if data is None:
-            return 2
-        text = dec(data)
-        lines.extend(text.split("\n")[:-1] if text.endswith("\n") else (text.split("\n") if text else []))
-    sep = str(opts["t"]) if "t" in opts else None
-    key = _sort_key(opts, sep, str(opts["k"]) if "k" in opts else None)
-    ordered = sorted(lines, key=key, reverse=bool(opts.get("r")))
-    if opts.get("u"):
-        seen: set[object] = set()
-        uniq: list[str] = []
-        for line in ordered:
-            k = key(line)[0]
-            if k not in seen:
-                seen.add(k)
-                uniq.append(line)
-        ordered = uniq
-    result = "".join(x + "\n" for x in ordered)
-    if "o" in opts:
-        with ctx.fs.open_write(ctx.path(str(opts["o"]))) as f:
-            f.write(enc(result))
-    else:
-        ctx.out(result)
-    return code
+def _wc_counts(data: bytes) -> dict[str, int]:
+    """busybox wc's counts: a word starts at a printable ASCII byte, -L widens tabs, -m counts bytes (C locale)."""
+    lines = words = longest = pos = 0
+    in_word = False
+    for c in data:
+        if 0x21 <= c <= 0x7E:
+            pos += 1
+            if not in_word:
+                words, in_word = words + 1, True
+            continue
+        if c == 0x20:
+            pos += 1
+        elif c == 0x09:
+            pos = (pos | 7) + 1
+        elif c in (0x0A, 0x0B, 0x0C, 0x0D):
+            longest = max(longest, pos)
+            lines += c == 0x0A
+            pos = pos if c == 0x0B else 0
+        else:
+            continue  # other bytes neither end a word nor take a column
+        in_word = False
+    longest = max(longest, pos)
+    return {"l": lines, "w": words, "m": len(data), "c": len(data), "L": longest}
 
 
 @builtin("uniq")
@@ -474,57 +465,62 @@ def tr(ctx: Ctx, args: list[str]) -> int:
 
 @builtin("seq")
 def seq(ctx: Ctx, args: list[str]) -> int:
-    sep, width = "\n", False
-    nums: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "-s":
-            sep = args[i + 1]
-            i += 2
-            continue
-        if a.startswith("-s"):
-            sep = a[2:]
-        elif a == "-w":
-            width = True
-        else:
-            nums.append(a)
-        i += 1
     try:
-        vals = [int(n) for n in nums]
-    except ValueError:
-        ctx.err(f"invalid number '{nums}'")
+        opts, nums = parse_flags(args, "w", "s")  # busybox: a negative FIRST is an unknown option too
+    except UsageError as e:
+        ctx.err(str(e))
         return 1
-    first, step, last = 1, 1, 1
-    if len(vals) == 1:
-        last = vals[0]
-    elif len(vals) == 2:
-        first, last = vals
+    parsed = [strtod(enc(n), whole=True) for n in nums]
+    vals = [v for v in parsed if v is not None]
+    if not 1 <= len(nums) <= 3 or len(vals) != len(nums):
+        ctx.err("usage: seq [-w] [-s SEP] [FIRST [INC]] LAST")
+        return 1
+    first, step, last = 1.0, 1.0, vals[-1]
+    if len(vals) == 2:
+        first = vals[0]
     elif len(vals) == 3:
-        first, step, last = vals
-    else:
-        raise UsageError("usage: seq [-w] [-s SEP] [FIRST [INC]] LAST")
+        first, step = vals[0], vals[1]
     if step == 0:
-        return 0
-    out = range(first, last + (1 if step > 0 else -1), step)
-    w = max((len(str(v)) for v in (first, last)), default=0)
-    for at in range(0, len(out), 4096):  # written in chunks: `seq 1 10000000000` never builds its list
-        ctx.shell.check_time()
-        strs = [str(v).zfill(w) if width else str(v) for v in out[at:at + 4096]]
-        ctx.out(sep.join(strs) + ("\n" if at + 4096 >= len(out) else sep))
+        ctx.err("an INC of 0 prints forever; not emulated (use --executor chroot)")
+        return 1
+    prec = max((len(n) - n.index(".") - 1 for n in nums if "." in n), default=0)  # digits after the dot
+    width = max(len("%.*f" % (prec, first)), len("%.*f" % (prec, last))) if opts.get("w") else 0
+    sep = str(opts.get("s", "\n"))
+    chunk: list[str] = []
+    wrote = False
+    i, v = 0, first
+    while (v <= last) if step > 0 else (v >= last):
+        chunk.append("%0*.*f" % (width, prec, v))
+        i += 1
+        v = first + i * step
+        if len(chunk) == 4096:  # written in chunks: `seq 1 10000000000` never builds its list
+            ctx.shell.check_time()
+            ctx.out((sep if wrote else "") + sep.join(chunk))
+            wrote, chunk = True, []
+    if chunk:
+        ctx.out((sep if wrote else "") + sep.join(chunk))
+        wrote = True
+    if wrote:
+        ctx.out("\n")
     return 0
 
 
 @builtin("basename")
 def basename(ctx: Ctx, args: list[str]) -> int:
-    if not args:
-        raise UsageError("usage: basename FILE [SUFFIX]")
-    p = args[0]
-    stripped = p.rstrip("/")
-    base = "/" if p and not stripped else posixpath.basename(stripped)
-    if len(args) > 1 and base != args[1] and base.endswith(args[1]):
-        base = base[: -len(args[1])]
-    ctx.out(base + "\n")
+    opts, names = parse_flags(args, "a", "s")
+    suffix = str(opts["s"]) if "s" in opts else ""
+    if not names:
+        raise UsageError("usage: basename FILE [SUFFIX] | -a FILE... | -s SUFFIX FILE...")
+    if not ("a" in opts or "s" in opts):  # basename FILE [SUFFIX]
+        if len(names) > 2:
+            raise UsageError("usage: basename FILE [SUFFIX] | -a FILE... | -s SUFFIX FILE...")
+        names, suffix = names[:1], names[1] if len(names) > 1 else ""
+    for p in names:
+        stripped = p.rstrip("/")
+        base = "/" if p and not stripped else posixpath.basename(stripped)
+        if suffix and base != suffix and base.endswith(suffix):
+            base = base[: -len(suffix)]
+        ctx.out(base + "\n")
     return 0
 
 
