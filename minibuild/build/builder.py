@@ -473,8 +473,8 @@ class Builder:
             exposed_ports=tuple(ports),
             volumes=tuple(vols),
         )
-        note = fixture.teaching_note.strip().splitlines()[0] if fixture.teaching_note.strip() else ""
-        image = image.append_layer(info, history=History(created_by=f"minibuild fixture {fixture.reference}: {note}"))
+        image = image.append_layer(info, history=History(
+            created_by=f"minibuild fixture {fixture.reference}: {fixture.summary}"))
         if self.dry_run:
             self._imported.add(name)
             return image
