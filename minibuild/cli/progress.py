@@ -118,7 +118,8 @@ class Tty:
         size = _terminal_size(stream)
         self.width = width or size[0]
         self.height = height or size[1]
-        self.rows: dict[tuple[str, int], _Row] = {}  # ("step"|"unpack"|"why", event n) -> row, in order
+        self.rows: dict[tuple[str, int, int], _Row] = {}  # (kind, event n of the step, k) -> row
+        self.unpacks: dict[int, int] = {}  # event n of a FROM -> unpack events seen for it
         self.steps = 0
         self.done = 0
         self.drawn = 0
@@ -141,10 +142,10 @@ class Tty:
         now = self.clock()
         with self.lock:
             if kind == "step_start" and ev.get("vertex") is not None:
-                self.rows[("step", ev["n"])] = _Row(text=f"{label_of(ev)} {ev['instruction']}", started=now)
+                self.rows[("step", ev["n"], 0)] = _Row(text=f"{label_of(ev)} {ev['instruction']}", started=now)
                 self.steps += 1
             elif kind == "step" and ev.get("vertex") is not None:
-                key = ("step", ev["n"])
+                key = ("step", ev["n"], 0)
                 row = self.rows.get(key)
                 if row is None:
                     self.steps += 1
@@ -153,10 +154,12 @@ class Tty:
                                       cached=bool(ev["cached"]))
                 self.done += 1
                 if self.explain and ev.get("reason"):
-                    self.rows[("why", ev["n"])] = _Row(text=ev["reason"], started=now, seconds=0.0, sub=True)
+                    self.rows[("why", ev["n"], 0)] = _Row(text=ev["reason"], started=now, seconds=0.0, sub=True)
             elif kind in ("unpack_start", "unpack"):
                 text = f"extracting {plural(ev['layers'], 'layer')}, {human_bytes(ev['size'])}"
-                key = ("unpack", ev["n"])
+                if kind == "unpack_start":
+                    self.unpacks[ev["n"]] = self.unpacks.get(ev["n"], 0) + 1
+                key = ("unpack", ev["n"], self.unpacks.get(ev["n"], 1))
                 prev = self.rows.get(key)
                 self.rows[key] = _Row(text=text, started=prev.started if prev else now, sub=True,
                                       seconds=ev["seconds"] if kind == "unpack" else None)
@@ -177,7 +180,8 @@ class Tty:
     def _draw(self, *, final: bool = False) -> None:
         now = self.clock()
         lines = [total_line(now - self.started, self.done, self.steps, self.finished)]
-        body = [self._line(r, now) for r in self.rows.values()]
+        order = sorted(self.rows, key=lambda k: (k[1], k[0] != "step", k[0] == "why", k[2]))  # a step, then its
+        body = [self._line(self.rows[k], now) for k in order]  # unpacking (of a FROM) and its explanation
         if not final and len(body) > self.height - 2:  # while running, what fits (the cursor cannot go higher)
             body = body[len(body) - (self.height - 2):]
         lines += body
