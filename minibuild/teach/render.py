@@ -421,9 +421,9 @@ def to_svg(graph: StageGraph, *, title: str = "") -> str:
     ly = top + lay.height - 6
     lx = float(MARGIN)
     for color, dash, text in LEGEND:
-        out.append(f'<line x1="{_f(lx)}" y1="{_f(ly + 6)}" x2="{_f(lx + 26)}" y2="{_f(ly + 6)}" stroke="{color}" '
-                   f'stroke-width="2"{dash}/>')
-        out.append(f'<text x="{_f(lx + 32)}" y="{_f(ly + 10)}" font-size="11" fill="#374151">{escape(text)}</text>')
+        out.append(f'<g class="legend"><line x1="{_f(lx)}" y1="{_f(ly + 6)}" x2="{_f(lx + 26)}" y2="{_f(ly + 6)}" '
+                   f'stroke="{color}" stroke-width="2"{dash}/>')
+        out.append(f'<text x="{_f(lx + 32)}" y="{_f(ly + 10)}" font-size="11" fill="#374151">{escape(text)}</text></g>')
         lx += 32 + len(text) * LABEL_CHAR_W + 24
     out.append("</svg>")
     return "\n".join(out) + "\n"
