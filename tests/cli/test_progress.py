@@ -172,3 +172,14 @@ def test_run_flags_are_on_the_progress_line_not_in_the_history(tmp_path: Path) -
     h = _run(["--store", str(tmp_path / "s"), "history", "flags:1", "--no-trunc"])
     assert h.returncode == 0, h.stderr
     assert "RUN echo hi > /hi" in h.stdout and "--network" not in h.stdout  # BuildKit's created_by drops them
+
+
+def test_live_view_of_a_failed_build_marks_the_step_and_says_no_finished(tmp_path: Path) -> None:
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN echo before\nRUN exit 3\n"})
+    code, out = _in_pty(["--store", str(tmp_path / "s"), "build", str(ctx)])
+    assert code == 1, out
+    shown = screen(out.replace("\r\n", "\n"))
+    assert re.fullmatch(r"\[\+\] Building \d+\.\ds \(2/3\)", shown[0]), shown
+    assert any(re.fullmatch(r" => ERROR \[3/3\] RUN exit 3 +\d+\.\ds", line) for line in shown), shown
+    assert shown[-1].startswith("error: Dockerfile:3: ") and "exit code 3" in shown[-1], shown
+    assert "Traceback" not in out

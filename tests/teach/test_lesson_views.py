@@ -70,11 +70,15 @@ def _check_one_story(tmp_path: Path, ctx: Path, dockerfile: str) -> tuple[Path, 
     app = ctx / "src" / "App.jsx"
     app.write_text(app.read_text() + "\n// one edit\n")  # COPY . . misses, the npm step before it still hits
     planned, plan_why = _blocks(_mb(store, "plan", str(ctx), "-f", dockerfile).stdout)
+    plan_doc = json.loads(_mb(store, "plan", str(ctx), "-f", dockerfile, "--json").stdout)
     built = _mb(store, "build", str(ctx), "-f", dockerfile, "--progress", "plain", "--explain", "-t", "lesson:1",
                 "--report", str(tmp_path / "r.json"))
     steps, why = _blocks(built.stderr)
     # plan lists the same steps under the same #N and [stage N/M] as the build
     assert planned == steps
+    numbered = [s for s in plan_doc["steps"] if s["vertex"] is not None]
+    assert [(f"[{s['prefix'] + ' ' if s['prefix'] else ''}{s['vertex']}/{s['vertices']}]", s["instruction"])
+            for s in numbered] == [(lab, ins) for _n, lab, ins in steps]
     # [stage N/M]: per stage N runs 1..M, FROM first, numbered in order
     stages: dict[str, list[tuple[int, int, str]]] = {}
     for _n, label, instr in steps:
