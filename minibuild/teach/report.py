@@ -457,7 +457,7 @@ def render_html(report: BuildReport, *, graph: StageGraph | None = None, title: 
     parts.append('<div class="totals">')
     for label, value in (("final image", t.final_bytes), ("built in all stages", t.built_bytes),
                          ("left behind (avoided)", t.avoided_bytes), ("copied between stages", t.transferred_bytes),
-                         ("wasted in kept layers", t.wasted_bytes)):
+                         ("wasted in the final image", t.wasted_bytes)):
         parts.append(f'<div class="total"><b>{human_bytes(value)}</b>{escape(label)}'
                      f"<br><small>{value} bytes</small></div>")
     parts.append("</div>")
@@ -477,7 +477,8 @@ def render_html(report: BuildReport, *, graph: StageGraph | None = None, title: 
                          "<th class='num'>size</th></tr>")
             for st in s.steps:
                 la = report.layer(st.layer) if st.layer is not None else None
-                cache = st.cache.upper() + (f": {st.reason}" if st.reason else "") if st.cache != "none" else ""
+                cache = "" if st.cache == "none" else st.reason if st.reason.startswith(st.cache.upper()) else \
+                    st.cache.upper() + (f": {st.reason}" if st.reason else "")  # the builder's reason says MISS: itself
                 parts.append("<tr>" + _cell(st.step) + _cell(st.line or "")
                              + f"<td><code>{escape(st.instruction)}</code></td>"
                              + _cell(cache, st.cache) + _cell(st.layer.short if st.layer else "")

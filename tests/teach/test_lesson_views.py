@@ -120,6 +120,7 @@ def _check_one_story(tmp_path: Path, ctx: Path, dockerfile: str) -> tuple[Path, 
     html = tmp_path / "r.html"
     _mb(store, "build", str(ctx), "-f", dockerfile, "--progress", "plain", "--report", str(html))
     page = html.read_text()
+    assert "MISS: MISS" not in page and "HIT: HIT" not in page  # the cache column says it once
     for _n, label, _i in steps:
         assert f"<td>{label}</td>" in page
     for m_steps in counted:
