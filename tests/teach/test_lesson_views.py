@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from minibuild.store import Store
-from minibuild.teach.report import layer_chart_svg, report_from_json
+from minibuild.teach.report import layer_chart_svg, render_html, report_from_json
 from minibuild.view import ImageView
 
 NODE_NGINX = Path(__file__).resolve().parents[2] / "examples" / "node-nginx"
@@ -120,7 +120,9 @@ def _check_one_story(tmp_path: Path, ctx: Path, dockerfile: str) -> tuple[Path, 
     html = tmp_path / "r.html"
     _mb(store, "build", str(ctx), "-f", dockerfile, "--progress", "plain", "--report", str(html))
     page = html.read_text()
-    assert "MISS: MISS" not in page and "HIT: HIT" not in page  # the cache column says it once
+    missed = render_html(report_from_json(doc))  # the page of the build with the miss in the middle
+    assert "MISS: src/App.jsx content changed" in missed
+    assert "MISS: MISS" not in missed and "HIT: HIT" not in missed  # the cache column says it once
     for _n, label, _i in steps:
         assert f"<td>{label}</td>" in page
     for m_steps in counted:
