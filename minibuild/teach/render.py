@@ -351,12 +351,16 @@ LEGEND = ((FROM_COLOR, "", "FROM"), (COPY_COLOR, ' stroke-dasharray="6 4"', "COP
           (MOUNT_COLOR, ' stroke-dasharray="2 3"', "RUN --mount from"), (SKIP_STROKE, "", "not needed (skipped)"))
 
 
+NODE_LEGEND = ((IMAGE_FILL, IMAGE_STROKE, "image"), (STAGE_FILL, STAGE_STROKE, "stage"),
+               (TARGET_FILL, STAGE_STROKE, "target stage"), (SKIP_FILL, SKIP_STROKE, "not needed (skipped)"))
+
+
 def to_svg(graph: StageGraph, *, title: str = "") -> str:
     """A standalone SVG document (no scripts, no external references) drawing the graph."""
-    legend_w = sum(32 + len(t) * LABEL_CHAR_W + 24 for _, _, t in LEGEND)
+    legend_w = max(sum(32 + len(t) * LABEL_CHAR_W + 24 for _, _, t in legend) for legend in (LEGEND, NODE_LEGEND))
     lay = layout(graph, min_width=max(legend_w, len(title) * CHAR_W) + 2 * MARGIN)
     width = lay.width
-    legend_h = 28
+    legend_h = 46
     top = 26 if title else 0
     full_h = lay.height + legend_h + top
     out = [
@@ -423,6 +427,12 @@ def to_svg(graph: StageGraph, *, title: str = "") -> str:
     for color, dash, text in LEGEND:
         out.append(f'<g class="legend"><line x1="{_f(lx)}" y1="{_f(ly + 6)}" x2="{_f(lx + 26)}" y2="{_f(ly + 6)}" '
                    f'stroke="{color}" stroke-width="2"{dash}/>')
+        out.append(f'<text x="{_f(lx + 32)}" y="{_f(ly + 10)}" font-size="11" fill="#374151">{escape(text)}</text></g>')
+        lx += 32 + len(text) * LABEL_CHAR_W + 24
+    ly, lx = ly + 18, float(MARGIN)
+    for fill, stroke, text in NODE_LEGEND:  # every fill colour of the boxes, named too
+        out.append(f'<g class="legend"><rect x="{_f(lx)}" y="{_f(ly)}" width="26" height="12" rx="3" fill="{fill}" '
+                   f'stroke="{stroke}"/>')
         out.append(f'<text x="{_f(lx + 32)}" y="{_f(ly + 10)}" font-size="11" fill="#374151">{escape(text)}</text></g>')
         lx += 32 + len(text) * LABEL_CHAR_W + 24
     out.append("</svg>")
