@@ -6,6 +6,7 @@ import calendar
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -70,6 +71,12 @@ class Fixture:
     extras: tuple[Extra, ...]
     padding: tuple[Padding, ...]
     fingerprint: str = field(default="", compare=False)
+
+    @property
+    def summary(self) -> str:
+        """The teaching note's first sentence, whole (what the base layer's history says it is)."""
+        text = " ".join(self.teaching_note.split())
+        return re.split(r"(?<=[.!?])\s+", text, maxsplit=1)[0]
 
     @property
     def reference(self) -> str:

@@ -274,6 +274,8 @@ class Session:
             for form in {str(path), str(path.resolve())}:
                 out = out.replace(form, name)
         out = re.sub(r"\bDONE \d+(?:\.\d+)?s\b", "DONE <t>", out)
+        out = re.sub(r"\b\d+(?:\.\d+)?s done$", "<t> done", out, flags=re.M)  # #1 extracting ... 2.3s done
+        out = re.sub(r"^\[\+\] Building \d+(?:\.\d+)?s", "[+] Building <t>", out, flags=re.M)
         out = re.sub(r'"seconds": -?\d+(?:\.\d+)?(?:e-?\d+)?', '"seconds": "<t>"', out)
         return "\n".join(line.rstrip() for line in out.splitlines())
 

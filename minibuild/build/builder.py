@@ -50,7 +50,7 @@ from minibuild.oci.image import Image, Layer
 from minibuild.oci.model import Descriptor, Healthcheck, History, format_created
 from minibuild.plan.graph import StageGraph, graph_of, resolve_stage_ref, unexpanded_from
 from minibuild.plan.scope import DEFAULT_PATH, GlobalScope, StageScope, global_scope, platform_args, unused_build_args
-from minibuild.plan.steps import describe, instruction_inputs
+from minibuild.plan.steps import describe, instruction_inputs, progress_text, vertex_numbers
 from minibuild.record import record
 from minibuild.store import Store
 from minibuild.store.gc import reap_if_idle
@@ -91,6 +91,7 @@ class StepResult:
     reason: str = ""  # HIT, or MISS: <why> (see minibuild.build.explain)
     vertex: int | None = None  # BuildKit's step number in the stage (FROM = 1); None for config-only steps
     vertices: int = 0  # how many numbered steps the stage has (FROM + filesystem steps)
+    prefix: str = ""  # the stage label progress prints before the number ("" in a single-stage build)
 
 
 @record
@@ -211,6 +212,8 @@ class _State:
     base: str = ""
     fs_step: int = 0  # the step that made fs_key (0 = FROM)
     fs_missed: bool = False  # ... and whether it missed in this build
+    fs_text: str = ""  # ... and its instruction as shown
+    from_n: int = 0  # the build-wide event number of the stage's FROM step (unpack events belong to it)
     unknown: bool = False  # dry run: a step before missed, so fs_key (and what follows) is not known
     vertex_of: dict[int, int] = field(default_factory=dict)  # step index -> BuildKit step number (FROM = 1)
     vertices: int = 1
@@ -321,6 +324,7 @@ class Builder:
         self._stat_cache = StatCache(None if dry_run else store.meta_dir / "stat-cache.json")
         self._layer_trees: dict[tuple[Digest, ...], LayerTree] = {}  # COPY --from sources read in place
         self._step_no = 0
+        self._unpack_seconds = 0.0  # time spent extracting layers into roots (reported as unpack events)
         self._imported: set[str] = set()  # fixture images imported into the store by this build
         self._resolved: dict[str, Image] = {}  # base images by name, as this build first resolved them
         self.dry_run = dry_run
@@ -391,12 +395,21 @@ class Builder:
             st.root_layers = 0
         from minibuild.build.rootfs import apply_layer
 
-        pending = st.image.layers[st.root_layers:]
-        self.store.verify_layers(pending, where=f"stage {st.label}", pin=self.lease)  # claims checked before use
-        for layer in pending:
+        todo = st.image.layers[st.root_layers:]
+        if not todo:
+            return st.root
+        self.store.verify_layers(todo, where=f"stage {st.label}", pin=self.lease)  # claims checked before use
+        t0 = time.monotonic()
+        event = {"n": st.from_n, "stage": st.label, "layers": len(todo), "size": sum(la.size for la in todo),
+                 "vertex": 1, "vertices": st.vertices, "prefix": st.prefix}
+        self._emit({"type": "unpack_start", **event})
+        for layer in todo:
             with self.store.blobs.open(layer.digest) as fh:
                 apply_layer(st.root, fh)
         st.root_layers = len(st.image.layers)
+        seconds = time.monotonic() - t0
+        self._unpack_seconds += seconds
+        self._emit({"type": "unpack", **event, "seconds": round(seconds, 3)})
         return st.root
 
     def _source_tree(self, st: _State) -> Path | LayerTree:
@@ -488,8 +501,8 @@ class Builder:
             exposed_ports=tuple(ports),
             volumes=tuple(vols),
         )
-        note = fixture.teaching_note.strip().splitlines()[0] if fixture.teaching_note.strip() else ""
-        image = image.append_layer(info, history=History(created_by=f"minibuild fixture {fixture.reference}: {note}"))
+        image = image.append_layer(info, history=History(
+            created_by=f"minibuild fixture {fixture.reference}: {fixture.summary}"))
         if self.dry_run:
             self._imported.add(name)
             return image
@@ -675,11 +688,7 @@ class Builder:
             st.image = st.image.with_config(onbuild=None)
         instrs = [*triggers, *stage.instructions]
         total = len(instrs) + 1
-        fs_kinds = (WorkdirInstruction, RunInstruction, CopyInstruction, AddInstruction)
-        st.vertex_of = {0: 1}
-        for i, instr in enumerate(instrs, 1):
-            if isinstance(instr, fs_kinds):
-                st.vertex_of[i] = len(st.vertex_of) + 1
+        st.vertex_of = vertex_numbers(instrs)
         st.vertices = len(st.vertex_of)
         st.prefix = st.label if len(graph.nodes) > 1 else ""
         imported = st.imported_here
@@ -693,6 +702,7 @@ class Builder:
             reason = f"HIT (but base stage {base} would rebuild)"
         else:
             reason = "HIT"
+        st.from_n = self._step_no + 1
         self._step(st, 0, total, f"FROM {base}" + (f" AS {stage.name}" if stage.name else ""),
                    stage.from_.span.line, not imported, "" if st.unknown else st.fs_key, None, 0, 0.0,
                    announce=True, reason=reason)
@@ -712,13 +722,19 @@ class Builder:
         res = StepResult(stage=st.label, stage_index=st.index, index=index, total=total, instruction=text,
                          line=line, cached=cached, key=key, layer=layer.digest.value if layer else None, size=size,
                          seconds=round(seconds, 3), reason=reason, vertex=st.vertex_of.get(index),
-                         vertices=st.vertices)
+                         vertices=st.vertices, prefix=st.prefix)
         self.steps.append(res)
         self._scopes.append((st.scope.args, st.scope.env))
         self._emit({"type": "step", "n": self._step_no, "stage": st.label, "stage_index": st.index,
                     "index": index, "total": total, "instruction": text, "line": line, "cached": cached,
                     "key": key, "layer": res.layer, "size": size, "seconds": res.seconds,
                     "reason": reason, **self._pos(st, index)})
+
+    @staticmethod
+    def _parent_words(st: _State) -> str:
+        """The step that made the state's filesystem, as explanations name it: ``5/6 (COPY . .)`` (the numbers
+        of ``[stage 5/6]`` in progress, minibuild.plan.steps.vertex_numbers)."""
+        return f"{st.vertex_of.get(st.fs_step, st.fs_step)}/{st.vertices} ({st.fs_text})"
 
     @staticmethod
     def _pos(st: _State, index: int) -> dict[str, Any]:
@@ -788,7 +804,7 @@ class Builder:
                 return None, "MISS: --no-cache", ""
             if st.fs_step == 0:
                 return None, f"MISS: base stage {st.base} would rebuild", ""
-            return None, f"MISS: parent step {st.fs_step} missed", ""
+            return None, f"MISS: parent step {self._parent_words(st)} missed", ""
         key = key_of(inputs)
         hkey = history_key(dockerfile=self._df_id, stage=f"{st.index}:{st.label}", index=i, kind=str(inputs["kind"]))
         prev = self.store.cache.get(hkey)
@@ -822,7 +838,7 @@ class Builder:
         if not reason:
             reason = explain_miss(previous=prev, inputs=inputs, files=files,
                                   args=frozenset(k for k, _ in st.scope.args), parent_step=st.fs_step,
-                                  parent_missed=st.fs_missed, base=st.base)
+                                  parent_missed=st.fs_missed, base=st.base, parent=self._parent_words(st))
         if not self.dry_run and (prev is None or prev_inputs != inputs or need_files or prev.get("base") != st.base):
             self.store.cache.put(hkey, {"kind": "step-history", "inputs": inputs, "files": files, "base": st.base})
         return rec, reason, key
@@ -861,7 +877,7 @@ class Builder:
                     "instruction": text, **self._pos(st, i)})
         st.all_cached = False
         st.unknown = True
-        st.fs_step, st.fs_missed = i, True
+        st.fs_step, st.fs_missed, st.fs_text = i, True, text
         self._step(st, i, total, text, line, False, "", None, 0, 0.0, reason=reason)
 
     def _apply_metadata(self, st: _State, ex: Instruction, history: History | None = None) -> None:
@@ -926,8 +942,9 @@ class Builder:
     def _fs_step(self, st: _State, ex: Instruction, text: str, i: int, total: int, t0: float,
                  inputs: dict[str, Any], run: Callable[[], list[Entry]],
                  files_fn: Callable[[], dict[str, Any]] | None = None) -> None:
+        shown = progress_text(ex) if isinstance(ex, RunInstruction) else text  # history keeps ``text``
         self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
-                    "instruction": text, **self._pos(st, i)})
+                    "instruction": shown, **self._pos(st, i)})
         rec, reason, key = self._lookup(st, i, inputs, files_fn,
                                         lambda r: r.get("layer") is None or self._pin_layer(r["layer"]))
         if rec is None:
@@ -937,8 +954,8 @@ class Builder:
         if rec is None and self.dry_run:
             st.all_cached = False
             st.unknown = True
-            st.fs_step, st.fs_missed = i, True
-            self._step(st, i, total, text, ex.span.line, False, key, None, 0, time.monotonic() - t0, reason=reason)
+            st.fs_step, st.fs_missed, st.fs_text = i, True, shown
+            self._step(st, i, total, shown, ex.span.line, False, key, None, 0, time.monotonic() - t0, reason=reason)
             return
         if rec is not None:
             cached = True
@@ -953,7 +970,9 @@ class Builder:
                                              pin=self.lease)
         else:
             st.all_cached = False
+            unpacked = self._unpack_seconds
             entries = run()
+            t0 += self._unpack_seconds - unpacked  # unpacking the base is its own event, not this step's time
             refs: tuple[Digest, ...] = ()
             if entries:
                 layer = self._write_layer(entries)
@@ -972,8 +991,8 @@ class Builder:
             st.image = st.image.add_history(History(created_by=text, comment="buildkit.dockerfile.v0",
                                                     empty_layer=True))
         st.fs_key = key
-        st.fs_step, st.fs_missed = i, not cached
-        self._step(st, i, total, text, ex.span.line, cached, key, layer, layer.size if layer else 0,
+        st.fs_step, st.fs_missed, st.fs_text = i, not cached, shown
+        self._step(st, i, total, shown, ex.span.line, cached, key, layer, layer.size if layer else 0,
                    time.monotonic() - t0, reason=reason)
 
     def _pin(self, digests: Iterable[Digest]) -> bool:

@@ -16,6 +16,7 @@ from minibuild.build.builder import BuildResult, CopyFrom, StepResult
 from minibuild.digest import Digest
 from minibuild.dockerfile import Dockerfile
 from minibuild.oci.image import Image
+from minibuild.plan.steps import step_label, vertex_numbers
 from minibuild.store import Store
 from minibuild.store.tarlayer import OPAQUE_NAME, WHITEOUT_PREFIX, Entry
 from minibuild.store.tarread import read_entries
@@ -35,7 +36,8 @@ from minibuild.teach.report import (
 def _step_report(s: StepResult) -> StepReport:
     cache = "none" if s.vertex is None else ("hit" if s.cached else "miss")
     return StepReport(line=s.line or None, instruction=s.instruction, cache=cache,  # type: ignore[arg-type]
-                      reason="" if s.cached else s.reason, layer=Digest(s.layer) if s.layer else None)
+                      reason="" if s.cached else s.reason, layer=Digest(s.layer) if s.layer else None,
+                      step="" if s.vertex is None else step_label(s.prefix, s.vertex, s.vertices))
 
 
 def _matches(paths: Sequence[str], pattern: str) -> list[str]:
@@ -78,11 +80,11 @@ def stage_waste(store: Store, image: Image, own_start: int, stage: int,
     layers = image.layers
     out: list[WasteEntry] = []
 
-    def hide(victims: list[str], idx: int) -> None:
+    def hide(victims: list[str], idx: int, how: str = "deleted") -> None:
         for p in victims:
             e, at = tree.pop(p)
             if idx >= own_start and e.type == "file" and e.size > 0 and at != idx:
-                out.append(_waste(p, e.size, layers[at].digest, layers[idx].digest, stage, made_by))
+                out.append(_waste(p, e.size, layers[at].digest, layers[idx].digest, stage, made_by, how))
 
     for idx, layer in enumerate(layers):
         if layer.digest not in cache:
@@ -102,17 +104,19 @@ def stage_waste(store: Store, image: Image, own_start: int, stage: int,
         for e in adds:
             old = tree.get(e.path)
             if old is not None and old[0].type == "dir" and e.type != "dir":
-                hide([p for p in tree if p.startswith(e.path + "/")], idx)
+                hide([p for p in tree if p.startswith(e.path + "/")], idx, "overwritten")
             if old is not None and old[0].type != "dir":
-                hide([e.path], idx)
+                hide([e.path], idx, "overwritten")
             tree[e.path] = (e, idx)
     return out
 
 
-def _waste(path: str, size: int, where: Digest, by: Digest, stage: int, made_by: dict[str, StepResult]) -> WasteEntry:
+def _waste(path: str, size: int, where: Digest, by: Digest, stage: int, made_by: dict[str, StepResult],
+           how: str) -> WasteEntry:
     c = made_by.get(where.value)
     d = made_by.get(by.value)
     return WasteEntry(path="/" + path, bytes=size, layer=where, stage=stage,
+                      how="overwritten" if how == "overwritten" else "deleted",
                       created_line=c.line if c else None, created_by=c.instruction if c else "(base image)",
                       deleted_line=d.line if d else None, deleted_by=d.instruction if d else "")
 
@@ -133,12 +137,14 @@ def build_report(store: Store, result: BuildResult, df: Dockerfile, *, dockerfil
     entry_cache: dict[Digest, list[Entry]] = {}
     by_index = {s.index: s for s in result.stages}
     for sr in result.stages:
-        steps = tuple(_step_report(s) for s in result.steps if s.stage_index == sr.index)
+        mine = [s for s in result.steps if s.stage_index == sr.index]
+        steps = tuple(_step_report(s) for s in mine)
+        vertices = mine[0].vertices if mine else len(vertex_numbers(df.stages[sr.index].instructions))
         image = images.get(sr.index)
         base_stage = sr.base_stage  # as the stage graph resolved it (minibuild.plan.graph)
         if image is None:
             stages.append(StageReport(index=sr.index, name=sr.name, base=sr.base, base_stage=base_stage,
-                                      status="skipped", reason=sr.reason, steps=steps))
+                                      status="skipped", reason=sr.reason, steps=steps, vertices=vertices))
             continue
         n_miss = sum(1 for s in steps if s.cache == "miss")
         n_all = sum(1 for s in steps if s.cache != "none")
@@ -146,7 +152,7 @@ def build_report(store: Store, result: BuildResult, df: Dockerfile, *, dockerfil
         stages.append(StageReport(index=sr.index, name=sr.name, base=sr.base, base_stage=base_stage,
                                   status=sr.status, reason=reason, steps=steps,  # type: ignore[arg-type]
                                   layers=tuple(layer.digest for layer in image.layers),
-                                  size=sum(layer.size for layer in image.layers)))
+                                  size=sum(layer.size for layer in image.layers), vertices=vertices))
         for i, layer in enumerate(image.layers):
             if layer.digest in layers:
                 continue
@@ -159,7 +165,9 @@ def build_report(store: Store, result: BuildResult, df: Dockerfile, *, dockerfil
                 digest=layer.digest, diff_id=layer.diff_id, size=layer.size, stage=sr.index,
                 created_by=step.instruction if step else hist, line=step.line if step else None,
                 from_base=step is None, kept=layer.digest in kept)
-        waste.extend(stage_waste(store, image, by_index[sr.index].base_layers, sr.index, made_by, entry_cache))
+        own = {s.layer: s for s in mine if s.layer}  # a layer byte-identical to another stage's is this stage's too
+        waste.extend(stage_waste(store, image, by_index[sr.index].base_layers, sr.index, {**made_by, **own},
+                                 entry_cache))
     trees: dict[Digest, tuple[dict[str, Entry], list[str]]] = {}
     transfers = tuple(transfer_report(store, t, trees) for t in result.transfers)
     report = BuildReport(dockerfile=dockerfile_name, target=result.target,

@@ -93,10 +93,12 @@ def explain_miss(
     parent_step: int,
     parent_missed: bool,
     base: str,
+    parent: str,
 ) -> str:
     """Why a step missed, given the inputs of the nearest earlier build of the same step (``previous``: the
     history record, with ``inputs`` and maybe ``files``). ``parent_step`` is the index of the step that made
-    this step's parent filesystem (0 = FROM); ``parent_missed`` says whether it missed in this build."""
+    this step's parent filesystem (0 = FROM); ``parent_missed`` says whether it missed in this build; ``parent``
+    names that step for the words (``5/6 (COPY . .)``: its ``[stage 5/6]`` in progress)."""
     if previous is None or not isinstance(previous.get("inputs"), Mapping):
         return "MISS: never built"
     changed = diff_inputs(previous["inputs"], inputs)
@@ -110,8 +112,8 @@ def explain_miss(
                 return f"MISS: base {prev_base} -> {base}"
             return f"MISS: base {base} changed"
         if parent_missed:
-            return f"MISS: parent step {parent_step} missed"
-        return f"MISS: parent step {parent_step} changed"
+            return f"MISS: parent step {parent} missed"
+        return f"MISS: parent step {parent} changed"
     if any(c.startswith("instruction") for c in own):  # argv follows from the instruction: say it once, first
         own = ["instruction", *(c for c in own if not c.startswith("instruction") and c != "argv")]
     words: list[str] = []

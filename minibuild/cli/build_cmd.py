@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from pathlib import Path
@@ -14,45 +13,6 @@ import click
 from minibuild.errors import ConfigError
 from minibuild.cli.cache_opts import registry_build_kwargs, registry_build_options
 from minibuild.units import human_bytes, plural
-
-
-class _Plain:
-    """Renders progress events as BuildKit's plain output: ``#N [stage i/n] INSTR`` then ``#N CACHED``/``DONE``.
-
-    Like BuildKit, FROM is step 1 and only steps that make a filesystem state are numbered and listed; the
-    stage prefix is left out of a single-stage build. Config-only steps (ENV, LABEL, CMD, ARG ...) are not
-    listed (they are in the JSON progress, with ``"vertex": null``)."""
-
-    def __init__(self, stream: Any, *, explain: bool = False) -> None:
-        self.out = stream
-        self.explain = explain
-        self.shown: dict[int, int] = {}  # event n -> the #N printed
-
-    def __call__(self, ev: dict[str, Any]) -> None:
-        kind = ev.get("type")
-        if kind not in ("step_start", "step") or ev.get("vertex") is None:
-            return
-        if kind == "step_start":
-            n = self.shown.setdefault(ev["n"], len(self.shown) + 1)
-            prefix = f"{ev['prefix']} " if ev.get("prefix") else ""
-            self.out.write(f"#{n} [{prefix}{ev['vertex']}/{ev['vertices']}] {ev['instruction']}\n")
-        else:
-            n = self.shown.setdefault(ev["n"], len(self.shown) + 1)
-            self.out.write(f"#{n} CACHED\n" if ev["cached"] else f"#{n} DONE {ev['seconds']:.1f}s\n")
-            if self.explain and ev.get("reason"):
-                self.out.write(f"#{n} {ev['reason']}\n")
-        self.out.flush()
-
-
-class _Json:
-    def __init__(self, stream: Any) -> None:
-        self.out = stream
-
-    def __call__(self, ev: dict[str, Any]) -> None:
-        if ev.get("type") == "step_start":
-            return
-        self.out.write(json.dumps(ev, sort_keys=True) + "\n")
-        self.out.flush()
 
 
 def _summary(result: Any) -> list[str]:
@@ -134,8 +94,10 @@ def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--executor", default="emulate", help="How RUN runs: emulate (default) or chroot.")
 @click.option("--run-timeout", default=None, metavar="SECONDS",
               help="Wall-time limit of each RUN (3600, 90s, 30m, 2h; 0 = none; default $MINIBUILD_RUN_TIMEOUT or 1h).")
-@click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "json", "quiet"]),
-              help="Progress on stderr: plain (BuildKit style), json (one event per line), auto.")
+@click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty", "json", "quiet"]),
+              help="Progress on stderr: plain (BuildKit style), tty (live view), json (one event per line), "
+                   "quiet (stdout gets the image ID only), auto (tty on a terminal, else plain).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image ID, as docker build -q (= --progress quiet).")
 @click.option("--explain", is_flag=True, help="Say under each step why it hit or missed the cache.")
 @click.option("--report", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the discard report (stages, layers, COPY --from, waste) to FILE.html or FILE.json.")
@@ -147,7 +109,7 @@ def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
 def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple[str, ...], target: str | None,
           build_args: tuple[str, ...], no_cache: bool, output: str | None, labels: tuple[str, ...],
           iidfile: Path | None, executor: str, progress: str, explain: bool, report: Path | None,
-          allow: tuple[str, ...], run_timeout: str | None) -> None:
+          allow: tuple[str, ...], run_timeout: str | None, quiet: bool) -> None:
     """Build an image from a Dockerfile, offline, into the store."""
     from minibuild.api import build as api_build
 
@@ -171,17 +133,27 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
                       and not (registry["pull"] or registry["cache_from"] or registry["cache_to"]),
                       ctx.obj["store"], context, df_path)
 
+    from minibuild.cli import progress as views
+
+    mode = views.resolve_mode("quiet" if quiet else progress, sys.stderr)
+
     def run_and_print(out: Any, err: Any) -> Any:
-        renderer: Any = None
-        if progress in ("plain", "auto"):
-            renderer = _Plain(err, explain=explain)
-        elif progress == "json":
-            renderer = _Json(err)
-        result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
-                           executor=executor, no_cache=no_cache, output=output, progress=renderer,
-                           dockerfile_text=text, report=report, allow=allow, labels=label_map, iidfile=iidfile,
-                           run_timeout=timeout, **registry)
-        if progress != "json":
+        renderer = views.renderer(mode, err, explain=explain, size_from=sys.stderr)
+        try:
+            result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
+                               executor=executor, no_cache=no_cache, output=output, progress=renderer,
+                               dockerfile_text=text, report=report, allow=allow, labels=label_map,
+                               iidfile=iidfile, run_timeout=timeout, **registry)
+        except BaseException:
+            if renderer is not None:
+                renderer.close(ok=False)
+            raise
+        if renderer is not None:
+            renderer.close(ok=True)
+        if mode == "quiet":  # docker build -q: the image ID alone
+            click.echo(result.config_digest.value, file=out)
+            return result
+        if mode != "json":
             for line in _summary(result):
                 click.echo(line, file=err)
             if report is not None:

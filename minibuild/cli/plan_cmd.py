@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from minibuild.cli.build_cmd import parse_build_args
+from minibuild.plan.steps import step_label
 
 
 def plan_document(result: Any) -> dict[str, Any]:
@@ -20,6 +21,7 @@ def plan_document(result: Any) -> dict[str, Any]:
         steps.append({"stage": s.stage, "stage_index": s.stage_index, "index": s.index, "total": s.total,
                       "instruction": s.instruction, "line": s.line, "cached": s.cached,
                       "would_run": not s.cached, "reason": s.reason, "key": s.key or None,
+                      "vertex": s.vertex, "vertices": s.vertices, "prefix": s.prefix,
                       "args": dict(args), "env": dict(env)})
     stages = [{"index": st.index, "name": st.name, "label": st.label, "base": st.base, "status": st.status,
                "reason": st.reason} for st in result.stages]
@@ -55,13 +57,14 @@ def plan(ctx: click.Context, context: Path, dockerfile: str | None, target: str 
     if as_json:
         click.echo(json.dumps(plan_document(result), indent=2, sort_keys=True))
         return
-    for n, s in enumerate(result.steps, 1):
-        click.echo(f"#{n} [{s.stage} {s.index}/{s.total - 1}] {s.instruction}")
+    listed = [s for s in result.steps if s.vertex is not None]  # the steps a build lists, numbered as it does
+    for n, s in enumerate(listed, 1):
+        click.echo(f"#{n} {step_label(s.prefix, s.vertex or 0, s.vertices)} {s.instruction}")
         click.echo(f"#{n} {s.reason if s.reason else ('HIT' if s.cached else 'MISS')}")
     for st in result.stages:
         if st.status == "skipped":
             click.echo(f"stage {st.label}: skipped ({st.reason})")
-    runs = sum(1 for s in result.steps if not s.cached)
-    click.echo(f"{len(result.steps) - runs} steps would hit, {runs} would run (target {result.target})")
+    runs = sum(1 for s in listed if not s.cached)
+    click.echo(f"{len(listed) - runs} steps would hit, {runs} would run (target {result.target})")
     for w in result.warnings:
         click.echo(f"warning: {w}")

@@ -21,6 +21,7 @@ from minibuild.dockerfile.mounts import mount_from
 from minibuild.dockerfile.suggest import search
 from minibuild.errors import ConfigError, PlanError, SourceSpan
 from minibuild.plan.scope import global_scope, platform_args
+from minibuild.plan.steps import vertex_numbers
 from minibuild.record import record
 
 EdgeKind = Literal["from", "copy", "mount"]
@@ -49,7 +50,7 @@ class StageNode:
     base: str  # expanded FROM word
     edges: tuple[Edge, ...]
     line: int = 0  # line of its FROM
-    steps: int = 0  # instructions after FROM
+    steps: int = 0  # steps as every view counts them: the M of [stage N/M] (FROM + filesystem steps)
 
     @property
     def base_stage(self) -> int | None:
@@ -214,7 +215,7 @@ def build_graph(df: Dockerfile, target: str | None, from_env: Mapping[str, str])
                                       image="" if idx is not None else m.from_,
                                       paths=(m.source,) if m.source else (), dest=m.target))
         nodes.append(StageNode(index=stage.index, name=stage.name, base=base, edges=tuple(edges),
-                               line=span.line, steps=len(stage.instructions)))
+                               line=span.line, steps=len(vertex_numbers(stage.instructions))))
     tgt = resolve_target(df, target)
     seen: set[int] = set()
     stack = [tgt]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from minibuild.dockerfile import (
@@ -88,6 +89,42 @@ def _flags(instr: CopyInstruction | AddInstruction) -> str:
         parts.append("--parents")
     parts += [f"--exclude={e}" for e in instr.exclude]
     return " ".join(parts) + (" " if parts else "")
+
+
+FS_KINDS = (WorkdirInstruction, RunInstruction, CopyInstruction, AddInstruction)
+
+
+def vertex_numbers(instructions: Sequence[Instruction]) -> dict[int, int]:
+    """THE step numbering of a stage, BuildKit's ``[stage N/M]``: step index (0 = FROM, i = the i-th instruction
+    after it) -> N. FROM is 1, then each filesystem step (RUN, COPY, ADD, WORKDIR) in order; config-only steps
+    (ENV, LABEL, CMD, ARG ...) get no number. M, the stage's step count, is ``len`` of the result."""
+    out = {0: 1}
+    for i, instr in enumerate(instructions, 1):
+        if isinstance(instr, FS_KINDS):
+            out[i] = len(out) + 1
+    return out
+
+
+def step_label(prefix: str, vertex: int, vertices: int) -> str:
+    """How every view names a step: ``[build 5/6]`` (``[5/6]`` when ``prefix`` is "": a single-stage build)."""
+    return f"[{prefix + ' ' if prefix else ''}{vertex}/{vertices}]"
+
+
+def _run_flags(instr: RunInstruction) -> str:
+    parts = [f"--mount={m}" for m in instr.mounts]
+    if instr.network:
+        parts.append(f"--network={instr.network}")
+    if instr.security:
+        parts.append(f"--security={instr.security}")
+    return " ".join(parts) + (" " if parts else "")
+
+
+def progress_text(instr: Instruction) -> str:
+    """The progress line of a step: ``describe``, with a RUN's flags (``--mount=...``, ``--network=...``) kept,
+    as BuildKit names the step; the history's ``created_by`` stays ``describe`` (BuildKit drops the flags)."""
+    if isinstance(instr, RunInstruction):
+        return f"RUN {_run_flags(instr)}{_cmd(instr)}"
+    return describe(instr)
 
 
 def describe(instr: Instruction) -> str:

@@ -33,7 +33,7 @@ class StageNode:
     base: str  # the FROM word after global-ARG expansion
     base_stage: int | None  # index of the stage it builds on (FROM <stage>), else None
     line: int  # line of its FROM
-    steps: int  # instructions after FROM
+    steps: int  # the M of [stage N/M]: FROM + filesystem steps (minibuild.plan.steps.vertex_numbers)
     needed: bool
     reason: str  # "the target", "needed by final (COPY --from)", "not needed for target final", ...
     size: int | None = None  # bytes of the stage's image, when known

@@ -172,6 +172,7 @@ class Route:
     label_x: float = 0.0
     label_y: float = 0.0
     label_w: float = 0.0
+    anchor_x: float = 0.0  # where the label's leader line meets the edge (at label_y)
 
 
 @record
@@ -289,26 +290,45 @@ def layout(graph: StageGraph, *, min_width: float = 0.0) -> Layout:
             span = min(pos[nid][2] * 0.6, 18.0 * (len(ns) - 1))
             for k, n in enumerate(ns):
                 ports[n] = centre(nid) + (k / (len(ns) - 1) - 0.5) * span if len(ns) > 1 else centre(nid)
-    routes = []
-    for n, (e, chain) in enumerate(zip(graph.edges, chains)):
+    all_points: list[tuple[tuple[float, float], ...]] = []
+    for n, chain in enumerate(chains):
         _sx, sy, _sw, sh = pos[chain[0]]
         points = [(out_port[n], sy + sh)]
         for dummy in chain[1:-1]:
             dx, dy, dw, dh = pos[dummy]
             points += [(dx + dw / 2, dy), (dx + dw / 2, dy + dh)]
         points.append((in_port[n], pos[chain[-1]][1]))
+        all_points.append(tuple(points))
+    routes = []
+    width = total_w
+    for n, (e, route) in enumerate(zip(graph.edges, all_points)):
         text = _edge_text(e)
         if not text:
-            routes.append(Route(edge=e, points=tuple(points), label=""))
+            routes.append(Route(edge=e, points=route, label=""))
             continue
-        depth = layer[chain[-1]]
+        depth = layer[chains[n][-1]]
         slot = label_rows[depth].index(n)
         ly = row_top[depth] - 40 - LABEL_H * len(label_rows[depth]) + 20 + LABEL_H * slot + LABEL_H / 2
-        lx = _cubic_x_at(points[-2], points[-1], ly)
+        # beside the lines, not on them: right of every edge crossing the label's height, with a leader
+        # from its own edge (routes.label_x is the label's centre, anchor_x where the leader meets the edge)
+        anchor = _x_at(route, ly)
+        crossings = [cx for pts in all_points for off in (-LABEL_H / 2, 0.0, LABEL_H / 2)
+                     if (cx := _x_at(pts, ly + off)) is not None]
         w = label_w[n]
-        lx = min(max(lx, w / 2 + 4), total_w - w / 2 - 4)
-        routes.append(Route(edge=e, points=tuple(points), label=text, label_x=lx, label_y=ly, label_w=w))
-    return Layout(boxes=boxes, routes=tuple(routes), width=total_w, height=height)
+        left = max(crossings, default=anchor or 0.0) + 10
+        width = max(width, left + w + MARGIN)
+        routes.append(Route(edge=e, points=route, label=text, label_x=left + w / 2, label_y=ly, label_w=w,
+                            anchor_x=anchor if anchor is not None else left))
+    return Layout(boxes=boxes, routes=tuple(routes), width=width, height=height)
+
+
+def _x_at(points: tuple[tuple[float, float], ...], y: float) -> float | None:
+    """Where the drawn route (``_path``) crosses height ``y``, None when it does not."""
+    for p0, p1 in zip(points, points[1:]):
+        lo, hi = sorted((p0[1], p1[1]))
+        if lo <= y <= hi:
+            return p0[0] if abs(p1[0] - p0[0]) < 0.05 or hi - lo < 0.05 else _cubic_x_at(p0, p1, y)
+    return None
 
 
 def _f(v: float) -> str:
@@ -331,12 +351,16 @@ LEGEND = ((FROM_COLOR, "", "FROM"), (COPY_COLOR, ' stroke-dasharray="6 4"', "COP
           (MOUNT_COLOR, ' stroke-dasharray="2 3"', "RUN --mount from"), (SKIP_STROKE, "", "not needed (skipped)"))
 
 
+NODE_LEGEND = ((IMAGE_FILL, IMAGE_STROKE, "image"), (STAGE_FILL, STAGE_STROKE, "stage"),
+               (TARGET_FILL, STAGE_STROKE, "target stage"), (SKIP_FILL, SKIP_STROKE, "not needed (skipped)"))
+
+
 def to_svg(graph: StageGraph, *, title: str = "") -> str:
     """A standalone SVG document (no scripts, no external references) drawing the graph."""
-    legend_w = sum(32 + len(t) * LABEL_CHAR_W + 24 for _, _, t in LEGEND)
+    legend_w = max(sum(32 + len(t) * LABEL_CHAR_W + 24 for _, _, t in legend) for legend in (LEGEND, NODE_LEGEND))
     lay = layout(graph, min_width=max(legend_w, len(title) * CHAR_W) + 2 * MARGIN)
     width = lay.width
-    legend_h = 28
+    legend_h = 46
     top = 26 if title else 0
     full_h = lay.height + legend_h + top
     out = [
@@ -366,7 +390,10 @@ def to_svg(graph: StageGraph, *, title: str = "") -> str:
                    f'stroke-width="1.6"{dash} marker-end="url(#arrow-{marker})"/>')
         if r.label:
             fill = SKIP_TEXT if not e.needed else color
-            labels.append(f'<g class="edge-label"><rect x="{_f(r.label_x - r.label_w / 2)}" '
+            labels.append(f'<g class="edge-label"><line class="leader" x1="{_f(r.anchor_x)}" y1="{_f(r.label_y)}" '
+                          f'x2="{_f(r.label_x - r.label_w / 2)}" y2="{_f(r.label_y)}" stroke="{fill}" '
+                          f'stroke-width="0.8" stroke-dasharray="1 2"/><circle cx="{_f(r.anchor_x)}" '
+                          f'cy="{_f(r.label_y)}" r="2" fill="{fill}"/><rect x="{_f(r.label_x - r.label_w / 2)}" '
                           f'y="{_f(r.label_y - 8)}" width="{_f(r.label_w)}" height="16" rx="3" fill="#ffffff" '
                           f'stroke="{fill}" stroke-width="0.6"/><text x="{_f(r.label_x)}" '
                           f'y="{_f(r.label_y + 4)}" text-anchor="middle" font-size="11" '
@@ -398,9 +425,15 @@ def to_svg(graph: StageGraph, *, title: str = "") -> str:
     ly = top + lay.height - 6
     lx = float(MARGIN)
     for color, dash, text in LEGEND:
-        out.append(f'<line x1="{_f(lx)}" y1="{_f(ly + 6)}" x2="{_f(lx + 26)}" y2="{_f(ly + 6)}" stroke="{color}" '
-                   f'stroke-width="2"{dash}/>')
-        out.append(f'<text x="{_f(lx + 32)}" y="{_f(ly + 10)}" font-size="11" fill="#374151">{escape(text)}</text>')
+        out.append(f'<g class="legend"><line x1="{_f(lx)}" y1="{_f(ly + 6)}" x2="{_f(lx + 26)}" y2="{_f(ly + 6)}" '
+                   f'stroke="{color}" stroke-width="2"{dash}/>')
+        out.append(f'<text x="{_f(lx + 32)}" y="{_f(ly + 10)}" font-size="11" fill="#374151">{escape(text)}</text></g>')
+        lx += 32 + len(text) * LABEL_CHAR_W + 24
+    ly, lx = ly + 18, float(MARGIN)
+    for fill, stroke, text in NODE_LEGEND:  # every fill colour of the boxes, named too
+        out.append(f'<g class="legend"><rect x="{_f(lx)}" y="{_f(ly)}" width="26" height="12" rx="3" fill="{fill}" '
+                   f'stroke="{stroke}"/>')
+        out.append(f'<text x="{_f(lx + 32)}" y="{_f(ly + 10)}" font-size="11" fill="#374151">{escape(text)}</text></g>')
         lx += 32 + len(text) * LABEL_CHAR_W + 24
     out.append("</svg>")
     return "\n".join(out) + "\n"

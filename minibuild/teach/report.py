@@ -43,13 +43,14 @@ Model (frozen dataclasses, tuples; sizes are bytes; ``line`` is a 1-based Docker
 
     WasteEntry
       path: str, bytes: int, layer: Digest (where the bytes still live), created_line: int | None,
-      created_by: str, deleted_line: int | None, deleted_by: str, stage: int
+      created_by: str, deleted_line: int | None, deleted_by: str, stage: int,
+      how: "deleted" (a whiteout or opaque directory) | "overwritten" (a later layer wrote the path again)
 
     Totals
       final_bytes: int        sum of the final image's layer sizes
       built_bytes: int        sum of the sizes of ``layers`` (every distinct layer of every stage that ran)
       avoided_bytes: int      built_bytes - final_bytes: what multi-stage left behind
-      wasted_bytes: int       sum of waste bytes in layers the final image keeps
+      wasted_bytes: int       waste the final image carries: of its own stage and the stages it is FROM
       transferred_bytes: int  sum of transfer bytes
 """
 
@@ -84,6 +85,7 @@ class StepReport:
     cache: CacheState = "none"
     reason: str = ""
     layer: Digest | None = None
+    step: str = ""  # "[build 5/6]" as progress names it, "" for a config-only step (not listed there)
 
 
 @record
@@ -99,6 +101,7 @@ class StageReport:
     steps: tuple[StepReport, ...] = ()
     layers: tuple[Digest, ...] = ()
     size: int = 0
+    vertices: int = 0  # its step count as every view counts it: the M of [stage N/M]
 
     @property
     def ref(self) -> str:
@@ -158,6 +161,7 @@ class WasteEntry:
     deleted_line: int | None = None
     deleted_by: str = ""
     stage: int = 0
+    how: Literal["deleted", "overwritten"] = "deleted"  # a whiteout/opaque dir deletes; a later file overwrites
 
 
 @record
@@ -201,8 +205,16 @@ def compute_totals(report: BuildReport, final_layers: tuple[Digest, ...]) -> Tot
     final = sum(sizes.get(d, 0) for d in dict.fromkeys(final_layers))
     built = sum(sizes.values())
     kept = set(final_layers)
+    # waste is what the final image's own layer stack hides: a build stage's deletions are not in it, even when
+    # the final image shares the layer that carries the bytes (e.g. a COPY --from of the same file)
+    by_index = {s.index: s for s in report.stages}
+    chain: set[int] = set()
+    cur = next((s for s in report.stages if s.ref == report.target), report.stages[-1] if report.stages else None)
+    while cur is not None and cur.index not in chain:
+        chain.add(cur.index)
+        cur = by_index.get(cur.base_stage) if cur.base_stage is not None else None
     return Totals(final_bytes=final, built_bytes=built, avoided_bytes=built - final,
-                  wasted_bytes=sum(w.bytes for w in report.waste if w.layer in kept),
+                  wasted_bytes=sum(w.bytes for w in report.waste if w.layer in kept and w.stage in chain),
                   transferred_bytes=sum(t.bytes for t in report.transfers))
 
 
@@ -221,9 +233,9 @@ def report_to_json(report: BuildReport) -> dict[str, Any]:
         "image_digest": _d(report.image_digest),
         "stages": [{
             "index": s.index, "name": s.name, "base": s.base, "base_stage": s.base_stage, "status": s.status,
-            "reason": s.reason, "size": s.size, "layers": [d.value for d in s.layers],
+            "reason": s.reason, "size": s.size, "layers": [d.value for d in s.layers], "vertices": s.vertices,
             "steps": [{"line": st.line, "instruction": st.instruction, "cache": st.cache, "reason": st.reason,
-                       "layer": _d(st.layer)} for st in s.steps],
+                       "layer": _d(st.layer), "step": st.step} for st in s.steps],
         } for s in report.stages],
         "layers": [{
             "digest": la.digest.value, "diff_id": _d(la.diff_id), "size": la.size,
@@ -238,6 +250,7 @@ def report_to_json(report: BuildReport) -> dict[str, Any]:
         "waste": [{
             "path": w.path, "bytes": w.bytes, "layer": w.layer.value, "created_line": w.created_line,
             "created_by": w.created_by, "deleted_line": w.deleted_line, "deleted_by": w.deleted_by, "stage": w.stage,
+            "how": w.how,
         } for w in report.waste],
         "totals": {
             "final_bytes": report.totals.final_bytes, "built_bytes": report.totals.built_bytes,
@@ -262,10 +275,12 @@ def report_from_json(doc: Mapping[str, Any]) -> BuildReport:
             stages=tuple(StageReport(
                 index=s["index"], name=s["name"], base=s["base"], base_stage=s.get("base_stage"),
                 status=s["status"], reason=s.get("reason", ""), size=s.get("size", 0),
+                vertices=s.get("vertices", 0),
                 layers=tuple(Digest(d) for d in s.get("layers", ())),
                 steps=tuple(StepReport(line=st.get("line"), instruction=st["instruction"],
                                        cache=st.get("cache", "none"), reason=st.get("reason", ""),
-                                       layer=_digest(st.get("layer"))) for st in s.get("steps", ())),
+                                       layer=_digest(st.get("layer")), step=st.get("step", ""))
+                            for st in s.get("steps", ())),
             ) for s in doc["stages"]),
             layers=tuple(LayerReport(
                 digest=Digest(la["digest"]), diff_id=_digest(la.get("diff_id")), size=la["size"],
@@ -280,7 +295,8 @@ def report_from_json(doc: Mapping[str, Any]) -> BuildReport:
             waste=tuple(WasteEntry(
                 path=w["path"], bytes=w["bytes"], layer=Digest(w["layer"]), created_line=w.get("created_line"),
                 created_by=w.get("created_by", ""), deleted_line=w.get("deleted_line"),
-                deleted_by=w.get("deleted_by", ""), stage=w.get("stage", 0)) for w in doc.get("waste", ())),
+                deleted_by=w.get("deleted_by", ""), stage=w.get("stage", 0),
+                how="overwritten" if w.get("how") == "overwritten" else "deleted") for w in doc.get("waste", ())),
             totals=Totals(**{k: int(v) for k, v in doc.get("totals", {}).items() if k in _TOTALS_FIELDS}),
         )
     except (KeyError, TypeError) as err:
@@ -311,7 +327,7 @@ def graph_from_report(report: BuildReport) -> StageGraph:
             edges.append(Edge(kind=t.kind, source=src, target=s.index, line=t.line or 0,
                               paths=tuple(p.source for p in t.paths), dest=t.dest, needed=needed))
     stages = tuple(StageNode(
-        index=s.index, name=s.name, base=s.base, base_stage=s.base_stage, line=0, steps=len(s.steps),
+        index=s.index, name=s.name, base=s.base, base_stage=s.base_stage, line=0, steps=s.vertices,
         needed=s.status != "skipped", reason=s.reason or s.status,
         size=s.size if s.status != "skipped" else None) for s in report.stages)
     used = {e.source for e in edges if e.needed}
@@ -321,51 +337,81 @@ def graph_from_report(report: BuildReport) -> StageGraph:
 
 
 # ------------------------------------------------------------------------------------------------------ HTML
-KEPT_COLOR, DROPPED_COLOR, BASE_COLOR = "#2563eb", "#f59e0b", "#94a3b8"
+KEPT_COLOR, DROPPED_COLOR, BASE_COLOR, BASE_DROPPED_COLOR = "#2563eb", "#f59e0b", "#94a3b8", "#fcd34d"
+CHART_LEGEND = ((KEPT_COLOR, "kept by the final image"), (DROPPED_COLOR, "left behind in a build stage"),
+                (BASE_COLOR, "base image layer, kept"), (BASE_DROPPED_COLOR, "base image layer, left behind"))
+
+
+def _clip(text: str, room: int) -> str:
+    """``text`` in at most ``room`` characters, cut at a word boundary with an ellipsis."""
+    if len(text) <= room:
+        return text
+    cut = text[: room - 1].rsplit(" ", 1)[0].rstrip(" ,:;")
+    return (cut if len(cut) > room // 2 else text[: room - 1]) + "\u2026"
+
+
+def _chart_rows(report: BuildReport) -> list[tuple[str, str, LayerReport | None]]:
+    """(label, full text, layer) per bar: every layer of every stage image, under its stage (a layer two
+    stages share, byte for byte, is drawn in both); a base layer is named by the stage's FROM."""
+    rows: list[tuple[str, str, LayerReport | None]] = []
+    for s in report.stages:
+        if not s.layers:
+            continue
+        rows.append((f"stage {s.ref}", "", None))
+        made = {st.layer: st for st in s.steps if st.layer is not None}
+        n_base = sum(1 for d in s.layers if d not in made)
+        k = 0
+        for d in s.layers:
+            la = report.layer(d)
+            if la is None:
+                continue
+            st = made.get(d)
+            if st is not None:
+                text = (f"L{st.line} " if st.line else "") + st.instruction
+                rows.append((text, text, la))
+                continue
+            k += 1
+            rows.append((f"FROM {s.base}: base layer {k}/{n_base}", la.created_by or la.digest.value, la))
+    return rows
 
 
 def layer_chart_svg(report: BuildReport, *, width: int = 1000) -> str:
-    """A horizontal bar per layer (grouped by stage): blue = kept by the final image, amber = left behind."""
+    """A horizontal bar per layer of each stage image: blue = kept by the final image, amber = left behind,
+    grey / light amber = base image layers (kept / left behind); the legend names every colour."""
     bar_h, gap, label_w, right = 18, 6, 380, 90
-    rows: list[tuple[str, LayerReport | None]] = []
-    for s in report.stages:
-        mine = [la for la in report.layers if la.stage == s.index]
-        if not mine:
-            continue
-        rows.append((f"stage {s.ref}", None))
-        rows.extend(("", la) for la in mine)
+    rows = _chart_rows(report)
     biggest = max((la.size for la in report.layers), default=1) or 1
-    height = max(1, len(rows)) * (bar_h + gap) + 40
+    height = max(1, len(rows)) * (bar_h + gap) + 56
     plot_w = width - label_w - right
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans Mono, Menlo, monospace" font-size="11" '
            f'role="img"><title>layer sizes</title>',
            f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>']
     y = 8
-    for head, la in rows:
+    for head, full, la in rows:
         if la is None:
             out.append(f'<text x="4" y="{y + 13}" font-weight="bold" fill="#111827">{escape(head)}</text>')
             y += bar_h + gap
             continue
-        text = (f"L{la.line} " if la.line else "") + (la.created_by or la.digest.short)
-        if len(text) > 50:
-            text = text[:49] + "\u2026"
+        text = _clip(head, 52)
         color = KEPT_COLOR if la.kept else DROPPED_COLOR
         if la.from_base:
-            color = BASE_COLOR if la.kept else "#fcd34d"
+            color = BASE_COLOR if la.kept else BASE_DROPPED_COLOR
         w = max(1.0, plot_w * la.size / biggest)
-        out.append(f'<text x="14" y="{y + 13}" fill="#374151">{escape(text)}</text>')
+        out.append(f'<text class="layer-label" x="14" y="{y + 13}" fill="#374151"><title>{escape(full)}</title>'
+                   f'{escape(text)}</text>')
         out.append(f'<rect class="bar {"kept" if la.kept else "dropped"}" x="{label_w}" y="{y}" '
                    f'width="{w:.1f}" height="{bar_h}" rx="2" fill="{color}"/>')
         out.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 13}" fill="#111827">{human_bytes(la.size)}</text>')
         y += bar_h + gap
     y += 6
-    for i, (color, text) in enumerate(((KEPT_COLOR, "kept by the final image"),
-                                       (DROPPED_COLOR, "left behind in a build stage"),
-                                       (BASE_COLOR, "base image layer"))):
-        x = 14 + i * 300
-        out.append(f'<rect x="{x}" y="{y}" width="14" height="10" fill="{color}"/>')
-        out.append(f'<text x="{x + 20}" y="{y + 9}" fill="#374151">{escape(text)}</text>')
+    x = 14.0
+    for color, text in CHART_LEGEND:
+        if x + 20 + len(text) * 6.7 > width:
+            x, y = 14.0, y + 16
+        out.append(f'<g class="legend"><rect x="{x:.1f}" y="{y}" width="14" height="10" fill="{color}"/>')
+        out.append(f'<text x="{x + 20:.1f}" y="{y + 9}" fill="#374151">{escape(text)}</text></g>')
+        x += 20 + len(text) * 6.7 + 24
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -411,7 +457,7 @@ def render_html(report: BuildReport, *, graph: StageGraph | None = None, title: 
     parts.append('<div class="totals">')
     for label, value in (("final image", t.final_bytes), ("built in all stages", t.built_bytes),
                          ("left behind (avoided)", t.avoided_bytes), ("copied between stages", t.transferred_bytes),
-                         ("wasted in kept layers", t.wasted_bytes)):
+                         ("wasted in the final image", t.wasted_bytes)):
         parts.append(f'<div class="total"><b>{human_bytes(value)}</b>{escape(label)}'
                      f"<br><small>{value} bytes</small></div>")
     parts.append("</div>")
@@ -427,12 +473,14 @@ def render_html(report: BuildReport, *, graph: StageGraph | None = None, title: 
                      f"{', ' + human_bytes(s.size) if s.status != 'skipped' else ''}"
                      f"{' &mdash; ' + escape(s.reason) if s.reason else ''}</small></h3>")
         if s.steps:
-            parts.append("<table><tr><th>line</th><th>instruction</th><th>cache</th><th>layer</th>"
+            parts.append("<table><tr><th>step</th><th>line</th><th>instruction</th><th>cache</th><th>layer</th>"
                          "<th class='num'>size</th></tr>")
             for st in s.steps:
                 la = report.layer(st.layer) if st.layer is not None else None
-                cache = st.cache.upper() + (f": {st.reason}" if st.reason else "") if st.cache != "none" else ""
-                parts.append("<tr>" + _cell(st.line or "") + f"<td><code>{escape(st.instruction)}</code></td>"
+                cache = "" if st.cache == "none" else st.reason if st.reason.startswith(st.cache.upper()) else \
+                    st.cache.upper() + (f": {st.reason}" if st.reason else "")  # the builder's reason says MISS: itself
+                parts.append("<tr>" + _cell(st.step) + _cell(st.line or "")
+                             + f"<td><code>{escape(st.instruction)}</code></td>"
                              + _cell(cache, st.cache) + _cell(st.layer.short if st.layer else "")
                              + _cell(human_bytes(la.size) if la else "", "num") + "</tr>")
             parts.append("</table>")
@@ -447,11 +495,14 @@ def render_html(report: BuildReport, *, graph: StageGraph | None = None, title: 
                          + _cell(tr.bytes, "num") + "</tr>")
         parts.append("</table>")
     if report.waste:
-        parts.append("<h2>Waste: deleted later, still carried by an earlier layer</h2><table><tr><th>path</th>"
-                     "<th>created</th><th>deleted</th><th class='num'>bytes</th></tr>")
+        parts.append("<h2>Waste: deleted or overwritten later, still carried by an earlier layer</h2>"
+                     "<table><tr><th>stage</th><th>path</th><th>created</th><th>then</th>"
+                     "<th>by</th><th class='num'>bytes</th></tr>")
+        refs = {s.index: s.ref for s in report.stages}
         for w in report.waste:
-            parts.append("<tr>" + f"<td><code>{escape(w.path)}</code></td>"
+            parts.append("<tr>" + _cell(refs.get(w.stage, w.stage)) + f"<td><code>{escape(w.path)}</code></td>"
                          + _cell(f"line {w.created_line}: {w.created_by}" if w.created_line else w.created_by)
+                         + _cell(w.how)
                          + _cell(f"line {w.deleted_line}: {w.deleted_by}" if w.deleted_line else w.deleted_by)
                          + _cell(w.bytes, "num") + "</tr>")
         parts.append("</table>")

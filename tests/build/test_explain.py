@@ -60,8 +60,9 @@ def test_node_nginx_source_edit_plan_predicts_the_build_and_reasons_tell_own_cha
         copy = _reason(steps, "COPY . .")
         assert copy.startswith("MISS: src/App.jsx content changed (sha256:") and " -> sha256:" in copy
         assert "index.css" not in copy and "main.jsx" not in copy
-        assert _reason(steps, "RUN npm run build") == "MISS: parent step 4 missed"
-        assert _reason(steps, "EXPOSE 80") == "MISS: parent step 2 missed"
+        assert _reason(steps, "RUN npm run build") == "MISS: parent step 5/6 (COPY . .) missed"
+        assert _reason(steps, "EXPOSE 80") == (
+            "MISS: parent step 3/3 (COPY --from=build /app/dist /usr/share/nginx/html) missed")
         assert _reason(steps, "RUN npm ci") == "HIT"
     # the real COPY --from names what changed in the built stage's output, not a cascade
     copy_from = _reason(real.steps, "COPY --from=build /app/dist /usr/share/nginx/html")
@@ -86,7 +87,7 @@ def test_node_version_build_arg_changes_the_base(tmp_path: Path) -> None:
     for steps in (p.steps, r.steps):
         npm_ci = _reason(steps, "RUN npm ci")
         assert npm_ci.startswith("MISS: env NODE_VERSION 22.") and " -> 20." in npm_ci
-        assert _reason(steps, "COPY . .") == "MISS: parent step 3 missed"
+        assert _reason(steps, "COPY . .") == "MISS: parent step 4/6 (RUN npm ci) missed"
 
 
 DF = "FROM scratch\nARG V=1\nENV E=a\nCOPY a.txt /a.txt\nRUN use-it\nLABEL l=1\n"
@@ -100,7 +101,7 @@ def test_build_arg_env_instruction_and_no_cache_reasons(tmp_path: Path) -> None:
     r = run_build(ctx, store, DF, build_args={"V": "2"})
     assert _reason(r.steps, "COPY a.txt /a.txt") == "HIT"
     assert _reason(r.steps, "RUN use-it") == "MISS: build arg V 1 -> 2"
-    assert _reason(r.steps, "LABEL l=1") == "MISS: parent step 4 missed"
+    assert _reason(r.steps, "LABEL l=1") == "MISS: parent step 3/3 (RUN use-it) missed"
     r = run_build(ctx, store, DF.replace("ENV E=a", "ENV E=b"), build_args={"V": "2"})
     assert _reason(r.steps, "ENV E=b") == "MISS: instruction changed"
     assert _reason(r.steps, "RUN use-it") == "MISS: env E a -> b"
@@ -116,7 +117,8 @@ def test_never_built_plan_on_an_empty_store(tmp_path: Path) -> None:
     ctx = write_context(tmp_path / "ctx", {"a.txt": "a"})
     p = plan(ctx, store=tmp_path / "s", dockerfile_text=DF)
     assert [s.reason for s in p.steps] == ["HIT", "MISS: never built", "MISS: never built", "MISS: never built",
-                                           "MISS: parent step 3 missed", "MISS: parent step 4 missed"]
+                                           "MISS: parent step 2/3 (COPY a.txt /a.txt) missed",
+                                           "MISS: parent step 3/3 (RUN use-it) missed"]
     r = run_build(ctx, tmp_path / "s", DF, executor=FakeExecutor())
     assert _misses(p.steps) == _misses(r.steps)
 
@@ -145,6 +147,6 @@ def test_cli_explain_json_reason_and_plan_json(tmp_path: Path) -> None:
     j = _cli(["build", str(ctx), "--build-arg", "V=7", "--progress", "json"], store)
     steps = [json.loads(line) for line in j.stderr.splitlines() if json.loads(line)["type"] == "step"]
     assert [s["reason"] for s in steps][2].startswith("MISS: a.txt content changed (sha256:")
-    assert steps[3]["reason"] == "MISS: parent step 2 missed"
+    assert steps[3]["reason"] == "MISS: parent step 2/2 (COPY a.txt /a) missed"
     text = _cli(["plan", str(ctx), "--build-arg", "V=7"], store)
-    assert text.returncode == 0 and "4 steps would hit, 0 would run (target stage-0)" in text.stdout
+    assert text.returncode == 0 and "2 steps would hit, 0 would run (target stage-0)" in text.stdout

@@ -69,9 +69,11 @@ def test_normalise_replaces_only_what_varies(tmp_path: Path) -> None:
     s = gen.Session.__new__(gen.Session)
     s.root, s.store, s.work = tmp_path, tmp_path / "store", tmp_path / "work"
     out = s.normalise(f"#3 DONE 12.5s\n#4 CACHED\nStore {tmp_path}/store: 3 blobs  \n{tmp_path}/work/x "
-                      '{"seconds": 0.031, "size": 2.5}\nDONE 3 items')
+                      '{"seconds": 0.031, "size": 2.5}\nDONE 3 items\n#1 extracting 1 layer, 357MB 2.3s done\n'
+                      "[+] Building 12.3s (9/9) FINISHED\nbuilt in 3s done")
     assert out == ('#3 DONE <t>\n#4 CACHED\nStore $MINIBUILD_HOME: 3 blobs\n$WORK/x {"seconds": "<t>", "size": 2.5}'
-                   "\nDONE 3 items")
+                   "\nDONE 3 items\n#1 extracting 1 layer, 357MB <t> done\n[+] Building <t> (9/9) FINISHED\n"
+                   "built in <t> done")
 
 
 def test_fence_is_longer_than_any_backtick_run_in_the_output() -> None:

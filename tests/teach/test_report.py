@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -53,7 +54,12 @@ def test_compute_totals_by_hand() -> None:
     assert totals.avoided_bytes == 82_621_024
     assert totals.transferred_bytes == 4_100_000
     assert totals.wasted_bytes == 0  # the waste lives in a layer the final image does not keep
-    assert compute_totals(sample_report(), (d(3),)).wasted_bytes == 2_000_000
+    # a final image that shares the layer carrying the waste (a COPY --from of the same bytes) does not carry
+    # the build stage's deletion: its own layer stack hides nothing
+    assert compute_totals(sample_report(), (d(3),)).wasted_bytes == 0
+    # a final image FROM the stage that deleted the bytes does carry them
+    from_build = dataclasses.replace(sample_report(), target="test")
+    assert compute_totals(from_build, (d(3),)).wasted_bytes == 2_000_000
 
 
 class _Collect(HTMLParser):
