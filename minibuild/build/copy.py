@@ -12,7 +12,8 @@ What this module does, and where it follows BuildKit rather than Docker's classi
   counts wildcard matches; BuildKit checks neither and overwrites);
 * missing destination parents are created 0755 root:root, or with the ``--chown`` owner and the octal ``--chmod``
   mode (BuildKit); files from the context are owned 0:0, files from ``--from`` keep their owner;
-* ``--chmod`` applies to every copied file and directory (octal, or symbolic as in chmod(1));
+* ``--chmod`` applies to every copied file and directory (octal, or symbolic with the rules of minibuild.fsperm,
+  umask 0; BuildKit checks its symbolic modes against the image's chmod);
 * ``--chown`` names resolve in the DESTINATION root; a user alone takes the user's primary group (BuildKit; the
   classic builder looks up a group with the user's name), a numeric user alone gives gid = uid; an unknown name is
   an error (BuildKit's code silently maps it to 0, its documentation says it fails);
@@ -42,6 +43,7 @@ from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wil
 from minibuild.build.userdb import parse_id, read_db
 from minibuild.dockerfile.syntax import is_file_name
 from minibuild.errors import ContextError, UnsafePathError
+from minibuild.fsperm import ModeSpec, parse_mode_spec
 from minibuild.record import record
 
 if TYPE_CHECKING:  # tarfile and the decompressors are imported by ADD of an archive only (start-up)
@@ -89,74 +91,19 @@ def resolve_chown(spec: str, dest_root: Path) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------------------------------- --chmod
 
-_WHO = {"u": 0o4700, "g": 0o2070, "o": 0o0007, "a": 0o7777}
-_CLAUSE = re.compile(r"([ugoa]*)((?:[-+=][rwxXstugo]*)+)\Z")
-
-
-@record
-class ChmodSpec:
-    """A ``--chmod`` value: an octal mode or chmod(1) symbolic clauses."""
-
-    text: str
-    octal: int | None = None
-    clauses: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
-
-    def apply(self, mode: int, *, is_dir: bool) -> int:
-        """The permission bits (incl. suid/sgid/sticky) a copied entry with ``mode`` gets."""
-        if self.octal is not None:
-            return self.octal
-        cur = mode & 0o7777
-        for who, ops in self.clauses:
-            mask = 0
-            for w in who or "a":
-                mask |= _WHO[w]
-            for op, perms in ops:
-                bits = 0
-                for p in perms:
-                    if p == "r":
-                        bits |= 0o444
-                    elif p == "w":
-                        bits |= 0o222
-                    elif p == "x":
-                        bits |= 0o111
-                    elif p == "X":
-                        if is_dir or cur & 0o111:
-                            bits |= 0o111
-                    elif p == "s":
-                        bits |= 0o6000
-                    elif p == "t":
-                        bits |= 0o1000
-                    else:  # copy from u, g or o
-                        shift = {"u": 6, "g": 3, "o": 0}[p]
-                        b = (cur >> shift) & 0o7
-                        bits |= b << 6 | b << 3 | b
-                if op == "+":
-                    cur |= bits & mask
-                elif op == "-":
-                    cur &= ~(bits & mask)
-                else:
-                    cur = (cur & ~mask) | (bits & mask)
-        return cur & 0o7777
+ChmodSpec = ModeSpec  # the one mode implementation (minibuild.fsperm); applied with umask 0, as BuildKit does
 
 
 def parse_chmod(spec: str) -> ChmodSpec:
     """Parse ``--chmod``: octal up to 07777, or symbolic (``u+x``, ``go=rX``, ``g=u``); BuildKit's error text."""
-    bad_octal = ContextError(f"invalid chmod parameter: '{spec}'. it should be octal string and between 0 and 07777")
-    if re.fullmatch(r"[0-7]+", spec):
-        value = int(spec, 8)
-        if value > 0o7777:
-            raise bad_octal
-        return ChmodSpec(text=spec, octal=value)
+    parsed = parse_mode_spec(spec)
     if spec[:1].isdigit():
-        raise bad_octal
-    clauses: list[tuple[str, tuple[tuple[str, str], ...]]] = []
-    for clause in spec.split(","):
-        m = _CLAUSE.match(clause)
-        if not m:
-            raise ContextError(f"invalid chmod parameter: '{spec}': not an octal or symbolic mode")
-        ops = tuple((o[0], o[1:]) for o in re.findall(r"[-+=][rwxXstugo]*", m.group(2)))
-        clauses.append((m.group(1), ops))
-    return ChmodSpec(text=spec, clauses=tuple(clauses))
+        if parsed is None:
+            raise ContextError(f"invalid chmod parameter: '{spec}'. it should be octal string and between 0 and 07777")
+        return parsed
+    if parsed is None or "" in spec.split(","):
+        raise ContextError(f"invalid chmod parameter: '{spec}': not an octal or symbolic mode")
+    return parsed
 
 
 # ---------------------------------------------------------------------------------------------- sources
