@@ -123,10 +123,10 @@ class HeredocSource:
 
 @record
 class CopyResult:
-    """What a COPY/ADD changed under the destination root (relative paths) and its sources' checksum."""
+    """What a COPY/ADD changed under the destination root (relative paths) and the sources it resolved (the
+    sources' checksum is ``source_checksum``'s, computed once for the cache key, never again while copying)."""
 
     changed_paths: tuple[str, ...]
-    checksum: str
     sources: tuple[str, ...] = ()
 
 
@@ -455,7 +455,6 @@ def copy_into(
     heredocs: Sequence[HeredocSource] = (),
     unpack: bool = False,
     mtime: int | None = None,
-    stat_cache: StatCache | None = None,
     instruction: str = "COPY",
 ) -> CopyResult:
     """Run one COPY/ADD: ``sources`` from ``src_root`` (the context, or a stage root with ``from_context=False``)
@@ -467,16 +466,13 @@ def copy_into(
     """
     spec = parse_chmod(chmod) if isinstance(chmod, str) else chmod
     owner_override = resolve_chown(chown, dest_root) if isinstance(chown, str) else chown
-    tree = BuildContext(src_root if src_root is not None else dest_root, ignore if from_context else None, stat_cache=stat_cache)
+    tree = BuildContext(src_root if src_root is not None else dest_root, ignore if from_context else None)
     items = (
         _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
         if sources
         else []
     )
     excl = _exclude_matcher(exclude)
-    header = {"v": 1, "parents": parents, "from_context": from_context, "exclude": list(exclude)}
-    checksum = _digest(header, _records(tree, items, heredocs, excl, owner=not from_context))
-    tree.stat_cache.save()
 
     dest_rel, dir_syntax = _dest_path(dest, workdir)
     writer = _Writer(dest_root, mtime=mtime)
@@ -540,7 +536,7 @@ def copy_into(
         if mtime is None:
             os.utime(writer.full(target), ns=(0, 0), follow_symlinks=False)
 
-    return CopyResult(changed_paths=tuple(sorted(writer.changed)), checksum=checksum, sources=tuple(i.rel or "" for i in items))
+    return CopyResult(changed_paths=tuple(sorted(writer.changed)), sources=tuple(i.rel or "" for i in items))
 
 
 def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm_of) -> None:  # type: ignore[no-untyped-def]
