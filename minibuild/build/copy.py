@@ -247,15 +247,48 @@ def _source_entries(
             pending.append([comps, rel, info, False])
 
 
-def _records(
-    tree: BuildContext, items: Sequence[_Item], heredocs: Sequence[HeredocSource], exclude: IgnoreMatcher | None, *, owner: bool
-) -> Iterator[dict[str, object]]:
+@record
+class SourceRecord:
+    """One entry a COPY/ADD reads: its item (source match), its path below that source, whether it is only a
+    parent kept for ``--parents``, and the tree's record of it (``path`` = the root-relative path)."""
+
+    item: int
+    comps: str
+    as_parent: bool
+    record: dict[str, object]
+
+
+def source_records(
+    tree: BuildContext, sources: Sequence[str], *, exclude: Sequence[str] = (), parents: bool = False,
+    from_context: bool = True, instruction: str = "COPY",
+) -> tuple[list[_Item], list[SourceRecord]]:
+    """The one walk over what a COPY/ADD reads, content hashes included (a LayerTree loads the hashes a first pass
+    asked for, then the walk runs again): behind both the cache key (``source_checksum``) and the explain record
+    (``minibuild.build.explain.source_files``)."""
+    excl = _exclude_matcher(exclude)
+
+    def walk() -> tuple[list[_Item], list[SourceRecord]]:
+        items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
+        out = [SourceRecord(item=n, comps=comps, as_parent=as_parent,
+                            record=tree.record(rel, info, owner=not from_context))
+               for n, item in enumerate(items) for comps, rel, info, as_parent in _source_entries(tree, item, excl)]
+        return items, out
+
+    result = walk()
+    if tree.load_hashes():
+        result = walk()
+    return result
+
+
+def _records(items: Sequence[_Item], records: Sequence[SourceRecord], heredocs: Sequence[HeredocSource]) -> Iterator[dict[str, object]]:
+    by_item: dict[int, list[SourceRecord]] = {}
+    for r in records:
+        by_item.setdefault(r.item, []).append(r)
     for n, item in enumerate(items):
         yield {"item": n, "name": item.name, "source": item.source}
-        for comps, rel, info, as_parent in _source_entries(tree, item, exclude):
-            rec = tree.record(rel, info, owner=owner)
-            rec["path"] = comps
-            if as_parent:
+        for r in by_item.get(n, ()):
+            rec = dict(r.record, path=r.comps)
+            if r.as_parent:
                 rec["parent"] = True
             yield rec
     for doc in heredocs:
@@ -296,15 +329,10 @@ def source_checksum(
         BuildContext(src_root, ignore if from_context else None, stat_cache=stat_cache)
     header = {"v": 1, "parents": parents, "from_context": from_context, "exclude": list(exclude)}
 
-    def compute() -> str:
-        items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
-        return _digest(header, _records(tree, items, heredocs, _exclude_matcher(exclude), owner=not from_context))
-
-    result = compute()
-    if tree.load_hashes():
-        result = compute()
+    items, records = source_records(tree, sources, exclude=exclude, parents=parents, from_context=from_context,
+                                    instruction=instruction)
     tree.stat_cache.save()
-    return result
+    return _digest(header, _records(items, records, heredocs))
 
 
 # ---------------------------------------------------------------------------------------------- writing
