@@ -1,4 +1,5 @@
-"""File mode specs (chmod(1)): octal or symbolic clauses, parsed once and applied to a mode — the one implementation.
+"""File mode bits, the one implementation of each: entry type names (``file_type``, ``ENTRY_TYPE_BITS``) and mode
+specs (chmod(1)): octal or symbolic clauses, parsed once and applied to a mode.
 
 The symbolic grammar and its meaning are busybox's (``bb_parse_mode``), which both the shell's ``chmod``/``mkdir -m``
 and ``COPY --chmod`` use (BuildKit's own tests check ``COPY --chmod`` against the image's ``chmod``):
@@ -15,7 +16,19 @@ and ``COPY --chmod`` use (BuildKit's own tests check ``COPY --chmod`` against th
 
 from __future__ import annotations
 
+import stat
+
 from minibuild.record import record
+
+ENTRY_TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "char": stat.S_IFCHR,
+                   "block": stat.S_IFBLK, "fifo": stat.S_IFIFO, "socket": stat.S_IFSOCK}
+_TYPE_OF_BITS = {bits: name for name, bits in ENTRY_TYPE_BITS.items()}
+
+
+def file_type(mode: int) -> str:
+    """The entry type name of a stat mode: file, dir, symlink, char, block, fifo or socket."""
+    return _TYPE_OF_BITS.get(stat.S_IFMT(mode), "socket")
+
 
 _WHO = {"u": 0o4700, "g": 0o2070, "o": 0o0007, "a": 0o7777}
 _PERM = {"r": 0o444, "w": 0o222, "x": 0o111, "X": 0o111, "s": 0o6000, "t": 0o1000}

@@ -82,3 +82,23 @@ def test_copy_chmod_and_shell_chmod_agree_on_a_directory(tmp_path: Path, spec: s
     assert result.exit_code == 0, result.stderr
     via_shell = stat.S_IMODE(os.lstat(dest / "shell").st_mode)
     assert (via_copy, via_shell) == (expected, expected)
+
+
+def test_file_type_names_every_kind_of_entry_and_maps_back(tmp_path: Path) -> None:
+    """The one stat-mode <-> entry type mapping, on real entries of each kind."""
+    import socket
+
+    from minibuild.fsperm import ENTRY_TYPE_BITS, file_type
+
+    (tmp_path / "f").write_bytes(b"")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "l").symlink_to("f")
+    os.mkfifo(tmp_path / "p")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(tmp_path / "s"))
+    s.close()
+    kinds = {name: file_type(os.lstat(tmp_path / name).st_mode) for name in ("f", "d", "l", "p", "s")}
+    assert kinds == {"f": "file", "d": "dir", "l": "symlink", "p": "fifo", "s": "socket"}
+    for name, kind in kinds.items():
+        assert ENTRY_TYPE_BITS[kind] == stat.S_IFMT(os.lstat(tmp_path / name).st_mode)
+    assert file_type(stat.S_IFCHR | 0o600) == "char" and file_type(stat.S_IFBLK) == "block"

@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
 
 from minibuild.build.confine import resolve_components
-from minibuild.build.context import BuildContext, StatCache, file_type
+from minibuild.build.context import BuildContext, StatCache
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
 from minibuild.build.userdb import parse_id, read_db
 from minibuild.dockerfile.syntax import is_file_name
 from minibuild.errors import ContextError, UnsafePathError
-from minibuild.fsperm import ModeSpec, parse_mode_spec
+from minibuild.fsperm import ModeSpec, file_type, parse_mode_spec
 from minibuild.record import record
 
 if TYPE_CHECKING:  # tarfile and the decompressors are imported by ADD of an archive only (start-up)
