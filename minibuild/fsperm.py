@@ -1,8 +1,8 @@
 """File mode bits, the one implementation of each: entry type names (``file_type``, ``ENTRY_TYPE_BITS``) and mode
 specs (chmod(1)): octal or symbolic clauses, parsed once and applied to a mode.
 
-The symbolic grammar and its meaning are busybox's (``bb_parse_mode``), which both the shell's ``chmod``/``mkdir -m``
-and ``COPY --chmod`` use (BuildKit's own tests check ``COPY --chmod`` against the image's ``chmod``):
+The grammar, used by both the shell's ``chmod``/``mkdir -m`` and ``COPY --chmod``, is busybox's (``bb_parse_mode``),
+and so is the meaning (checked against real busybox), but for the one ``rules`` switch below:
 
 * ``[ugoa]*`` then one or more actions ``[-+=]`` followed by ONE of ``u``/``g``/``o`` (copy that class's rwx) or
   any of ``rwxXst``; clauses are separated by ``,`` (empty clauses are allowed and do nothing);
@@ -10,13 +10,19 @@ and ``COPY --chmod`` use (BuildKit's own tests check ``COPY --chmod`` against th
   ``o+s`` change nothing), ``a`` everything; with no who at all, every bit except those in the umask;
 * ``=`` first clears the who bits (all 07777 when no who is given), then sets like ``+``;
 * ``X`` is ``x`` if the entry is a directory or has an execute bit in the mode as it stands at that action (after
-  the clear of ``=``); ``s`` is set-uid and set-gid, ``t`` sticky;
+  the clear of ``=``), and ``u``/``g``/``o`` copy that same mode; ``s`` is set-uid and set-gid, ``t`` sticky;
 * octal: 0 to 07777, replacing the permission bits.
+
+``rules="chmod1"`` changes one thing, for ``COPY --chmod``: as GNU chmod(1) does (and BuildKit's reference, which
+says ``u=rwX,go=rX`` keeps a file's execute bit), ``X`` and the copies read the mode before the action's ``=`` clears
+it. Busybox gives 0644 for ``u=rwX,go=rX`` on a 0744 file, GNU and this 0755. (BSD's setmode, which BuildKit's
+mode package ports, tests ``X`` against the mode before the whole spec: ``=rw,+X`` keeps a file's x there only.)
 """
 
 from __future__ import annotations
 
 import stat
+from typing import Literal
 
 from minibuild.record import record
 
@@ -60,21 +66,24 @@ class ModeSpec:
     octal: int | None = None
     clauses: tuple[ModeClause, ...] = ()
 
-    def apply(self, mode: int, *, is_dir: bool, umask: int = 0) -> int:
+    def apply(self, mode: int, *, is_dir: bool, umask: int = 0, rules: Literal["busybox", "chmod1"] = "busybox") -> int:
         """The permission bits (07777) that an entry with ``mode`` (its type bits ignored) gets."""
         if self.octal is not None:
             return self.octal
         cur = mode & 0o7777
         for clause in self.clauses:
             for action in clause.actions:
+                seen = cur  # what X and u/g/o look at: before the clear of "=" (chmod1), or after it (busybox)
                 if action.op == "=":
                     cur &= ~(clause.who or 0o7777)
+                if rules == "busybox":
+                    seen = cur
                 bits = 0
                 if action.copy_from:
-                    src = (cur >> _COPY_SHIFT[action.copy_from]) & 0o7
+                    src = (seen >> _COPY_SHIFT[action.copy_from]) & 0o7
                     bits = src << 6 | src << 3 | src
                 for p in action.perms:
-                    if p != "X" or is_dir or cur & 0o111:
+                    if p != "X" or is_dir or seen & 0o111:
                         bits |= _PERM[p]
                 bits &= clause.who if clause.who else ~umask & 0o7777
                 cur = cur & ~bits if action.op == "-" else cur | bits

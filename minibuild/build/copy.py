@@ -12,8 +12,8 @@ What this module does, and where it follows BuildKit rather than Docker's classi
   counts wildcard matches; BuildKit checks neither and overwrites);
 * missing destination parents are created 0755 root:root, or with the ``--chown`` owner and the octal ``--chmod``
   mode (BuildKit); files from the context are owned 0:0, files from ``--from`` keep their owner;
-* ``--chmod`` applies to every copied file and directory (octal, or symbolic with the rules of minibuild.fsperm,
-  umask 0; BuildKit checks its symbolic modes against the image's chmod);
+* ``--chmod`` applies to every copied file and directory: octal, or symbolic with minibuild.fsperm's
+  ``rules="chmod1"`` (GNU chmod(1)'s ``X``, as BuildKit documents it) and umask 0;
 * ``--chown`` names resolve in the DESTINATION root; a user alone takes the user's primary group (BuildKit; the
   classic builder looks up a group with the user's name), a numeric user alone gives gid = uid; an unknown name is
   an error (BuildKit's code silently maps it to 0, its documentation says it fails);
@@ -91,7 +91,7 @@ def resolve_chown(spec: str, dest_root: Path) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------------------------------- --chmod
 
-ChmodSpec = ModeSpec  # the one mode implementation (minibuild.fsperm); applied with umask 0, as BuildKit does
+ChmodSpec = ModeSpec  # the one mode implementation (minibuild.fsperm), applied with chmod(1)'s rules and umask 0
 
 
 def parse_chmod(spec: str) -> ChmodSpec:
@@ -526,7 +526,7 @@ def copy_into(
 
     def perm_of(info: os.stat_result) -> int:
         mode = st_mod.S_IMODE(info.st_mode)
-        return spec.apply(mode, is_dir=st_mod.S_ISDIR(info.st_mode)) if spec is not None else mode
+        return spec.apply(mode, is_dir=st_mod.S_ISDIR(info.st_mode), rules="chmod1") if spec is not None else mode
 
     source = None
     for item in items:
@@ -559,7 +559,7 @@ def copy_into(
             target = dst + "/" + doc.name if dst else doc.name
         writer.mkdir_all(target.rsplit("/", 1)[0] if "/" in target else "", dir_mode, dir_owner)
         writer.write_file(target, None, doc.data, None)
-        perm = spec.apply(0o644, is_dir=False) if spec is not None else 0o644
+        perm = spec.apply(0o644, is_dir=False, rules="chmod1") if spec is not None else 0o644
         writer.finish(target, perm, owner_override or (0, 0), None)
         if mtime is None:
             os.utime(writer.full(target), ns=(0, 0), follow_symlinks=False)
