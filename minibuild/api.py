@@ -104,6 +104,8 @@ def build(
     registry_options: Any = None,
     report: Path | str | None = None,
     allow: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
+    iidfile: Path | str | None = None,
 ) -> BuildResult:
     """Build ``dockerfile`` (default ``CONTEXT/Dockerfile``; or the text in ``dockerfile_text``) with ``context``.
 
@@ -114,10 +116,21 @@ def build(
     ``cache_to`` are ``--cache-from``/``--cache-to`` values (see docs/cache-sharing.md).
     ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.build.discard).
     ``allow`` grants entitlements, as ``docker buildx build --allow``: ``RUN --network=host`` needs
-    ``"network.host"``, and without it the build fails before any step runs."""
+    ``"network.host"``, and without it the build fails before any step runs.
+    ``output`` may also be buildx's ``type=docker|oci|tar|local,dest=PATH`` (minibuild.build.outputs); ``labels``
+    are added to the final image's config (``docker build --label``); ``iidfile`` receives the image ID. Tags and
+    every destination are checked before the build starts."""
+    from minibuild.build.outputs import ARCHIVE_TYPES, check_file_dest, check_output, check_tags, parse_output
+
     ctx = Path(context)
     if not ctx.is_dir():
         raise ContextError(f"build context {ctx} is not a directory")
+    check_tags(tags)
+    out_spec = parse_output(output) if output is not None else None
+    if out_spec is not None:
+        check_output(out_spec)
+    if iidfile is not None:
+        check_file_dest(Path(iidfile), "--iidfile")
     df, df_path = _read_dockerfile(ctx, dockerfile, dockerfile_text)
     st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
     ex: Executor | str = executor
@@ -127,14 +140,26 @@ def build(
         ex = get_executor(executor)  # raises the unknown-executor error before anything runs
     builder = Builder(
         store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target, build_args=build_args,
-        tags=tags, executor=ex, no_cache=no_cache, output=Path(output) if output is not None else None,
+        tags=tags, executor=ex, no_cache=no_cache,
+        output=out_spec.dest if out_spec is not None and out_spec.type in ARCHIVE_TYPES else None,
         progress=progress, source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(),
-        allow=allow,
+        allow=allow, labels=labels,
     )
     from minibuild.build.cachesync import run_build
 
     result: BuildResult = run_build(builder, st, pull=pull, cache_from=cache_from, cache_to=cache_to,
                        registry_options=registry_options)
+    if out_spec is not None and out_spec.type not in ARCHIVE_TYPES:
+        import dataclasses
+
+        from minibuild.build.outputs import write_filesystem
+
+        write_filesystem(st, result.image, out_spec)
+        result = dataclasses.replace(result, output=str(out_spec.dest))
+    if iidfile is not None:
+        from minibuild.build.outputs import write_iidfile
+
+        write_iidfile(Path(iidfile), result.config_digest.value)
     if report is not None:
         _write_report(st, result, df, df.filename, Path(report))
     return result

@@ -6,6 +6,7 @@
     ├── BuildError           a step failed while building (may carry a SourceSpan)
     │   ├── ExecutorError    RUN could not run, or ran and failed
     │   └── ContextError     build context, .dockerignore, COPY/ADD sources
+    │       └── SourceNotFoundError  a COPY --from source is not in its stage or image
     ├── ShellError           the emulated shell could not parse or run a script
     │   └── UnsupportedCommandError  a command the emulated shell does not provide
     ├── StoreError           the content store: missing or corrupt blobs, locks, refs
@@ -87,6 +88,14 @@ class ExecutorError(BuildError):
 
 class ContextError(BuildError):
     """The build context, .dockerignore or a COPY/ADD source is invalid."""
+
+
+class SourceNotFoundError(ContextError):
+    """A ``COPY --from`` source is not in the stage or image it copies from (``source``: the path asked for)."""
+
+    def __init__(self, message: str, *, source: str, span: SourceSpan | None = None) -> None:
+        super().__init__(message, span=span)
+        self.source = source
 
 
 class ShellError(MinibuildError):

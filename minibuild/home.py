@@ -20,7 +20,7 @@ def default_store_dir(environ: Mapping[str, str] | None = None) -> str:
 
 SHARED_ENV = "MINIBUILD_ALLOW_SHARED_STORE"
 DIRS = ("blobs", "blobs/sha256", ".minibuild", ".minibuild/tmp", ".minibuild/leases", ".minibuild/cache",
-        ".minibuild/noop")
+        ".minibuild/diffids", ".minibuild/noop")
 FILES = ("oci-layout", "index.json", ".minibuild/lock", ".minibuild/refs.lock", ".minibuild/stat-cache.json")
 
 

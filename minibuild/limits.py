@@ -6,6 +6,9 @@ reads (load, layer extraction, ADD of a local archive).  The value is a byte cou
 above the largest single layers seen in real images (multi-GB CUDA/ML layers) while a gzip "bomb" (1 MB of
 deflate expands to about 1 GB) is stopped long before it fills a disk or memory.  Decompression always proceeds
 in bounded chunks, so memory stays flat whatever the ratio.
+
+``MINIBUILD_MAX_DOCUMENT_BYTES`` (default 8 MiB, same syntax) bounds one JSON document read into memory: a
+manifest, index or image config from a registry or an archive, a cache records document.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from minibuild.errors import ConfigError, ImageFormatError, MinibuildError
 
 ENV_MAX_LAYER_BYTES = "MINIBUILD_MAX_LAYER_BYTES"
 DEFAULT_MAX_LAYER_BYTES = 64 << 30
+# JSON documents (manifests, indexes, image configs, cache records) are read whole into memory: 8 MiB is twice
+# the registry's own manifest limit (distribution: 4 MiB) and far above real configs (tens of KB)
+ENV_MAX_DOCUMENT_BYTES = "MINIBUILD_MAX_DOCUMENT_BYTES"
+DEFAULT_MAX_DOCUMENT_BYTES = 8 << 20
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
 
@@ -41,15 +48,24 @@ def parse_size(text: str) -> int | None:
     return value or None
 
 
-def max_layer_bytes() -> int | None:
-    """The configured limit on a layer's uncompressed size (None = unlimited), read from the environment."""
-    raw = os.environ.get(ENV_MAX_LAYER_BYTES)
+def _env_size(name: str, default: int) -> int | None:
+    raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
-        return DEFAULT_MAX_LAYER_BYTES
+        return default
     try:
         return parse_size(raw)
     except ConfigError as err:
-        raise ConfigError(f"{ENV_MAX_LAYER_BYTES}: {err}") from None
+        raise ConfigError(f"{name}: {err}") from None
+
+
+def max_layer_bytes() -> int | None:
+    """The configured limit on a layer's uncompressed size (None = unlimited), read from the environment."""
+    return _env_size(ENV_MAX_LAYER_BYTES, DEFAULT_MAX_LAYER_BYTES)
+
+
+def max_document_bytes() -> int | None:
+    """The configured limit on one JSON document (manifest, index, config) read into memory (None = unlimited)."""
+    return _env_size(ENV_MAX_DOCUMENT_BYTES, DEFAULT_MAX_DOCUMENT_BYTES)
 
 
 def limit_message(what: str, limit: int) -> str:

@@ -12,6 +12,7 @@ that builds each distinct request once per session; ``allow`` grants entitlement
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -295,6 +296,14 @@ def image(request: pytest.FixtureRequest, minibuild_build: SessionBuilds) -> Bui
         pytest.fail(f"{request.node.nodeid}: the `image` fixture needs a @pytest.mark.minibuild(context=..., "
                     "dockerfile=..., target=..., build_args=...) marker on the test, its class, or the module "
                     "(pytestmark = pytest.mark.minibuild(...))", pytrace=False)
+    known = tuple(inspect.signature(_marker_args).parameters)
+    for name in marker.kwargs:
+        if name not in known:
+            from minibuild.dockerfile.suggest import with_suggestion
+
+            unknown = with_suggestion(f"unknown argument {name!r}", name, known, case_sensitive=True)
+            pytest.fail(f"{request.node.nodeid}: bad @pytest.mark.minibuild arguments: {unknown}; the marker "
+                        f"takes {', '.join(known)}", pytrace=False)
     try:
         kwargs = _marker_args(*marker.args, **marker.kwargs)
     except TypeError as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minibuild.build.cachekey import base_key, key_of, layer_step_inputs, step_inputs
-from minibuild.build.cachesync import hit_reason
+from minibuild.build.cachesync import CHAIN_KINDS, SOURCE_FIELD, chain_hit, hit_reason
 from minibuild.build.context import BuildContext, StatCache
 from minibuild.build.copy import HeredocSource, source_checksum
 from minibuild.build.dockerignore import IgnoreMatcher, load_ignore
@@ -45,7 +45,7 @@ from minibuild.dockerfile import (
     replace_invalid_bytes,
 )
 from minibuild.dockerfile.ports import expose_ports
-from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, StoreError
+from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, SourceNotFoundError, StoreError
 from minibuild.oci.image import Image, Layer
 from minibuild.oci.model import Descriptor, Healthcheck, History, format_created
 from minibuild.plan.graph import StageGraph, graph_of, resolve_stage_ref, unexpanded_from
@@ -267,6 +267,7 @@ class Builder:
     """Builds one Dockerfile; use ``Builder(...).build()``. Not thread-safe; one instance per build."""
 
     pull_base: Callable[[str, Any], Image] | None = None  # set for --pull: (name, lease) -> pulled image
+    cache_images: Sequence[tuple[str, Image]] = ()  # --cache-from IMAGE: (label, image) whose history may hit
 
     def __init__(
         self,
@@ -285,6 +286,7 @@ class Builder:
         source_date_epoch: int | None = None,
         dry_run: bool = False,
         allow: Iterable[str] = (),
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         from minibuild.build.entitlements import parse_allow
 
@@ -296,6 +298,7 @@ class Builder:
         self.target = target
         self.build_args = dict(build_args or {})
         self.tags = tuple(tags)
+        self.labels = dict(labels or {})  # --label: added to the final image's config (no history entry, as BuildKit)
         self._executor = executor  # a name is resolved (and its module imported) on the first RUN that misses
         self.no_cache = no_cache
         self.output = output
@@ -356,6 +359,14 @@ class Builder:
     def ignore(self) -> IgnoreMatcher:
         if self._ignore is None:
             self._ignore = load_ignore(self.context, self.dockerfile_path)
+            try:  # a store inside the context (--store ./s) is never context: COPY . . would copy the store,
+                # and the build's own temporary roots in it, into itself
+                rel = Path(os.path.realpath(self.store.root)).relative_to(os.path.realpath(self.context)).as_posix()
+            except ValueError:
+                rel = "."
+            if rel != ".":
+                literal = "".join("\\" + c if c in "*?[]\\" else c for c in rel)
+                self._ignore = IgnoreMatcher((*self._ignore.raw, literal), origin=self._ignore.origin)
         return self._ignore
 
     def _tmpdir(self) -> Path:
@@ -380,7 +391,9 @@ class Builder:
             st.root_layers = 0
         from minibuild.build.rootfs import apply_layer
 
-        for layer in st.image.layers[st.root_layers:]:
+        pending = st.image.layers[st.root_layers:]
+        self.store.verify_layers(pending, where=f"stage {st.label}", pin=self.lease)  # claims checked before use
+        for layer in pending:
             with self.store.blobs.open(layer.digest) as fh:
                 apply_layer(st.root, fh)
         st.root_layers = len(st.image.layers)
@@ -397,6 +410,7 @@ class Builder:
         if tree is None:
             from minibuild.build.layertree import LayerTree
 
+            self.store.verify_layers(st.image.layers, where=f"stage {st.label}", pin=self.lease)
             tree = self._layer_trees[key] = LayerTree(self.store.blobs, st.image)
         return tree
 
@@ -409,6 +423,7 @@ class Builder:
             digest = w.commit()
         if digest != info.digest:
             raise StoreError(f"layer digest mismatch: wrote {digest}, expected {info.digest}")
+        self.store.record_diff_id(info.digest, info.diff_id)  # written here: no need to hash it again
         return Layer.from_info(info)
 
     # ------------------------------------------------------------------ base images
@@ -422,10 +437,20 @@ class Builder:
         return image
 
     def _resolve_image(self, name: str, span: Any) -> Image:
+        from minibuild.oci.reference import parse_reference
+
         try:
-            return self.store.resolve(name)
+            parse_reference(name)  # not a name: never looked up as a fixture (``node:`` is not ``node:latest``)
+        except MinibuildError as exc:
+            raise BuildError(f"{name!r} is not a valid image name: {exc}", span=span) from None
+        try:
+            image = self.store.resolve(name)
         except StoreError:
             pass
+        else:
+            if not self.dry_run:  # stored before diff_ids were verified on entry (older stores): checked once here
+                self.store.verify_layers(image.layers, where=f"base image {name}", pin=self.lease)
+            return image
         from minibuild.fixtures import find_fixture, list_fixtures
 
         parts = _ref_parts(name)
@@ -448,6 +473,7 @@ class Builder:
             with self.store.blobs.writer(pin=self.lease) as w:
                 info = write_layer(fixture.entries(), w, source_date_epoch=fixture.created)
                 w.commit()
+            self.store.record_diff_id(info.digest, info.diff_id)
         cfg = fixture.config
         image = Image.scratch(source_date_epoch=fixture.created)
         ports = cfg.get("ExposedPorts") or ()
@@ -534,6 +560,8 @@ class Builder:
             return self._plan_result(graph)  # type: ignore[return-value]
         final = self.states[graph.target]
         image = final.image.with_empty_layer()
+        if self.labels:
+            image = image.with_config(labels={**dict(image.config.labels), **self.labels})
         digest = self.store.put_image(image, pin=self.lease)
         tags = tuple(self.store.tag(t, digest) for t in self.tags)
         out = None
@@ -715,24 +743,33 @@ class Builder:
         if isinstance(ex, _METADATA):
             text = _shown(ex, instr.original)
             self._apply_metadata(st, ex, History(created_by=text, comment="buildkit.dockerfile.v0", empty_layer=True))
-            self._meta_step(st, ex, text, i, total, t0, history=False)
+            self._meta_step(st, ex, text, i, total, t0, history=False, chain=True)
             return
         if isinstance(ex, WorkdirInstruction):
             self._workdir(st, ex, i, total, t0)
         elif isinstance(ex, RunInstruction):
             self._run(st, ex, i, total, t0)
         elif isinstance(ex, (CopyInstruction, AddInstruction)):
-            self._copy(st, ex, i, total, t0, graph)
+            try:
+                self._copy(st, ex, i, total, t0, graph)
+            except SourceNotFoundError as exc:  # name the stage (or image) the source is missing from
+                ref = ex.from_ if isinstance(ex, CopyInstruction) else ""
+                idx = resolve_stage_ref(self.df, ref, st.index, ex.span) if ref else None
+                where = f"stage {self.states[idx].label}" if idx is not None and idx in self.states else f"image {ref}"
+                raise SourceNotFoundError(f"{ex.keyword} --from={ref} failed: {exc.source} not found in {where}",
+                                          source=exc.source, span=ex.span) from None
         else:
             raise PlanError(f"{instr.keyword} is not supported by minibuild's builder", span=instr.span)
 
     def _meta_step(self, st: _State, ex: Instruction, text: str, i: int, total: int, t0: float, *,
-                   history: bool) -> None:
+                   history: bool, chain: bool = False) -> None:
         inputs = step_inputs(parent=st.fs_key, kind="metadata", instruction=instruction_inputs(ex),
                              config=ex.keyword)
         self._emit({"type": "step_start", "n": self._step_no + 1, "stage": st.label, "index": i, "total": total,
                     "instruction": text, **self._pos(st, i)})
         rec, reason, key = self._lookup(st, i, inputs, None, lambda r: True)
+        if rec is None and chain:
+            rec, reason = self._chain(st, inputs, key, text, reason, recorded=True)
         if rec is None:
             if not self.dry_run:
                 self.store.cache.put(key, {"kind": "metadata", "inputs": inputs})
@@ -790,6 +827,34 @@ class Builder:
         if not self.dry_run and (prev is None or prev_inputs != inputs or need_files or prev.get("base") != st.base):
             self.store.cache.put(hkey, {"kind": "step-history", "inputs": inputs, "files": files, "base": st.base})
         return rec, reason, key
+
+    def _chain(self, st: _State, inputs: dict[str, Any], key: str, text: str, reason: str, *,
+               recorded: bool = False) -> tuple[dict[str, Any] | None, str]:
+        """A step that missed the cache may still hit a ``--cache-from`` image's history (Docker's classic
+        builder, see ``cachesync.chain_hit``); the hit is recorded under the step's key, marked with its source.
+        COPY/ADD never hit this way (a history line does not name the files copied): they run, and the chain
+        goes on only if the layer they write is the image's. Nor does a RUN that sees an ARG (a history line
+        does not carry ARG values)."""
+        kind = str(inputs["kind"])
+        if not self.cache_images or self.no_cache or self.dry_run or st.unknown:
+            return None, reason
+        if kind not in CHAIN_KINDS:
+            return None, f"{reason}; {kind.upper()} runs with --cache-from IMAGE (history does not name the files)"
+        if kind == "run" and st.scope.args:
+            return None, f"{reason}; an ARG is in scope (history does not record ARG values)"
+        hit = chain_hit(self.cache_images, st.image, text, recorded=recorded)
+        if hit is None or (hit.layer is not None and not self._pin((hit.layer.digest,))):
+            return None, reason
+        record: dict[str, Any] = {"kind": "metadata" if kind == "metadata" else "layer", "inputs": inputs,
+                                  SOURCE_FIELD: hit.source}
+        refs: tuple[Digest, ...] = ()
+        if kind != "metadata":
+            lay = hit.layer
+            record["layer"] = None if lay is None else {"digest": lay.digest.value, "diffID": lay.diff_id.value,
+                                                        "size": lay.size, "mediaType": lay.descriptor.media_type}
+            refs = () if lay is None else (lay.digest,)
+        self.store.cache.put(key, record, refs)
+        return record, hit_reason(record)
 
     def _dry_miss(self, st: _State, i: int, total: int, text: str, line: int, reason: str) -> None:
         """A dry run's predicted miss whose key cannot be known: later steps of the stage are unknown too."""
@@ -866,6 +931,8 @@ class Builder:
                     "instruction": text, **self._pos(st, i)})
         rec, reason, key = self._lookup(st, i, inputs, files_fn,
                                         lambda r: r.get("layer") is None or self._pin_layer(r["layer"]))
+        if rec is None:
+            rec, reason = self._chain(st, inputs, key, text, reason)
         layer: Layer | None = None
         cached = False
         if rec is None and self.dry_run:
@@ -880,6 +947,11 @@ class Builder:
                 lr = rec["layer"]
                 layer = Layer(descriptor=Descriptor(media_type=lr["mediaType"], digest=Digest(lr["digest"]),
                                                     size=lr["size"]), diff_id=Digest(lr["diffID"]))
+                if rec.get(SOURCE_FIELD) and self.store.blobs.has(layer.digest):
+                    # an imported record's diff_id claim: checked now when the blob is here, else (lazy cache
+                    # import) when the layer is first extracted or read (_ensure_root, _source_tree) or stored
+                    self.store.verify_layers((layer,), where=f"cache record from {rec[SOURCE_FIELD]}",
+                                             pin=self.lease)
         else:
             st.all_cached = False
             entries = run()
@@ -1024,12 +1096,29 @@ class Builder:
                 raise PlanError(f"COPY --from={ref}: stage {idx} was not built", span=ex.span)
             return self.states[idx], idx
         if ref not in self.images:
-            image = self.resolve_image(ref, span=ex.span)
+            try:
+                image = self.resolve_image(ref, span=ex.span)
+            except BuildError as exc:
+                raise self._not_a_stage(ref, st.index, exc) from None
             if not self.dry_run and not self._pin(layer.digest for layer in image.layers):
                 raise StoreError(f"layers of image {ref} were deleted (pruned?) while this build started")
             self.images[ref] = _State(label=ref, index=-1, image=image, fs_key=base_key(image.diff_ids),
                                       scope=StageScope())
         return self.images[ref], None
+
+    def _not_a_stage(self, ref: str, current: int, exc: BuildError) -> BuildError:
+        """``COPY --from=REF`` where REF is neither an earlier stage nor a known image: say both, and suggest
+        the stage REF is a misspelling of (BuildKit takes any other name for an image)."""
+        from minibuild.dockerfile.suggest import search
+
+        stages = [s.name for s in self.df.stages if s.name and s.index < current]
+        match = search(ref, stages, case_sensitive=False)
+        if match is not None:
+            return BuildError(f"COPY --from={ref}: no stage is named {ref!r}, and no image {ref!r} is in the store "
+                              f"or the fixtures: did you mean stage {match}?", span=exc.span)
+        return BuildError(f"COPY --from={ref}: {ref!r} is not a stage "
+                          f"({'stages: ' + ', '.join(stages) if stages else 'no earlier stage is named'}), so it is "
+                          f"taken as an image name: {exc.message}", span=exc.span)
 
     def _copy(self, st: _State, ex: CopyInstruction | AddInstruction, i: int, total: int, t0: float,
               graph: StageGraph) -> None:

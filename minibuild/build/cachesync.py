@@ -12,8 +12,8 @@ from typing import Any
 
 from minibuild.digest import Digest, canonical_json
 from minibuild.errors import ConfigError, ImageFormatError, RegistryError, StoreError
-from minibuild.oci.image import Image
-from minibuild.oci.model import MEDIA_OCI_LAYER, MEDIA_OCI_MANIFEST, Descriptor, Manifest
+from minibuild.oci.image import Image, Layer
+from minibuild.oci.model import MEDIA_OCI_LAYER, MEDIA_OCI_MANIFEST, Descriptor, History, Manifest
 from minibuild.record import record
 from minibuild.store import Store
 from minibuild.store.blobs import Pin
@@ -229,6 +229,7 @@ class RegistrySource:
     def fetch(self, digest: Digest, pin: Pin | None) -> None:
         from minibuild.registry import download_blob
 
+        self.client.transport.restart_deadline()  # fetched whenever the build needs it: its own deadline
         download_blob(self.client, self.store, self.repo, digest, size=self.sizes[digest], pin=pin)
 
 
@@ -252,19 +253,32 @@ class LayoutSource:
             raise StoreError(f"cannot read blob {digest.short} from cache {self.path}: {exc}") from None
 
 
+def _read_document(path: Path) -> bytes:
+    """A JSON document of a cache layout, refused beyond ``MINIBUILD_MAX_DOCUMENT_BYTES`` (it is read whole)."""
+    from minibuild.limits import ENV_MAX_DOCUMENT_BYTES, max_document_bytes
+
+    limit = max_document_bytes()
+    with open(path, "rb") as fh:
+        data = fh.read() if limit is None else fh.read(limit + 1)
+    if limit is not None and len(data) > limit:
+        raise StoreError(f"cache {path.parent}: {path.name} is larger than {limit} bytes, the limit on a JSON "
+                         f"document set by {ENV_MAX_DOCUMENT_BYTES}")
+    return data
+
+
 def read_layout(path: Path, tag: str = "") -> tuple[Manifest, bytes]:
     """The cache manifest in an OCI layout directory (by ref name ``tag``, else the only cache in it) and its
     records document, both verified against their digests."""
     def blob(d: Digest) -> bytes:
         try:
-            data = (path / "blobs" / "sha256" / d.hex).read_bytes()
+            data = _read_document(path / "blobs" / "sha256" / d.hex)
         except OSError as exc:
             raise StoreError(f"cannot read cache {path}: {exc}") from None
         if Digest.of_bytes(data) != d:
             raise StoreError(f"cache {path}: blob {d.short} does not match its digest")
         return data
     try:
-        index = json.loads((path / "index.json").read_bytes())
+        index = json.loads(_read_document(path / "index.json"))
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot read cache {path}/index.json: {exc}") from None
     cands = [m for m in index.get("manifests", []) if isinstance(m, dict)]
@@ -302,6 +316,8 @@ class CacheImport:
     source: str
     records: int
     imported: int
+    image: Image | None = field(default=None, repr=False, compare=False)  # a local image: its history is a source
+    warning: str = ""  # the source was usable only in part, or not at all (the build goes on, as BuildKit's)
 
 
 def import_cache(store: Store, spec: CacheSpec, *, options: Any = None, pin: Pin | None = None) -> CacheImport:
@@ -327,11 +343,22 @@ def import_cache(store: Store, spec: CacheSpec, *, options: Any = None, pin: Pin
         store.blobs.remote.append(LayoutSource(name=spec.label, store=store, path=spec.path,
                                                sizes={d.digest: d.size for d in manifest.layers}))
     elif spec.type == "image":
-        image = _image_for(store, spec.ref)
+        try:
+            image = _image_for(store, spec.ref)
+        except StoreError as exc:
+            if os.path.exists(spec.ref):
+                raise
+            return CacheImport(source=spec.label, records=0, imported=0,
+                               warning=f"--cache-from {spec.ref}: {exc}; not used as a cache source")
         raw = dict(image.config.extra_config).get(INLINE_KEY)
         if raw is None:
-            raise StoreError(f"image {spec.ref} carries no inline cache (build it with --cache-to type=inline)")
+            return CacheImport(source=spec.label, records=0, imported=0, image=image,
+                               warning=f"--cache-from {spec.ref}: the image carries no inline cache; its history "
+                                       f"is matched against the steps instead (as Docker's classic builder)")
         data = raw.encode("utf-8")
+        records = parse_records(data, spec.label)
+        return CacheImport(source=spec.label, records=len(records), image=image,
+                           imported=import_records(store, records, spec.label))
     else:
         raise ConfigError(f"--cache-from type={spec.type} is not supported")
     records = parse_records(data, spec.label)
@@ -360,6 +387,54 @@ def inline_cache(store: Store, image: Image, keys: Sequence[str]) -> Image:
     return image.with_config(extra_config=extra)
 
 
+# ---------------------------------------------------------------- a local image's history as a cache source
+CHAIN_KINDS = frozenset({"run", "workdir", "metadata"})  # step kinds an image's history can stand for
+
+
+@record
+class ChainHit:
+    """A step found in a ``--cache-from`` image's history: which source, and the layer it made (None: empty)."""
+
+    source: str
+    layer: Layer | None
+
+
+def _same_entry(a: History, b: History) -> bool:
+    return (a.created_by, a.empty_layer, a.comment) == (b.created_by, b.empty_layer, b.comment)
+
+
+def chain_hit(sources: Sequence[tuple[str, Image]], image: Image, created_by: str, *,
+              recorded: bool = False) -> ChainHit | None:
+    """Docker's classic ``--cache-from`` rule (moby ``image/cache``: ``isValidParent`` + ``isValidConfig``): a
+    step hits candidate C when the stage so far (``image``: its history entries and layer diff_ids) is a prefix
+    of C's, and C's next history entry was created by the same instruction text. ``recorded``: ``image``'s
+    history already ends with this step's own (empty-layer) entry. The first candidate that fits wins."""
+    done = image.config.history
+    n = len(done) - 1 if recorded else len(done)
+    if n < 0:
+        return None
+    diff_ids = image.diff_ids
+    for label, cand in sources:
+        hist = cand.config.history
+        if len(hist) <= n or hist[n].created_by != created_by:
+            continue
+        if not all(_same_entry(a, b) for a, b in zip(hist[:n], done[:n])):
+            continue
+        if cand.diff_ids[:len(diff_ids)] != diff_ids or len(cand.layers) < len(diff_ids):
+            continue
+        if recorded:
+            if hist[n].empty_layer and _same_entry(hist[n], done[n]):
+                return ChainHit(source=label, layer=None)
+            continue
+        if hist[n].empty_layer:
+            return ChainHit(source=label, layer=None)
+        # the layers before this entry are the image's: the next one is this step's
+        if sum(not h.empty_layer for h in hist[:n]) != len(diff_ids) or len(cand.layers) <= len(diff_ids):
+            continue
+        return ChainHit(source=label, layer=cand.layers[len(diff_ids)])
+    return None
+
+
 # ---------------------------------------------------------------- a build with cache sources and a pull hook
 @contextmanager
 def cache_sources(store: Store, specs: Sequence[CacheSpec], *, options: Any = None) -> Iterator[list[CacheImport]]:
@@ -368,9 +443,22 @@ def cache_sources(store: Store, specs: Sequence[CacheSpec], *, options: Any = No
     before = len(store.blobs.remote)
     with store.lease() as lease:
         try:
-            yield [import_cache(store, s, options=options, pin=lease) for s in specs]
+            yield [_import_or_warn(store, s, options=options, pin=lease) for s in specs]
         finally:
             del store.blobs.remote[before:]
+
+
+def _import_or_warn(store: Store, spec: CacheSpec, *, options: Any, pin: Pin) -> CacheImport:
+    """``import_cache``, where a registry or layout cache that cannot be read is a warning, as BuildKit's
+    ("failed to configure registry cache importer", "local cache import at ... not found"): the build goes on
+    without it. (An image or tarball source warns or fails in ``import_cache`` itself.)"""
+    try:
+        return import_cache(store, spec, options=options, pin=pin)
+    except (RegistryError, StoreError, ImageFormatError) as exc:
+        if spec.type == "image":
+            raise
+        return CacheImport(source=spec.label, records=0, imported=0,
+                           warning=f"--cache-from {spec.label}: {exc}; not used as a cache source")
 
 
 @contextmanager
@@ -423,9 +511,16 @@ def run_build(builder: Any, store: Store, *, pull: bool = False, cache_from: Seq
         options = options_from_env()
     if pull:
         builder.pull_base = base_puller(store, options)
-    with cache_sources(store, from_specs, options=options):
+    with cache_sources(store, from_specs, options=options) as imports:
+        warnings = tuple(i.warning for i in imports if i.warning)
+        for w in warnings:
+            if builder.progress is not None:
+                builder.progress({"type": "warning", "message": w})
+        builder.cache_images = tuple((i.source, i.image) for i in imports if i.image is not None)
         with recording_keys(store) as used:
             result = builder.build()
+        if warnings:
+            result = dataclasses.replace(result, warnings=(*warnings, *result.warnings))
         keys = tuple(dict.fromkeys((*used, *(s.key for s in result.steps if s.key))))
         for spec in to_specs:
             if spec.type != "inline":

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 from minibuild.build import seccomp
+from minibuild.build.confine import resolve_in_root
 from minibuild.build.executor import ResolvedUser, RunRequest, RunResult, resolve_user
-from minibuild.errors import ExecutorError
+from minibuild.build.runenv import HOSTNAME, EtcFiles, step_env
+from minibuild.errors import ExecutorError, UnsafePathError
 from minibuild.record import record
 
 CLONE_NEWNS = 0x00020000
@@ -32,6 +34,7 @@ MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+MS_STRICTATIME = 0x1000000
 MNT_DETACH = 0x2
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
@@ -48,14 +51,13 @@ DOCKER_CAPABILITIES = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "
                        "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18, "CAP_MKNOD": 27, "CAP_AUDIT_WRITE": 29,
                        "CAP_SETFCAP": 31}
 DOCKER_CAPABILITY_MASK = sum(1 << bit for bit in DOCKER_CAPABILITIES.values())  # 0x00000000a80425fb
-# Docker's default masked and read-only paths (moby oci/defaults.go; runc applies them). /sys is not mounted at
-# all, so its masked paths (/sys/firmware, /sys/devices/virtual/powercap) have nothing to hide.
+# Docker's default masked and read-only paths (moby oci/defaults.go; runc applies them); /sys is read-only whole.
 MASKED_PROC_PATHS = ("asound", "acpi", "interrupts", "kcore", "keys", "latency_stats", "timer_list", "timer_stats",
                      "sched_debug", "scsi")
 READONLY_PROC_PATHS = ("bus", "fs", "irq", "sys", "sysrq-trigger")
+MASKED_SYS_PATHS = ("firmware", "devices/virtual/powercap")
 
-HOSTNAME = "minibuild"
-DEVICES = ("null", "zero", "full", "random", "urandom")
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")  # runc's default devices (tty: no terminal, ENXIO)
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
 _REPORT_FD_EXIT = 125  # exit status of the sandbox child when setting up failed (the report pipe says why)
@@ -72,6 +74,7 @@ class _Plan:
     userns: bool
     host_uid: int
     host_gid: int
+    etc_binds: tuple[tuple[str, str], ...] = ()  # (host file, mount point in the root) for /etc/hosts and the like
 
 
 def platform_problem(platform: str | None = None, euid: int | None = None) -> str | None:
@@ -93,8 +96,9 @@ def platform_problem(platform: str | None = None, euid: int | None = None) -> st
 class ChrootExecutor:
     """Runs argv with the stage root as ``/``, entered as runc enters a container's root: in new mount/pid/ipc/
     uts(/net) namespaces (as root; as an ordinary user inside a new user namespace that maps that user to root),
-    the root is bind-mounted onto itself ``nodev``, /proc (Docker's read-only and masked paths) and a ``nodev``
-    tmpfs /dev with the usual device nodes are mounted in it, then ``pivot_root`` makes it the root of the mount
+    the root is bind-mounted onto itself ``nodev``, /proc (Docker's read-only and masked paths), a read-only /sys,
+    a ``nodev`` tmpfs /dev with runc's device nodes, devpts, /dev/shm and /dev/mqueue, and Docker's /etc/hosts,
+    resolv.conf and hostname (``runenv``) are mounted in it, then ``pivot_root`` makes it the root of the mount
     namespace and the old root is detached, so no path, ``..`` or second chroot(2) leads back to the host. The
     command gets a fresh session keyring, Docker's default capability set and Docker's default seccomp profile.
     All mounts live in the child's mount namespace and vanish with it; mount points it had to create are removed
@@ -121,19 +125,26 @@ class ChrootExecutor:
             raise ExecutorError(
                 f"USER {req.user} needs real root: without root the chroot executor maps only your own user to "
                 "root inside a user namespace (run as root, or use --executor emulate)", span=req.span)
-        plan = _Plan(root=str(root), argv=req.argv, env=req.env_dict(), workdir=req.workdir or "/", ident=ident,
-                     network=req.network, userns=userns, host_uid=os.getuid(), host_gid=os.getgid())
         created = _prepare_mountpoints(root)
+        etc: EtcFiles | None = None
         try:
+            etc = EtcFiles()
+            binds, etc_created = _prepare_etc_mountpoints(root, etc.paths)
+            created += etc_created
+            plan = _Plan(root=str(root), argv=req.argv, env=step_env(req.env_dict(), ident.home),
+                         workdir=req.workdir or "/", ident=ident, network=req.network, userns=userns,
+                         host_uid=os.getuid(), host_gid=os.getgid(), etc_binds=binds)
             return _spawn(plan, req.stdin, req)
         finally:
             _remove_mountpoints(created)
+            if etc is not None:
+                etc.close()
 
 
 def _prepare_mountpoints(root: Path) -> list[Path]:
-    """Create /proc, /dev, /tmp in the root when missing; return what was created (removed after the run)."""
+    """Create /proc, /dev, /tmp, /sys in the root when missing; return what was created (removed after the run)."""
     created = []
-    for name, mode in (("proc", 0o555), ("dev", 0o755), ("tmp", 0o1777)):
+    for name, mode in (("proc", 0o555), ("dev", 0o755), ("tmp", 0o1777), ("sys", 0o555)):
         p = root / name
         if os.path.lexists(p):
             continue
@@ -143,10 +154,47 @@ def _prepare_mountpoints(root: Path) -> list[Path]:
     return created
 
 
-def _remove_mountpoints(created: list[Path]) -> None:
-    for p in created:
+def _prepare_etc_mountpoints(root: Path, files: dict[str, Path]) -> tuple[tuple[tuple[str, str], ...], list[Path]]:
+    """Mount points for the step's /etc files (``runenv.EtcFiles``), resolved inside the root as runc resolves a
+    mount destination (an image's /etc/hosts symlink is followed, confined to the root): a missing file (and its
+    missing directories) is created empty, to be removed after the run; the (source, target) pairs to bind."""
+    binds = []
+    created: list[Path] = []
+    for vpath, source in files.items():
         try:
-            os.rmdir(p)  # only when still empty: a command that wrote into /tmp keeps its files (and the dir)
+            target = resolve_in_root(root, vpath)
+            missing = []
+            parent = target.parent
+            while not os.path.lexists(parent):
+                missing.append(parent)
+                parent = parent.parent
+            if not os.path.isdir(parent) or os.path.islink(parent):
+                continue  # a file where /etc should be: nothing can be bound there
+            for d in reversed(missing):
+                os.mkdir(d, 0o755)
+                os.chmod(d, 0o755)
+                created.append(d)
+            if not os.path.lexists(target):
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+                created.append(target)
+            elif not stat.S_ISREG(os.lstat(target).st_mode):
+                continue  # a directory or device where the file goes: the step sees the image's
+        except (OSError, UnsafePathError):  # e.g. a link loop at /etc/hosts: the step sees what the image has
+            continue
+        binds.append((str(source), str(target)))
+    return tuple(binds), created
+
+
+def _remove_mountpoints(created: list[Path]) -> None:
+    """Remove the mount points made for a run, newest first: empty files and directories only (a directory the
+    command wrote into, such as /tmp, keeps its files and stays)."""
+    for p in reversed(created):
+        try:
+            st = os.lstat(p)
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(p)
+            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                os.unlink(p)
         except OSError:
             pass
 
@@ -317,6 +365,7 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
     except OSError:
         pass
     _bind_root(root)  # raises (the step never runs) when the root cannot be made a nodev mount of its own
+    _bind_etc_files(plan.etc_binds, warn)
     proc = os.path.join(root, "proc")
     if os.path.isdir(proc) and not os.path.islink(proc):
         try:
@@ -327,9 +376,11 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
             _harden_proc(proc)  # raises (the step never runs) when any path cannot be protected
     else:
         warn("/proc is not a directory in the root; not mounted")
+    _mount_sys(os.path.join(root, "sys"), warn)
     dev = os.path.join(root, "dev")
     if os.path.isdir(dev) and not os.path.islink(dev):
         _setup_dev(dev, warn)
+        _mount_dev_filesystems(dev, plan.userns, warn)
     else:
         warn("/dev is not a directory in the root; not mounted")
 
@@ -341,6 +392,7 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
     _join_session_keyring(arch)
     _install_seccomp(arch, warn)  # while privileged, before the capabilities go (Docker sets no no_new_privs)
     _drop_capabilities()  # raises (the step never runs) when the kernel refuses any part of it
+    os.setsid()  # no controlling terminal, as under runc: /dev/tty answers ENXIO, never the invoking terminal
     ident = plan.ident
     if not plan.userns:
         os.setgroups(list(ident.groups))
@@ -455,10 +507,10 @@ def _install_seccomp(arch: str, warn) -> None:  # type: ignore[no-untyped-def]
 
 
 def _setup_dev(dev: str, warn) -> None:  # type: ignore[no-untyped-def]
-    """A ``nodev`` tmpfs /dev holding bind-mounted host device nodes (no tty), fd links, /dev/shm and /dev/pts
+    """A ``nodev`` tmpfs /dev holding bind-mounted host device nodes, fd links, /dev/shm, /dev/pts and /dev/mqueue
     dirs. The binds are mounts of their own, so they open; a node a step makes in /dev does not."""
     try:
-        _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=65536k")
+        _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k")
     except OSError as exc:
         warn(f"/dev not mounted ({exc.strerror})")
         return
@@ -477,7 +529,65 @@ def _setup_dev(dev: str, warn) -> None:  # type: ignore[no-untyped-def]
     for name, target in DEV_LINKS:
         os.symlink(target, os.path.join(dev, name))
     for name in ("shm", "pts", "mqueue"):
-        os.mkdir(os.path.join(dev, name), 0o1777 if name == "shm" else 0o755)
+        os.mkdir(os.path.join(dev, name), 0o755)
+
+
+# runc's /dev filesystems for a container (its default spec): a private devpts instance whose ptmx /dev/ptmx links
+# to, a 64 MiB world-writable /dev/shm, and the POSIX message queues of the step's own ipc namespace
+DEV_FILESYSTEMS = (
+    ("pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    ("mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
+    ("shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k"),
+)
+
+
+def _mount_dev_filesystems(dev: str, userns: bool, warn) -> None:  # type: ignore[no-untyped-def]
+    """Mount DEV_FILESYSTEMS on /dev's dirs (in a user namespace devpts without gid=5, which is not mapped there,
+    as rootless runc). One that the kernel refuses leaves its empty dir and a warning; /dev/shm then stays
+    world-writable (1777) all the same."""
+    for name, fstype, flags, data in DEV_FILESYSTEMS:
+        target = os.path.join(dev, name)
+        if userns and data and ",gid=5" in data:
+            data = data.replace(",gid=5", "")
+        try:
+            _mount(fstype if fstype != "tmpfs" else name, target, fstype, flags, data)
+        except OSError as exc:
+            warn(f"/dev/{name} not mounted ({exc.strerror})")
+            if name == "shm":
+                os.chmod(target, 0o1777)
+
+
+def _mount_sys(sys_dir: str, warn) -> None:  # type: ignore[no-untyped-def]
+    """A read-only sysfs on /sys with Docker's masked paths covered, as runc mounts it (no cgroup filesystems).
+    A kernel that refuses sysfs here (a user namespace sharing the host's network) leaves /sys empty with a
+    warning; a masked path that cannot be covered stops the step, as for /proc."""
+    if not os.path.isdir(sys_dir) or os.path.islink(sys_dir):
+        warn("/sys is not a directory in the root; not mounted")
+        return
+    try:
+        _mount("sysfs", sys_dir, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as exc:
+        warn(f"/sys not mounted ({exc.strerror})")
+        return
+    for name in MASKED_SYS_PATHS:
+        target = os.path.join(sys_dir, name)
+        if not os.path.isdir(target) or os.path.islink(target):
+            continue
+        try:
+            _mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot mask /sys/{name} ({exc.strerror}); refusing to run the step "
+                                     "without it") from None
+
+
+def _bind_etc_files(binds: tuple[tuple[str, str], ...], warn) -> None:  # type: ignore[no-untyped-def]
+    """Bind the step's /etc/hosts, resolv.conf and hostname over their mount points (Docker's bind mounts: the
+    step reads and may change them; none of it reaches the root, whose own files stay as they were)."""
+    for source, target in binds:
+        try:
+            _mount(source, target, None, MS_BIND)
+        except OSError as exc:
+            warn(f"{os.path.basename(target)} not bound ({exc.strerror})")
 
 
 def _harden_proc(proc: str) -> None:

@@ -42,7 +42,7 @@ from minibuild.build.context import BuildContext, StatCache
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
 from minibuild.build.userdb import parse_id, read_db
 from minibuild.dockerfile.syntax import is_file_name
-from minibuild.errors import ContextError, UnsafePathError
+from minibuild.errors import ContextError, SourceNotFoundError, UnsafePathError
 from minibuild.fsperm import ModeSpec, file_type, parse_mode_spec
 from minibuild.record import record
 
@@ -145,7 +145,10 @@ def is_remote(source: str) -> bool:
     return source.startswith(("http://", "https://", "git@", "git://", "ssh://"))
 
 
-def _not_found(instruction: str, source: str) -> ContextError:
+def _not_found(instruction: str, source: str, *, from_context: bool = True) -> ContextError:
+    if not from_context:  # the builder names the stage or image (it knows which)
+        return SourceNotFoundError(f"{instruction} failed: {source} not found in the source stage or image",
+                                   source=source)
     return ContextError(f"{instruction} failed: file not found in build context or excluded by .dockerignore: {source}")
 
 
@@ -182,7 +185,7 @@ def _resolve_items(
             if not contains_wildcards(parent) and not contains_wildcards(pattern):
                 required = _source_path(parent.rstrip("/") + "/" + pattern, from_context=from_context, instruction=instruction)
                 if tree.lstat(tree.resolve(required)) is None and required:
-                    raise _not_found(instruction, source)
+                    raise _not_found(instruction, source, from_context=from_context)
         path = _source_path(pattern_src, from_context=from_context, instruction=instruction)
         if contains_wildcards(path):
             matches = tree.glob(path)
@@ -192,7 +195,7 @@ def _resolve_items(
             rel = tree.resolve(match)
             info = tree.lstat(rel) if rel else tree.lstat("")
             if info is None:
-                raise _not_found(instruction, match if match != path else source)
+                raise _not_found(instruction, match if match != path else source, from_context=from_context)
             items.append(_Item(name=match.rsplit("/", 1)[-1], rel=rel, include=include, source=source, info=info))
     return items
 
@@ -626,6 +629,13 @@ def _open_decompressed(path: Path) -> BinaryIO:
         raise
 
 
+def _open_tar(raw: BinaryIO, path: Path) -> tarfile.TarFile:
+    """The archive's members through the one bounded tar reader (headers capped, extracted bytes counted)."""
+    from minibuild.boundedtar import open_tar
+
+    return open_tar(raw, mode="r|", what=f"ADD failed: archive {path.name}", error=ContextError)
+
+
 def is_archive(path: Path) -> bool:
     """Whether ADD would extract ``path``: a regular file whose (decompressed) content starts with a tar header."""
     import tarfile
@@ -637,7 +647,7 @@ def is_archive(path: Path) -> bool:
         if not st_mod.S_ISREG(os.lstat(path).st_mode):
             return False
         with _open_decompressed(path) as raw:
-            with tarfile.open(fileobj=raw, mode="r|") as tar:
+            with _open_tar(raw, path) as tar:
                 return tar.next() is not None
     except ContextError:
         raise
@@ -674,7 +684,7 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
 
     base_host = writer.full(base)  # the archive resolves as if the destination were its root (BuildKit's chroot)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
-    with _open_decompressed(archive) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+    with _open_decompressed(archive) as raw, _open_tar(raw, archive) as tar:
         for member in tar:
             name = clean_path(member.name)
             if name == ".." or name.startswith("../") or name.startswith("/.."):

@@ -9,6 +9,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from minibuild.build.runenv import EtcFiles, step_env
 from minibuild.build.userdb import parse_id, read_db
 from minibuild.errors import ConfigError, ExecutorError, MinibuildError, SourceSpan, UnsafePathError
 from minibuild.record import record
@@ -147,7 +148,7 @@ def resolve_user(root: Path, user: str) -> ResolvedUser:
             raise ExecutorError(f"user {user_part} has a malformed /etc/passwd entry")
         uid, gid = ids[0], ids[1]
     name = entry[0] if entry else None
-    home = entry[5] if entry and entry[5] else "/"
+    home = entry[5] if entry else "/"  # runc: an entry's home as written (even empty), "/" without an entry
 
     if group_part:
         named = _id(group_part, "group id", spec)
@@ -184,11 +185,13 @@ class EmulateExecutor:
 
         ident = resolve_user(req.root, req.user)
         ensure_workdir(req.root, req.workdir)
+        etc = EtcFiles()  # /etc/hosts, resolv.conf, hostname seen in place of the root's, as Docker binds them
         try:
             result = sh.run_argv(
                 req.argv,
+                binds=etc.paths,
                 root=req.root,
-                env=req.env_dict(),
+                env=step_env(req.env_dict(), ident.home),
                 cwd=req.workdir or "/",
                 uid=ident.uid,
                 gid=ident.gid,
@@ -199,6 +202,8 @@ class EmulateExecutor:
             if req.span is not None:
                 exc.with_span(req.span)
             raise
+        finally:
+            etc.close()
         warnings: tuple[str, ...] = ()
         if req.network:
             warnings = ("the emulated shell has no network; --network was ignored",)

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from minibuild.boundedtar import open_tar
 from minibuild.build.context import BuildContext
 from minibuild.digest import Digest
 from minibuild.errors import ImageFormatError, MinibuildError
@@ -115,7 +116,7 @@ class LayerTree(BuildContext):
         out: list[Entry] = []
         members: dict[str, tarfile.TarInfo] = {}
         try:
-            with fh, tarfile.open(fileobj=fh, mode="r:") as tf:
+            with fh, open_tar(fh, mode="r:", what=f"layer {digest.short}") as tf:
                 for ti in tf:
                     entry = entry_from_tarinfo(ti)
                     out.append(entry)
@@ -158,7 +159,7 @@ class LayerTree(BuildContext):
         index = self._members.get(digest)
         fh = self._open_seekable(digest) if index is not None else None
         if fh is not None and index is not None:
-            with fh, tarfile.open(fileobj=fh, mode="r:") as tf:
+            with fh, open_tar(fh, mode="r:", what=f"layer {digest.short}") as tf:
                 for member in sorted(members, key=lambda m: index[m].offset_data if m in index else 0):
                     ti = index.get(member)
                     stream = tf.extractfile(ti) if ti is not None else None

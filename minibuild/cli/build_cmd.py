@@ -79,6 +79,13 @@ def _summary(result: Any) -> list[str]:
                 lines.append(f"  feeds {to} via COPY --from ({plural(files, 'file')}, {human_bytes(nbytes)})")
         else:
             lines.append("  feeds no stage via COPY --from")
+    hits: dict[str, int] = {}
+    for s in result.steps:  # hits whose record came from a --cache-from source (explain's "HIT (cache from X)")
+        if s.cached and s.reason.startswith("HIT (cache from ") and s.reason.endswith(")"):
+            src = s.reason[len("HIT (cache from "):-1]
+            hits[src] = hits.get(src, 0) + 1
+    for src, n in sorted(hits.items()):
+        lines.append(f"cache from {src}: {plural(n, 'step')} hit")
     for w in result.warnings:
         lines.append(f"warning: {w}")
     return lines
@@ -99,6 +106,17 @@ def parse_build_args(items: tuple[str, ...]) -> dict[str, str]:
     return args
 
 
+def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
+    """``--label`` values: KEY=VALUE (KEY alone is an empty value, as docker build)."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise ConfigError(f"invalid --label {item!r}: expected KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
 @click.command("build")
 @click.argument("context", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-f", "--file", "dockerfile", default=None, help="Dockerfile path (default CONTEXT/Dockerfile; - = stdin).")
@@ -106,8 +124,13 @@ def parse_build_args(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--target", default=None, help="Build this stage (name or index) instead of the last.")
 @click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE, or KEY to take it from the environment.")
 @click.option("--no-cache", is_flag=True, help="Run every step (results still go into the cache).")
-@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write a docker-load tarball here.")
+@click.option("-o", "--output", default=None, metavar="PATH|type=T,dest=D",
+              help="Also write a docker-load tarball here; or buildx's type=docker|oci,dest=FILE (the archive), "
+                   "type=tar,dest=FILE (the final filesystem as a tar), type=local,dest=DIR (... in a directory).")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="Add a label to the final image's config (repeatable), as docker build --label.")
+@click.option("--iidfile", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the image ID (sha256:...) to FILE, as docker build --iidfile.")
 @click.option("--executor", default="emulate", help="How RUN runs: emulate (default) or chroot.")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "json", "quiet"]),
               help="Progress on stderr: plain (BuildKit style), json (one event per line), auto.")
@@ -120,12 +143,14 @@ def parse_build_args(items: tuple[str, ...]) -> dict[str, str]:
 @registry_build_options
 @click.pass_context
 def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple[str, ...], target: str | None,
-          build_args: tuple[str, ...], no_cache: bool, output: Path | None, executor: str, progress: str,
-          explain: bool, report: Path | None, allow: tuple[str, ...]) -> None:
+          build_args: tuple[str, ...], no_cache: bool, output: str | None, labels: tuple[str, ...],
+          iidfile: Path | None, executor: str, progress: str, explain: bool, report: Path | None,
+          allow: tuple[str, ...]) -> None:
     """Build an image from a Dockerfile, offline, into the store."""
     from minibuild.api import build as api_build
 
     args = parse_build_args(build_args)
+    label_map = parse_labels(labels)
     text = None
     df_path: str | None = dockerfile
     if dockerfile == "-":
@@ -134,7 +159,8 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
         text = decode_dockerfile(sys.stdin.buffer.read())
         df_path = None
     registry = registry_build_kwargs(ctx)
-    memo = _memo_plan(text is None and output is None and report is None and not no_cache and progress != "json"
+    memo = _memo_plan(text is None and output is None and report is None and iidfile is None and not no_cache
+                      and progress != "json"
                       and not (registry["pull"] or registry["cache_from"] or registry["cache_to"]),
                       ctx.obj["store"], context, df_path)
 
@@ -146,7 +172,8 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
             renderer = _Json(err)
         result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
                            executor=executor, no_cache=no_cache, output=output, progress=renderer,
-                           dockerfile_text=text, report=report, allow=allow, **registry)
+                           dockerfile_text=text, report=report, allow=allow, labels=label_map, iidfile=iidfile,
+                           **registry)
         if progress != "json":
             for line in _summary(result):
                 click.echo(line, file=err)

@@ -53,13 +53,14 @@ def save(ctx: click.Context, name: str, output: Path) -> None:
     """Write NAME[:TAG] to one uncompressed tar that docker/podman load and skopeo/umoci read."""
     store = _store(ctx)
     image = store.resolve(name)
-    names = [e.name for e in store.refs.entries() if e.descriptor.digest == image.digest]
+    # as docker save: only the tag named (its RepoTags); an image named by ID or digest is saved without names,
+    # so a `docker load` of the file never creates (or moves) the image's other tags
     try:
         wanted = str(parse_reference(name))
-        names = [wanted] + [n for n in names if n != wanted] if wanted in names else names
     except ConfigError:
-        pass
-    written = save_image_tar(store.blobs, image, names[:1] + names[1:], output)
+        wanted = ""
+    names = [e.name for e in store.refs.entries() if e.descriptor.digest == image.digest and e.name == wanted]
+    written = save_image_tar(store.blobs, image, names, output)
     click.echo(f"Saved {parse_reference(names[0]).familiar if names else written.config_digest} to {output}")
     click.echo(f"  manifest digest: {written.digest}")
     click.echo(f"  image ID (config digest): {written.config_digest}")

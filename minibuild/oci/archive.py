@@ -15,9 +15,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
+from minibuild.boundedtar import open_tar
 from minibuild.digest import CHUNK, Digest, canonical_json
 from minibuild.errors import ConfigError, ImageFormatError
-from minibuild.limits import ExpansionCounter, max_layer_bytes, sniff
+from minibuild.limits import ENV_MAX_DOCUMENT_BYTES, ExpansionCounter, max_document_bytes, max_layer_bytes, sniff
 from minibuild.oci.image import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST, BlobSource, Image, Layer
 from minibuild.oci.model import (
     ANNOTATION_IMAGE_NAME,
@@ -269,6 +270,8 @@ class ImageSink(Protocol):
 
     def tag(self, name: str, manifest_digest: Digest) -> str: ...
 
+    def record_diff_id(self, digest: Digest, diff_id: Digest) -> None: ...
+
 
 @record
 class LoadedImage:
@@ -292,7 +295,8 @@ class _Members:
         if path.is_dir():
             return
         try:
-            self._tar = tarfile.open(path, "r:*")
+            # headers bounded; no total: what is read of a member is counted as a layer or a JSON document
+            self._tar = open_tar(name=str(path), mode="r:*", what=str(path), limit=False)
             for ti in self._tar.getmembers():
                 self._infos[_norm(ti.name)] = ti
         except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
@@ -342,14 +346,16 @@ class _Members:
             return fh  # type: ignore[return-value]
         raise ImageFormatError(f"{self.path}: {name}: too many levels of links")
 
-    def read(self, name: str, limit: int = 64 << 20) -> bytes:
+    def read(self, name: str) -> bytes:
+        limit = max_document_bytes()
         parts: list[bytes] = []
         total = 0
         with self.open(name) as fh:  # in chunks: read(limit + 1) would allocate the whole limit up front
             while chunk := fh.read(CHUNK):
                 total += len(chunk)
-                if total > limit:
-                    raise ImageFormatError(f"{self.path}: {name} is too large for a JSON document")
+                if limit is not None and total > limit:
+                    raise ImageFormatError(f"{self.path}: {name} is larger than {limit} bytes, the limit on a JSON "
+                                           f"document set by {ENV_MAX_DOCUMENT_BYTES}")
                 parts.append(chunk)
         return b"".join(parts)
 
@@ -471,6 +477,7 @@ class _Loader:
             if digester.diff_id != diff_id:
                 raise ImageFormatError(f"{where}: diff_id is {digester.diff_id} but the config says {diff_id}")
             w.commit()
+        self.sink.record_diff_id(desc.digest, diff_id)  # hashed here; put_image then needs no second pass
 
     def load_manifest(self, desc: Descriptor) -> Image:
         manifest_bytes = self.blob_bytes(desc, "manifest")
@@ -589,6 +596,7 @@ class _Loader:
                     raise ImageFormatError(f"{where}: content hashes to {digester.diff_id} but the config says diff_id {diff_id}")
                 digest = w.commit()
                 size = w.size
+            self.sink.record_diff_id(digest, diff_id)
         media_type = MEDIA_OCI_LAYER_GZIP if kind == "gzip" else MEDIA_OCI_LAYER
         return Layer(descriptor=Descriptor(media_type=media_type, digest=digest, size=size), diff_id=diff_id)
 

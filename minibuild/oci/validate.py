@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from minibuild.boundedtar import open_tar
 from minibuild.digest import CHUNK, Digest
 from minibuild.errors import ImageFormatError, MinibuildError
 from minibuild.oci.image import BlobSource, Image
@@ -168,7 +169,7 @@ def scan_layer(source: BlobSource, image: Image, i: int, *, tee: Callable[[bytes
                               hashing=not plain)
         entries: list[tuple[str, str, str]] = []
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tf:  # type: ignore[call-overload]
+            with open_tar(stream, mode="r|", what=where) as tf:  # type: ignore[arg-type]
                 for ti in tf:
                     kind = "dir" if ti.isdir() else "hardlink" if ti.islnk() else "other"
                     entries.append((ti.name + ("/" if ti.isdir() else ""), kind, ti.linkname))

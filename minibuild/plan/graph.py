@@ -19,7 +19,7 @@ from minibuild.dockerfile.expand import ShellLexer
 from minibuild.dockerfile.godump import go_quote
 from minibuild.dockerfile.mounts import mount_from
 from minibuild.dockerfile.suggest import search
-from minibuild.errors import PlanError, SourceSpan
+from minibuild.errors import ConfigError, PlanError, SourceSpan
 from minibuild.plan.scope import global_scope, platform_args
 from minibuild.record import record
 
@@ -152,6 +152,32 @@ def resolve_stage_ref(df: Dockerfile, ref: str, current: int, span: SourceSpan |
     return idx
 
 
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _unset_args(word: str, from_env: Mapping[str, str]) -> str:
+    """``; ARG X has no value (...)`` for the variables ``word`` uses that expand to nothing, else ""."""
+    unset = sorted({v for v in _VARIABLE.findall(word) if not from_env.get(v)})
+    if not unset:
+        return ""
+    names = ", ".join(unset)
+    return (f"; ARG {names} {'has' if len(unset) == 1 else 'have'} no value (declare it before the first FROM "
+            f"with a default, or pass --build-arg {unset[0]}=...)")
+
+
+def check_image_name(word: str, value: str, from_env: Mapping[str, str], span: SourceSpan | None, *,
+                     what: str) -> None:
+    """The image name a FROM/--from word expanded to must be one (so nothing, e.g. ``node:latest`` for
+    ``node:``, is looked up or imported for it); the error names the ARGs that expanded to nothing."""
+    from minibuild.oci.reference import parse_reference
+
+    try:
+        parse_reference(value)
+    except ConfigError:
+        raise PlanError(f"{what}: {word!r} expands to {value!r}, which is not a valid image name"
+                        f"{_unset_args(word, from_env)}", span=span) from None
+
+
 def build_graph(df: Dockerfile, target: str | None, from_env: Mapping[str, str]) -> StageGraph:
     """Expand FROM words with the global scope (``from_env``), link stages, and compute what ``target`` needs."""
     lexer = ShellLexer(df.escape)
@@ -161,8 +187,11 @@ def build_graph(df: Dockerfile, target: str | None, from_env: Mapping[str, str])
         span = stage.from_.span
         base = lexer.process_word(stage.base, dict(from_env), span=span)
         if not base:
-            raise PlanError("base name (" + stage.base + ") should not be blank", span=span)
+            raise PlanError("base name (" + stage.base + ") should not be blank" + _unset_args(stage.base, from_env),
+                            span=span)
         base_stage = earlier.get(base.lower())
+        if base_stage is None and base != "scratch":
+            check_image_name(stage.base, base, from_env, span, what="FROM")
         edges = [Edge(kind="from", target=stage.index, line=span.line, stage=base_stage,
                       image="" if base_stage is not None else base)]
         if stage.name:
@@ -171,6 +200,8 @@ def build_graph(df: Dockerfile, target: str | None, from_env: Mapping[str, str])
             if isinstance(instr, CopyInstruction) and instr.from_:
                 ref = unexpanded_from(df, instr.from_, instr.span)
                 idx = resolve_stage_ref(df, ref, stage.index, instr.span)
+                if idx is None:
+                    check_image_name(instr.from_, ref, from_env, instr.span, what="COPY --from")
                 edges.append(Edge(kind="copy", target=stage.index, line=instr.span.line, stage=idx,
                                   image="" if idx is not None else ref, paths=tuple(instr.sources), dest=instr.dest))
             elif isinstance(instr, RunInstruction):

@@ -11,6 +11,7 @@ from typing import BinaryIO, Protocol
 
 from minibuild.digest import Digest
 from minibuild.errors import ImageFormatError, RegistryError
+from minibuild.limits import ENV_MAX_DOCUMENT_BYTES, max_document_bytes
 from minibuild.oci.model import (
     MEDIA_DOCKER_LIST,
     MEDIA_DOCKER_MANIFEST,
@@ -23,7 +24,6 @@ from minibuild.registry.auth import repository_scope
 from minibuild.registry.transport import NETWORK_ERRORS, RegistryOptions, Response, Transport, api_host, error_detail
 
 MANIFEST_ACCEPT = (MEDIA_OCI_MANIFEST, MEDIA_OCI_INDEX, MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_LIST)
-MAX_MANIFEST = 4 << 20
 IO_CHUNK = 1 << 16
 
 
@@ -58,6 +58,23 @@ class BlobSink(Protocol):
     """Where downloaded bytes go (a file or a store BlobWriter)."""
 
     def write(self, data: bytes) -> int: ...
+
+
+def read_capped(resp: Response, limit: int | None, what: str) -> bytes:
+    """A whole (small) body, refused with RegistryError once it passes ``limit`` bytes (read in chunks)."""
+    declared = resp.header("Content-Length")
+    if limit is not None and declared and declared.isdigit() and int(declared) > limit:
+        raise RegistryError(f"{what} is {declared} bytes, more than {limit}, the limit on a JSON document set by "
+                            f"{ENV_MAX_DOCUMENT_BYTES}")
+    parts: list[bytes] = []
+    total = 0
+    while chunk := resp.raw.read(IO_CHUNK):
+        total += len(chunk)
+        if limit is not None and total > limit:
+            raise RegistryError(f"{what} is larger than {limit} bytes, the limit on a JSON document set by "
+                                f"{ENV_MAX_DOCUMENT_BYTES}")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _sha256_digest(value: str | None) -> Digest | None:
@@ -336,14 +353,13 @@ class RegistryClient:
             raise RegistryError(f"{self.domain}/{repo}:{reference} not found (no such manifest)", status=404)
         if resp.status != 200:
             raise self._fail(f"GET manifest {repo}:{reference}", resp)
+        limit = max_document_bytes()
         try:
-            data = resp.raw.read(MAX_MANIFEST + 1)
+            data = read_capped(resp, limit, f"manifest {repo}:{reference}")
         except NETWORK_ERRORS as exc:
             raise RegistryError(f"GET manifest {repo}:{reference}: {exc}") from None
         finally:
             resp.close()
-        if len(data) > MAX_MANIFEST:
-            raise RegistryError(f"manifest {repo}:{reference} is larger than {MAX_MANIFEST} bytes")
         digest = Digest.of_bytes(data)
         wanted = _sha256_digest(reference) if reference.startswith("sha256:") else None
         if reference.startswith("sha256:") and wanted != digest:

@@ -13,6 +13,7 @@ from typing import Any
 
 from minibuild.digest import CHUNK, Digest
 from minibuild.errors import ImageFormatError, RegistryError, StoreError
+from minibuild.limits import ENV_MAX_DOCUMENT_BYTES, ENV_MAX_LAYER_BYTES, max_document_bytes, max_layer_bytes
 from minibuild.oci.image import Image
 from minibuild.oci.model import (
     INDEX_TYPES,
@@ -120,14 +121,25 @@ def _write_partial(fh: Any, data: bytes, part: Path, digest: Digest) -> None:
                          "the partial download was removed") from None
 
 
-def download_blob(client: RegistryClient, store: Store, repo: str, digest: Digest, *, size: int | None = None,
+def check_descriptor_size(desc: Descriptor, *, document: bool, where: str) -> None:
+    """Refuse (RegistryError) a descriptor claiming more than minibuild accepts: ``MINIBUILD_MAX_DOCUMENT_BYTES``
+    for a config, manifest or records document (read into memory), ``MINIBUILD_MAX_LAYER_BYTES`` for a layer."""
+    limit, env = (max_document_bytes(), ENV_MAX_DOCUMENT_BYTES) if document else (max_layer_bytes(), ENV_MAX_LAYER_BYTES)
+    if desc.size < 0 or (limit is not None and desc.size > limit):
+        raise RegistryError(f"{where}: blob {desc.digest.short} claims {desc.size} bytes, more than {limit}, the "
+                            f"limit set by {env}; nothing was downloaded")
+
+
+def download_blob(client: RegistryClient, store: Store, repo: str, digest: Digest, *, size: int,
                   pin: Pin | None = None, progress: ProgressFn = _no_progress) -> str:
-    """Fetch a blob into the store: "present" if it already is, "downloaded" or "resumed".
+    """Fetch a blob of ``size`` bytes (its descriptor's; callers check it with ``check_descriptor_size``) into
+    the store: "present" if it already is, "downloaded" or "resumed".
 
     Bytes accumulate in ``<store>/.minibuild/partial/<hex>`` (flock'ed); a dropped connection continues with
-    a Range request (bounded retries), and a later pull resumes what an interrupted one left. Only when
-    the whole file hashes to ``digest`` (and has ``size`` bytes) is it copied into the store through a
-    verifying BlobWriter — a partial or corrupt blob is never stored as complete."""
+    a Range request (bounded retries), and a later pull resumes what an interrupted one left. Never more than
+    ``size`` bytes are read or written; only when the whole file hashes to ``digest`` is it copied into the
+    store through a verifying BlobWriter — a partial or corrupt blob is never stored as complete. A server
+    sending more than ``size``, or the operation's deadline passing, removes the partial file."""
     if store.blobs.has(digest):
         if pin is not None:
             pin.add(digest)
@@ -136,6 +148,23 @@ def download_blob(client: RegistryClient, store: Store, repo: str, digest: Diges
     part = partial_path(store, digest)
     part.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        status, have = _download(client, store, repo, digest, size, fd, part, pin, progress)
+    except RegistryError as exc:
+        if isinstance(exc, _Refused) or client.transport.deadline.expired():
+            part.unlink(missing_ok=True)  # a limit, not a broken connection: nothing worth resuming
+        raise
+    progress(TransferEvent(action="pull", digest=digest, status="done", done=have, total=size))
+    return status
+
+
+class _Refused(RegistryError):
+    """The server sent more than the descriptor says: the partial file is not worth keeping."""
+
+
+def _download(client: RegistryClient, store: Store, repo: str, digest: Digest, size: int, fd: int, part: Path,
+              pin: Pin | None, progress: ProgressFn) -> tuple[str, int]:
+    deadline = client.transport.deadline
     with os.fdopen(fd, "r+b") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -147,19 +176,21 @@ def download_blob(client: RegistryClient, store: Store, repo: str, digest: Diges
         while chunk := fh.read(CHUNK):  # re-hash what an earlier attempt left
             h.update(chunk)
             have += len(chunk)
-        if size is not None and have > size:
+        if have > size:
             fh.seek(0)
             fh.truncate()
             h, have = hashlib.sha256(), 0
         if have:
             status = "resumed"
         failures = 0
-        while size is None or have < size:
+        while have < size:
             progress(TransferEvent(action="pull", digest=digest, status="resuming" if have else "downloading",
                                    done=have, total=size))
             try:
                 resp, start = client.open_blob(repo, digest, offset=have)
             except RegistryError as exc:
+                if deadline.expired():
+                    raise
                 if exc.status is not None and exc.status not in (429,) and exc.status < 500:
                     raise
                 failures += 1
@@ -173,20 +204,22 @@ def download_blob(client: RegistryClient, store: Store, repo: str, digest: Diges
                 h, have = hashlib.sha256(), 0
                 status = "downloaded"
             try:
-                while chunk := resp.raw.read(IO_CHUNK):
+                # one byte more than the descriptor allows is enough to know the server sends too much
+                while chunk := resp.raw.read(min(IO_CHUNK, size - have + 1)):
+                    if have + len(chunk) > size:
+                        raise _Refused(f"blob {digest.short} from {client.domain}/{repo} is larger than its "
+                                       f"descriptor's {size} bytes; nothing was stored")
                     h.update(chunk)
                     _write_partial(fh, chunk, part, digest)  # a local refusal is not a network break
                     have += len(chunk)
                     progress(TransferEvent(action="pull", digest=digest, status="downloading", done=have, total=size))
-                    if size is not None and have > size:
-                        break
                 complete = True
             except NETWORK_ERRORS:
                 complete = False
             finally:
                 resp.close()
             _write_partial(fh, b"", part, digest)
-            if complete and (size is None or have >= size):
+            if complete and have >= size:
                 break
             failures += 1
             if failures > client.options.retries:
@@ -195,7 +228,7 @@ def download_blob(client: RegistryClient, store: Store, repo: str, digest: Diges
             status = "resumed"
             client.transport.backoff(failures - 1, None)
         actual = "sha256:" + h.hexdigest()
-        if actual != digest.value or (size is not None and have != size):
+        if actual != digest.value or have != size:
             fh.seek(0)
             fh.truncate()
             part.unlink(missing_ok=True)
@@ -208,8 +241,7 @@ def download_blob(client: RegistryClient, store: Store, repo: str, digest: Diges
             part.unlink(missing_ok=True)
             raise
         part.unlink(missing_ok=True)
-    progress(TransferEvent(action="pull", digest=digest, status="done", done=have, total=size))
-    return status
+    return status, have
 
 
 # ---------------------------------------------------------------- platforms
@@ -272,9 +304,11 @@ def pull(store: Store, ref: str, *, options: RegistryOptions | None = None, prog
     downloaded: list[Digest] = []
     present: list[Digest] = []
     resumed: list[Digest] = []
-    for desc in (manifest.config, *manifest.layers):
+    for i, desc in enumerate((manifest.config, *manifest.layers)):
         if desc.urls:
             raise RegistryError(f"{reference} has a foreign layer {desc.digest.short} (urls); not supported")
+        check_descriptor_size(desc, document=i == 0, where=str(reference))
+    for desc in (manifest.config, *manifest.layers):
         outcome = download_blob(client, store, repo, desc.digest, size=desc.size, pin=pin, progress=progress)
         {"present": present, "downloaded": downloaded, "resumed": resumed}[outcome].append(desc.digest)
         if outcome == "resumed":
@@ -363,6 +397,8 @@ def pull_artifact(store: Store, ref: str, *, options: RegistryOptions | None = N
         raise RegistryError(str(exc)) from None
     store.blobs.put_bytes(fetched.data, expected=fetched.digest, pin=pin)
     wanted = (manifest.config, *manifest.layers)
+    for i, desc in enumerate(wanted):
+        check_descriptor_size(desc, document=i == 0, where=str(reference))
     if blobs is not True:
         keep = set(blobs) if blobs else set()
         wanted = tuple(d for d in wanted if d.digest in keep)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import http.client
+import io
 import ipaddress
 import json
 import os
+import socket
 import ssl
 import time
 import urllib.parse
@@ -18,6 +20,11 @@ from minibuild.record import record
 from minibuild.registry.auth import Challenge, Credentials, lookup_credentials, parse_challenges
 
 ENV_CA = "MINIBUILD_REGISTRY_CA"
+ENV_TIMEOUT = "MINIBUILD_REGISTRY_TIMEOUT"
+ENV_DEADLINE = "MINIBUILD_REGISTRY_DEADLINE"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_DEADLINE = 3600.0
+MAX_SMALL_BODY = 1 << 20  # error bodies, token answers: read at most this much
 USER_AGENT = "minibuild-registry-client/1"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # exceptions that mean "the connection dropped or timed out": retried
@@ -30,7 +37,11 @@ class RegistryOptions:
 
     Blobs up to ``monolithic_max`` bytes are uploaded with one PUT; larger ones in PATCH chunks of
     ``chunk_size``. Each request is tried at most ``retries + 1`` times on 5xx/429/dropped connections,
-    sleeping ``backoff * 2**n`` seconds (capped at ``max_backoff``; Retry-After is honoured up to the cap)."""
+    sleeping ``backoff * 2**n`` seconds (capped at ``max_backoff``; Retry-After is honoured up to the cap).
+
+    ``timeout``: seconds any one connect, send or receive may wait (``MINIBUILD_REGISTRY_TIMEOUT``, 60);
+    ``deadline``: seconds a whole push or pull may take, retries and backoff included
+    (``MINIBUILD_REGISTRY_DEADLINE``, 3600; 0 = none): a server trickling a byte at a time cannot hold it."""
 
     insecure_registries: tuple[str, ...] = ()
     ca_cert: Path | None = None
@@ -40,7 +51,8 @@ class RegistryOptions:
     retries: int = 4
     backoff: float = 0.2
     max_backoff: float = 8.0
-    timeout: float = 60.0
+    timeout: float = DEFAULT_TIMEOUT
+    deadline: float | None = DEFAULT_DEADLINE
     credentials: Credentials | None = None  # None: look them up (env, then ~/.docker/config.json)
     env: Mapping[str, str] | None = field(default=None, compare=False)  # None: os.environ
 
@@ -52,8 +64,127 @@ def options_from_env(*, insecure_registries: Iterable[str] = (), ca_cert: Path |
     honoured by OpenSSL itself)."""
     env = os.environ if env is None else env
     ca = ca_cert if ca_cert is not None else env.get(ENV_CA) or None
+    timing: dict[str, float | None] = {}
+    if "timeout" not in more:
+        timing["timeout"] = _seconds(env, ENV_TIMEOUT, DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT
+    if "deadline" not in more:
+        timing["deadline"] = _seconds(env, ENV_DEADLINE, DEFAULT_DEADLINE)
     return RegistryOptions(insecure_registries=tuple(insecure_registries), ca_cert=Path(ca) if ca else None,
-                           platform=platform or "linux/amd64", env=env, **more)  # type: ignore[arg-type]
+                           platform=platform or "linux/amd64", env=env, **timing, **more)  # type: ignore[arg-type]
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float | None:
+    """A number of seconds from the environment (``0`` = no limit: None)."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RegistryError(f"{name}: invalid number of seconds {raw!r}") from None
+    if value < 0:
+        raise RegistryError(f"{name}: invalid number of seconds {raw!r}")
+    return value or None
+
+
+class Deadline:
+    """When an operation (one push or pull) must be over; every socket wait is cut to what is left of it."""
+
+    def __init__(self, host: str, seconds: float | None, *, per_wait: float) -> None:
+        self.host = host
+        self.seconds = seconds
+        self.per_wait = per_wait
+        self.end = None if seconds is None else time.monotonic() + seconds
+
+    def error(self) -> RegistryError:
+        return RegistryError(f"registry {self.host}: the operation did not finish within {self.seconds:g} s, the "
+                             f"deadline set by {ENV_DEADLINE} (a stalled or trickling server; raise it for a slow link)")
+
+    def wait(self) -> float:
+        """Seconds the next socket wait may take (raises the deadline error when nothing is left)."""
+        if self.end is None:
+            return self.per_wait
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise self.error()
+        return min(self.per_wait, left)
+
+    def expired(self) -> bool:
+        return self.end is not None and time.monotonic() >= self.end
+
+
+class _DeadlineRaw(io.RawIOBase):
+    """The receiving side of a connection: each recv waits at most what ``Deadline.wait`` allows."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)  # holds a reference: the socket stays open while reading
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        self._sock.settimeout(self._deadline.wait())
+        try:
+            return self._raw.readinto(buffer) or 0
+        except TimeoutError:
+            if self._deadline.expired():
+                raise self._deadline.error() from None
+            raise
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+class _DeadlineSocket:
+    """A connected socket whose sends and receives are cut to the operation's deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str = "rb", buffering: int | None = None, **_: object) -> io.BufferedReader:
+        if mode != "rb":
+            raise ValueError(f"unsupported socket file mode {mode!r}")
+        return io.BufferedReader(_DeadlineRaw(self._sock, self._deadline), buffering or io.DEFAULT_BUFFER_SIZE)
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        self._sock.settimeout(self._deadline.wait())
+        try:
+            self._sock.sendall(data)
+        except TimeoutError:
+            if self._deadline.expired():
+                raise self._deadline.error() from None
+            raise
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+def _guard(conn: http.client.HTTPConnection, deadline: Deadline) -> None:
+    conn.sock = _DeadlineSocket(conn.sock, deadline)
+
+
+class _Connection(http.client.HTTPConnection):
+    deadline: Deadline
+
+    def connect(self) -> None:
+        self.timeout = self.deadline.wait()
+        super().connect()
+        _guard(self, self.deadline)
+
+
+class _TLSConnection(http.client.HTTPSConnection):
+    deadline: Deadline
+
+    def connect(self) -> None:
+        self.timeout = self.deadline.wait()
+        super().connect()
+        _guard(self, self.deadline)
 
 
 def split_host(host: str) -> tuple[str, str]:
@@ -105,9 +236,10 @@ class Response:
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
-    def read(self) -> bytes:
+    def read(self, limit: int = MAX_SMALL_BODY) -> bytes:
+        """The body, at most ``limit`` bytes of it (the rest is not read); closes the response."""
         try:
-            return self.raw.read()
+            return self.raw.read(limit)
         finally:
             self.close()
 
@@ -136,6 +268,12 @@ class Transport:
         self.credentials = options.credentials if lookup is None else lookup.credentials
         self.credentials_note = None if lookup is None else lookup.note
         self.retries_done = 0  # how many retries happened (for tests and reports)
+        self.deadline = Deadline(host, options.deadline, per_wait=options.timeout)
+        # a transport serves one operation (push, pull); a long-lived one starts each with restart_deadline()
+
+    def restart_deadline(self) -> None:
+        """Start a new operation: the deadline counts from now (e.g. a lazy cache blob fetched mid-build)."""
+        self.deadline = Deadline(self.host, self.options.deadline, per_wait=self.options.timeout)
 
     # ------------------------------------------------------------ TLS and connections
     def _ssl_context(self, verify: bool) -> ssl.SSLContext:
@@ -153,16 +291,20 @@ class Transport:
         return ctx
 
     def _connect(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        timeout = self.options.timeout
+        timeout = self.deadline.wait()
+        conn: _Connection | _TLSConnection
         if scheme == "https":
             verify = not (self.insecure and netloc == self.host)
-            return http.client.HTTPSConnection(netloc, timeout=timeout, context=self._ssl_context(verify))
-        if scheme != "http":
+            conn = _TLSConnection(netloc, timeout=timeout, context=self._ssl_context(verify))
+        elif scheme != "http":
             raise RegistryError(f"unsupported URL scheme {scheme!r} from registry {self.host}")
-        if not (self.insecure and netloc == self.host) and not is_insecure(netloc, self.options.insecure_registries):
+        elif not (self.insecure and netloc == self.host) and not is_insecure(netloc, self.options.insecure_registries):
             raise RegistryError(f"refusing plain HTTP to {netloc}: mark it insecure with "
                                 f"--insecure-registry {netloc} if you trust it")
-        return http.client.HTTPConnection(netloc, timeout=timeout)
+        else:
+            conn = _Connection(netloc, timeout=timeout)
+        conn.deadline = self.deadline
+        return conn
 
     def scheme(self) -> str:
         """https, or http for an insecure registry that does not speak TLS (decided once, by a /v2/ probe)."""
@@ -172,7 +314,7 @@ class Transport:
             conn = self._connect("https", self.host)
             try:
                 conn.request("GET", "/v2/", headers={"User-Agent": USER_AGENT})
-                conn.getresponse().read()
+                conn.getresponse().read(MAX_SMALL_BODY)
             finally:
                 conn.close()
             self._scheme = "https"
@@ -297,6 +439,9 @@ class Transport:
                 delay = min(max(float(retry_after), delay), self.options.max_backoff)
             except ValueError:
                 pass
+        end = self.deadline.end
+        if end is not None and time.monotonic() + delay >= end:
+            raise self.deadline.error()
         self.retries_done += 1
         self._sleep(delay)
 

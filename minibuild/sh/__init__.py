@@ -30,8 +30,9 @@ class ShellResult:
 
 
 def _shell(root: Path, env: Mapping[str, str], cwd: str, uid: int, gid: int, args: Sequence[str], stdin: bytes,
-           source_date_epoch: int, arg0: str = "sh") -> tuple[Shell, Buffer, Buffer]:
-    fs = RootFS(root=Path(root), uid=uid, gid=gid)
+           source_date_epoch: int, arg0: str = "sh", binds: Mapping[str, Path] | None = None,
+           ) -> tuple[Shell, Buffer, Buffer]:
+    fs = RootFS(root=Path(root), uid=uid, gid=gid, binds=dict(binds or {}))
     sh = Shell(fs, dict(env), cwd=cwd, args=args, arg0=arg0, source_date_epoch=source_date_epoch)
     out, err = Buffer(), Buffer()
     sh.fds = {0: Input(stdin), 1: out, 2: err}
@@ -43,16 +44,18 @@ def run_script(script: str, *, root: Path, env: Mapping[str, str], cwd: str = "/
     """Run `script` as `sh -c SCRIPT sh ARGS...` with `root` as `/`; raises UnsupportedCommandError for a
     command the emulator does not provide (and ShellError when a script runs away)."""
     sh, out, err = _shell(root, env, cwd, uid, gid, args, stdin, source_date_epoch)
+    sh.start_shell()
     code = sh.run_script(script)
     return ShellResult(exit_code=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def run_argv(argv: Sequence[str], *, root: Path, env: Mapping[str, str], cwd: str = "/", uid: int = 0, gid: int = 0,
-             stdin: bytes = b"", source_date_epoch: int = 0) -> ShellResult:
-    """Run an exec-form command: `["/bin/sh", "-c", "..."]`, a builtin, or a `#!/bin/sh` script on PATH."""
+             stdin: bytes = b"", source_date_epoch: int = 0, binds: Mapping[str, Path] | None = None) -> ShellResult:
+    """Run an exec-form command: `["/bin/sh", "-c", "..."]`, a builtin, or a `#!/bin/sh` script on PATH;
+    ``binds`` maps paths of the root to host files seen in their place (a RUN step's /etc/hosts)."""
     if not argv:
         return ShellResult(exit_code=0, stdout=b"", stderr=b"")
-    sh, out, err = _shell(root, env, cwd, uid, gid, (), stdin, source_date_epoch)
+    sh, out, err = _shell(root, env, cwd, uid, gid, (), stdin, source_date_epoch, binds=binds)
     from minibuild.sh.interp import ExitShell
 
     try:

@@ -6,7 +6,8 @@ import errno
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -43,18 +44,44 @@ def vnorm(path: str, cwd: str = "/") -> str:
 
 @dataclass(slots=True)
 class RootFS:
-    """A root directory plus the identity and umask new files get; every host path comes from `resolve`."""
+    """A root directory plus the identity and umask new files get; every host path comes from `resolve`.
+
+    ``binds`` are files bound over paths of the root, as Docker bind-mounts /etc/hosts: each virtual path (resolved
+    in the root once, as a mount point is) maps to a host file outside the root, used while it is a regular file."""
 
     root: Path
     uid: int = 0
     gid: int = 0
     umask: int = 0o022
+    binds: Mapping[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root = Path(os.path.realpath(self.root))
+        binds, self.binds = self.binds, {}
+        resolved = {}
+        for vpath, host in binds.items():
+            try:
+                resolved[self.resolve(vpath)] = Path(host)
+            except OSError:
+                continue  # e.g. /etc is a file in this root: nothing can be bound there
+        self.binds = resolved
+
+    def _bound(self, vpath: str) -> Path | None:
+        """The host file bound at ``vpath`` while it is a regular file (never a link someone put in its place)."""
+        host = self.binds.get(vpath)
+        if host is None:
+            return None
+        try:
+            return host if stat.S_ISREG(os.lstat(host).st_mode) else None
+        except OSError:
+            return None
 
     def host(self, vpath: str) -> Path:
         """Host path of a virtual path that is already resolved (symlink-free prefix); internal use."""
+        if self.binds:
+            bound = self._bound(vnorm(vpath))
+            if bound is not None:
+                return bound
         rel = vpath.lstrip("/")
         return self.root / rel if rel else self.root
 
@@ -113,6 +140,9 @@ class RootFS:
         return self.host(self.resolve(path, cwd, follow=follow))
 
     def to_virtual(self, host: Path | str) -> str:
+        for vpath, bound in self.binds.items():
+            if Path(host) == bound:
+                return vpath
         rel = os.path.relpath(host, self.root)
         return "/" if rel == "." else "/" + rel
 

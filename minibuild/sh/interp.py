@@ -69,6 +69,20 @@ class Shell:
         self.vars.setdefault("PPID", "1")
         self.vars.setdefault("OPTIND", "1")
 
+    def start_shell(self) -> None:
+        """What a shell sets up as it starts (busybox ash and bash alike): SHLVL one more than the environment's
+        (1 when unset or not a number), PWD the working directory unless the environment's names the same one;
+        both exported."""
+        level = self.vars.get("SHLVL", "")
+        self.vars["SHLVL"] = str(int(level) + 1 if level.strip().lstrip("-").isdigit() else 1)
+        pwd = self.vars.get("PWD", "")
+        try:
+            same = pwd.startswith("/") and self.fs.resolve(pwd) == self.fs.resolve(self.cwd)
+        except OSError:
+            same = False
+        self.vars["PWD"] = vnorm(pwd) if same else self.cwd
+        self.exported.update(("SHLVL", "PWD"))
+
     # ----- variables
     def get(self, name: str) -> str | None:
         if name.isdigit():
@@ -640,6 +654,7 @@ class Shell:
     def new_process(self, env: Mapping[str, str], in_: Stream, out: Stream, err: Stream, *, args: Sequence[str],
                     arg0: str) -> "Shell":
         child = Shell(self.fs, env, cwd=self.cwd, args=args, arg0=arg0, source_date_epoch=self.source_date_epoch)
+        child.start_shell()
         child.fds = {0: in_, 1: out, 2: err}
         child.steps = self.steps
         child.depth = self.depth + 1

@@ -8,6 +8,7 @@ Layout of ``$MINIBUILD_HOME``::
     .minibuild/tmp/                                 temp files of blobs being written (flock'ed while alive)
     .minibuild/tmp/build-<pid>-<id>/                a build's scratch roots (the directory is flock'ed while alive)
     .minibuild/cache/<sha256(key)>.json             cache records, sealed with the sha256 of their body
+    .minibuild/diffids/<blob hex>                   verified diff_id of each layer blob (minibuild.store.diffids)
     .minibuild/leases/<pid>-<id>.lease              blobs pinned by in-flight builds (flock'ed while alive)
     .minibuild/stat-cache.json                      sha256 of context files by path + stat (builds skip unchanged files)
 
@@ -18,17 +19,19 @@ others (``minibuild.home.store_problem``); every walk and removal inside it goes
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from minibuild.digest import Digest
 from minibuild.errors import ConfigError, ImageFormatError, StoreError
-from minibuild.oci.image import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST, Image
+from minibuild.oci.image import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST, Image, Layer
 from minibuild.oci.model import Descriptor
 from minibuild.oci.reference import parse_reference
 from minibuild.record import record
 from minibuild.store.blobs import BlobStore, BlobWriter, Pin
 from minibuild.store.cache import CacheStore
 from minibuild.store.dirs import DIRS, check_store, dir_mode
+from minibuild.store.diffids import DiffIds, verify_layers
 from minibuild.store.gc import Lease, PruneReport, prune
 from minibuild.store.lock import FileLock, atomic_write
 from minibuild.store.refs import LAYOUT_BYTES, RefEntry, RefStore
@@ -64,6 +67,7 @@ class Store:
         self.refs = RefStore(root, lock_path=self.meta_dir / "refs.lock", tmp_dir=self.tmp_dir)
         self.cache = CacheStore(self.meta_dir / "cache", tmp_dir=self.tmp_dir, has_blob=self.blobs.available,
                                 root=root)
+        self.diff_ids = DiffIds(self.meta_dir / "diffids", tmp_dir=self.tmp_dir, root=root)
 
     @classmethod
     def open(cls, path: Path | str) -> Store:
@@ -74,7 +78,13 @@ class Store:
             raise StoreError(f"store path {root} exists and is not a directory")
         store = cls(root)
         try:
-            check_store(root)  # before anything is created: a symlinked .minibuild would be followed
+            check_store(root)  # before anything is created or read: a symlinked .minibuild would be followed
+        except OSError as exc:
+            raise StoreError(f"cannot open store {root}: {exc.strerror or exc}") from None
+        dirs = (root / "blobs" / "sha256", store.tmp_dir, store.leases_dir, store.meta_dir / "cache")
+        if all(d.is_dir() for d in dirs) and (root / "oci-layout").exists() and (root / "index.json").exists():
+            return store  # complete: opening writes nothing (a read-only store still serves read-only commands)
+        try:
             if not os.path.lexists(root):
                 root.mkdir(parents=True, mode=dir_mode())
             for rel in DIRS[:-1]:  # .minibuild/noop is made by the first memo
@@ -109,8 +119,17 @@ class Store:
             return Lease(self.leases_dir)
 
     # ------------------------------------------------------------ images
+    def verify_layers(self, layers: Sequence[Layer], *, where: str, pin: Pin | None = None) -> None:
+        """Refuse (ImageFormatError) layers whose claimed diff_id is not what their blob uncompresses to."""
+        verify_layers(self, layers, where=where, pin=pin)
+
+    def record_diff_id(self, digest: Digest, diff_id: Digest) -> None:
+        """Record the diff_id of a layer blob the caller has just written or hashed itself."""
+        self.diff_ids.put(digest, diff_id)
+
     def put_image(self, image: Image, *, pin: Pin | None = None) -> Digest:
-        """Store the config and manifest blobs of ``image`` (its layer blobs must already be here)."""
+        """Store the config and manifest blobs of ``image`` (its layer blobs must already be here, and their
+        verified diff_ids must be the config's: ``verify_layers``)."""
         for layer in image.layers:
             if not self.blobs.has(layer.digest) and self.blobs.remote:
                 self.blobs.ensure(layer.digest, pin=pin)  # a layer a remote build cache provides: fetch it now
@@ -121,6 +140,7 @@ class Store:
                 raise StoreError(f"cannot store image: layer blob {layer.digest} is not in the store")
             if pin is not None:
                 pin.add(layer.digest)
+        self.verify_layers(image.layers, where=f"image {image.digest.short}", pin=pin)
         self.blobs.put_bytes(image.config_bytes, pin=pin)
         return self.blobs.put_bytes(image.manifest_bytes, pin=pin)
 

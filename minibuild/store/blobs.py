@@ -17,7 +17,7 @@ from typing import IO, BinaryIO, Protocol
 from minibuild.digest import CHUNK, Digest
 from minibuild.errors import StoreError
 from minibuild.store.dirs import names, opened, remove
-from minibuild.store.lock import FileLock, fsync_dir
+from minibuild.store.lock import FileLock, fsync_dir, unwritable
 
 
 class Pin(Protocol):
@@ -88,7 +88,10 @@ class BlobWriter:
         self.size = 0
         self._tmp = store.tmp_dir / f"blob-{os.getpid()}-{os.urandom(8).hex()}"
         with store.shared_lock():  # prune (exclusive) never sees this file before it is locked
-            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            except PermissionError as exc:
+                raise unwritable(store.tmp_dir, exc) from None
             fcntl.flock(fd, fcntl.LOCK_EX)  # tells prune this temp file belongs to a live writer
         self._fh: IO[bytes] | None = os.fdopen(fd, "wb")
         self.result: Digest | None = None

@@ -16,7 +16,7 @@ from minibuild.oci.model import parse_json
 from minibuild.record import record
 from minibuild.store.dirs import entry_size, lstat_at, names, opened, opened_below, remove
 from minibuild.owner import is_locked_by_someone, pid_alive
-from minibuild.store.lock import FileLock
+from minibuild.store.lock import FileLock, unwritable
 
 if TYPE_CHECKING:
     from minibuild.store import Store
@@ -34,7 +34,10 @@ class Lease:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / f"{os.getpid()}-{os.urandom(6).hex()}.lease"
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except PermissionError as exc:
+            raise unwritable(directory, exc) from None
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd: int | None = fd
         self.digests: set[Digest] = set()
@@ -278,7 +281,8 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
     """Remove unreferenced blobs and the debris of dead processes (``reap``); with ``clear_cache`` drop every cache
     record first. Every walk and removal goes through directory fds (store.dirs): a store directory swapped for a
     symlink is an error, never a way to delete files elsewhere."""
-    with FileLock(store.lock_path):
+    # a dry run (and `du`) only reads: the shared lock, which a read-only store grants (minibuild.store.lock)
+    with FileLock(store.lock_path, shared=dry_run):
         cache_removed = store.cache.clear() if clear_cache and not dry_run else 0
         reaped = reap(store, dry_run=dry_run)
         keep = reachable(store)
@@ -293,6 +297,8 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
                     continue
                 removed.append(digest)
                 freed += entry_size(fd, digest.hex) if dry_run else remove(fd, digest.hex, measure=True)
+                if not dry_run:
+                    store.diff_ids.forget(digest)
         if not dry_run:
             from minibuild.noop import forget
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import threading
@@ -42,7 +43,11 @@ class FileLock:
                 held[2] += 1
                 self._owned = True
                 return
-            fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            fd = _open_lock_file(key, shared=self.shared)
+            if fd is None:  # a shared lock in a store we cannot write: nothing of ours to serialise
+                _held[key] = [-1, 0, 1]
+                self._owned = True
+                return
             op = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
             deadline = None if self.timeout is None else time.monotonic() + self.timeout
             delay = 0.005
@@ -70,8 +75,9 @@ class FileLock:
             held[2] -= 1
             if held[2] == 0:
                 del _held[key]
-                fcntl.flock(held[0], fcntl.LOCK_UN)
-                os.close(held[0])
+                if held[0] >= 0:
+                    fcntl.flock(held[0], fcntl.LOCK_UN)
+                    os.close(held[0])
         self._owned = False
 
     def __enter__(self) -> FileLock:
@@ -81,6 +87,29 @@ class FileLock:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+def _open_lock_file(path: str, *, shared: bool) -> int | None:
+    """The lock file's fd: read-write (created if missing). A shared lock (readers, and blob commits) falls back
+    to read-only when the file cannot be written (flock needs no write access, so a read-only store still
+    shares the lock with writers), or to None when it is absent and cannot be created. An exclusive lock is
+    only ever taken to write the store: one that cannot open its file for writing is refused (StoreError)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        if not shared:
+            raise unwritable(path, exc) from None
+        try:
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+
+
+def unwritable(path: Path | str, exc: OSError) -> StoreError:
+    """The one error of a write the store refuses by its permissions (or a read-only mount)."""
+    return StoreError(f"cannot write {path}: {exc.strerror or exc} (the store is not writable by this user)")
 
 
 def fsync_dir(path: Path) -> None:
@@ -99,7 +128,12 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, durabl
     crash may lose the write; for records that are only a cache (a lost or empty one is a miss)."""
     folder = tmp_dir or path.parent
     tmp = folder / f".tmp-{path.name}-{os.getpid()}-{os.urandom(4).hex()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise unwritable(path, exc) from None
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # held until closed, after the rename: a reaper knows the writer lives
         with os.fdopen(fd, "wb") as fh:

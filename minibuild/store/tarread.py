@@ -6,6 +6,7 @@ import tarfile
 from collections.abc import Iterator
 from typing import BinaryIO, cast
 
+from minibuild.boundedtar import open_tar
 from minibuild.errors import ImageFormatError, UnsafePathError
 from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
 from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, EntryType, normalize_path
@@ -60,13 +61,14 @@ def iter_layer(blob: BinaryIO) -> Iterator[tuple[Entry, BinaryIO | None]]:
     """Yield (entry, content stream or None) for each member of a layer blob, in archive order, in one pass.
 
     The content stream of a file is valid only until the next item is requested.  Compression is sniffed; the
-    uncompressed size is bounded by ``MINIBUILD_MAX_LAYER_BYTES`` (minibuild.limits).  After the last member the
+    uncompressed size, and what its files extract to, are bounded by ``MINIBUILD_MAX_LAYER_BYTES`` and its
+    headers by ``minibuild.boundedtar``.  After the last member the
     blob is read to its end, so a verifying reader (``store.blobs.open``) always checks the digest: trailing bytes
     after the end-of-archive marker must not let a corrupt blob pass.
     """
     try:
         data = open_decompressed(blob, what="layer")
-        with tarfile.open(fileobj=data, mode="r|") as tf:
+        with open_tar(data, mode="r|", what="layer") as tf:
             for ti in tf:
                 entry = entry_from_tarinfo(ti)
                 stream = cast("BinaryIO | None", tf.extractfile(ti)) if entry.type == "file" else None

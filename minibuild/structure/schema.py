@@ -224,7 +224,10 @@ class _Decoder:
             attr = known.get(key) if not self.json else lower.get(str(key).lower())
             if attr is None:
                 if self.strict:
-                    raise _DecodeError(f"{where}: field {key} not found in type")
+                    from minibuild.dockerfile.suggest import with_suggestion
+
+                    raise _DecodeError(with_suggestion(f"{where}: field {key} not found in type", str(key), known,
+                                                       case_sensitive=True))
                 continue
             out[attr] = val
         return out
@@ -270,6 +273,17 @@ _TOP_KEYS = {"schemaVersion": "schema_version", "globalEnvVars": "global_env_var
 _NULL: Val = ("null",)
 
 
+def _test_fields(dec: _Decoder, item: Val, kind: str, i: int, known: dict[str, str]) -> tuple[str, dict[str, Val]]:
+    """(where, fields) of one test of a list: ``where`` names the list, the index and the test's name, so every
+    error about the test says which one it is (``commandTests[2] "say hi".expectedOutput: ...``)."""
+    w = f"{kind}[{i}]"
+    if item[0] == "map":
+        for key, val in item[1]:
+            if key == "name" and val[0] == "scalar":
+                w += f' "{val[1]}"'
+    return w, dec.fields(item, w, known)
+
+
 def _decode(top: Val, dec: _Decoder, source: str) -> StructureConfig:
     f = dec.fields(top, "config", _TOP_KEYS)
     version = dec.string(f.get("schema_version", _NULL), "schemaVersion")
@@ -282,21 +296,19 @@ def _decode(top: Val, dec: _Decoder, source: str) -> StructureConfig:
 
     cmds: list[CommandTest] = []
     for i, item in enumerate(dec.seq(g(f, "command_tests"), "commandTests")):
-        w = f"commandTests[{i}]"
-        c = dec.fields(item, w, _COMMAND_KEYS)
+        w, c = _test_fields(dec, item, "commandTests", i, _COMMAND_KEYS)
         cmds.append(CommandTest(
             name=dec.string(g(c, "name"), w + ".name"), setup=dec.commands(g(c, "setup"), w + ".setup"),
-            teardown=dec.commands(g(c, "teardown"), w + ".teardown"), env_vars=dec.envs(g(c, "env_vars"), w),
+            teardown=dec.commands(g(c, "teardown"), w + ".teardown"), env_vars=dec.envs(g(c, "env_vars"), w + ".envVars"),
             exit_code=dec.integer(g(c, "exit_code"), w + ".exitCode"),
             command=dec.string(g(c, "command"), w + ".command"), args=dec.strings(g(c, "args"), w + ".args") or (),
-            expected_output=dec.strings(g(c, "expected_output"), w) or (),
-            excluded_output=dec.strings(g(c, "excluded_output"), w) or (),
-            expected_error=dec.strings(g(c, "expected_error"), w) or (),
-            excluded_error=dec.strings(g(c, "excluded_error"), w) or ()))
+            expected_output=dec.strings(g(c, "expected_output"), w + ".expectedOutput") or (),
+            excluded_output=dec.strings(g(c, "excluded_output"), w + ".excludedOutput") or (),
+            expected_error=dec.strings(g(c, "expected_error"), w + ".expectedError") or (),
+            excluded_error=dec.strings(g(c, "excluded_error"), w + ".excludedError") or ()))
     exists: list[FileExistenceTest] = []
     for i, item in enumerate(dec.seq(g(f, "file_existence_tests"), "fileExistenceTests")):
-        w = f"fileExistenceTests[{i}]"
-        e = dec.fields(item, w, _EXIST_KEYS)
+        w, e = _test_fields(dec, item, "fileExistenceTests", i, _EXIST_KEYS)
         exists.append(FileExistenceTest(
             name=dec.string(g(e, "name"), w + ".name"), path=dec.string(g(e, "path"), w + ".path"),
             should_exist=dec.boolean(e["should_exist"], w + ".shouldExist") if "should_exist" in e else True,
@@ -306,12 +318,11 @@ def _decode(top: Val, dec: _Decoder, source: str) -> StructureConfig:
             is_executable_by=dec.string(g(e, "is_executable_by"), w + ".isExecutableBy")))
     contents: list[FileContentTest] = []
     for i, item in enumerate(dec.seq(g(f, "file_content_tests"), "fileContentTests")):
-        w = f"fileContentTests[{i}]"
-        c = dec.fields(item, w, _CONTENT_KEYS)
+        w, c = _test_fields(dec, item, "fileContentTests", i, _CONTENT_KEYS)
         contents.append(FileContentTest(
             name=dec.string(g(c, "name"), w + ".name"), path=dec.string(g(c, "path"), w + ".path"),
-            expected_contents=dec.strings(g(c, "expected_contents"), w) or (),
-            excluded_contents=dec.strings(g(c, "excluded_contents"), w) or ()))
+            expected_contents=dec.strings(g(c, "expected_contents"), w + ".expectedContents") or (),
+            excluded_contents=dec.strings(g(c, "excluded_contents"), w + ".excludedContents") or ()))
     m = dec.fields(g(f, "metadata_test"), "metadataTest", _META_KEYS)
     meta = MetadataTest(
         env_vars=dec.envs(g(m, "env_vars"), "metadataTest.envVars"),

@@ -39,7 +39,9 @@ CONFIG_FIELDS = (
 INJECTED_FILES = frozenset({".dockerenv", "etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab"})
 INJECTED_TREES = ("dev/", "proc/", "sys/")
 
-KNOWN_CASE_KEYS = frozenset({"description", "build_args", "build_env", "target", "prepare", "expect", "differs"})
+KNOWN_CASE_KEYS = frozenset({"description", "build_args", "build_env", "target", "prepare", "expect", "differs",
+                             "executors"})
+EXECUTORS = ("emulate", "chroot")
 KNOWN_DIFFERS_KEYS = frozenset({"reason", "classic", "classic_error", "classic_expect", "ignore_paths", "ignore_config"})
 KNOWN_FILE_SPEC_KEYS = frozenset({"type", "mode", "uid", "gid", "content", "target", "size"})
 
@@ -76,6 +78,7 @@ class Case:
     prepare: tuple[Mapping[str, Any], ...] = ()
     expect: Mapping[str, Any] = field(default_factory=dict)
     differs: Differs | None = None
+    executors: tuple[str, ...] = ("emulate",)  # minibuild's --executor values the case is built with
 
     @property
     def dockerfile(self) -> Path:
@@ -131,11 +134,15 @@ def load_case(path: Path) -> Case:
     if differs:
         _validate_expect(name, differs.classic_expect)
     args = raw.get("build_args") or {}
+    executors = tuple(raw.get("executors") or ("emulate",))
+    if not executors or set(executors) - set(EXECUTORS):
+        raise CaseError(f"{name}: executors must list some of {EXECUTORS}")
     return Case(
         name=name, path=path, description=str(raw["description"]),
         build_args=tuple((str(k), None if v is None else str(v)) for k, v in args.items()),
         build_env=tuple((str(k), str(v)) for k, v in (raw.get("build_env") or {}).items()),
         target=raw.get("target"), prepare=tuple(raw.get("prepare") or ()), expect=expect, differs=differs,
+        executors=executors,
     )
 
 
@@ -462,9 +469,13 @@ def minibuild_command(store: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "minibuild", "--store", str(store), *args]
 
 
-def minibuild_build(docker: Any, store: Path, case: Case, context: Path, out: Path, tag: str) -> ImageResult:
-    """Build with `minibuild build -o`, `docker load` the tarball and read it back; the error on failure."""
+def minibuild_build(docker: Any, store: Path, case: Case, context: Path, out: Path, tag: str,
+                    executor: str = "emulate") -> ImageResult:
+    """Build with `minibuild build -o` (``--executor``), `docker load` the tarball and read it back; the error on
+    failure."""
     args = ["build", str(context), "-f", str(context / "Dockerfile"), "-t", tag, "-o", str(out), *build_flags(case)]
+    if executor != "emulate":
+        args += ["--executor", executor]
     env = dict(os.environ, **dict(case.build_env))
     proc = subprocess.run(minibuild_command(store, *args), capture_output=True, env=env, timeout=600)
     if proc.returncode != 0:

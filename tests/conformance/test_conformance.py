@@ -11,6 +11,9 @@ from tests.conformance.harness import Case, ImageResult, all_cases, check_expect
 
 CASES = all_cases()
 IDS = [c.name for c in CASES]
+# each case with each executor it lists; the emulated shell's runs keep the case's name as their id
+RUNS = [(c, e) for c in CASES for e in c.executors]
+RUN_IDS = [c.name if e == "emulate" else f"{c.name}-{e}" for c, e in RUNS]
 
 
 def _header(case: Case) -> str:
@@ -40,15 +43,20 @@ def test_classic_builder_baseline(case: Case, classic_results: ClassicResults) -
 
 
 @pytest.mark.interop
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_minibuild_matches_docker(case: Case, classic_results: ClassicResults, minibuild_store: MinibuildStore) -> None:
+@pytest.mark.parametrize(("case", "executor"), RUNS, ids=RUN_IDS)
+def test_minibuild_matches_docker(case: Case, executor: str, classic_results: ClassicResults,
+                                  minibuild_store: MinibuildStore) -> None:
     """minibuild's image, loaded into Docker, equals the classic builder's (or BuildKit's stated values)."""
     if minibuild_store.load_error:
         pytest.fail(minibuild_store.load_error, pytrace=False)
+    if executor == "chroot":
+        from tests.support import require_root
+
+        require_root()  # USER steps need real root under the chroot executor
     classic = classic_results.get(case)
-    out = minibuild_store.workdir / f"{case.name}.tar"
+    out = minibuild_store.workdir / f"{case.name}-{executor}.tar"
     mini = minibuild_build(classic_results.docker, minibuild_store.path, case, classic_results.context(case), out,
-                           f"mbconf-minibuild-{os.getpid()}/{case.name}:latest")
+                           f"mbconf-minibuild-{os.getpid()}/{case.name}-{executor}:latest", executor=executor)
     out.unlink(missing_ok=True)
     if mini.error is not None:
         pytest.fail(f"{_header(case)}\n{mini.error}", pytrace=False)

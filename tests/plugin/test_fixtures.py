@@ -219,12 +219,25 @@ def test_image_fixture_without_marker_says_what_to_add(pytester: pytest.Pytester
         @pytest.mark.minibuild("app", dockerfle="x")
         def test_bad_marker(image):
             pass
+
+        @pytest.mark.minibuild("app", tagret="build")
+        def test_misspelt_target(image):
+            pass
+
+        @pytest.mark.minibuild("app", colour="red")
+        def test_unknown(image):
+            pass
     """)
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=2)
+    result.assert_outcomes(errors=4)
+    takes = "the marker takes context, dockerfile, target, build_args, executor, allow"
     result.stdout.fnmatch_lines([
         "*test_needs_marker: the `image` fixture needs a @pytest.mark.minibuild(context=*",
-        "*test_bad_marker: bad @pytest.mark.minibuild arguments: *unexpected keyword argument 'dockerfle'",
+        "*test_bad_marker: bad @pytest.mark.minibuild arguments: unknown argument 'dockerfle' "
+        f"(did you mean dockerfile?); {takes}",
+        "*test_misspelt_target: bad @pytest.mark.minibuild arguments: unknown argument 'tagret' "
+        f"(did you mean target?); {takes}",
+        f"*test_unknown: bad @pytest.mark.minibuild arguments: unknown argument 'colour'; {takes}",
     ])
 
 

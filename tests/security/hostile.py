@@ -193,3 +193,53 @@ def archive_of(files: dict[str, bytes], *, symlinks: dict[str, str] | None = Non
             ti.linkname = target
             tf.addfile(ti)
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ tar header bombs
+def gzip_zeros(n: int) -> bytes:
+    """``n`` zero bytes as concatenated gzip members (16 MiB of zeros compress to ~16 KB; cheap to build)."""
+    chunk = 16 << 20
+    out = gzip.compress(b"\0" * chunk, compresslevel=9, mtime=0) * (n // chunk)
+    return out + (gzip.compress(b"\0" * (n % chunk), mtime=0) if n % chunk else b"")
+
+
+def header_block(name: str, typeflag: bytes, size: int) -> bytes:
+    """One 512-byte USTAR header of type ``typeflag`` claiming ``size`` bytes of payload."""
+    ti = tarfile.TarInfo(name)
+    ti.type = typeflag
+    ti.size = size
+    return ti.tobuf(tarfile.USTAR_FORMAT) if size < 8 ** 11 else ti.tobuf(tarfile.GNU_FORMAT)
+
+
+def extension_bomb(typeflag: bytes, size: int) -> bytes:
+    """A gzip'd tar whose first header (PAX ``x``/``g`` or GNU ``L``/``K``) claims ``size`` bytes of zeros."""
+    return gzip.compress(header_block("././@Ext", typeflag, size), mtime=0) + gzip_zeros(-(-size // 512) * 512)
+
+
+def gnu_sparse(name: str, realsize: int, data: bytes, *, extension_blocks: int = 0) -> bytes:
+    """An old-GNU sparse member (type ``S``): ``data`` stored at the end of a file of ``realsize`` bytes, the rest
+    a hole; ``extension_blocks`` sparse-map blocks follow the header (each with one more tiny data chunk)."""
+    ti = tarfile.TarInfo(name)
+    ti.type = tarfile.GNUTYPE_SPARSE
+    ti.size = len(data)
+    buf = bytearray(ti.tobuf(tarfile.GNU_FORMAT))
+    buf[386:398] = b"%011o\0" % (realsize - len(data))
+    buf[398:410] = b"%011o\0" % len(data)
+    buf[482] = 1 if extension_blocks else 0
+    buf[483:495] = b"%011o\0" % realsize
+    buf[148:156] = b"        "
+    buf[148:156] = b"%06o\0 " % sum(buf)
+    ext = bytearray(b"%011o\0%011o\0" % (1, 1) * 21 + bytes(8))
+    ext[504] = 1
+    blocks = bytes(ext) * max(extension_blocks - 1, 0) + (bytes(512) if extension_blocks else b"")
+    return bytes(buf) + blocks + data + b"\0" * (-len(data) % 512)
+
+
+def negative_size_bomb(typeflag: bytes, zeros: int) -> bytes:
+    """A gzip'd tar whose first header (``typeflag``) has a negative base-256 size, then ``zeros`` zero bytes:
+    tarfile reads ``read(-n)`` for it, i.e. the whole rest of the stream."""
+    buf = bytearray(header_block("././@Neg", typeflag, 0))
+    buf[124:136] = b"\xff" + (-512 % (1 << 88)).to_bytes(11, "big")
+    buf[148:156] = b"        "
+    buf[148:156] = b"%06o\0 " % sum(buf)
+    return gzip.compress(bytes(buf), mtime=0) + gzip_zeros(zeros)

@@ -252,3 +252,150 @@ def test_overlong_names_are_refused_cleanly(tmp_path: Path, names: list[str]) ->
         copy_into(dest, ctx, ["a.tar"], "/x/", unpack=True, instruction="ADD")
     except MinibuildError as err:
         assert str(err) and "\n" not in str(err)
+
+
+# ------------------------------------------------------------------------------------------- hostile tar headers
+# Every tar minibuild reads goes through minibuild.boundedtar; each attack is tried through each kind of reader.
+def _read_as(kind: str, data: bytes, tmp_path: Path) -> None:
+    """Feed ``data`` to one of minibuild's tar readers (raises what that reader raises)."""
+    from minibuild.store.tarread import check_layer
+
+    if kind == "apply":
+        root = tmp_path / "root"
+        root.mkdir(exist_ok=True)
+        apply_layer(root, io.BytesIO(data))
+    elif kind == "check":
+        check_layer(io.BytesIO(data))
+    elif kind == "add":
+        ctx = tmp_path / "ctx"
+        ctx.mkdir(exist_ok=True)
+        (ctx / "a.tar").write_bytes(data)
+        dest = tmp_path / "dest"
+        dest.mkdir(exist_ok=True)
+        copy_into(dest, ctx, ["a.tar"], "/x/", unpack=True, instruction="ADD")
+    elif kind == "load":
+        (tmp_path / "image.tar").write_bytes(data)
+        store = Store.open(tmp_path / "store")
+        try:
+            import_archive(store, tmp_path / "image.tar")
+        finally:
+            assert list(store.blobs) == [] and os.listdir(store.tmp_dir) == []
+    else:
+        raise AssertionError(kind)
+
+
+READERS = ["apply", "check", "add", "load"]
+BIG_HEADER = 3 << 29  # 1.5 GiB of header payload in about 1.5 MB of gzip
+
+
+def _refused_flat(kind: str, data: bytes, tmp_path: Path, match: str) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(MinibuildError, match=match) as info:
+            _read_as(kind, data, tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(info.value)
+    assert peak < 64 << 20, f"peak Python memory {peak >> 20} MiB while reading a hostile tar"
+
+
+@pytest.mark.parametrize("kind", READERS)
+@pytest.mark.parametrize("typeflag", [tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME,
+                                      tarfile.GNUTYPE_LONGLINK], ids=["pax", "pax-global", "gnu-longname",
+                                                                      "gnu-longlink"])
+def test_huge_extension_header_is_refused_before_it_is_read(tmp_path: Path, kind: str, typeflag: bytes) -> None:
+    from tests.security.hostile import extension_bomb
+
+    data = extension_bomb(typeflag, BIG_HEADER)
+    assert len(data) < 2 << 20
+    _refused_flat(kind, data, tmp_path, "more than 1048576 bytes")
+
+
+def _chain(n: int, typeflag: bytes) -> bytes:
+    """``n`` small extension headers of one kind, then one real file, then the end of the archive."""
+    from tests.security.hostile import header_block
+
+    record = b"30 comment=" + b"c" * 18 + b"\n"
+    one = header_block("././@Ext", typeflag, len(record)) + record + b"\0" * (512 - len(record))
+    ti = tarfile.TarInfo("f")
+    return one * n + ti.tobuf(tarfile.USTAR_FORMAT) + b"\0" * 1024
+
+
+@pytest.mark.parametrize("kind", READERS)
+def test_a_long_chain_of_extension_headers_is_refused(tmp_path: Path, kind: str) -> None:
+    # tarfile recurses once per extension header: 5000 of them would end in a RecursionError traceback
+    _refused_flat(kind, _chain(5000, tarfile.XHDTYPE), tmp_path, "extension headers precede one member")
+
+
+def test_global_headers_are_capped_over_the_whole_archive(tmp_path: Path) -> None:
+    from tests.security.hostile import header_block
+
+    parts = []
+    for i in range(300):  # each global header is allowed, but tarfile keeps (and copies) them all
+        rec = b"SCHILY.xattr.user.k%05d=" % i + b"v" * 8000 + b"\n"
+        rec = b"%d " % (len(rec) + 4) + rec
+        parts.append(header_block("././@Global", tarfile.XGLTYPE, len(rec)) + rec + b"\0" * (-len(rec) % 512))
+        parts.append(tarfile.TarInfo("f%05d" % i).tobuf(tarfile.USTAR_FORMAT))
+    data = b"".join(parts) + b"\0" * 1024
+    with pytest.raises(ImageFormatError, match="global PAX headers total more than"):
+        _read_as("check", data, tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["apply", "check", "add"])
+def test_sparse_member_counts_at_its_full_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    from tests.security.hostile import gnu_sparse
+
+    monkeypatch.setenv(ENV_MAX_LAYER_BYTES, "32M")
+    layer = gnu_sparse("big", 512 << 20, b"tail\n") + b"\0" * 1024  # a 2 KiB layer declaring 512 MiB
+    assert len(layer) == 2048
+    with pytest.raises(MinibuildError, match=ENV_MAX_LAYER_BYTES):
+        _read_as(kind, layer, tmp_path)
+    written = sum(p.lstat().st_size for p in tmp_path.rglob("*") if p.is_file() and p.name != "a.tar")
+    assert written < 1 << 20, f"{written} bytes were extracted past the limit"
+
+
+def test_sparse_map_chain_is_capped(tmp_path: Path) -> None:
+    from tests.security.hostile import gnu_sparse
+
+    layer = gnu_sparse("big", 1 << 20, b"tail\n", extension_blocks=4096) + b"\0" * 1024  # 2 MiB of sparse map
+    _refused_flat("check", gzip.compress(layer, mtime=0), tmp_path, "GNU sparse map of more than")
+
+
+def test_honest_sparse_member_extracts_whole(tmp_path: Path) -> None:
+    from tests.security.hostile import gnu_sparse
+
+    layer = gnu_sparse("big", 3 << 20, b"tail\n", extension_blocks=2) + b"\0" * 1024
+    root = tmp_path / "root"
+    root.mkdir()
+    apply_layer(root, io.BytesIO(layer))
+    data = (root / "big").read_bytes()
+    assert len(data) == 3 << 20 and data.endswith(b"tail\n")
+
+
+# ------------------------------------------------------------------------------------------- JSON documents
+def test_json_documents_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from minibuild.build.cachesync import read_layout
+    from minibuild.errors import StoreError
+    from minibuild.limits import ENV_MAX_DOCUMENT_BYTES, max_document_bytes
+    from tests.security.hostile import archive_of
+
+    assert max_document_bytes() == 8 << 20
+    monkeypatch.setenv(ENV_MAX_DOCUMENT_BYTES, "1M")
+    big = b"[" + b" " * (2 << 20) + b"]"
+    (tmp_path / "image.tar").write_bytes(archive_of({"manifest.json": big}))
+    store = Store.open(tmp_path / "store")
+    with pytest.raises(ImageFormatError, match=f"manifest.json is larger than 1048576 bytes.*{ENV_MAX_DOCUMENT_BYTES}"):
+        import_archive(store, tmp_path / "image.tar")
+    layout = tmp_path / "cache"
+    layout.mkdir()
+    (layout / "index.json").write_bytes(big)
+    with pytest.raises(StoreError, match=ENV_MAX_DOCUMENT_BYTES):
+        read_layout(layout)
+
+
+@pytest.mark.parametrize("kind", READERS)
+def test_a_negative_header_size_is_refused(tmp_path: Path, kind: str) -> None:
+    from tests.security.hostile import negative_size_bomb
+
+    _refused_flat(kind, negative_size_bomb(tarfile.XHDTYPE, BIG_HEADER), tmp_path, "negative size")

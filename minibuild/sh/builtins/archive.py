@@ -11,6 +11,8 @@ import os
 import stat
 import tarfile
 
+from minibuild.boundedtar import open_tar
+from minibuild.errors import ImageFormatError
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
 from minibuild.sh.builtins.users import lookup_gid, lookup_uid
 from minibuild.sh.fs import vnorm
@@ -102,7 +104,7 @@ def tar(ctx: Ctx, args: list[str]) -> int:
         if opts.get("x") or opts.get("t"):
             data = ctx.read_input(str(fname)) if fname not in (None, "-") else ctx.stdin.read()
             return _extract(ctx, opts, names, base, _decompress(data))
-    except (OSError, tarfile.TarError, EOFError, gz.BadGzipFile, lzma.LZMAError) as e:
+    except (OSError, tarfile.TarError, EOFError, gz.BadGzipFile, lzma.LZMAError, ImageFormatError) as e:
         ctx.err(getattr(e, "strerror", None) or str(e))
         return 1
     ctx.err("need one of c, x, t")
@@ -160,7 +162,7 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
     as_root = os.geteuid() == 0 and not opts.get("o")
     fs = ctx.fs
     dir_modes: list[tuple[str, int]] = []
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+    with open_tar(io.BytesIO(data), mode="r:", what="tar") as tf:  # headers capped (minibuild.boundedtar)
         for m in tf:
             name = m.name
             while name.startswith("/"):
