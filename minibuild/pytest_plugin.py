@@ -105,7 +105,7 @@ class BuiltImage:
 
     @property
     def size(self) -> int:
-        """Bytes of the image's config and layer blobs (compressed), as the build reported."""
+        """The image size (minibuild.units.image_size: its distinct layer blobs), as the build reported."""
         return self.result.size
 
     @property

@@ -16,6 +16,8 @@ import stat as _stat
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from minibuild.fsperm import ENTRY_TYPE_BITS
+
 if TYPE_CHECKING:
     from minibuild.view import FileInfo, ImageView
 
@@ -27,8 +29,6 @@ _TYPE_ALIASES = {"file": "file", "f": "file", "regular": "file", "dir": "dir", "
                  "fifo": "fifo"}
 _TYPE_WORDS = {"file": "a regular file", "dir": "a directory", "symlink": "a symbolic link",
                "char": "a character device", "block": "a block device", "fifo": "a named pipe"}
-_KIND_BITS = {"file": _stat.S_IFREG, "dir": _stat.S_IFDIR, "symlink": _stat.S_IFLNK, "char": _stat.S_IFCHR,
-              "block": _stat.S_IFBLK, "fifo": _stat.S_IFIFO}
 _LS_TYPES = {"-": "file", "d": "dir", "l": "symlink", "c": "char", "b": "block", "p": "fifo"}
 _EXCERPT_BYTES = 600
 _LISTED = 12
@@ -57,7 +57,7 @@ def _target(image: Any) -> tuple[ImageView, str]:
 def format_mode(mode: int, type_: str = "file") -> str:
     """``-rw-r--r-- (0o644)``: ``ls -l`` letters for a ``type_`` entry with permission bits ``mode``, and octal."""
     bits = mode & 0o7777
-    return f"{_stat.filemode(_KIND_BITS.get(type_, _stat.S_IFREG) | bits)} ({bits:#o})"
+    return f"{_stat.filemode(ENTRY_TYPE_BITS.get(type_, _stat.S_IFREG) | bits)} ({bits:#o})"
 
 
 def parse_mode(mode: int | str) -> tuple[int, str | None]:

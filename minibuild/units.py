@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 
@@ -20,7 +21,12 @@ def plural(n: int, word: str, plural_form: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural_form or word + 's')}"
 
 
+def layer_bytes(layers: Iterable[tuple[Hashable, int]]) -> int:
+    """The bytes of some layers given as (digest, size): each distinct blob counted once."""
+    return sum(dict(layers).values())
+
+
 def image_size(image: Any) -> int:
-    """An image's size: the sum of its layer blob sizes as stored (the manifest's layer ``size`` fields; config
-    and manifest blobs are not counted, a layer listed twice counts once)."""
-    return sum(dict((layer.digest, layer.size) for layer in image.layers).values())
+    """THE size of an image (docs/image-size.md): the sum of its layer blob sizes as stored (the manifest's layer
+    ``size`` fields; config and manifest blobs are not counted, a layer listed twice counts once)."""
+    return layer_bytes((layer.digest, layer.size) for layer in image.layers)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from minibuild.digest import Digest
 from minibuild.errors import ConfigError, ImageFormatError, MinibuildError
+from minibuild.fsperm import ENTRY_TYPE_BITS
 from minibuild.oci.image import Image
 from minibuild.oci.model import Healthcheck, History, ImageConfig
 from minibuild.record import record
@@ -134,9 +135,7 @@ class FileInfo:
     @property
     def st_mode(self) -> int:
         """The POSIX ``st_mode`` (``stat.S_IFREG | 0o644`` ...)."""
-        kind = {"file": _stat.S_IFREG, "dir": _stat.S_IFDIR, "symlink": _stat.S_IFLNK, "char": _stat.S_IFCHR,
-                "block": _stat.S_IFBLK, "fifo": _stat.S_IFIFO}[self.type]
-        return kind | (self.mode & 0o7777)
+        return ENTRY_TYPE_BITS[self.type] | (self.mode & 0o7777)
 
     def read(self) -> bytes:
         """The file's content, read from the layer blob that wrote it (raises for anything but a file)."""

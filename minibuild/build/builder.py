@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from minibuild.build.cachekey import base_key, key_of, layer_step_inputs, step_inputs
 from minibuild.build.cachesync import CHAIN_KINDS, SOURCE_FIELD, chain_hit, hit_reason
-from minibuild.build.context import StatCache
+from minibuild.build.context import BuildContext, StatCache
 from minibuild.build.copy import HeredocSource, source_checksum
 from minibuild.build.dockerignore import IgnoreMatcher, load_ignore
 from minibuild.build.explain import explain_miss, history_key, source_files
@@ -323,6 +323,9 @@ class Builder:
         # mtime, ctime) is not read again; concurrent builds each rename a whole file (last writer wins)
         self._stat_cache = StatCache(None if dry_run else store.meta_dir / "stat-cache.json")
         self._layer_trees: dict[tuple[Digest, ...], LayerTree] = {}  # COPY --from sources read in place
+        # hashes of the files of finished stage roots, for this build only (temp dirs: not worth persisting);
+        # a finished stage's root is never written again, so its own fresh files need no racy-clean margin
+        self._stage_hashes = StatCache(None, racy_margin_ns=0)
         self._step_no = 0
         self._unpack_seconds = 0.0  # time spent extracting layers into roots (reported as unpack events)
         self._imported: set[str] = set()  # fixture images imported into the store by this build
@@ -412,11 +415,12 @@ class Builder:
         self._emit({"type": "unpack", **event, "seconds": round(seconds, 3)})
         return st.root
 
-    def _source_tree(self, st: _State) -> Path | LayerTree:
+    def _source_tree(self, st: _State) -> BuildContext:
         """A COPY --from source as it stands: its root when materialised, else its layers read in place (no
-        extraction: only the headers, and the content of the files the checksum needs)."""
+        extraction: only the headers, and the content of the files the checksum needs). Either way each file is
+        hashed once per build: the cache key and the explain record share the tree's hashes."""
         if st.root is not None and st.root_layers == len(st.image.layers):
-            return st.root
+            return BuildContext(st.root, stat_cache=self._stage_hashes)
         key = tuple(layer.digest for layer in st.image.layers)
         tree = self._layer_trees.get(key)
         if tree is None:
@@ -1202,11 +1206,7 @@ class Builder:
             result = copy_into(root, src_root, ex.sources, ex.dest, workdir=workdir, chown=ex.chown or None,
                                chmod=ex.chmod or None, parents=parents, exclude=ex.exclude,
                                ignore=self.ignore if src_state is None else None, from_context=src_state is None,
-                               heredocs=heredocs, unpack=unpack,
-                               # a stage root is a temp dir of this build: its files' hashes are not worth
-                               # persisting (the store's stat cache would grow by every COPY --from's files)
-                               stat_cache=self._stat_cache if src_state is None else None,
-                               instruction="ADD" if is_add else "COPY")
+                               heredocs=heredocs, unpack=unpack, instruction="ADD" if is_add else "COPY")
             if not result.changed_paths:
                 return []
             return entries_for_paths(root, result.changed_paths, recursive=False)

@@ -17,6 +17,7 @@ from minibuild.oci.model import MEDIA_OCI_LAYER, MEDIA_OCI_MANIFEST, Descriptor,
 from minibuild.record import record
 from minibuild.store import Store
 from minibuild.store.blobs import Pin
+from minibuild.units import image_size
 
 CACHE_ARTIFACT_TYPE = "application/vnd.minibuild.cache.v1"
 CACHE_CONFIG_TYPE = "application/vnd.minibuild.cache.config.v1+json"
@@ -533,6 +534,6 @@ def run_build(builder: Any, store: Store, *, pull: bool = False, cache_from: Seq
 
                 save_image_tar(store.blobs, image, list(builder.tags), result.output)
             result = dataclasses.replace(result, image=image, digest=digest, config_digest=image.config_digest,
-                                         size=len(image.config_bytes) + sum(layer.size for layer in image.layers),
+                                         size=image_size(image),
                                          tags=tags)
     return result

@@ -13,26 +13,10 @@ from pathlib import Path
 from minibuild.build.confine import resolve_components, resolve_relative
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards, go_match, BadPatternError
 from minibuild.errors import ContextError
+from minibuild.fsperm import file_type
 
 MAX_SYMLINKS = 255
 _CHUNK = 1 << 20
-
-
-def file_type(mode: int) -> str:
-    """The Entry type name of a stat mode: file, dir, symlink, char, block, fifo or socket."""
-    if st_mod.S_ISREG(mode):
-        return "file"
-    if st_mod.S_ISDIR(mode):
-        return "dir"
-    if st_mod.S_ISLNK(mode):
-        return "symlink"
-    if st_mod.S_ISCHR(mode):
-        return "char"
-    if st_mod.S_ISBLK(mode):
-        return "block"
-    if st_mod.S_ISFIFO(mode):
-        return "fifo"
-    return "socket"
 
 
 def resolve_in_root(

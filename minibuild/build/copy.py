@@ -12,7 +12,8 @@ What this module does, and where it follows BuildKit rather than Docker's classi
   counts wildcard matches; BuildKit checks neither and overwrites);
 * missing destination parents are created 0755 root:root, or with the ``--chown`` owner and the octal ``--chmod``
   mode (BuildKit); files from the context are owned 0:0, files from ``--from`` keep their owner;
-* ``--chmod`` applies to every copied file and directory (octal, or symbolic as in chmod(1));
+* ``--chmod`` applies to every copied file and directory: octal, or symbolic with minibuild.fsperm's
+  ``rules="chmod1"`` (GNU chmod(1)'s ``X``, as BuildKit documents it) and umask 0;
 * ``--chown`` names resolve in the DESTINATION root; a user alone takes the user's primary group (BuildKit; the
   classic builder looks up a group with the user's name), a numeric user alone gives gid = uid; an unknown name is
   an error (BuildKit's code silently maps it to 0, its documentation says it fails);
@@ -37,11 +38,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
 
 from minibuild.build.confine import resolve_components
-from minibuild.build.context import BuildContext, StatCache, file_type
+from minibuild.build.context import BuildContext, StatCache
 from minibuild.build.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
 from minibuild.build.userdb import parse_id, read_db
 from minibuild.dockerfile.syntax import is_file_name
 from minibuild.errors import ContextError, SourceNotFoundError, UnsafePathError
+from minibuild.fsperm import ModeSpec, file_type, parse_mode_spec
 from minibuild.record import record
 
 if TYPE_CHECKING:  # tarfile and the decompressors are imported by ADD of an archive only (start-up)
@@ -89,74 +91,19 @@ def resolve_chown(spec: str, dest_root: Path) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------------------------------- --chmod
 
-_WHO = {"u": 0o4700, "g": 0o2070, "o": 0o0007, "a": 0o7777}
-_CLAUSE = re.compile(r"([ugoa]*)((?:[-+=][rwxXstugo]*)+)\Z")
-
-
-@record
-class ChmodSpec:
-    """A ``--chmod`` value: an octal mode or chmod(1) symbolic clauses."""
-
-    text: str
-    octal: int | None = None
-    clauses: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
-
-    def apply(self, mode: int, *, is_dir: bool) -> int:
-        """The permission bits (incl. suid/sgid/sticky) a copied entry with ``mode`` gets."""
-        if self.octal is not None:
-            return self.octal
-        cur = mode & 0o7777
-        for who, ops in self.clauses:
-            mask = 0
-            for w in who or "a":
-                mask |= _WHO[w]
-            for op, perms in ops:
-                bits = 0
-                for p in perms:
-                    if p == "r":
-                        bits |= 0o444
-                    elif p == "w":
-                        bits |= 0o222
-                    elif p == "x":
-                        bits |= 0o111
-                    elif p == "X":
-                        if is_dir or cur & 0o111:
-                            bits |= 0o111
-                    elif p == "s":
-                        bits |= 0o6000
-                    elif p == "t":
-                        bits |= 0o1000
-                    else:  # copy from u, g or o
-                        shift = {"u": 6, "g": 3, "o": 0}[p]
-                        b = (cur >> shift) & 0o7
-                        bits |= b << 6 | b << 3 | b
-                if op == "+":
-                    cur |= bits & mask
-                elif op == "-":
-                    cur &= ~(bits & mask)
-                else:
-                    cur = (cur & ~mask) | (bits & mask)
-        return cur & 0o7777
+ChmodSpec = ModeSpec  # the one mode implementation (minibuild.fsperm), applied with chmod(1)'s rules and umask 0
 
 
 def parse_chmod(spec: str) -> ChmodSpec:
     """Parse ``--chmod``: octal up to 07777, or symbolic (``u+x``, ``go=rX``, ``g=u``); BuildKit's error text."""
-    bad_octal = ContextError(f"invalid chmod parameter: '{spec}'. it should be octal string and between 0 and 07777")
-    if re.fullmatch(r"[0-7]+", spec):
-        value = int(spec, 8)
-        if value > 0o7777:
-            raise bad_octal
-        return ChmodSpec(text=spec, octal=value)
+    parsed = parse_mode_spec(spec)
     if spec[:1].isdigit():
-        raise bad_octal
-    clauses: list[tuple[str, tuple[tuple[str, str], ...]]] = []
-    for clause in spec.split(","):
-        m = _CLAUSE.match(clause)
-        if not m:
-            raise ContextError(f"invalid chmod parameter: '{spec}': not an octal or symbolic mode")
-        ops = tuple((o[0], o[1:]) for o in re.findall(r"[-+=][rwxXstugo]*", m.group(2)))
-        clauses.append((m.group(1), ops))
-    return ChmodSpec(text=spec, clauses=tuple(clauses))
+        if parsed is None:
+            raise ContextError(f"invalid chmod parameter: '{spec}'. it should be octal string and between 0 and 07777")
+        return parsed
+    if parsed is None or "" in spec.split(","):
+        raise ContextError(f"invalid chmod parameter: '{spec}': not an octal or symbolic mode")
+    return parsed
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -176,10 +123,10 @@ class HeredocSource:
 
 @record
 class CopyResult:
-    """What a COPY/ADD changed under the destination root (relative paths) and its sources' checksum."""
+    """What a COPY/ADD changed under the destination root (relative paths) and the sources it resolved (the
+    sources' checksum is ``source_checksum``'s, computed once for the cache key, never again while copying)."""
 
     changed_paths: tuple[str, ...]
-    checksum: str
     sources: tuple[str, ...] = ()
 
 
@@ -303,15 +250,48 @@ def _source_entries(
             pending.append([comps, rel, info, False])
 
 
-def _records(
-    tree: BuildContext, items: Sequence[_Item], heredocs: Sequence[HeredocSource], exclude: IgnoreMatcher | None, *, owner: bool
-) -> Iterator[dict[str, object]]:
+@record
+class SourceRecord:
+    """One entry a COPY/ADD reads: its item (source match), its path below that source, whether it is only a
+    parent kept for ``--parents``, and the tree's record of it (``path`` = the root-relative path)."""
+
+    item: int
+    comps: str
+    as_parent: bool
+    record: dict[str, object]
+
+
+def source_records(
+    tree: BuildContext, sources: Sequence[str], *, exclude: Sequence[str] = (), parents: bool = False,
+    from_context: bool = True, instruction: str = "COPY",
+) -> tuple[list[_Item], list[SourceRecord]]:
+    """The one walk over what a COPY/ADD reads, content hashes included (a LayerTree loads the hashes a first pass
+    asked for, then the walk runs again): behind both the cache key (``source_checksum``) and the explain record
+    (``minibuild.build.explain.source_files``)."""
+    excl = _exclude_matcher(exclude)
+
+    def walk() -> tuple[list[_Item], list[SourceRecord]]:
+        items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
+        out = [SourceRecord(item=n, comps=comps, as_parent=as_parent,
+                            record=tree.record(rel, info, owner=not from_context))
+               for n, item in enumerate(items) for comps, rel, info, as_parent in _source_entries(tree, item, excl)]
+        return items, out
+
+    result = walk()
+    if tree.load_hashes():
+        result = walk()
+    return result
+
+
+def _records(items: Sequence[_Item], records: Sequence[SourceRecord], heredocs: Sequence[HeredocSource]) -> Iterator[dict[str, object]]:
+    by_item: dict[int, list[SourceRecord]] = {}
+    for r in records:
+        by_item.setdefault(r.item, []).append(r)
     for n, item in enumerate(items):
         yield {"item": n, "name": item.name, "source": item.source}
-        for comps, rel, info, as_parent in _source_entries(tree, item, exclude):
-            rec = tree.record(rel, info, owner=owner)
-            rec["path"] = comps
-            if as_parent:
+        for r in by_item.get(n, ()):
+            rec = dict(r.record, path=r.comps)
+            if r.as_parent:
                 rec["parent"] = True
             yield rec
     for doc in heredocs:
@@ -352,15 +332,10 @@ def source_checksum(
         BuildContext(src_root, ignore if from_context else None, stat_cache=stat_cache)
     header = {"v": 1, "parents": parents, "from_context": from_context, "exclude": list(exclude)}
 
-    def compute() -> str:
-        items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
-        return _digest(header, _records(tree, items, heredocs, _exclude_matcher(exclude), owner=not from_context))
-
-    result = compute()
-    if tree.load_hashes():
-        result = compute()
+    items, records = source_records(tree, sources, exclude=exclude, parents=parents, from_context=from_context,
+                                    instruction=instruction)
     tree.stat_cache.save()
-    return result
+    return _digest(header, _records(items, records, heredocs))
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -511,7 +486,6 @@ def copy_into(
     heredocs: Sequence[HeredocSource] = (),
     unpack: bool = False,
     mtime: int | None = None,
-    stat_cache: StatCache | None = None,
     instruction: str = "COPY",
 ) -> CopyResult:
     """Run one COPY/ADD: ``sources`` from ``src_root`` (the context, or a stage root with ``from_context=False``)
@@ -523,16 +497,13 @@ def copy_into(
     """
     spec = parse_chmod(chmod) if isinstance(chmod, str) else chmod
     owner_override = resolve_chown(chown, dest_root) if isinstance(chown, str) else chown
-    tree = BuildContext(src_root if src_root is not None else dest_root, ignore if from_context else None, stat_cache=stat_cache)
+    tree = BuildContext(src_root if src_root is not None else dest_root, ignore if from_context else None)
     items = (
         _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
         if sources
         else []
     )
     excl = _exclude_matcher(exclude)
-    header = {"v": 1, "parents": parents, "from_context": from_context, "exclude": list(exclude)}
-    checksum = _digest(header, _records(tree, items, heredocs, excl, owner=not from_context))
-    tree.stat_cache.save()
 
     dest_rel, dir_syntax = _dest_path(dest, workdir)
     writer = _Writer(dest_root, mtime=mtime)
@@ -558,7 +529,7 @@ def copy_into(
 
     def perm_of(info: os.stat_result) -> int:
         mode = st_mod.S_IMODE(info.st_mode)
-        return spec.apply(mode, is_dir=st_mod.S_ISDIR(info.st_mode)) if spec is not None else mode
+        return spec.apply(mode, is_dir=st_mod.S_ISDIR(info.st_mode), rules="chmod1") if spec is not None else mode
 
     source = None
     for item in items:
@@ -591,12 +562,12 @@ def copy_into(
             target = dst + "/" + doc.name if dst else doc.name
         writer.mkdir_all(target.rsplit("/", 1)[0] if "/" in target else "", dir_mode, dir_owner)
         writer.write_file(target, None, doc.data, None)
-        perm = spec.apply(0o644, is_dir=False) if spec is not None else 0o644
+        perm = spec.apply(0o644, is_dir=False, rules="chmod1") if spec is not None else 0o644
         writer.finish(target, perm, owner_override or (0, 0), None)
         if mtime is None:
             os.utime(writer.full(target), ns=(0, 0), follow_symlinks=False)
 
-    return CopyResult(changed_paths=tuple(sorted(writer.changed)), checksum=checksum, sources=tuple(i.rel or "" for i in items))
+    return CopyResult(changed_paths=tuple(sorted(writer.changed)), sources=tuple(i.rel or "" for i in items))
 
 
 def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm_of) -> None:  # type: ignore[no-untyped-def]

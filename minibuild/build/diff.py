@@ -25,9 +25,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
-from minibuild.build.context import file_type
 from minibuild.build.rootfs import resolve_in_root
 from minibuild.errors import BuildError, UnsafePathError
+from minibuild.fsperm import file_type
 from minibuild.record import record
 from minibuild.store.tarlayer import WHITEOUT_PREFIX, Entry, EntryType, normalize_path, opaque, sort_key, whiteout
 

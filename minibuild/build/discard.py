@@ -21,6 +21,7 @@ from minibuild.store import Store
 from minibuild.store.tarlayer import OPAQUE_NAME, WHITEOUT_PREFIX, Entry
 from minibuild.store.tarread import read_entries
 from minibuild.teach.imagefs import image_tree
+from minibuild.units import image_size
 from minibuild.teach.report import (
     BuildReport,
     LayerReport,
@@ -152,7 +153,7 @@ def build_report(store: Store, result: BuildResult, df: Dockerfile, *, dockerfil
         stages.append(StageReport(index=sr.index, name=sr.name, base=sr.base, base_stage=base_stage,
                                   status=sr.status, reason=reason, steps=steps,  # type: ignore[arg-type]
                                   layers=tuple(layer.digest for layer in image.layers),
-                                  size=sum(layer.size for layer in image.layers), vertices=vertices))
+                                  size=image_size(image), vertices=vertices))
         for i, layer in enumerate(image.layers):
             if layer.digest in layers:
                 continue

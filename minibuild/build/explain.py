@@ -26,25 +26,17 @@ def source_files(src_root: Any, sources: Sequence[str], *, ignore: Any = None, e
     per-file detail behind ``source_checksum``, kept so the next build can name the file that changed.
     ``src_root`` is a directory (Path) or a ready BuildContext (e.g. a LayerTree: no extraction)."""
     from minibuild.build.context import BuildContext
-    from minibuild.build.copy import _exclude_matcher, _resolve_items, _source_entries
+    from minibuild.build.copy import source_records
 
     tree = src_root if isinstance(src_root, BuildContext) else \
         BuildContext(Path(src_root), ignore if from_context else None, stat_cache=stat_cache)
-    ex = _exclude_matcher(exclude)
-
-    def compute() -> dict[str, dict[str, Any]]:
-        items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
-        out: dict[str, dict[str, Any]] = {}
-        for item in items:
-            for _comps, rel, info, _as_parent in _source_entries(tree, item, ex):
-                rec = tree.record(rel, info, owner=not from_context)
-                path = str(rec.pop("path")) or "."
-                out[path if from_context else "/" + path.lstrip("/")] = rec
-        return out
-
-    out = compute()
-    if tree.load_hashes():
-        out = compute()
+    _items, records = source_records(tree, sources, exclude=exclude, parents=parents, from_context=from_context,
+                                     instruction=instruction)
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        rec = dict(r.record)
+        path = str(rec.pop("path")) or "."
+        out[path if from_context else "/" + path.lstrip("/")] = rec
     return out
 
 

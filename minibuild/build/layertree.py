@@ -7,7 +7,7 @@ directories, parents resolved through symlinks, hardlinks sharing their target's
 logic of ``minibuild.build.copy`` (wildcards, ``--exclude``, ``--parents``, confined symlinks) runs unchanged and
 gives the checksum it gives on an extracted root. File content hashes are not known while folding: a record asks
 for them, ``load_hashes`` then reads only the members asked for, only from the layers that hold them, and the
-caller computes the records again (``copy.source_checksum`` and ``explain.source_files`` do that).
+caller computes the records again (``copy.source_records``, the one walk behind the key and the explain record).
 
 An uncompressed layer blob in the local store is read by seeking: its headers are read and its file contents
 skipped (a 350 MB base layer costs a few hundred header reads, not 350 MB), and a wanted member is read at its

@@ -14,6 +14,7 @@ from minibuild.oci.archive import import_archive, save_image_tar
 from minibuild.oci.image import Image
 from minibuild.oci.reference import parse_reference
 from minibuild.store import Store
+from minibuild.units import image_size
 
 
 def _store(ctx: click.Context) -> Store:
@@ -70,8 +71,6 @@ def save(ctx: click.Context, name: str, output: Path) -> None:
 @click.pass_context
 def images(ctx: click.Context, quiet: bool) -> None:
     """List the named images of the store."""
-    from minibuild.units import image_size
-
     store = _store(ctx)
     records = store.images()
     if quiet:
@@ -99,7 +98,7 @@ def describe(image: Image, names: list[str]) -> dict[str, Any]:
         "Config": image.config.to_json().get("config", {}),
         "Layers": [{"digest": layer.digest.value, "diff_id": layer.diff_id.value, "size": layer.size,
                     "mediaType": layer.descriptor.media_type} for layer in image.layers],
-        "Size": sum(layer.size for layer in image.layers),
+        "Size": image_size(image),
         "History": [h.to_json() for h in image.config.history],
     }
 

@@ -47,7 +47,7 @@ def _image_sizes(ctx: click.Context, refs: list[str]) -> dict[str, int]:
             image = store.resolve(ref)
         except (StoreError, ConfigError):
             continue
-        out[ref] = sum(layer.size for layer in image.layers)
+        out[ref] = image_size(image)
     return out
 
 

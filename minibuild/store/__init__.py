@@ -35,6 +35,7 @@ from minibuild.store.diffids import DiffIds, verify_layers
 from minibuild.store.gc import Lease, PruneReport, prune
 from minibuild.store.lock import FileLock, atomic_write
 from minibuild.store.refs import LAYOUT_BYTES, RefEntry, RefStore
+from minibuild.units import image_size
 
 __all__ = ["Store", "ImageRecord", "BlobStore", "BlobWriter", "CacheStore", "RefStore", "RefEntry", "Lease",
            "PruneReport", "FileLock"]
@@ -217,7 +218,7 @@ class Store:
                 image = self.get_image(e.descriptor.digest)
             except (StoreError, ImageFormatError):
                 continue
-            size = len(image.config_bytes) + sum(layer.size for layer in image.layers)
+            size = image_size(image)
             out.append(ImageRecord(name=e.name, familiar=e.familiar, digest=e.descriptor.digest,
                                    config_digest=image.config_digest, size=size, layers=len(image.layers),
                                    created=image.config.created))

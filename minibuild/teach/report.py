@@ -69,7 +69,7 @@ from minibuild.errors import ConfigError, ImageFormatError
 from minibuild.record import record
 from minibuild.teach.graph import Edge, ImageNode, StageGraph, StageNode
 from minibuild.teach.render import SKIP_FILL, SKIP_STROKE, to_svg
-from minibuild.units import human_bytes
+from minibuild.units import human_bytes, layer_bytes
 
 SCHEMA = "minibuild.build-report/v1"
 StageStatus = Literal["built", "cached", "skipped"]
@@ -202,7 +202,7 @@ class BuildReport:
 def compute_totals(report: BuildReport, final_layers: tuple[Digest, ...]) -> Totals:
     """Totals from the report's layers/waste/transfers and the final image's layer digests (a helper for builders)."""
     sizes = {layer.digest: layer.size for layer in report.layers}
-    final = sum(sizes.get(d, 0) for d in dict.fromkeys(final_layers))
+    final = layer_bytes((d, sizes.get(d, 0)) for d in final_layers)
     built = sum(sizes.values())
     kept = set(final_layers)
     # waste is what the final image's own layer stack hides: a build stage's deletions are not in it, even when

@@ -10,6 +10,7 @@ import stat
 import time
 from pathlib import Path
 
+from minibuild.fsperm import parse_mode_spec
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.builtins.timestr import BadTime, parse_time
 from minibuild.sh.builtins.users import group_name, lookup_gid, lookup_uid, user_name
@@ -453,66 +454,11 @@ def touch(ctx: Ctx, args: list[str]) -> int:
 
 
 def parse_mode(spec: str, current: int, *, umask: int = 0, is_dir: bool = False) -> int:
-    """An octal or symbolic (u+x,go-w,a=rX,+t) mode applied to `current`."""
-    if spec and all(c in "01234567" for c in spec):
-        v = int(spec, 8)
-        if len(spec) <= 4 and is_dir and len(spec) < 4:
-            return (current & 0o6000) | v if False else v
-        return v
-    mode = current & 0o7777
-    for clause in spec.split(","):
-        i = 0
-        who = ""
-        while i < len(clause) and clause[i] in "ugoa":
-            who += clause[i]
-            i += 1
-        if i >= len(clause):
-            raise UsageError(f"invalid mode '{spec}'")
-        while i < len(clause):
-            op = clause[i]
-            if op not in "+-=":
-                raise UsageError(f"invalid mode '{spec}'")
-            i += 1
-            perms = ""
-            while i < len(clause) and clause[i] in "rwxXstugo":
-                perms += clause[i]
-                i += 1
-            bits = 0
-            for c in perms:
-                if c == "r":
-                    bits |= 0o444
-                elif c == "w":
-                    bits |= 0o222
-                elif c == "x":
-                    bits |= 0o111
-                elif c == "X":
-                    if is_dir or mode & 0o111:
-                        bits |= 0o111
-                elif c == "s":
-                    bits |= 0o6000
-                elif c == "t":
-                    bits |= 0o1000
-                elif c in "ugo":
-                    src = {"u": (mode >> 6) & 7, "g": (mode >> 3) & 7, "o": mode & 7}[c]
-                    bits |= src * 0o111
-            mask = 0
-            for w in who or "a":
-                mask |= {"u": 0o4700, "g": 0o2070, "o": 0o1007, "a": 0o7777}[w]
-            if not who:
-                eff = bits & ~umask & 0o777 | (bits & 0o7000 & ~0o1000 if True else 0) | (bits & 0o1000)
-            else:
-                eff = bits & mask
-            if op == "+":
-                mode |= eff
-            elif op == "-":
-                mode &= ~eff
-            else:
-                keep = ~mask & 0o7777 if who else 0
-                if who:
-                    mode = (mode & keep) | eff
-                else:
-                    mode = (mode & 0o7000 & 0) | eff
-    return mode
+    """An octal or symbolic (u+x,go-w,a=rX,+t) mode applied to `current` (busybox's rules: minibuild.fsperm)."""
+    parsed = parse_mode_spec(spec)
+    if parsed is None:
+        raise UsageError(f"invalid mode '{spec}'")
+    return parsed.apply(current, is_dir=is_dir, umask=umask)
 
 
 @builtin("chmod")

@@ -1,0 +1,61 @@
+"""The public API: ``minibuild.build`` stays callable however often it is used and whatever was imported before."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_PRELUDE = """
+import os, sys
+ctx, store = sys.argv[1], sys.argv[2]
+"""
+
+_SCRIPTS = {
+    # exactly the report: the first call imports the engine subpackage minibuild.build.*
+    "twice": """
+import minibuild
+a = minibuild.build(ctx, store=store)
+b = minibuild.build(ctx, store=store)
+assert a.config_digest == b.config_digest, (a, b)
+""",
+    "from-import-after-engine": """
+import minibuild
+import minibuild.build.builder
+from minibuild import build
+r = build(ctx, store=store)
+print(r.config_digest)
+""",
+    "attribute-after-engine": """
+import minibuild.build.builder
+import minibuild
+r = minibuild.build(ctx, store=store)
+print(r.config_digest)
+""",
+    "engine-modules-still-reachable": """
+import minibuild
+minibuild.build(ctx, store=store)
+import minibuild.build.copy as copy_mod
+assert copy_mod.__name__ == "minibuild.build.copy"
+assert minibuild.build.builder.__name__ == "minibuild.build.builder"
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SCRIPTS))
+def test_build_is_callable_in_a_fresh_interpreter(name: str, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY a /a\n")
+    (ctx / "a").write_text("hi\n")
+    script = textwrap.dedent(_PRELUDE) + textwrap.dedent(_SCRIPTS[name])
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(ctx), str(tmp_path / "store")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
