@@ -9,7 +9,7 @@ import time
 
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.builtins.timestr import BadTime, parse_time
-from minibuild.sh.builtins.users import db_id, group_name, read_db, user_name
+from minibuild.sh.builtins.users import field_id, group_name, read_db, user_name
 from minibuild.sh.fs import vnorm
 
 
@@ -392,17 +392,17 @@ def id_(ctx: Ctx, args: list[str]) -> int:
         return 1
     uid, gid = ctx.fs.uid, ctx.fs.gid
     name = user_name(ctx, uid)
-    if users:  # busybox looks a USER up by name only
+    if users:  # busybox looks a USER up by name only; a numeric field it cannot read is (uid_t)-1
         ent = next((u for u in read_db(ctx, "/etc/passwd") if u[0] == users[0] and len(u) > 3), None)
-        if ent is None or not (ent[2].isdigit() and ent[3].isdigit()):
+        if ent is None:
             ctx.err(f"unknown user {users[0]}")
             return 1
         name = ent[0]
-        uid = db_id(ent[2], "user id") if len(ent) > 2 else 0
-        gid = db_id(ent[3], "group id") if len(ent) > 3 else 0
-    # supplementary groups as getgrouplist gives them from the image's /etc/group (what a container's id shows)
-    gids = [gid] + [int(g[2]) for g in read_db(ctx, "/etc/group")
-                    if len(g) > 3 and g[2].isdigit() and name in g[3].split(",")]
+        uid, gid = (0xFFFFFFFF if n is None else n for n in (field_id(ent[2]), field_id(ent[3])))
+    # supplementary groups as getgrouplist gives them from the image's /etc/group (what a container's id shows);
+    # a group line whose gid busybox cannot read is skipped
+    gids = [gid] + [n for g in read_db(ctx, "/etc/group")
+                    if len(g) > 3 and (n := field_id(g[2])) is not None and name in g[3].split(",")]
     gids = list(dict.fromkeys(gids))
     code = 0
 

@@ -33,12 +33,21 @@ def _rewrite(ctx: Ctx, vpath: str, rows: list[list[str]]) -> None:
     os.chmod(host, mode)
 
 
+def field_id(text: str) -> int | None:
+    """A database id field as busybox's passwd/group parser reads it: blanks around it ignored, ASCII digits
+    only, at most 4294967295; anything else is None (busybox then stores (uid_t)-1 or skips the line)."""
+    text = text.strip(" \t")
+    if not text or not text.isascii() or not text.isdigit() or int(text) > 0xFFFFFFFF:
+        return None
+    return int(text)
+
+
 def user_name(ctx: Ctx, uid: int) -> str:
-    return next((u[0] for u in read_db(ctx, "/etc/passwd") if len(u) > 2 and u[2] == str(uid)), str(uid))
+    return next((u[0] for u in read_db(ctx, "/etc/passwd") if len(u) > 2 and field_id(u[2]) == uid), str(uid))
 
 
 def group_name(ctx: Ctx, gid: int) -> str:
-    return next((g[0] for g in read_db(ctx, "/etc/group") if len(g) > 2 and g[2] == str(gid)), str(gid))
+    return next((g[0] for g in read_db(ctx, "/etc/group") if len(g) > 2 and field_id(g[2]) == gid), str(gid))
 
 
 def db_id(text: str, what: str = "id") -> int:
