@@ -26,13 +26,14 @@ import stat
 import sys
 import time
 
+from minibuild.home import MEMO_DIR
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the entry point imports nothing it does not use: typing alone costs milliseconds
     from collections.abc import Mapping, Sequence
     from typing import IO, Any
 
 FORMAT = 1
-MEMO_DIR = os.path.join(".minibuild", "noop")
 RACY_NS = 2_000_000_000  # a stamp this close to the memo's writing may miss a later change in the same tick
 _entry_argv: list[str] | None = None
 
@@ -309,17 +310,3 @@ def _keep_newest(folder: str, keep: int) -> None:
                             if e.name.endswith(".json")), reverse=True)
         for _, name in memos[keep:]:
             remove(fd, name)
-
-
-def forget(store: str) -> int:
-    """Remove every memo of a store (prune does: a memo is never needed, only faster); how many were removed.
-    The memo folder is opened without following symlinks (store.dirs): never a way to delete files elsewhere."""
-    from minibuild.store.dirs import names, opened, remove
-
-    removed = 0
-    with opened(store, *MEMO_DIR.split(os.sep)) as fd:
-        for name in names(fd) if fd is not None else ():
-            assert fd is not None
-            remove(fd, name)
-            removed += 1
-    return removed
