@@ -140,7 +140,7 @@ def screen_text(line: str) -> str:
     carriage return, tabs expanded, escape sequences and other control characters removed."""
     if "\r" in line.rstrip("\r"):
         line = line.rstrip("\r").rsplit("\r", 1)[1]
-    return _CONTROL.sub("", _ESCAPE.sub("", line.expandtabs(8)))
+    return _CONTROL.sub("", _ESCAPE.sub("", line).expandtabs(8))
 
 
 class LogLines:
