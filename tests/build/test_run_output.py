@@ -323,3 +323,39 @@ def test_no_op_recorder_does_not_hold_a_chatty_builds_output() -> None:
     rec.stdout.write("sha256:x\n")
     assert rec.overflowed and rec.chunks == []  # nothing more is kept (and no memo is written from it)
     assert err.getvalue() == "#3 0.1 ab\n#3 0.2 more output\n" and out.getvalue() == "sha256:x\n"
+
+
+def test_plain_output_is_the_same_for_a_non_root_user() -> None:
+    require_root()  # to run the same build as the unprivileged user mbuser
+    import pwd
+
+    from tests.cli.support import mb
+
+    require(any(p.pw_name == "mbuser" for p in pwd.getpwall()), "needs the unprivileged user mbuser")
+    top = Path(tempfile.mkdtemp(prefix="mb-runout-user-", dir="/tmp"))
+    try:
+        os.chmod(top, 0o755)
+        ctx = write_context(top / "ctx", {"Dockerfile": "FROM busybox\nRUN echo a; echo b >&2; printf c\n"})
+        (top / "mine").mkdir()
+        os.chown(top / "mine", pwd.getpwnam("mbuser").pw_uid, -1)
+        runs = [mb(top / "root-store", "build", "--progress", "plain", str(ctx)),
+                mb(top / "mine" / "store", "build", "--progress", "plain", str(ctx), user="mbuser")]
+        for p in runs:
+            assert p.returncode == 0, p.stderr
+        shown = [re.sub(r"(^#\d+ |DONE |Building )\d+\.\d+", r"\1<t>", p.stderr, flags=re.M) for p in runs]
+        assert shown[0] == shown[1] and "#2 <t> a\n#2 <t> b\n#2 <t> c\n#2 DONE <t>s\n" in shown[0]
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_tty_keeps_a_failed_steps_last_lines() -> None:
+    from tests.cli.test_progress import screen
+
+    out = io.StringIO()
+    t = Tty(out, width=60, height=20, tick=0, clock=lambda: 1.0)
+    pos = {"stage": "s", "vertex": 2, "vertices": 2, "prefix": "", "index": 1, "total": 1}
+    t({"type": "step_start", "n": 2, "instruction": "RUN pytest", **pos})
+    t({"type": "log", "n": 2, "stream": 1, "data": "FAILED test_x.py::test_y\n", "seconds": 0.1, **pos})
+    t.close(ok=False)
+    shown = screen(out.getvalue())
+    assert shown[1].startswith(" => ERROR [2/2] RUN pytest") and shown[2] == " => => # FAILED test_x.py::test_y"
