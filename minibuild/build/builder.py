@@ -1116,6 +1116,10 @@ class Builder:
                     msg += ":\n" + tail
                 if result.hint:
                     msg += "\nhint: " + result.hint
+                self._emit({"type": "step_error", "n": self._step_no + 1, "stage": st.label, **self._pos(st, i),
+                            "exit_code": result.exit_code,
+                            "message": f"process {json.dumps(' '.join(req.argv), ensure_ascii=False)} did not "
+                                       f"complete successfully: exit code: {result.exit_code}"})  # BuildKit's (%q)
                 raise ExecutorError(msg, span=ex.span, exit_code=result.exit_code, stderr_tail=stderr_tail,
                                     output_tail=tail)
             self.warnings.extend(result.warnings)

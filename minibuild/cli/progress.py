@@ -76,8 +76,12 @@ class Plain:
             self._log(ev)
             self.out.flush()
             return
-        if kind in ("unpack_start", "unpack", "image", "step_start", "step"):
+        if kind in ("unpack_start", "unpack", "image", "step_start", "step", "step_error"):
             self._end_line()
+        if kind == "step_error" and ev.get("vertex") is not None:  # BuildKit's line for a failed step
+            self.out.write(f"#{self._no(ev)} ERROR: {ev['message']}\n")
+            self.out.flush()
+            return
         if kind in ("unpack_start", "unpack") and ev.get("n") in self.shown:
             n = self.shown[ev["n"]]
             what = f"{plural(ev['layers'], 'layer')}, {human_bytes(ev['size'])}"

@@ -168,7 +168,9 @@ def test_cli_failure_message_names_the_stdout_reason(ctx: Path, tmp_path: Path) 
     lines = res.stderr.splitlines()
     (i,) = [k for k, line in enumerate(lines) if line.startswith("error: ")]
     assert lines[i].startswith("error: Dockerfile:3: ") and lines[i + 1:] == ["make: *** [all] Error 2"]
-    assert re.match(r"#3 \d\.\d{3} make: \*\*\* \[all\] Error 2$", lines[i - 1])  # shown live, before the error
+    assert re.match(r"#3 \d\.\d{3} make: \*\*\* \[all\] Error 2$", lines[i - 2])  # shown live, before the error
+    assert lines[i - 1] == ('#3 ERROR: process "/bin/sh -c echo \'make: *** [all] Error 2\'; exit 2" did not '
+                            'complete successfully: exit code: 2')  # BuildKit's line for the failed step
 
 
 # --------------------------------------------------------------------------------------------- json and quiet
@@ -193,6 +195,18 @@ def test_json_progress_has_typed_log_events(ctx: Path, tmp_path: Path) -> None:
             run_step["n"], 3, 3, "", run_step["stage"])
         assert isinstance(e["seconds"], float) and 0 <= e["seconds"] < 60
     assert events.index(logs[-1]) < events.index(run_step)  # output comes before the step's end
+
+
+def test_json_progress_has_a_step_error_event_for_a_failed_run(ctx: Path, tmp_path: Path) -> None:
+    (ctx / "Dockerfile").write_text(df("printf 'no newline'; exit 4"))
+    res = _mb(tmp_path / "s", "build", "--progress", "json", str(ctx))
+    assert res.returncode == 1
+    events = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+    assert [e["type"] for e in events][-2:] == ["log", "step_error"]
+    err = events[-1]
+    assert (err["n"], err["vertex"], err["exit_code"]) == (events[-2]["n"], 3, 4)
+    assert err["message"] == ('process "/bin/sh -c printf \'no newline\'; exit 4" did not complete successfully: '
+                              'exit code: 4')
 
 
 def test_quiet_prints_only_the_image_id(ctx: Path, tmp_path: Path) -> None:
