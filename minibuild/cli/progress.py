@@ -148,17 +148,25 @@ def screen_text(line: str) -> str:
 
 
 class LogLines:
-    """The last ``keep`` lines of a running step's output (a partial last line counts as one)."""
+    """The last ``keep`` lines of a running step's output (a partial last line counts as one); each is kept to
+    ``width`` characters (a line longer than any terminal, or one redrawn with carriage returns, stays small)."""
 
-    def __init__(self, keep: int = TTY_LOG_LINES) -> None:
+    def __init__(self, keep: int = TTY_LOG_LINES, width: int = 4096) -> None:
         self.done: deque[str] = deque(maxlen=keep)
         self.partial = ""
         self.keep = keep
+        self.width = width
+
+    def _short(self, line: str) -> str:
+        if len(line) <= self.width:
+            return line
+        cut = line.rfind("\r", 0, len(line) - 1)
+        return line[cut + 1:][:self.width]  # what a terminal shows: the start of the last redraw
 
     def feed(self, text: str) -> None:
         parts = (self.partial + text).split("\n")
-        self.partial = parts.pop()
-        self.done.extend(parts[-self.keep:])
+        self.partial = self._short(parts.pop())
+        self.done.extend(self._short(line) for line in parts[-self.keep:])
 
     def lines(self) -> list[str]:
         shown = list(self.done) + ([self.partial] if self.partial else [])

@@ -373,3 +373,14 @@ def test_tty_keeps_a_failed_steps_last_lines() -> None:
     t.close(ok=False)
     shown = screen(out.getvalue())
     assert shown[1].startswith(" => ERROR [2/2] RUN pytest") and shown[2] == " => => # FAILED test_x.py::test_y"
+
+
+def test_tty_keeps_a_huge_or_redrawn_line_small() -> None:
+    from minibuild.cli.progress import LogLines
+
+    lines = LogLines(width=100)
+    for _ in range(1000):
+        lines.feed("y" * 1000)  # 1 MB on one line without a newline
+    assert lines.partial == "y" * 100
+    lines.feed("\n" + "".join(f"\r{i:3d}% " + "#" * 200 for i in range(101)))  # a progress bar redrawn with \r
+    assert lines.lines()[-1].startswith("100% ") and len(lines.partial) <= 100
