@@ -197,23 +197,41 @@ def _still_valid(memo: Any, key: str, store: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- recording
-class Recorder:
-    """Wraps stdout/stderr for one command: passes writes through and keeps them, in order, for a memo."""
+RECORD_LIMIT = 4 << 20  # characters a Recorder keeps; a command printing more (RUN output) leaves no memo
 
-    def __init__(self, stdout: IO[str], stderr: IO[str]) -> None:
+
+class Recorder:
+    """Wraps stdout/stderr for one command: passes writes through and keeps them, in order, for a memo; past
+    ``limit`` characters it keeps nothing more (``overflowed``): a fully cached build prints far less, and a
+    build whose RUNs print megabytes must not hold them all."""
+
+    def __init__(self, stdout: IO[str], stderr: IO[str], *, limit: int = RECORD_LIMIT) -> None:
         self.chunks: list[tuple[int, str]] = []
-        self.stdout = _Tee(stdout, 1, self.chunks)
-        self.stderr = _Tee(stderr, 2, self.chunks)
+        self.size = 0
+        self.limit = limit
+        self.overflowed = False
+        self.stdout = _Tee(stdout, 1, self)
+        self.stderr = _Tee(stderr, 2, self)
+
+    def keep(self, fd: int, text: str) -> None:
+        if self.overflowed:
+            return
+        self.size += len(text)
+        if self.size > self.limit:
+            self.overflowed = True
+            self.chunks.clear()
+            return
+        self.chunks.append((fd, text))
 
 
 class _Tee:
-    def __init__(self, stream: IO[str], fd: int, chunks: list[tuple[int, str]]) -> None:
+    def __init__(self, stream: IO[str], fd: int, recorder: Recorder) -> None:
         self._stream = stream
         self._fd = fd
-        self._chunks = chunks
+        self._recorder = recorder
 
     def write(self, text: str) -> int:
-        self._chunks.append((self._fd, text))
+        self._recorder.keep(self._fd, text)
         return self._stream.write(text)
 
     def flush(self) -> None:

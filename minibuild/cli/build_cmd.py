@@ -197,13 +197,15 @@ def _remember(before: Any, result: Any, recorder: Any, run_and_print: Any) -> No
     if not before.settled():
         return
     if _no_op(result):
+        if recorder.overflowed:
+            return
         chunks = recorder.chunks
         store_before = before.store
     else:
         store_before = noop.store_stamp(before.store_dir)
         silent = noop.Recorder(io.StringIO(), io.StringIO())
         again = run_and_print(silent.stdout, silent.stderr)
-        if not _no_op(again) or again.digest != result.digest:
+        if not _no_op(again) or again.digest != result.digest or silent.overflowed:
             return
         chunks = silent.chunks
     if noop.store_stamp(before.store_dir) != store_before or not before.unchanged():

@@ -18,6 +18,7 @@ from minibuild.engine.context import BuildContext, StatCache
 from minibuild.engine.copy import HeredocSource, source_checksum
 from minibuild.engine.dockerignore import IgnoreMatcher, load_ignore
 from minibuild.engine.explain import explain_miss, history_key, source_files
+from minibuild.executors.runlog import LogEmitter, tail_lines
 from minibuild.digest import Digest
 from minibuild.dockerfile import (
     AddInstruction,
@@ -1094,26 +1095,46 @@ class Builder:
 
             root = self._ensure_root(st)
             before = snapshot(root)
+            limits = self.run_limits or run_limits()
+            log = self._log_emitter(st, i, limits.log_limit)
             req = RunRequest(root=root, argv=tuple(replace_invalid_bytes(a) for a in argv),
                              env=tuple((replace_invalid_bytes(k), replace_invalid_bytes(v)) for k, v in env),
                              workdir=workdir, user=user,
                              network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span,
-                             limits=self.run_limits or run_limits())
-            result = self.executor.run(req)
-            if result.exit_code != 0:
-                tail_lines = result.stderr.decode(errors="replace").strip().splitlines()[-10:]
-                tail = "\n".join(tail_lines)
+                             limits=limits, on_output=log)
+            try:
+                result = self.executor.run(req)
+            finally:
+                if log is not None:
+                    log.close()
+            if result.exit_code != 0:  # the last lines of stdout and stderr, interleaved as they were produced
+                tail = "\n".join(tail_lines(result.output))
+                stderr_tail = "\n".join(tail_lines(((2, result.stderr),)))
                 shown = " ".join(ex.command) if ex.prepend_shell else str(list(ex.command))
                 msg = f"RUN {shown} failed with exit code {result.exit_code}"
                 if tail:
                     msg += ":\n" + tail
                 if result.hint:
                     msg += "\nhint: " + result.hint
-                raise ExecutorError(msg, span=ex.span, exit_code=result.exit_code, stderr_tail=tail)
+                self._emit({"type": "step_error", "n": self._step_no + 1, "stage": st.label, **self._pos(st, i),
+                            "exit_code": result.exit_code,
+                            "message": f"process {json.dumps(' '.join(req.argv), ensure_ascii=False)} did not "
+                                       f"complete successfully: exit code: {result.exit_code}"})  # BuildKit's (%q)
+                raise ExecutorError(msg, span=ex.span, exit_code=result.exit_code, stderr_tail=stderr_tail,
+                                    output_tail=tail)
             self.warnings.extend(result.warnings)
             return diff_snapshot(root, before)
 
         self._fs_step(st, ex, text, i, total, t0, inputs, run)
+
+    def _log_emitter(self, st: _State, index: int, limit: int | None) -> LogEmitter | None:
+        """The sink that shows a running RUN's output as ``log`` events of the step about to be reported (None
+        without progress: output is then only kept for a failure's message)."""
+        if self.progress is None:
+            return None
+        progress = self.progress
+        return LogEmitter(lambda ev: progress(dict(ev)), n=self._step_no + 1, stage=st.label,
+                          limit=limit, clock=time.monotonic, **self._pos(st, index))
 
     def _source_state(self, st: _State, ref: str, ex: Instruction, graph: StageGraph) -> tuple[_State, int | None]:
         idx = resolve_stage_ref(self.df, unexpanded_from(self.df, ref, ex.span), st.index, ex.span)

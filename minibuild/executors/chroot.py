@@ -17,6 +17,7 @@ from minibuild.executors import seccomp
 from minibuild.fs.confine import resolve_in_root
 from minibuild.executors.executor import ResolvedUser, RunRequest, RunResult, resolve_user
 from minibuild.executors.runenv import HOSTNAME, EtcFiles, step_env
+from minibuild.executors.runlog import STDERR, STDOUT, InterleavedTail, OutputSink
 from minibuild.errors import ExecutorError, UnsafePathError
 from minibuild.limits import TailBuffer
 from minibuild.record import record
@@ -229,8 +230,15 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
     except OSError:
         pass  # the child already did it (or has exited)
     limits = req.limits
+    both = InterleavedTail(limits.output_tail)
+
+    def sink(stream: int, data: bytes) -> None:
+        both.write(stream, data)
+        if req.on_output is not None:
+            req.on_output(stream, data)
+
     try:
-        out, err, report = _pump(in_w, stdin_data, out_r, err_r, rep_r, limits.output_tail, limits.deadline())
+        out, err, report = _pump(in_w, stdin_data, out_r, err_r, rep_r, limits.output_tail, limits.deadline(), sink)
     except TimeoutError:
         _kill_run(pid)
         os.waitpid(pid, 0)
@@ -248,9 +256,10 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
             errors.append(line[1:])
         elif line.startswith("X"):  # exec failed: report it like a shell would, as the command's own failure
             err += line[1:].encode() + b"\n"
+            sink(STDERR, line[1:].encode() + b"\n")
     if errors:
         raise ExecutorError("chroot executor could not set up the sandbox: " + "; ".join(errors), span=req.span)
-    return RunResult(exit_code=code, stdout=out, stderr=err, warnings=tuple(warnings))
+    return RunResult(exit_code=code, stdout=out, stderr=err, output=both.chunks(), warnings=tuple(warnings))
 
 
 def _kill_run(pid: int) -> None:
@@ -273,9 +282,11 @@ def _kill_run(pid: int) -> None:
 
 
 def _pump(in_w: int, data: bytes, out_r: int, err_r: int, rep_r: int, tail: int,
-          deadline: float | None) -> tuple[bytes, bytes, bytes]:
-    """Feed stdin and drain stdout, stderr and the report pipe; of stdout and stderr only the last ``tail`` bytes
-    are kept (output streams past in bounded memory). TimeoutError (every fd closed) once ``deadline`` passes."""
+          deadline: float | None, sink: OutputSink | None = None) -> tuple[bytes, bytes, bytes]:
+    """Feed stdin and drain stdout, stderr and the report pipe, all at once (one poll loop: a command filling
+    either pipe never waits on the other); of stdout and stderr only the last ``tail`` bytes are kept (output
+    streams past in bounded memory), and each chunk read goes to ``sink`` as ``(1|2, bytes)`` in the order read.
+    TimeoutError (every fd closed) once ``deadline`` passes."""
     sel = selectors.DefaultSelector()
     bufs: dict[int, TailBuffer | bytearray] = {out_r: TailBuffer(tail), err_r: TailBuffer(tail), rep_r: bytearray()}
     for fd in bufs:
@@ -312,6 +323,8 @@ def _pump(in_w: int, data: bytes, out_r: int, err_r: int, rep_r: int, tail: int,
                 target = bufs[fd]
                 if isinstance(target, TailBuffer):
                     target.write(chunk)
+                    if sink is not None:
+                        sink(STDOUT if fd == out_r else STDERR, chunk)
                 elif len(target) < 1 << 20:  # the report pipe: a few lines from minibuild's own child code
                     target += chunk
             else:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from minibuild.executors.runenv import EtcFiles, step_env
+from minibuild.executors.runlog import InterleavedTail, OutputSink
 from minibuild.fs.userdb import parse_id, read_db
 from minibuild.errors import ConfigError, ExecutorError, MinibuildError, SourceSpan, UnsafePathError
 from minibuild.limits import RunLimits, run_limits
@@ -32,6 +33,7 @@ class RunRequest:
     source_date_epoch: int = 0
     span: SourceSpan | None = field(default=None, compare=False)
     limits: RunLimits = field(default_factory=run_limits, compare=False)  # time, output, memory, depth
+    on_output: OutputSink | None = field(default=None, compare=False)  # (stream, bytes) as they are produced
 
     def env_dict(self) -> dict[str, str]:
         """The environment as a dict (a later duplicate key wins, as ENV does)."""
@@ -40,11 +42,14 @@ class RunRequest:
 
 @record
 class RunResult:
-    """What a command did: its exit status, captured output, and warnings about the sandbox (as data)."""
+    """What a command did: its exit status, captured output (the tail of each stream, and of both interleaved as
+    produced), and warnings about the sandbox (as data)."""
 
     exit_code: int
     stdout: bytes = b""
     stderr: bytes = b""
+    # (stream 1|2, bytes) chunks: the last output_tail bytes of both streams, interleaved as produced
+    output: tuple[tuple[int, bytes], ...] = field(default=(), compare=False)
     warnings: tuple[str, ...] = ()
     hint: str = ""  # one line for the failure message, e.g. why the emulated shell could not run a command
 
@@ -189,6 +194,7 @@ class EmulateExecutor:
         ident = resolve_user(req.root, req.user)
         ensure_workdir(req.root, req.workdir)
         etc = EtcFiles()  # /etc/hosts, resolv.conf, hostname seen in place of the root's, as Docker binds them
+        both = InterleavedTail(req.limits.output_tail)
         try:
             result = sh.run_argv(
                 req.argv,
@@ -201,6 +207,7 @@ class EmulateExecutor:
                 stdin=req.stdin,
                 source_date_epoch=req.source_date_epoch,
                 limits=req.limits,
+                on_output=_tee(both, req.on_output),
             )
         except MinibuildError as exc:  # ShellError / UnsupportedCommandError: attach the Dockerfile line
             if req.span is not None:
@@ -212,8 +219,19 @@ class EmulateExecutor:
         if req.network:
             warnings = ("the emulated shell has no network; --network was ignored",)
         hint = result.missing[-1] if result.missing else ""
-        return RunResult(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr, warnings=warnings,
-                         hint=hint)
+        return RunResult(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
+                         output=both.chunks(), warnings=warnings, hint=hint)
+
+
+def _tee(tail: InterleavedTail, sink: OutputSink | None) -> OutputSink:
+    """An output sink that keeps the interleaved tail and passes every chunk on to ``sink``."""
+
+    def write(stream: int, data: bytes) -> None:
+        tail.write(stream, data)
+        if sink is not None:
+            sink(stream, data)
+
+    return write
 
 
 @record
@@ -273,7 +291,13 @@ class FakeExecutor:
             raise ExecutorError(f"FakeExecutor has no scripted effect for {joined!r}", span=req.span)
         ensure_workdir(req.root, req.workdir)
         apply_effect(req.root, effect, workdir=req.workdir)
-        return RunResult(exit_code=effect.exit_code, stdout=effect.stdout, stderr=effect.stderr)
+        both = InterleavedTail(req.limits.output_tail)
+        emit = _tee(both, req.on_output)
+        for stream, data in ((1, effect.stdout), (2, effect.stderr)):
+            if data:
+                emit(stream, data)
+        return RunResult(exit_code=effect.exit_code, stdout=effect.stdout, stderr=effect.stderr,
+                         output=both.chunks())
 
 
 def apply_effect(root: Path, effect: FakeEffect, *, workdir: str = "/") -> None:
