@@ -240,18 +240,23 @@ def test_overlong_names_are_refused_cleanly(tmp_path: Path, names: list[str]) ->
     root = tmp_path / "root"
     root.mkdir()
     try:
-        apply_layer(root, io.BytesIO(_tar(names)))
-    except MinibuildError as err:
-        assert str(err) and "\n" not in str(err)
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "a.tar").write_bytes(_tar(names))
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    try:
-        copy_into(dest, ctx, ["a.tar"], "/x/", unpack=True, instruction="ADD")
-    except MinibuildError as err:
-        assert str(err) and "\n" not in str(err)
+        try:
+            apply_layer(root, io.BytesIO(_tar(names)))
+        except MinibuildError as err:
+            assert str(err) and "\n" not in str(err)
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "a.tar").write_bytes(_tar(names))
+        dest = tmp_path / "dest"
+        dest.mkdir()
+        try:
+            copy_into(dest, ctx, ["a.tar"], "/x/", unpack=True, instruction="ADD")
+        except MinibuildError as err:
+            assert str(err) and "\n" not in str(err)
+    finally:
+        # a 3000-level tree is past the recursion pytest's own tmp_path clean-up can take (RecursionError
+        # tracebacks in later sessions' garbage collection): remove it here, with rm, which walks iteratively
+        subprocess.run(["rm", "-rf", "--", str(tmp_path / "root"), str(tmp_path / "dest")], check=False)
 
 
 # ------------------------------------------------------------------------------------------- hostile tar headers
