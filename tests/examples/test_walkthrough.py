@@ -57,7 +57,8 @@ def test_multistage_is_far_smaller_than_single_stage(store: Path, multistage: Bu
     with capsys.disabled():
         print(f"\nnode-nginx sizes (fixture padding x0.02): single-stage {single.size:,} bytes, "
               f"multi-stage {multistage.size:,} bytes")
-    assert multistage.size * 3 < single.size
+    # the lesson: about 1 GB single-stage (node + a node_modules tree + sources) against ~40 MB of nginx + dist
+    assert multistage.size * 15 < single.size
 
 
 def test_second_build_is_fully_cached(store: Path, multistage: BuildResult) -> None:
