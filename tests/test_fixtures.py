@@ -217,6 +217,10 @@ def _fixture_dir(base: Path, yaml_text: str) -> None:
         ("name: demo\nteaching_note: a stand-in\nversions: [{tags: [a]}, {tags: [a]}]\n", "tag 'a' is declared twice"),
         ("name: demo\nteaching_note: a stand-in\nlayers: [nope]\n", "layer tree 'nope' does not exist"),
         ("name: demo\nteaching_note: a stand-in\nconfig: {Env: [NOEQUALS]}\n", "config Env has the wrong shape"),
+        ("name: demo\nrepository: Mcr.io/Demo\nteaching_note: a stand-in\n", "must be a lowercase image name"),
+        ("name: demo\nrepository: other\nteaching_note: a stand-in\n", "must name a registry path"),
+        ("name: demo\nteaching_note: a stand-in\nversions: [{tags: [a]}]\n"
+         "extra: [{path: x, type: file, source: ../../../etc/passwd}]\n", "is not a file of the fixtures"),
     ],
 )
 def test_broken_fixture_yaml_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str,
