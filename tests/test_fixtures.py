@@ -371,6 +371,12 @@ def test_mvn_package_and_java_jar(stage) -> None:  # type: ignore[no-untyped-def
     assert run("java -jar target/hello-app-1.0.0.jar", "/app")[1] == (
         "Hello from a JRE-only image built by minibuild!\nMaven and the JDK stayed in the build stage.\n")
     assert run("java -jar nope.jar")[:3:2] == (1, "Error: Unable to access jarfile nope.jar\n")
+    assert run("java -cp target/classes com.example.App", "/app")[1].startswith("Hello from a JRE-only image")
+    code, out, _ = run("javac -d /cls src/main/java/com/example/App.java && java -cp /cls com.example.App", "/app")
+    assert (code, out.splitlines()[-1]) == (0, "Maven and the JDK stayed in the build stage.")
+    assert (root / "cls/com/example/App.class").is_file()
+    code, _, err = run("java -cp /cls com.example.Nope")
+    assert code == 1 and "Could not find or load main class com.example.Nope" in err
     assert run("mvn package")[0] == 1  # no pom.xml in /
     assert "openjdk version \"21.0.5\"" in run("java -version")[2]
 
@@ -392,8 +398,26 @@ def test_dotnet_restore_publish_and_run(stage) -> None:  # type: ignore[no-untyp
     assert run("/out/hello")[1] == hello
     assert run("dotnet nope.dll")[0] == 145
     assert run("dotnet --version")[1] == "8.0.404\n"
-    _, run_rt = stage("mcr.microsoft.com/dotnet/runtime:8.0")
+    rt_root, run_rt = stage("mcr.microsoft.com/dotnet/runtime:8.0")
     assert run_rt("dotnet build")[0] == 145  # no SDK in a runtime image
+    web = root / "web"
+    web.mkdir()
+    (web / "web.csproj").write_text('<Project Sdk="Microsoft.NET.Sdk.Web">\n'
+                                    '  <PropertyGroup><TargetFramework>net8.0</TargetFramework></PropertyGroup>\n'
+                                    '</Project>\n')
+    (web / "Program.cs").write_text('var app = WebApplication.CreateBuilder(args).Build();\n'
+                                    'app.MapGet("/", () => "Hello World!");\napp.Run();\n')
+    (web / "appsettings.json").write_text("{}\n")
+    code, _, err = run("dotnet publish -c Release -o /webout -p:UseAppHost=false", "/web")
+    assert code == 0, err
+    assert sorted(p.name for p in (root / "webout").iterdir()) == [
+        "appsettings.json", "web.deps.json", "web.dll", "web.pdb", "web.runtimeconfig.json"]
+    assert '"name": "Microsoft.AspNetCore.App"' in (root / "webout/web.runtimeconfig.json").read_text()
+    code, out, _ = run("ASPNETCORE_HTTP_PORTS=5000 dotnet /webout/web.dll")
+    assert code == 0 and "Now listening on: http://[::]:5000" in out
+    shutil.copytree(root / "webout", rt_root / "webout")
+    code, _, err = run_rt("dotnet /webout/web.dll")  # a web app needs the aspnet image, not runtime
+    assert code == 150 and "Framework: 'Microsoft.AspNetCore.App'" in err
 
 
 def test_pip_installs_where_pip_does(stage) -> None:  # type: ignore[no-untyped-def]
