@@ -181,6 +181,21 @@ def list_fixtures() -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+def fixture_repositories() -> tuple[str, ...]:
+    """The image names of the fixtures (``node``, ``mcr.microsoft.com/dotnet/sdk``...), sorted."""
+    return tuple(sorted(_load(fixtures_dir() / name).repository for name in fixture_names()))
+
+
+def fixture_tags(name: str) -> tuple[str, ...]:
+    """The tags of the fixture named ``name`` (Docker Hub spellings accepted), sorted; () when it is no fixture."""
+    name = normalize_name(name)
+    directory = _repositories(fixtures_dir()).get(name) if "/" in name else fixtures_dir() / name
+    if directory is None or name.startswith("_") or not (directory / "fixture.yaml").is_file():
+        return ()
+    spec = _load(directory)
+    return tuple(sorted(spec.variants)) if spec.repository == name else ()
+
+
 def find_fixture(name: str, tag: str = "latest") -> Fixture | None:
     """The fixture for ``name:tag`` (Docker Hub official-image spellings accepted), or None when there is none."""
     name = normalize_name(name)

@@ -244,7 +244,7 @@ def _scripts() -> list[Path]:
 
 def test_there_are_tool_scripts() -> None:
     names = {p.name for p in _scripts()}
-    assert {"npm", "node", "vite", "nginx", "go", "pip", "python3", "apk", "apt-get"} <= names
+    assert {"npm", "node", "vite", "nginx", "go", "pip", "python3", "apk", "apt-get", "mvn", "java", "javac", "dotnet"} <= names
 
 
 @pytest.mark.parametrize("script", _scripts(), ids=lambda p: str(p.relative_to(REPO / "rootfs_fixtures")))
