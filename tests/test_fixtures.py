@@ -455,3 +455,22 @@ def test_npm_install_weighs_an_installed_tree(stage, monkeypatch: pytest.MonkeyP
     run("npm ci", "/app")  # deterministic: the same bytes again
     again = hashlib.sha256((root / "app/node_modules/vite/.minibuild-padding/part-035.bin").read_bytes()).hexdigest()
     assert first == again
+
+
+def test_mvn_reads_a_parent_pom_with_tabs_comments_and_final_name(stage) -> None:  # type: ignore[no-untyped-def]
+    root, run = stage("maven:3.9-eclipse-temurin-21")
+    app = root / "app"
+    (app / "src/main/java/demo").mkdir(parents=True)
+    (app / "pom.xml").write_text(
+        "<project>\n\t<parent>\n\t\t<groupId>org.springframework.boot</groupId>\n"
+        "\t\t<artifactId>spring-boot-starter-parent</artifactId>\n\t\t<version>3.3.5</version>\n"
+        "\t\t<relativePath/> <!-- lookup parent from repository -->\n\t</parent>\n"
+        "\t<artifactId>demo</artifactId>\n\t<dependencies>\n\t\t<dependency>\n"
+        "\t\t\t<groupId>org.springframework.boot</groupId>\n\t\t\t<artifactId>spring-boot-starter-web</artifactId>\n"
+        "\t\t</dependency>\n\t</dependencies>\n\t<build><finalName>app</finalName></build>\n</project>\n")
+    (app / "src/main/java/demo/Main.java").write_text(
+        'package demo;\npublic class Main {\n  public static void main(String[] a) { System.out.println("up"); }\n}\n')
+    code, out, err = run("mvn -q package && java -jar target/app.jar", "/app")
+    assert (code, out) == (0, "up\n"), err
+    assert "Main-Class: demo.Main" in (app / "target/app.jar").read_text()
+    assert (root / "root/.m2/repository/org/springframework/boot/spring-boot-starter-web/3.3.5").is_dir()
