@@ -468,7 +468,7 @@ class Builder:
             if not self.dry_run:  # stored before diff_ids were verified on entry (older stores): checked once here
                 self.store.verify_layers(image.layers, where=f"base image {name}", pin=self.lease)
             return image
-        from minibuild.fixtures import find_fixture, list_fixtures
+        from minibuild.fixtures import find_fixture, fixture_repositories, fixture_tags
 
         parts = _ref_parts(name)
         fixture = find_fixture(*parts) if parts else None
@@ -476,9 +476,12 @@ class Builder:
             if self.pull_base is not None and not self.dry_run:
                 return self.pull_base(name, self.lease)
             stored = ", ".join(r.familiar for r in self.store.images()) or "none"
+            tags = fixture_tags(parts[0]) if parts else ()
+            fixtures = (f"The fixture {parts[0]} has the tags: {', '.join(tags)}." if parts and tags else
+                        f"Fixtures: {', '.join(fixture_repositories())} (their tags: docs/fixtures.md).")
             raise BuildError(
                 f"base image {name!r} is not in the store and is not a fixture (minibuild never uses the network "
-                f"unless asked). Images in the store: {stored}. Fixtures: {', '.join(list_fixtures())}. "
+                f"unless asked). Images in the store: {stored}. {fixtures} "
                 f"Load an image with `minibuild load IMAGE.tar`, or pass --pull to pull it from its registry.",
                 span=span)
         from minibuild.store.tarlayer import write_layer

@@ -634,7 +634,8 @@ class Shell:
             self.missing.append(missing_hint(name, binary))
             err.write(enc(f"sh: {name}: not found\n"))
             return 127
-        return self.run_script_file(script, argv[1:], env, in_, out, err, arg0=name)
+        # the kernel hands a #! interpreter the path the PATH search found, so $0 is that path (busybox: /w/bin/t)
+        return self.run_script_file(script, argv[1:], env, in_, out, err, arg0=script)
 
     def own_program(self, name: str, env: Mapping[str, str]) -> str | None:
         """The image's executable `name` (a path, or first on PATH) unless it is busybox (a link to it)."""
