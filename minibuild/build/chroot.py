@@ -10,6 +10,7 @@ import selectors
 import signal
 import stat
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -202,9 +203,13 @@ def _remove_mountpoints(created: list[Path]) -> None:
 
 
 def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    if req.passthrough:  # the caller's own stdout/stderr, stdin /dev/null; only the report pipe is read
+        in_r, out_w, err_w = os.open(os.devnull, os.O_RDONLY), os.dup(1), os.dup(2)
+        in_w = out_r = err_r = -1
+    else:
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child; its effects are what the tests observe
@@ -212,7 +217,8 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
         try:
             os.setpgid(0, 0)  # its own process group: killed whole at the RUN's deadline
             for fd in (in_w, out_r, err_r, rep_r):
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
             code = _child(plan, in_r, out_w, err_w, rep_w)
         except BaseException as exc:  # noqa: BLE001 - report anything and never return into the parent's code
             try:
@@ -229,6 +235,8 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
     except OSError:
         pass  # the child already did it (or has exited)
     limits = req.limits
+    if req.passthrough:
+        return _wait_passthrough(pid, rep_r, req)
     try:
         out, err, report = _pump(in_w, stdin_data, out_r, err_r, rep_r, limits.output_tail, limits.deadline())
     except TimeoutError:
@@ -239,6 +247,10 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         code = 128 - code
+    return _result(code, out, err, report, req)
+
+
+def _result(code: int, out: bytes, err: bytes, report: bytes, req: RunRequest) -> RunResult:
     warnings = []
     errors = []
     for line in report.decode(errors="replace").splitlines():
@@ -253,15 +265,76 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
     return RunResult(exit_code=code, stdout=out, stderr=err, warnings=tuple(warnings))
 
 
+STOP_GRACE = 10.0  # seconds a forwarded stop signal has before the process tree is killed (docker stop's default)
+
+
+def _wait_passthrough(pid: int, rep_r: int, req: RunRequest, grace: float = STOP_GRACE) -> RunResult:
+    """Wait for a passthrough run; SIGINT/SIGTERM/SIGQUIT received meanwhile are passed on to the container's
+    first process (as docker run's signal proxy does), which is killed if it has not ended ``grace`` seconds
+    later or on a second signal. A setup failure is ExecutorError; an exec failure is printed to stderr."""
+    got: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+
+    def forward(signum: int, _frame: object) -> None:
+        got.append(signum)
+        if len(got) > 1:
+            _kill_run(pid)
+            return
+        for init in _children(pid):
+            try:
+                os.kill(init, signum)
+            except OSError:
+                pass
+
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+    old = {s: signal.signal(s, forward) for s in stops} if main else {}
+    report = bytearray()
+    try:
+        while True:
+            try:
+                chunk = os.read(rep_r, 65536)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            if len(report) < 1 << 20:
+                report += chunk
+        os.close(rep_r)
+        deadline: float | None = None
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if got and deadline is None:
+                deadline = time.monotonic() + grace
+            if deadline is not None and time.monotonic() > deadline:
+                _kill_run(pid)
+                deadline = float("inf")
+            time.sleep(0.05)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        code = 128 - code
+    res = _result(code, b"", b"", bytes(report), req)
+    if res.stderr:
+        os.write(2, res.stderr)
+    return res
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
 def _kill_run(pid: int) -> None:
     """SIGKILL the RUN's process tree: the pid namespace's init (which takes the whole namespace with it, even
     processes that left the process group) and the process group of the child that made it."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            inits = [int(p) for p in f.read().split()]
-    except OSError:
-        inits = []
-    for p in inits:
+    for p in _children(pid):
         try:
             os.kill(p, signal.SIGKILL)
         except OSError:
