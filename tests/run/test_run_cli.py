@@ -1,0 +1,252 @@
+"""`minibuild run` as a user runs it: the built lesson example serves its page over HTTP until SIGINT, docker run's
+options (-e, --entrypoint, CMD), bad input in one line, and servers that stay inside the image root."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.support import mb
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0", "MINIBUILD_NO_MEMO": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Running:
+    """A `minibuild run` in a subprocess; stop() sends a signal and returns (status, stdout, stderr)."""
+
+    def __init__(self, store: Path, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "minibuild", "--store", str(store), "run", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+
+    def get(self, url: str, timeout: float = 90) -> tuple[int, dict[str, str], bytes]:
+        """GET ``url`` once the server answers (retrying while the port refuses or closes)."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as resp:
+                    return resp.status, dict(resp.headers), resp.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, dict(exc.headers), exc.read()
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if self.proc.poll() is not None or time.monotonic() > end:
+                    out, err = self.proc.communicate(timeout=30)
+                    pytest.fail(f"no answer from {url}; status {self.proc.returncode}\n{out!r}\n{err!r}")
+                time.sleep(0.2)
+
+    def stop(self, sig: int = signal.SIGINT) -> tuple[int, bytes, bytes]:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding the README's lesson image (examples/node-nginx) as my-app."""
+    st = tmp_path_factory.mktemp("run-store")
+    res = mb(st, "build", "-t", "my-app", str(REPO / "examples" / "node-nginx"))
+    assert res.returncode == 0, res.stderr
+    return st
+
+
+@pytest.fixture
+def running() -> Iterator[list[Running]]:
+    started: list[Running] = []
+    yield started
+    for r in started:
+        r.kill()
+
+
+def start(running: list[Running], store: Path, *args: str) -> Running:
+    r = Running(store, *args)
+    running.append(r)
+    return r
+
+
+def test_the_built_example_serves_its_index_html_until_sigint(store: Path, tmp_path: Path,
+                                                               running: list[Running]) -> None:
+    res = mb(store, "cp", "my-app:/usr/share/nginx/html/index.html", str(tmp_path / "index.html"))
+    assert res.returncode == 0, res.stderr
+    expected = (tmp_path / "index.html").read_bytes()
+    assert b"<script" in expected  # the built page (vite's output), not the nginx base's welcome page
+    port = free_port()
+    r = start(running, store, "-p", f"{port}:80", "my-app")
+    status, headers, body = r.get(f"http://127.0.0.1:{port}/")
+    assert (status, body) == (200, expected)
+    assert headers["Server"] == "nginx/1.27.2" and headers["Content-Type"] == "text/html"
+    # the example's nginx.conf: try_files $uri $uri/ /index.html (a single-page app's routes answer index.html)
+    assert r.get(f"http://127.0.0.1:{port}/some/client/route")[::2] == (200, expected)
+    code, out, err = r.stop(signal.SIGINT)
+    assert code == 0, err  # nginx exits 0 on SIGINT (fast shutdown), so docker run does
+    assert b"Traceback" not in err
+    assert b"/docker-entrypoint.sh: Configuration complete; ready for start up" in out
+    assert b'"GET / HTTP/1.1" 200 ' in out  # nginx's access log goes to the container's stdout
+
+
+def test_sigterm_stops_it_with_status_0(store: Path, running: list[Running]) -> None:
+    port = free_port()
+    r = start(running, store, "-p", f"127.0.0.1:{port}:80", "my-app")
+    assert r.get(f"http://127.0.0.1:{port}/index.html")[0] == 200
+    assert r.stop(signal.SIGTERM)[0] == 0
+
+
+def test_env_cmd_and_exit_status(store: Path) -> None:
+    res = mb(store, "run", "-e", "GREETING=hello", "-e", "NGINX_VERSION=9.9", "my-app", "sh", "-c",
+             'echo "$GREETING $NGINX_VERSION $PWD"; exit 7')
+    assert (res.returncode, res.stdout) == (7, "hello 9.9 /\n"), res.stderr
+
+
+def test_cmd_after_the_image_replaces_cmd_and_keeps_the_entrypoint(store: Path) -> None:
+    # /docker-entrypoint.sh prints its "Configuration complete" line only when the command is nginx
+    res = mb(store, "run", "my-app", "echo", "hi")
+    assert (res.returncode, res.stdout) == (0, "hi\n"), res.stderr
+
+
+def test_entrypoint_replaces_the_entrypoint_and_drops_the_image_cmd(store: Path) -> None:
+    res = mb(store, "run", "--entrypoint", "echo", "my-app")
+    assert (res.returncode, res.stdout) == (0, "\n"), res.stderr  # docker run --entrypoint echo nginx: one empty line
+    res = mb(store, "run", "--entrypoint", "nginx", "my-app", "-v")
+    assert (res.returncode, res.stderr) == (0, "nginx version: nginx/1.27.2\n")
+
+
+def test_the_stored_image_is_never_changed(store: Path) -> None:
+    before = mb(store, "images").stdout
+    res = mb(store, "run", "my-app", "sh", "-c", "rm /usr/share/nginx/html/index.html && echo x > /new")
+    assert res.returncode == 0, res.stderr
+    res = mb(store, "run", "my-app", "ls", "/usr/share/nginx/html/index.html", "/new")
+    assert res.returncode != 0 and "index.html" in res.stdout and "/new" in res.stderr
+    assert mb(store, "images").stdout == before
+
+
+def test_unknown_image_is_one_line_status_125(store: Path) -> None:
+    res = mb(store, "run", "no-such-image")
+    assert res.returncode == 125
+    assert res.stderr.count("\n") == 1 and "Unable to find image 'no-such-image'" in res.stderr
+
+
+def test_unknown_command_is_status_127(store: Path) -> None:
+    res = mb(store, "run", "--entrypoint", "/no/such/program", "my-app")
+    assert res.returncode == 127
+    assert res.stderr == 'error: exec: "/no/such/program": no such file or directory\n'
+
+
+def test_a_port_already_in_use_is_one_line_and_nothing_runs(store: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        res = mb(store, "run", "-p", f"{port}:80", "my-app")
+    assert res.returncode == 125
+    assert res.stderr == f"error: cannot publish 127.0.0.1:{port}: port is already allocated\n"
+    assert res.stdout == ""  # the entrypoint never ran
+
+
+def test_bad_publish_is_one_line(store: Path) -> None:
+    res = mb(store, "run", "-p", "8080:http", "my-app")
+    assert res.returncode == 125 and res.stderr.count("\n") == 1 and "-p 8080:http" in res.stderr
+
+
+def test_a_hostile_nginx_root_and_symlinks_stay_inside_the_image(tmp_path: Path, running: list[Running]) -> None:
+    secret = tmp_path / "host-secret"
+    secret.mkdir()
+    (secret / "secret.txt").write_text("HOST SECRET\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    climb = "../" * 30
+    (ctx / "default.conf").write_text(
+        "server {\n  listen 80;\n"
+        f"  location / {{ root {climb}{str(secret).lstrip('/')}; }}\n"
+        "  location /img/ { root ../../..; }\n}\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM nginx:alpine\nCOPY default.conf /etc/nginx/conf.d/default.conf\n"
+        f"RUN mkdir -p {secret} && echo IMAGE COPY > {secret}/inside.txt"
+        f" && ln -s {climb}{str(secret).lstrip('/')}/secret.txt {secret}/leak.txt"
+        f" && ln -s /etc/passwd {secret}/passwd\n")
+    st = tmp_path / "store"
+    res = mb(st, "build", "-t", "hostile", str(ctx))
+    assert res.returncode == 0, res.stderr
+    image_passwd = tmp_path / "passwd"
+    assert mb(st, "cp", "hostile:/etc/passwd", str(image_passwd)).returncode == 0
+    port = free_port()
+    r = start(running, st, "-p", f"{port}:80", "hostile")
+    base = f"http://127.0.0.1:{port}"
+    # the root climbs out of the image: it stops at the image's / (as under chroot), where only the copy lives
+    assert r.get(f"{base}/inside.txt")[::2] == (200, b"IMAGE COPY\n")
+    assert r.get(f"{base}/secret.txt")[0] == 404
+    assert r.get(f"{base}/leak.txt")[0] == 404  # a symlink climbing out ends inside the image too
+    assert r.get(f"{base}/passwd")[::2] == (200, image_passwd.read_bytes())  # the image's, not the host's
+    assert r.get(f"{base}/%2e%2e/%2e%2e/etc/passwd")[0] == 400  # above / is a bad request, as nginx answers
+    code, out, err = r.stop()
+    assert code == 0 and b"HOST SECRET" not in out + err
+
+
+def test_python_http_server_serves_the_working_directory(tmp_path: Path, running: list[Running]) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text("hello from the image\n")
+    (ctx / "Dockerfile").write_text('FROM python:3.12-slim\nWORKDIR /srv\nCOPY hello.txt .\n'
+                                    'CMD ["python3", "-m", "http.server", "8000"]\n')
+    st = tmp_path / "store"
+    assert mb(st, "build", "-t", "py", str(ctx)).returncode == 0
+    port = free_port()
+    r = start(running, st, "-p", f"{port}:8000", "py")
+    status, headers, body = r.get(f"http://127.0.0.1:{port}/hello.txt")
+    assert (status, body, headers["Content-Type"]) == (200, b"hello from the image\n", "text/plain")
+    status, _, listing = r.get(f"http://127.0.0.1:{port}/")
+    assert status == 200 and b'<a href="hello.txt">hello.txt</a>' in listing
+    code, out, err = r.stop(signal.SIGINT)
+    assert code == 0, err  # http.server catches KeyboardInterrupt and exits 0
+    assert out == b"Serving HTTP on 0.0.0.0 port 8000 (http://0.0.0.0:8000/) ...\n\nKeyboard interrupt received, exiting.\n"
+
+
+def test_node_server_serves_its_static_directory_on_env_port(tmp_path: Path, running: list[Running]) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "public").mkdir(parents=True)
+    (ctx / "public" / "index.html").write_text("<h1>node app</h1>\n")
+    (ctx / "server.js").write_text(
+        "const express = require('express');\nconst path = require('path');\nconst app = express();\n"
+        "app.use(express.static(path.join(__dirname, 'public')));\n"
+        "const PORT = process.env.PORT || 3000;\napp.listen(PORT, () => console.log('listening'));\n")
+    (ctx / "Dockerfile").write_text('FROM node:22-alpine\nWORKDIR /app\nCOPY . .\nENV PORT=4000\n'
+                                    'CMD ["node", "server.js"]\n')
+    st = tmp_path / "store"
+    assert mb(st, "build", "-t", "nodeapp", str(ctx)).returncode == 0
+    port = free_port()
+    r = start(running, st, "-p", f"{port}:4000", "nodeapp")
+    assert r.get(f"http://127.0.0.1:{port}/")[::2] == (200, b"<h1>node app</h1>\n")
+    status, _, body = r.get(f"http://127.0.0.1:{port}/nope")
+    assert status == 404 and b"Cannot GET /nope" in body
+    code, out, _ = r.stop(signal.SIGINT)
+    assert code == 130 and out == b"listening\n"  # node has no SIGINT handler: killed by the signal
+
+
+def test_the_go_scratch_program_prints_what_it_would(tmp_path: Path) -> None:
+    st = tmp_path / "store"
+    assert mb(st, "build", "-t", "goapp", str(REPO / "examples" / "go-scratch")).returncode == 0
+    res = mb(st, "run", "goapp")
+    main_go = (REPO / "examples" / "go-scratch" / "main.go").read_text()
+    assert res.returncode == 0, res.stderr
+    for line in res.stdout.splitlines():
+        assert f'"{line}' in main_go  # each line is one of the program's fmt.Print literals
+    assert res.stdout.count("\n") >= 1
