@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import select
 import selectors
 import signal
 import stat
@@ -289,28 +290,34 @@ def _wait_passthrough(pid: int, rep_r: int, req: RunRequest, grace: float = STOP
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
     old = {s: signal.signal(s, forward) for s in stops} if main else {}
     report = bytearray()
+    reading = True
+    deadline: float | None = None
     try:
         while True:
-            try:
-                chunk = os.read(rep_r, 65536)
-            except InterruptedError:
-                continue
-            if not chunk:
-                break
-            if len(report) < 1 << 20:
-                report += chunk
-        os.close(rep_r)
-        deadline: float | None = None
-        while True:
+            if reading and select.select([rep_r], [], [], 0.05)[0]:
+                chunk = os.read(rep_r, 65536)  # the report pipe stays open in the sandbox's first child
+                if not chunk:
+                    reading = False
+                    os.close(rep_r)
+                elif len(report) < 1 << 20:
+                    report += chunk
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 break
+            if not reading:
+                time.sleep(0.05)
             if got and deadline is None:
                 deadline = time.monotonic() + grace
+                os.write(2, f"minibuild: signal {got[0]} passed on to the program; it is killed if it has not "
+                            f"ended in {grace:g} s (a PID 1 without a handler ignores it, as in Docker; signal "
+                            f"again to kill it now)\n".encode())
             if deadline is not None and time.monotonic() > deadline:
                 _kill_run(pid)
                 deadline = float("inf")
-            time.sleep(0.05)
+        if reading:
+            while chunk := os.read(rep_r, 65536):
+                report += chunk
+            os.close(rep_r)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

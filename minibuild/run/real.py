@@ -76,8 +76,11 @@ def run_chroot(root: Path, spec: ContainerSpec, *, note: Stream) -> int:
         for p in spec.publish:
             if p.host_port != p.container_port:
                 proxies.append(Proxy(p))
-        note.write(b"minibuild: real binaries run with the chroot executor in the host's network namespace: the "
-                   b"program's ports are the host's own\n")
+        for p in spec.publish:
+            via = "the program's own port" if p.host_port == p.container_port else "a loopback proxy"
+            note.write(f"minibuild: -p {p.host_ip}:{p.host_port}:{p.container_port}: a real program runs in the "
+                       f"host's network namespace (chroot executor), so its port {p.container_port} is the host's; "
+                       f"{p.host_ip}:{p.host_port} is {via}\n".encode())
         req = RunRequest(root=root, argv=spec.argv, env=spec.env, workdir=spec.workdir, user=spec.user, network=True,
                          passthrough=True, limits=run_limits(timeout=None))
         return ChrootExecutor().run(req).exit_code

@@ -3,62 +3,16 @@ options (-e, --entrypoint, CMD), bad input in one line, and servers that stay in
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli.support import mb
+from tests.run.support import Running, free_port, start
 
 REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0", "MINIBUILD_NO_MEMO": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Running:
-    """A `minibuild run` in a subprocess; stop() sends a signal and returns (status, stdout, stderr)."""
-
-    def __init__(self, store: Path, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "minibuild", "--store", str(store), "run", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
-
-    def get(self, url: str, timeout: float = 90) -> tuple[int, dict[str, str], bytes]:
-        """GET ``url`` once the server answers (retrying while the port refuses or closes)."""
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=10) as resp:
-                    return resp.status, dict(resp.headers), resp.read()
-            except urllib.error.HTTPError as exc:
-                return exc.code, dict(exc.headers), exc.read()
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if self.proc.poll() is not None or time.monotonic() > end:
-                    out, err = self.proc.communicate(timeout=30)
-                    pytest.fail(f"no answer from {url}; status {self.proc.returncode}\n{out!r}\n{err!r}")
-                time.sleep(0.2)
-
-    def stop(self, sig: int = signal.SIGINT) -> tuple[int, bytes, bytes]:
-        self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=60)
-        return self.proc.returncode, out, err
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
 
 
 @pytest.fixture(scope="module")
@@ -68,20 +22,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     res = mb(st, "build", "-t", "my-app", str(REPO / "examples" / "node-nginx"))
     assert res.returncode == 0, res.stderr
     return st
-
-
-@pytest.fixture
-def running() -> Iterator[list[Running]]:
-    started: list[Running] = []
-    yield started
-    for r in started:
-        r.kill()
-
-
-def start(running: list[Running], store: Path, *args: str) -> Running:
-    r = Running(store, *args)
-    running.append(r)
-    return r
 
 
 def test_the_built_example_serves_its_index_html_until_sigint(store: Path, tmp_path: Path,
