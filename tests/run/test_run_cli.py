@@ -190,3 +190,54 @@ def test_the_go_scratch_program_prints_what_it_would(tmp_path: Path) -> None:
     for line in res.stdout.splitlines():
         assert f'"{line}' in main_go  # each line is one of the program's fmt.Print literals
     assert res.stdout.count("\n") >= 1
+
+
+def _vite_app(tmp_path: Path, start_script: str) -> Path:
+    ctx = tmp_path / "ctx"
+    (ctx / "dist").mkdir(parents=True)
+    (ctx / "dist" / "index.html").write_text("<p>built</p>\n")
+    (ctx / "package.json").write_text('{\n  "name": "v",\n  "version": "1.0.0",\n  "scripts": {\n'
+                                      f'    "start": "{start_script}"\n  }},\n  "devDependencies": {{\n'
+                                      '    "vite": "^5.4.10"\n  }\n}\n')
+    (ctx / "Dockerfile").write_text('FROM node:22-alpine\nWORKDIR /app\nCOPY package.json .\nRUN npm install\n'
+                                    'COPY dist dist\nCMD ["npm", "start"]\n')
+    st = tmp_path / "store"
+    res = mb(st, "build", "-t", "viteapp", str(ctx))
+    assert res.returncode == 0, res.stderr
+    return st
+
+
+def test_npm_start_vite_preview_serves_dist_as_a_single_page_app(tmp_path: Path, running: list[Running]) -> None:
+    st = _vite_app(tmp_path, "vite preview --host --port 3000")
+    port = free_port()
+    r = start(running, st, "-p", f"{port}:3000", "viteapp")
+    assert r.get(f"http://127.0.0.1:{port}/")[::2] == (200, b"<p>built</p>\n")
+    assert r.get(f"http://127.0.0.1:{port}/a/route")[::2] == (200, b"<p>built</p>\n")
+    code, out, _ = r.stop(signal.SIGINT)
+    assert code == 130 and b"> vite preview --host --port 3000" in out
+
+
+def test_vite_preview_without_host_is_unreachable_as_under_docker(tmp_path: Path, running: list[Running]) -> None:
+    st = _vite_app(tmp_path, "vite preview --port 3000")
+    port = free_port()
+    r = start(running, st, "-p", f"{port}:3000", "viteapp")
+    assert r.proc.stderr is not None
+    line = r.proc.stderr.readline()
+    assert b"listens on the container's own localhost only" in line, line
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        conn.request("GET", "/")
+        conn.getresponse()  # closed unanswered, as Docker's proxy does when nothing listens
+    assert r.stop(signal.SIGINT)[0] == 130
+
+
+def test_an_image_tarball_runs_too(store: Path, tmp_path: Path) -> None:
+    tar = tmp_path / "app.tar"
+    assert mb(store, "save", "my-app", "-o", str(tar)).returncode == 0
+    res = mb(tmp_path / "empty-store", "run", str(tar), "cat", "/etc/nginx/conf.d/default.conf")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == (REPO / "examples" / "node-nginx" / "nginx.conf").read_text()
+    res = mb(tmp_path / "empty-store", "run", str(tmp_path / "missing.tar"))
+    assert res.returncode == 125 and res.stderr.count("\n") == 1
