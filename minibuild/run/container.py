@@ -55,7 +55,7 @@ def _program(root: Path, spec: ContainerSpec) -> tuple[str, bytes] | None:
             st = os.stat(host, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode) or ("/" not in name and not st.st_mode & 0o111):
                 continue
-            return cand, fs.read_bytes(host, 4)
+            return cand, fs.read_bytes(host, 64)
         except OSError:
             continue
     return None
@@ -63,7 +63,7 @@ def _program(root: Path, spec: ContainerSpec) -> tuple[str, bytes] | None:
 
 def choose_executor(root: Path, spec: ContainerSpec, wanted: Executor) -> Literal["emulate", "chroot"]:
     """``auto``: a real program (an ELF binary) runs in the chroot executor; a stand-in (a script, or a placeholder
-    of a stand-in base) in the emulated shell. RunError 127 when argv[0] is nowhere, as Docker's exec fails."""
+    binary of a stand-in base) in the emulated shell. RunError 127 when argv[0] is nowhere, as Docker's exec fails."""
     if wanted != "auto":
         return wanted
     from minibuild.sh import BUILTINS
@@ -74,7 +74,13 @@ def choose_executor(root: Path, spec: ContainerSpec, wanted: Executor) -> Litera
             return "emulate"  # a busybox applet of a stand-in base (its busybox is a placeholder)
         where = "no such file or directory" if "/" in spec.argv[0] else "executable file not found in $PATH"
         raise RunError(f'exec: "{spec.argv[0]}": {where}', status=127)
-    return "chroot" if found[1] == b"\x7fELF" else "emulate"
+    return "chroot" if is_elf(found[1]) else "emulate"
+
+
+def is_elf(head: bytes) -> bool:
+    """A real ELF header (magic, class 32/64, byte order, version 1): the stand-in bases' placeholders begin
+    with ``\\x7fELF minibuild stand-in`` and are not."""
+    return len(head) >= 7 and head[:4] == b"\x7fELF" and head[4] in (1, 2) and head[5] in (1, 2) and head[6] == 1
 
 
 def _rmtree(path: Path) -> None:

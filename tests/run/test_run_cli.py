@@ -241,3 +241,19 @@ def test_an_image_tarball_runs_too(store: Path, tmp_path: Path) -> None:
     assert res.stdout == (REPO / "examples" / "node-nginx" / "nginx.conf").read_text()
     res = mb(tmp_path / "empty-store", "run", str(tmp_path / "missing.tar"))
     assert res.returncode == 125 and res.stderr.count("\n") == 1
+
+
+def test_shell_form_entrypoint_workdir_user_env(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\nRUN adduser -D -u 1234 app\nENV GREETING=hi\nWORKDIR /srv/app\nUSER app\n"
+        'ENTRYPOINT echo "$GREETING from $(pwd) as $(id -un):$(id -u) home $HOME, args: $0 $*"\nCMD ["ignored"]\n')
+    st = tmp_path / "store"
+    assert mb(st, "build", "-t", "sf", str(ctx)).returncode == 0
+    # docker run: a shell-form ENTRYPOINT is /bin/sh -c '...'; CMD and run arguments become $0 $1 ... of it
+    res = mb(st, "run", "sf")
+    assert (res.returncode, res.stdout) == (0, "hi from /srv/app as app:1234 home /home/app, args: ignored \n"), \
+        res.stderr
+    res = mb(st, "run", "-e", "GREETING=hello", "-w", "/tmp", "-u", "0", "sf", "a", "b")
+    assert res.stdout == "hello from /tmp as root:0 home /root, args: a b\n", res.stderr
