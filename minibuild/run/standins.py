@@ -259,9 +259,11 @@ def node(call: Call) -> Service | int | None:
     base = posixpath.dirname(posixpath.join(call.cwd, script))
     static = _STATIC.search(text)
     send = _SEND.search(text)
+    headers = (("X-Powered-By", "Express"),) if "express" in text else ()
     if static is not None:
-        site = Site(root=posixpath.join(base, static.group(1)), style="express", index=("index.html",), log=False)
+        site = Site(root=posixpath.join(base, static.group(1)), style="express", index=("index.html",), log=False,
+                    headers=headers)
     else:
         body = (send.group(2) if send else "").encode("utf-8", "surrogateescape")
-        site = Site(root=base, style="express", body=body, log=False)
+        site = Site(root=base, style="express", body=body, log=False, headers=headers)
     return Service(program=f"node {script}", sites=((port, site),))

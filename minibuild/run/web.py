@@ -55,6 +55,7 @@ class Site:
     default_type: str = "application/octet-stream"
     log: bool = True
     body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every answer (express's X-Powered-By)
 
 
 @record
@@ -247,8 +248,8 @@ class _Handler(BaseHTTPRequestHandler):
             fh, reply = None, _error_page(self.site, 403)
         length = reply.size if fh is not None else len(reply.body)
         self.send_response(reply.status)
-        if self.site.style == "express":
-            self.send_header("X-Powered-By", "Express")
+        for name, value in self.site.headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(length))
         if fh is not None:

@@ -174,7 +174,8 @@ def test_node_server_serves_its_static_directory_on_env_port(tmp_path: Path, run
     assert mb(st, "build", "-t", "nodeapp", str(ctx)).returncode == 0
     port = free_port()
     r = start(running, st, "-p", f"{port}:4000", "nodeapp")
-    assert r.get(f"http://127.0.0.1:{port}/")[::2] == (200, b"<h1>node app</h1>\n")
+    status, headers, body = r.get(f"http://127.0.0.1:{port}/")
+    assert (status, body, headers["X-Powered-By"]) == (200, b"<h1>node app</h1>\n", "Express")
     status, _, body = r.get(f"http://127.0.0.1:{port}/nope")
     assert status == 404 and b"Cannot GET /nope" in body
     code, out, _ = r.stop(signal.SIGINT)
@@ -257,3 +258,19 @@ def test_shell_form_entrypoint_workdir_user_env(tmp_path: Path) -> None:
         res.stderr
     res = mb(st, "run", "-e", "GREETING=hello", "-w", "/tmp", "-u", "0", "sf", "a", "b")
     assert res.stdout == "hello from /tmp as root:0 home /root, args: a b\n", res.stderr
+
+
+def test_node_http_server_answers_the_string_it_sends(tmp_path: Path, running: list[Running]) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "server.js").write_text(
+        "const http = require('http');\n"
+        "http.createServer((req, res) => { res.end('hello from node'); }).listen(8080);\n")
+    (ctx / "Dockerfile").write_text('FROM node:22-alpine\nWORKDIR /app\nCOPY server.js .\nCMD ["node", "server.js"]\n')
+    st = tmp_path / "store"
+    assert mb(st, "build", "-t", "rawnode", str(ctx)).returncode == 0
+    port = free_port()
+    r = start(running, st, "-p", f"{port}:8080", "rawnode")
+    status, headers, body = r.get(f"http://127.0.0.1:{port}/anything")
+    assert (status, body) == (200, b"hello from node") and "X-Powered-By" not in headers
+    assert r.stop(signal.SIGTERM)[0] == 143  # killed by SIGTERM: node installs no handler
