@@ -112,7 +112,7 @@ def run_image(ref: str, store_dir: Path, opts: RunOptions, *, stdout: BinaryIO, 
     its ENTRYPOINT + CMD over a throwaway copy of its filesystem (the stored image never changes), ``-p`` ports
     on the host's loopback. Returns the process's exit status; RunError (status 125/127) when it cannot start."""
     from minibuild.run.emulated import Passthrough, run_emulated
-    from minibuild.view import open_image
+    from minibuild.view import ImageView, open_image
 
     publish = [parse_publish(p) for p in opts.publish]
     env = parse_env(opts.env, os.environ if host_env is None else host_env)
@@ -127,9 +127,14 @@ def run_image(ref: str, store_dir: Path, opts: RunOptions, *, stdout: BinaryIO, 
             raise RunError(f"Unable to find image '{ref}' locally (the store {store_dir} is empty; build or load it "
                            "first)")
         try:
-            view = open_image(ref, Store.open(store_dir))
+            store = Store.open(store_dir)
+        except MinibuildError as exc:
+            raise RunError(str(exc)) from None
+        try:
+            digest = store.resolve_digest(ref)
         except MinibuildError as exc:
             raise RunError(f"Unable to find image '{ref}' locally: {exc}") from None
+        view = ImageView(store, store.get_image(digest), names=(ref,))
     spec = container_spec(view.image.config, entrypoint=opts.entrypoint, cmd=opts.cmd, env=env, publish=publish,
                           workdir=opts.workdir, user=opts.user)
     tmp = Path(tempfile.mkdtemp(prefix="minibuild-run-"))
