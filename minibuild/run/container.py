@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -107,10 +108,12 @@ def _close(listeners: Mapping[int, list[Listener]]) -> None:
 
 
 def run_image(ref: str, store_dir: Path, opts: RunOptions, *, stdout: BinaryIO, stderr: BinaryIO,
-              host_env: Mapping[str, str] | None = None) -> int:
+              host_env: Mapping[str, str] | None = None, stop: threading.Event | None = None) -> int:
     """Run image ``ref`` (a name or ID in the store at ``store_dir``, or an image tarball) as docker run would:
     its ENTRYPOINT + CMD over a throwaway copy of its filesystem (the stored image never changes), ``-p`` ports
-    on the host's loopback. Returns the process's exit status; RunError (status 125/127) when it cannot start."""
+    on the host's loopback. Returns the process's exit status; RunError (status 125/127) when it cannot start.
+    A stand-in server runs until SIGINT/SIGTERM/SIGQUIT (when called in the main thread) or until ``stop`` is
+    set (as `docker stop`: it ends as on SIGTERM)."""
     from minibuild.run.emulated import Passthrough, run_emulated
     from minibuild.view import ImageView, open_image
 
@@ -152,7 +155,8 @@ def run_image(ref: str, store_dir: Path, opts: RunOptions, *, stdout: BinaryIO, 
             except ExecutorError as exc:
                 raise RunError(str(exc)) from None
         listeners = _bind(spec)
-        return run_emulated(root, spec, listeners, stdout=Passthrough(stdout), stderr=err, note=err)
+        return run_emulated(root, spec, listeners, stdout=Passthrough(stdout), stderr=err, note=err,
+                            stop=stop)
     finally:
         _close(listeners)
         _rmtree(tmp)

@@ -77,9 +77,11 @@ class StandInHook:
     """The emulated shell's exec hook: a script marked as a stand-in with an entry in PROGRAMS runs as that
     program; a Service it returns is attached to the published ports mapped to its container ports."""
 
-    def __init__(self, listeners: Mapping[int, Sequence[Listener]], note: Stream) -> None:
+    def __init__(self, listeners: Mapping[int, Sequence[Listener]], note: Stream,
+                 stop: threading.Event | None = None) -> None:
         self.listeners = listeners
         self.note = note
+        self.stop = stop if stop is not None else threading.Event()
         self.log_lock = threading.Lock()
 
     def __call__(self, shell: Shell, script: str, argv: list[str], env: Mapping[str, str], in_: Stream, out: Stream,
@@ -121,26 +123,29 @@ class StandInHook:
                               f"http://{listener.host}:{listener.port}/ (container port {port}); "
                               f"Ctrl-C stops it")
         try:
-            threading.Event().wait()
+            while not self.stop.wait(0.2):
+                pass
+            signum = int(signal.SIGTERM)  # stopped through the API: as `docker stop` (SIGTERM)
         except Signalled as sig:
-            for listener in claimed:
-                listener.release()
-            bye = service.goodbye(sig.signum)
-            if bye:
-                call.out.write(bye.encode())
-            raise Stopped(service.status(sig.signum)) from None
-        return 0  # not reached
+            signum = sig.signum
+        for listener in claimed:
+            listener.release()
+        bye = service.goodbye(signum)
+        if bye:
+            call.out.write(bye.encode())
+        raise Stopped(service.status(signum))
 
 
 def run_emulated(root: Path, spec: ContainerSpec, listeners: Mapping[int, Sequence[Listener]], *, stdout: Stream,
-                 stderr: Stream, note: Stream) -> int:
-    """Run ``spec`` in the emulated shell over ``root`` (a throwaway copy); the process's exit status."""
+                 stderr: Stream, note: Stream, stop: threading.Event | None = None) -> int:
+    """Run ``spec`` in the emulated shell over ``root`` (a throwaway copy); the process's exit status. A server
+    runs until a stop signal (main thread) or until ``stop`` is set (then it ends as on SIGTERM)."""
     from minibuild.sh import run_argv
 
     ident = resolve_user(root, spec.user)
     ensure_workdir(root, spec.workdir)
     env = step_env(spec.env_dict(), ident.home)
-    hook = StandInHook(listeners, note)
+    hook = StandInHook(listeners, note, stop)
     try:
         with trapped_signals():
             result = run_argv(spec.argv, root=root, env=env, cwd=spec.workdir, uid=ident.uid, gid=ident.gid,
