@@ -10,6 +10,7 @@ plugs in with ``@program("java")`` on a function of the same shape.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import signal
@@ -43,12 +44,11 @@ class Call:
         """A file of the root as text (path relative to cwd; symlinks followed inside the root), None if absent."""
         try:
             return self.fs.read_bytes(self.fs.path(path, self.cwd)).decode("utf-8", "replace")
-        except (OSError, IsADirectoryError):
+        except OSError:
             return None
 
     def listdir(self, path: str) -> list[str]:
-        import os
-
+        """The entry names of a directory of the root ([] when it is missing or not a directory)."""
         try:
             return os.listdir(self.fs.path(path, self.cwd))
         except OSError:
