@@ -205,7 +205,8 @@ def _remove_mountpoints(created: list[Path]) -> None:
 
 def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
     if req.passthrough:  # the caller's own stdout/stderr, stdin /dev/null; only the report pipe is read
-        in_r, out_w, err_w = os.open(os.devnull, os.O_RDONLY), os.dup(1), os.dup(2)
+        in_r = os.dup(0) if req.interactive else os.open(os.devnull, os.O_RDONLY)
+        out_w, err_w = os.dup(1), os.dup(2)
         in_w = out_r = err_r = -1
     else:
         in_r, in_w = os.pipe()

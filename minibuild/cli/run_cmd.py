@@ -20,11 +20,14 @@ from minibuild.errors import MinibuildError
 @click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
 @click.option("-u", "--user", default=None, help="User (name|uid[:group|gid]) inside the container.")
 @click.option("--rm", "rm", is_flag=True, help="Accepted for docker run's sake: every run is thrown away.")
+@click.option("-i", "--interactive", is_flag=True, help="The program reads this stdin (the emulated shell reads it "
+              "to the end first); without -i it reads nothing, as docker run.")
 @click.option("--executor", type=click.Choice(["auto", "emulate", "chroot"]), default="auto", show_default=True,
               help="auto: stand-in programs in the emulated shell, real binaries in the chroot executor.")
 @click.pass_context
 def run(ctx: click.Context, image: str, command: tuple[str, ...], publish: tuple[str, ...], env: tuple[str, ...],
-        entrypoint: str | None, workdir: str | None, user: str | None, rm: bool, executor: str) -> None:
+        entrypoint: str | None, workdir: str | None, user: str | None, rm: bool, interactive: bool,
+        executor: str) -> None:
     """Run IMAGE (a name, an ID or an image tarball) as `docker run --rm` would, over a throwaway copy of its
     filesystem; the stored image never changes. Exit status: the program's; 125 when it cannot start, 127 when
     the command is not found.
@@ -38,9 +41,10 @@ def run(ctx: click.Context, image: str, command: tuple[str, ...], publish: tuple
     from minibuild.run import RunError, RunOptions, run_image
 
     opts = RunOptions(cmd=command, entrypoint=entrypoint, env=env, publish=publish, workdir=workdir, user=user,
-                      executor=executor)  # type: ignore[arg-type]
+                      executor=executor, interactive=interactive)  # type: ignore[arg-type]
     try:
-        status = run_image(image, ctx.obj["store"], opts, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer)
+        status = run_image(image, ctx.obj["store"], opts, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
+                           stdin=sys.stdin.buffer)
     except RunError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.status)

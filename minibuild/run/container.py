@@ -39,6 +39,7 @@ class RunOptions:
     workdir: str | None = None
     user: str | None = None
     executor: Executor = "auto"
+    interactive: bool = False  # -i: the program reads minibuild's stdin (else it reads nothing)
 
 
 def _program(root: Path, spec: ContainerSpec) -> tuple[str, bytes] | None:
@@ -108,12 +109,14 @@ def _close(listeners: Mapping[int, list[Listener]]) -> None:
 
 
 def run_image(ref: str, store_dir: Path, opts: RunOptions, *, stdout: BinaryIO, stderr: BinaryIO,
-              host_env: Mapping[str, str] | None = None, stop: threading.Event | None = None) -> int:
+              host_env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
+              stdin: BinaryIO | None = None) -> int:
     """Run image ``ref`` (a name or ID in the store at ``store_dir``, or an image tarball) as docker run would:
     its ENTRYPOINT + CMD over a throwaway copy of its filesystem (the stored image never changes), ``-p`` ports
     on the host's loopback. Returns the process's exit status; RunError (status 125/127) when it cannot start.
     A stand-in server runs until SIGINT/SIGTERM/SIGQUIT (when called in the main thread) or until ``stop`` is
-    set (as `docker stop`: it ends as on SIGTERM)."""
+    set (as `docker stop`: it ends as on SIGTERM). With ``opts.interactive`` the program reads ``stdin`` (the
+    emulated shell reads it whole first; the chroot executor gets file descriptor 0 itself)."""
     from minibuild.run.emulated import Passthrough, run_emulated
     from minibuild.view import ImageView, open_image
 
@@ -151,12 +154,13 @@ def run_image(ref: str, store_dir: Path, opts: RunOptions, *, stdout: BinaryIO, 
             from minibuild.run.real import run_chroot
 
             try:
-                return run_chroot(root, spec, note=err)
+                return run_chroot(root, spec, note=err, interactive=opts.interactive)
             except ExecutorError as exc:
                 raise RunError(str(exc)) from None
         listeners = _bind(spec)
+        data = (stdin.read() if stdin is not None else b"") if opts.interactive else b""
         return run_emulated(root, spec, listeners, stdout=Passthrough(stdout), stderr=err, note=err,
-                            stop=stop)
+                            stop=stop, stdin=data)
     finally:
         _close(listeners)
         _rmtree(tmp)

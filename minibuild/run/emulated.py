@@ -137,7 +137,7 @@ class StandInHook:
 
 
 def run_emulated(root: Path, spec: ContainerSpec, listeners: Mapping[int, Sequence[Listener]], *, stdout: Stream,
-                 stderr: Stream, note: Stream, stop: threading.Event | None = None) -> int:
+                 stderr: Stream, note: Stream, stop: threading.Event | None = None, stdin: bytes = b"") -> int:
     """Run ``spec`` in the emulated shell over ``root`` (a throwaway copy); the process's exit status. A server
     runs until a stop signal (main thread) or until ``stop`` is set (then it ends as on SIGTERM)."""
     from minibuild.sh import run_argv
@@ -149,7 +149,8 @@ def run_emulated(root: Path, spec: ContainerSpec, listeners: Mapping[int, Sequen
     try:
         with trapped_signals():
             result = run_argv(spec.argv, root=root, env=env, cwd=spec.workdir, uid=ident.uid, gid=ident.gid,
-                              limits=run_limits(timeout=None), stdout=stdout, stderr=stderr, exec_hook=hook)
+                              limits=run_limits(timeout=None), stdout=stdout, stderr=stderr, exec_hook=hook,
+                              stdin=stdin)
     except Stopped as stop:
         return stop.status
     except Signalled as sig:  # stopped while not serving: killed by the signal, as a process without a handler

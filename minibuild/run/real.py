@@ -67,7 +67,7 @@ class Proxy(socketserver.ThreadingTCPServer):
         self.server_close()
 
 
-def run_chroot(root: Path, spec: ContainerSpec, *, note: Stream) -> int:
+def run_chroot(root: Path, spec: ContainerSpec, *, note: Stream, interactive: bool = False) -> int:
     """Run ``spec`` in ``root`` with the chroot executor, sharing the host's network (its loopback): a program
     listening on port P is on the host's port P; ``-p H:P`` with H != P adds a proxy from H to P. Output goes
     straight to minibuild's own stdout/stderr; stop signals are passed on to the program."""
@@ -82,7 +82,7 @@ def run_chroot(root: Path, spec: ContainerSpec, *, note: Stream) -> int:
                        f"host's network namespace (chroot executor), so its port {p.container_port} is the host's; "
                        f"{p.host_ip}:{p.host_port} is {via}\n".encode())
         req = RunRequest(root=root, argv=spec.argv, env=spec.env, workdir=spec.workdir, user=spec.user, network=True,
-                         passthrough=True, limits=run_limits(timeout=None))
+                         passthrough=True, interactive=interactive, limits=run_limits(timeout=None))
         return ChrootExecutor().run(req).exit_code
     finally:
         for proxy in proxies:

@@ -274,3 +274,9 @@ def test_node_http_server_answers_the_string_it_sends(tmp_path: Path, running: l
     status, headers, body = r.get(f"http://127.0.0.1:{port}/anything")
     assert (status, body) == (200, b"hello from node") and "X-Powered-By" not in headers
     assert r.stop(signal.SIGTERM)[0] == 143  # killed by SIGTERM: node installs no handler
+
+
+def test_stdin_only_with_interactive(store: Path) -> None:
+    assert mb(store, "run", "-i", "my-app", "cat", stdin="piped in\n").stdout == "piped in\n"
+    res = mb(store, "run", "my-app", "cat", stdin="piped in\n")
+    assert (res.returncode, res.stdout) == (0, "")  # docker run without -i: the program's stdin is empty

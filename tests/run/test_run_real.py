@@ -56,3 +56,8 @@ def test_publish_proxies_a_host_port_to_the_program_port(store: Path, running: l
     assert r.proc.poll() is None
     code, _, err = r.stop(signal.SIGINT)  # a second signal kills it
     assert code == 137 and b"passed on to the program" in err
+
+
+def test_stdin_only_with_interactive(store: Path) -> None:
+    assert mb(store, "run", "-i", "realbb", "cat", stdin="real stdin\n").stdout == "real stdin\n"
+    assert mb(store, "run", "realbb", "cat", stdin="real stdin\n").stdout == ""
