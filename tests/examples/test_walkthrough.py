@@ -117,3 +117,42 @@ def test_dotnet_pair(store: Path) -> None:
 def test_python_pair_freeze_in_the_slim_stage(store: Path, dockerfile: str) -> None:
     final = build(EXAMPLES / "python-slim", EXAMPLES / "python-slim" / dockerfile, store=store)
     assert _run_in(store, final, "pip freeze") == "flask==3.0.3\ngunicorn==23.0.0\n"
+
+
+def test_run_serves_the_built_page_through_the_library_api(store: Path, multistage: BuildResult,
+                                                            tmp_path: Path) -> None:
+    """The lesson's last step, `docker run -p PORT:80 app`, as minibuild.run.run_image (stopped with ``stop``)."""
+    import io
+    import socket
+    import threading
+    import urllib.request
+
+    from minibuild.run import RunOptions, run_image
+    from minibuild.view import open_image
+
+    expected = open_image("app:latest", store).read("/usr/share/nginx/html/index.html")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out, err = io.BytesIO(), io.BytesIO()
+    stop = threading.Event()
+    status: list[int] = []
+    t = threading.Thread(target=lambda: status.append(run_image(
+        "app:latest", store, RunOptions(publish=(f"{port}:80",)), stdout=out, stderr=err, stop=stop)))
+    t.start()
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                    body = resp.read()
+                break
+            except OSError:
+                assert t.is_alive(), err.getvalue()
+                threading.Event().wait(0.1)
+        else:
+            pytest.fail(f"no answer: {err.getvalue()!r}")
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert body == expected and b"<script" in body
+    assert status == [0]  # nginx ends as on `docker stop` (SIGTERM): status 0
