@@ -45,6 +45,7 @@ from minibuild.dockerfile.syntax import is_file_name
 from minibuild.errors import ContextError, SourceNotFoundError, UnsafePathError
 from minibuild.fsperm import ModeSpec, file_type, parse_mode_spec
 from minibuild.record import record
+from minibuild.store.tarlayer import sane_mtime
 
 if TYPE_CHECKING:  # tarfile and the decompressors are imported by ADD of an archive only (start-up)
     import tarfile
@@ -747,11 +748,11 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
             os.lchown(writer.full(out), *owner)
             if perm_opt is not None:
                 os.chmod(writer.full(out), perm_opt)
-            ns = (mtime if mtime is not None else int(member.mtime)) * 1_000_000_000
+            ns = (mtime if mtime is not None else sane_mtime(member.mtime)) * 1_000_000_000
             os.utime(writer.full(out), ns=(ns, ns), follow_symlinks=False)
             writer.changed.add(out)
     for out, member in reversed(dirs):
-        ns = (mtime if mtime is not None else int(member.mtime)) * 1_000_000_000
+        ns = (mtime if mtime is not None else sane_mtime(member.mtime)) * 1_000_000_000
         os.utime(writer.full(out), ns=(ns, ns), follow_symlinks=False)
     return tuple(sorted(writer.changed))
 
