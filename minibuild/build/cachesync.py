@@ -25,7 +25,9 @@ INLINE_KEY = "minibuild.cache.v1"  # key in the image config's "config" object h
 SOURCE_FIELD = "cache_source"  # set on imported records: where the record came from (shown in HIT reasons)
 # step-history records (explain's memory of a step's inputs and per-file checksums) travel too: without them
 # the first build on a fresh store would extract COPY --from source stages only to record file checksums
-_SKIP_KINDS: frozenset[str] = frozenset()
+# exported-layer records (minibuild.build.export: which blob a layer clamps to) are computed where they are used:
+# never sent, and never taken from a cache source (a claim of what a layer exports as is not checked on import)
+_SKIP_KINDS: frozenset[str] = frozenset({"exported-layer"})
 
 
 @record
@@ -298,7 +300,7 @@ def import_records(store: Store, records: Sequence[dict[str, Any]], source: str)
     n = 0
     for r in records:
         key = r["key"]
-        if store.cache.get(key) is not None:
+        if r["record"].get("kind") in _SKIP_KINDS or store.cache.get(key) is not None:
             continue
         try:
             refs = tuple(Digest(x) for x in r["refs"])

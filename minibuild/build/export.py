@@ -81,8 +81,13 @@ def exported_image(store: Store, image: Image, *, keep: int, epoch: int | None, 
     return image.with_layers(layers)
 
 
-def source_of(record: dict[str, Any]) -> Digest | None:
-    """The store layer an ``exported-layer`` record was clamped from (for ``minibuild history``'s keys)."""
-    found = _layer_of(record.get("source"))
-    return found.digest if found is not None else None
-
+def exported_source(key: str) -> Digest | None:
+    """The store layer an ``exported-layer:EPOCH:DIGEST`` cache key was clamped from; None for any other key."""
+    kind, _, rest = key.partition(":")
+    epoch, _, digest = rest.partition(":")
+    if kind != EXPORTED_KIND or not epoch.isdigit():
+        return None
+    try:
+        return Digest(digest)
+    except MinibuildError:
+        return None
