@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -379,11 +379,37 @@ def _image_for(store: Store, ref: str) -> Image:
     return store.resolve(ref)
 
 
+def _exported_layers(store: Store, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """store layer digest -> the layer it was exported as (minibuild.build.export), from the build's records."""
+    from minibuild.build.export import exported_source
+
+    out: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        source = exported_source(key)
+        rec = store.cache.get(key) if source is not None else None
+        if source is not None and rec is not None and isinstance(rec.get("layer"), dict):
+            out[source.value] = rec["layer"]
+    return out
+
+
+def _as_exported(r: dict[str, Any], exported: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """A record whose layer the image holds only as its exported (clamped) version, naming that version."""
+    layer = r["record"].get("layer")
+    if not isinstance(layer, dict) or layer.get("digest") not in exported:
+        return r
+    new = exported[layer["digest"]]
+    refs = sorted({*(x for x in r["refs"] if x != layer["digest"]), new["digest"]})
+    return {**r, "record": {**r["record"], "layer": new}, "refs": refs}
+
+
 def inline_cache(store: Store, image: Image, keys: Sequence[str]) -> Image:
     """``image`` with the records under ``keys`` in its config (key ``minibuild.cache.v1``); only records
-    whose blobs are layers of the image are kept, so the image carries everything its cache needs."""
+    whose blobs are layers of the image are kept, so the image carries everything its cache needs. A record
+    names the image's (exported, mtimes clamped) version of its layer: a hit brings that layer."""
     layers = {layer.digest.value for layer in image.layers}
-    records = [r for r in collect_records(store, keys) if set(r["refs"]) <= layers]
+    exported = _exported_layers(store, keys)
+    records = [r for r in (_as_exported(r, exported) for r in collect_records(store, keys))
+               if set(r["refs"]) <= layers]
     extra = dict(image.config.extra_config)
     extra[INLINE_KEY] = records_document(records).decode("utf-8")
     return image.with_config(extra_config=extra)
