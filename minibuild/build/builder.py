@@ -1180,6 +1180,8 @@ class Builder:
                 return
             memo_inputs = {"kind": "copy-from-checksum", "source": base_key(src_state.image.diff_ids), "sources": list(ex.sources),
                            "exclude": list(ex.exclude), "parents": parents}
+            if self.sde is not None:  # the checksum holds the mtimes older than the epoch
+                memo_inputs["source_date_epoch"] = self.sde
             memo_key = key_of(memo_inputs)
             memo = self.store.cache.get(memo_key)
             if memo is not None and isinstance(memo.get("checksum"), str):
@@ -1197,14 +1199,15 @@ class Builder:
                     return
                 checksum = source_checksum(src_root, ex.sources, exclude=ex.exclude, parents=parents,
                                            from_context=False, heredocs=heredocs,
-                                           instruction="ADD" if is_add else "COPY")
+                                           instruction="ADD" if is_add else "COPY", source_date_epoch=self.sde)
                 if not self.dry_run:
                     self.store.cache.put(memo_key, {"kind": "copy-from-checksum", "inputs": memo_inputs,
                                                     "checksum": checksum})
         else:
             checksum = source_checksum(self.context, ex.sources, ignore=self.ignore, exclude=ex.exclude,
                                        parents=parents, from_context=True, heredocs=heredocs,
-                                       stat_cache=self._stat_cache, instruction="ADD" if is_add else "COPY")
+                                       stat_cache=self._stat_cache, instruction="ADD" if is_add else "COPY",
+                                       source_date_epoch=self.sde)
         inputs = layer_step_inputs(parent=st.fs_key, kind="add" if is_add else "copy",
                                    instruction=instruction_inputs(ex), source_date_epoch=self.sde,
                                    sources=checksum, workdir=workdir,

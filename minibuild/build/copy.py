@@ -260,6 +260,7 @@ class SourceRecord:
     comps: str
     as_parent: bool
     record: dict[str, object]
+    mtime: int = 0  # seconds (tarlayer.sane_mtime); in a key only when older than SOURCE_DATE_EPOCH
 
 
 def source_records(
@@ -274,7 +275,7 @@ def source_records(
     def walk() -> tuple[list[_Item], list[SourceRecord]]:
         items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
         out = [SourceRecord(item=n, comps=comps, as_parent=as_parent,
-                            record=tree.record(rel, info, owner=not from_context))
+                            record=tree.record(rel, info, owner=not from_context), mtime=sane_mtime(info.st_mtime))
                for n, item in enumerate(items) for comps, rel, info, as_parent in _source_entries(tree, item, excl)]
         return items, out
 
@@ -284,7 +285,8 @@ def source_records(
     return result
 
 
-def _records(items: Sequence[_Item], records: Sequence[SourceRecord], heredocs: Sequence[HeredocSource]) -> Iterator[dict[str, object]]:
+def _records(items: Sequence[_Item], records: Sequence[SourceRecord], heredocs: Sequence[HeredocSource],
+             epoch: int | None = None) -> Iterator[dict[str, object]]:
     by_item: dict[int, list[SourceRecord]] = {}
     for r in records:
         by_item.setdefault(r.item, []).append(r)
@@ -294,6 +296,8 @@ def _records(items: Sequence[_Item], records: Sequence[SourceRecord], heredocs: 
             rec = dict(r.record, path=r.comps)
             if r.as_parent:
                 rec["parent"] = True
+            if epoch is not None and r.mtime < epoch:
+                rec["mtime"] = r.mtime  # kept below the epoch in the exported image (docs/file-times.md)
             yield rec
     for doc in heredocs:
         yield {"heredoc": doc.name, "sha256": hashlib.sha256(doc.data).hexdigest()}
@@ -321,10 +325,13 @@ def source_checksum(
     heredocs: Sequence[HeredocSource] = (),
     stat_cache: StatCache | None = None,
     instruction: str = "COPY",
+    source_date_epoch: int | None = None,
 ) -> str:
     """Checksum of what a COPY/ADD would read, without copying: the resolved sources (so the wildcard match set
     counts), and per copied entry its path below the source, type, permission bits, link target and content hash;
-    owners only for ``--from`` sources (context files are always written 0:0); never mtimes.
+    owners only for ``--from`` sources (context files are always written 0:0). An mtime only when it is older
+    than ``source_date_epoch``: the exported image keeps those (every newer one is the epoch, already in the key),
+    so a hit never exports another mtime than a fresh store would (docs/file-times.md).
 
     ``src_root`` may be a ready tree instead of a directory: a ``minibuild.build.layertree.LayerTree`` gives the
     checksum of a stage image without extracting it (its content hashes are loaded after a first pass names them).
@@ -336,7 +343,7 @@ def source_checksum(
     items, records = source_records(tree, sources, exclude=exclude, parents=parents, from_context=from_context,
                                     instruction=instruction)
     tree.stat_cache.save()
-    return _digest(header, _records(items, records, heredocs))
+    return _digest(header, _records(items, records, heredocs, source_date_epoch))
 
 
 # ---------------------------------------------------------------------------------------------- writing

@@ -151,3 +151,27 @@ def test_a_changed_source_date_epoch_never_reuses_a_run_layer(ctx: Path, tmp_pat
     fresh = build(ctx, dockerfile_text=SDE_DF, store=tmp_path / "f", executor="emulate", target="0",
                   source_date_epoch=1700000000)
     assert res.digest == fresh.digest
+
+
+def _stamp_df(when: int) -> str:
+    return (f"FROM scratch AS one\nCOPY root/ /\nRUN touch -d @{when} /f\n"
+            "FROM scratch\nCOPY --from=one /f /f\n")
+
+
+def test_copy_from_a_file_older_than_the_epoch_misses_when_its_mtime_changes(ctx: Path, tmp_path: Path) -> None:
+    """The exported image keeps mtimes older than SOURCE_DATE_EPOCH, so a COPY --from whose source kept its content
+    but not its (old) mtime must not hit: the image is the one a fresh store builds."""
+    def run(store: str, when: int, sde: int | None) -> BuildResult:
+        return build(ctx, dockerfile_text=_stamp_df(when), store=tmp_path / store, executor="emulate",
+                     source_date_epoch=sde)
+
+    run("s", 1000000000, 1500000000)
+    moved = run("s", 1100000000, 1500000000)
+    assert [s.cached for s in moved.steps if s.stage == "stage-1" and s.index > 0] == [False]
+    assert _mtimes(tmp_path / "s", moved.image.layers)["f"] == 1100000000
+    assert moved.digest == run("fresh", 1100000000, 1500000000).digest
+    # newer than the epoch, or no epoch: the mtime is not exported (clamped), and the copy still hits
+    run("t", 1600000000, 1500000000)
+    assert [s.cached for s in run("t", 1700000000, 1500000000).steps if s.stage == "stage-1" and s.index > 0] == [True]
+    run("u", 1000000000, None)
+    assert [s.cached for s in run("u", 1100000000, None).steps if s.stage == "stage-1" and s.index > 0] == [True]
