@@ -175,3 +175,13 @@ def test_copy_from_a_file_older_than_the_epoch_misses_when_its_mtime_changes(ctx
     assert [s.cached for s in run("t", 1700000000, 1500000000).steps if s.stage == "stage-1" and s.index > 0] == [True]
     run("u", 1000000000, None)
     assert [s.cached for s in run("u", 1100000000, None).steps if s.stage == "stage-1" and s.index > 0] == [True]
+
+
+def test_history_names_the_step_key_of_an_exported_layer(ctx: Path, tmp_path: Path) -> None:
+    from minibuild.teach.storeview import history_rows
+
+    res = _build(ctx, tmp_path / "s", "emulate")
+    rows = [r for r in history_rows(Store.open(tmp_path / "s"), res.image) if not r.empty_layer]
+    steps = [s for s in res.steps if s.stage == "stage-2" and s.layer]
+    assert [r.layer for r in rows[1:]] == [la.digest for la in res.image.layers[1:]]  # the exported blobs ...
+    assert [r.cache_keys for r in rows] == [(s.key,) for s in steps]  # ... keyed by the steps that made them
