@@ -580,6 +580,7 @@ def copy_into(
 
 def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm_of) -> None:  # type: ignore[no-untyped-def]
     root_s = os.fspath(tree.root)
+    dirs: list[tuple[str, os.stat_result]] = []  # copied sub-directories: their mtimes are set after their children
     for comps, rel, info, as_parent in _source_entries(tree, item, excl):
         out = (target + "/" + comps if target else comps) if comps else target
         if out == "" and not st_mod.S_ISDIR(info.st_mode):
@@ -599,6 +600,8 @@ def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm
                 writer.changed.add(out)
             if created or (comps and not as_parent):
                 writer.finish(out, perm_of(info), owner_of(info), info)
+                if comps:
+                    dirs.append((out, info))
             continue
         if kind == "symlink":
             writer.prepare_nondir(out)
@@ -618,6 +621,10 @@ def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm
         else:  # a socket becomes an empty regular file, as BuildKit's context transfer does
             writer.write_file(out, None, b"", None)
             writer.finish(out, perm_of(info), owner_of(info), info)
+    # a copied sub-directory keeps its source's mtime, as the classic builder does (writing its children changed
+    # it); the destination directory itself has the time of the copy
+    for out, info in reversed(dirs):
+        writer._utime(out, info)
 
 
 # ---------------------------------------------------------------------------------------------- ADD archives

@@ -185,3 +185,23 @@ def test_history_names_the_step_key_of_an_exported_layer(ctx: Path, tmp_path: Pa
     steps = [s for s in res.steps if s.stage == "stage-2" and s.layer]
     assert [r.layer for r in rows[1:]] == [la.digest for la in res.image.layers[1:]]  # the exported blobs ...
     assert [r.cache_keys for r in rows] == [(s.key,) for s in steps]  # ... keyed by the steps that made them
+
+
+def test_copy_keeps_the_mtimes_of_files_and_sub_directories_as_the_classic_builder(tmp_path: Path) -> None:
+    """Measured with DOCKER_BUILDKIT=0 docker build: `COPY d /x` keeps d/s and d/s/g's mtimes; /x (created by the
+    copy) has the time of the build."""
+    import os
+
+    ctx = tmp_path / "ctx"
+    (ctx / "d" / "s").mkdir(parents=True)
+    (ctx / "d" / "s" / "g").write_text("g")
+    os.utime(ctx / "d" / "s" / "g", (1400000000, 1400000000))
+    os.utime(ctx / "d" / "s", (1300000000, 1300000000))
+    os.utime(ctx / "d", (1200000000, 1200000000))
+    before = int(time.time())
+    res = build(ctx, dockerfile_text="FROM scratch\nCOPY d /x\n", store=tmp_path / "s", executor="emulate",
+                source_date_epoch=1350000000)
+    inside = _mtimes(tmp_path / "s", dict(res.stage_images)[0].layers)
+    assert (inside["x/s"], inside["x/s/g"]) == (1300000000, 1400000000) and inside["x"] >= before
+    exported = _mtimes(tmp_path / "s", res.image.layers)
+    assert (exported["x/s"], exported["x/s/g"], exported["x"]) == (1300000000, 1350000000, 1350000000)
