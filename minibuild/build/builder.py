@@ -206,7 +206,7 @@ class _State:
     root: Path | None = None
     root_layers: int = 0  # how many of image.layers the root reflects
     base_layers: int = 0
-    image_layers: int = 0  # how many of image.layers are the base image's own (exported as they are)
+    base_image_layers: int = 0  # how many of image.layers are the base image's own (exported as they are)
     own_layers: list[tuple[str, int]] = field(default_factory=list)
     all_cached: bool = True
     kept: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # source stage -> (step, bytes)
@@ -624,7 +624,7 @@ class Builder:
         SOURCE_DATE_EPOCH (minibuild.build.export), the base image's as they are."""
         from minibuild.build.export import exported_image
 
-        return exported_image(self.store, st.image, keep=st.image_layers, epoch=self.sde, pin=self.lease,
+        return exported_image(self.store, st.image, keep=st.base_image_layers, epoch=self.sde, pin=self.lease,
                               pin_blobs=self._pin)
 
     def _check_entitlements(self, instructions: Iterable[Sequence[Instruction]]) -> None:
@@ -670,7 +670,7 @@ class Builder:
             parent = self.states[node.base_stage]
             image = parent.image
             unknown = parent.unknown
-            image_layers = parent.image_layers
+            image_layers = parent.base_image_layers
         elif node.base == "scratch":
             image = Image.scratch(source_date_epoch=self.sde)
             image_layers = 0
@@ -687,7 +687,8 @@ class Builder:
         image = image.with_config(env=env, created=self.created)
         st = _State(label=node.label, index=idx, image=image, fs_key=base_key(image.diff_ids),
                     scope=StageScope(env=_env_pairs(image.config.env)), base_layers=len(image.layers),
-                    base=node.base, unknown=unknown, imported_here=imported_here, image_layers=image_layers)
+                    base=node.base, unknown=unknown, imported_here=imported_here,
+                    base_image_layers=image_layers)
         return st
 
     def _build_stage(self, idx: int, graph: StageGraph, gscope: GlobalScope) -> _State:
