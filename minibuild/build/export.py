@@ -46,9 +46,12 @@ def _layer_of(doc: Any) -> Layer | None:
 
 def exported_layer(store: Store, layer: Layer, epoch: int, *, pin: Pin | None,
                    pin_blobs: Callable[[Iterable[Digest]], bool] | None = None) -> Layer:
-    """``layer`` with every mtime clamped to ``epoch``: itself when nothing in it is newer, else a new blob."""
+    """``layer`` with every mtime clamped to ``epoch``: itself when nothing in it is newer, else a new blob. The
+    layer's claimed diff_id is verified first (a cache record's claim is otherwise only checked when the image
+    is stored, which the clamped blob's honest diff_id would pass)."""
     from minibuild.store.retime import clamp_layer_mtimes
 
+    store.verify_layers((layer,), where="exported layer", pin=pin)
     key = exported_key(layer, epoch)
     memo = store.cache.get(key)
     if memo is not None:
