@@ -284,12 +284,17 @@ class Parser:
         words: list[Word] = []
         redirects: list[Redirect] = []
         line = self.peek().line
+        dbl_open = False
         while True:
             r = self.try_redirect()
             if r is not None:
                 redirects.append(r)
                 continue
             tok = self.peek()
+            if tok.kind == "OP" and tok.value in ("&&", "||") and dbl_open:  # ash: words inside [[ ... ]]
+                self.next()
+                words.append(Word((Lit(str(tok.value)),), str(tok.value)))
+                continue
             if tok.kind != "WORD":
                 break
             word: Word = tok.value  # type: ignore[assignment]
@@ -305,6 +310,10 @@ class Parser:
                         continue
             self.next()
             words.append(word)
+            if len(words) == 1:
+                dbl_open = literal_text(word) == "[["
+            elif literal_text(word) == "]]":
+                dbl_open = False
             if len(words) == 1 and not assigns and not redirects:
                 t = self.peek()
                 if t.kind == "OP" and t.value == "(":

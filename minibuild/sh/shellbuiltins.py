@@ -494,3 +494,21 @@ def _getopts(sh: "I.Shell", args: list[str]) -> int:
 
 
 __all__ = ["SHELL_BUILTINS", "UnsupportedCommandError", "Input", "describe"]
+
+
+@sb("let")
+def _let(sh: "I.Shell", args: list[str]) -> int:
+    """ash's let: each argument an arithmetic expression; status 1 when the last is 0, 2 on an error."""
+    from minibuild.sh import arith
+
+    if not args:
+        sh.err("sh: let: line 0: expression expected")
+        return 2
+    value = 0
+    for a in args:
+        try:
+            value = arith.evaluate(a, sh.get, sh.set_var)
+        except arith.ArithError as e:
+            sh.err(f"sh: let: line 0: {e.message.split(': ')[-1]}")
+            return 2
+    return 0 if value else 1
