@@ -45,3 +45,15 @@ def test_a_runaway_loop_and_recursion_end_with_the_limits(plain_root: Path) -> N
     with pytest.raises(ShellError, match="awk: "):
         run_script("awk 'function f(n) { return f(n + 1) } BEGIN { f(1) }'", root=plain_root, env={},
                    limits=RunLimits(max_depth=50))
+
+
+def test_install_modes_parents_and_directories(plain_root: Path) -> None:
+    # Debian's busybox-static has no install applet; expected values are coreutils'/alpine busybox's by hand
+    script = ("cd /tmp; echo x > src; chmod 600 src; install src dst; install -m 640 -D src a/b/c; "
+              "install -d -m 700 d1 d2/e; install -t d1 src; echo y > old; install src old; "
+              "stat -c '%a %n' dst a/b/c d1 d2/e d2 d1/src old; cat old")
+    r = run_script(script, root=plain_root, env={"PATH": "/bin"})
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == b"755 dst\n640 a/b/c\n700 d1\n700 d2/e\n755 d2\n755 d1/src\n755 old\nx\n"
+    with pytest.raises(UnsupportedCommandError):
+        run_script("install -s /tmp/x /tmp/y", root=plain_root, env={})
