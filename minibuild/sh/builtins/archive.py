@@ -133,7 +133,11 @@ def tar(ctx: Ctx, args: list[str]) -> int:
             if fname in (None, "-") or vnorm(str(fname), ctx.cwd) in ("/dev/stdin", "/dev/fd/0"):
                 src = cast(BinaryIO, io.BufferedReader(io.BytesIO(ctx.stdin.read())))
             else:
-                src = ctx.fs.open_read(ctx.path(str(fname)))
+                try:
+                    src = ctx.fs.open_read(ctx.path(str(fname)))
+                except OSError as e:
+                    ctx.err(f"can't open '{fname}': {e.strerror or e}")
+                    return 1
             with src, _inflate(src, f"tar archive {fname or '-'}") as plain:
                 return _extract(ctx, opts, names, base, plain)
     except (OSError, tarfile.TarError, EOFError, gz.BadGzipFile, lzma.LZMAError, ImageFormatError) as e:

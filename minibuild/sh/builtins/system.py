@@ -134,7 +134,7 @@ class _TestError(Exception):
 
 def _int(v: str) -> int:
     if not re.fullmatch(r"\s*[-+]?\d+\s*", v):
-        raise _TestError(f"invalid number '{v}'")
+        raise _TestError(f"{v}: bad number" if v else "bad number")
     return int(v)
 
 
@@ -206,7 +206,9 @@ def _eval_test(ctx: Ctx, a: list[str], dbl: bool = False) -> bool:
         if a[0] in UNARY_FILE | {"-n", "-z", "-t"}:
             pos = 0
             return prim()
-        raise _TestError(f"{a[0]}: unary operator expected")
+        if a[1] in (and_op, or_op):
+            raise _TestError("argument expected")
+        raise _TestError(f"{a[1]}: argument expected" if a[1] in binary else f"{a[1]}: unknown operand")
     if n == 3:
         if a[1] in binary:
             return _binary(ctx, a[0], a[1], a[2], dbl)
@@ -218,7 +220,7 @@ def _eval_test(ctx: Ctx, a: list[str], dbl: bool = False) -> bool:
         return not _eval_test(ctx, a[1:], dbl)
     v = or_()
     if pos != len(a):
-        raise _TestError(f"{a[pos]}: unexpected operator")
+        raise _TestError(f"{a[pos]}: unknown operand")
     return v
 
 
