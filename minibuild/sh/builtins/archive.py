@@ -221,6 +221,8 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
     else:
         with ctx.fs.open_write(ctx.path(str(fname))) as f:
             f.write(data)
+    if code:  # busybox: after the archive is written
+        ctx.err("error exit delayed from previous errors")
     return code
 
 
