@@ -220,6 +220,7 @@ class Shell:
 
         As ash reads a script a line at a time, the complete commands before a syntax error run first."""
         syntax: ShellError | None = None
+        tree: Node | None
         try:
             tree = parse(text)
         except ShellError as e:
