@@ -18,7 +18,8 @@ BUSYBOX_APPLETS = (
     "sh", "ls", "cat", "echo", "mkdir", "rm", "cp", "mv", "ln", "touch", "chmod", "chown", "test", "[",
     "true", "false", "pwd", "env", "id", "grep", "sed", "find", "head", "tail", "wc", "sort", "printf",
     "stat", "readlink", "tar", "gzip", "sleep", "basename", "dirname", "uniq", "tee", "xargs", "which",
-    "whoami", "date", "seq", "rmdir", "cut", "tr", "expr", "httpd",
+    "whoami", "date", "seq", "rmdir", "cut", "tr", "expr", "httpd", "awk", "od", "md5sum", "sha1sum", "sha256sum",
+    "sha512sum", "sha3sum", "nproc", "arch", "base64", "cmp", "dd", "groups", "tty",
 )
 
 

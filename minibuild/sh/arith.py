@@ -79,7 +79,7 @@ def apply(op: str, a: int, b: int) -> int:
         case "<=": return int(a <= b)
         case ">": return int(a > b)
         case ">=": return int(a >= b)
-    raise ArithError(f"arithmetic syntax error: {op}")
+    raise ArithError("arithmetic syntax error")
 
 
 def evaluate(text: str, get: Callable[[str], str | None], set_: Callable[[str, str], None]) -> int:
@@ -90,7 +90,7 @@ def evaluate(text: str, get: Callable[[str], str | None], set_: Callable[[str, s
     while pos < len(text):
         m = TOKEN_RE.match(text, pos)
         if not m:
-            raise ArithError(f"arithmetic syntax error: {text}")
+            raise ArithError("arithmetic syntax error")
         toks.append(m.group(1))
         pos = m.end()
         while pos < len(text) and text[pos].isspace():
@@ -100,7 +100,7 @@ def evaluate(text: str, get: Callable[[str], str | None], set_: Callable[[str, s
         return 0
     v = p.expr(0)
     if p.i != len(toks):
-        raise ArithError(f"arithmetic syntax error: {text}")
+        raise ArithError("arithmetic syntax error")
     return v
 
 
@@ -139,7 +139,7 @@ class _P:
         if tok == "(":
             v = self.expr(0)
             if self.take() != ")":
-                raise ArithError("arithmetic syntax error: missing )")
+                raise ArithError("arithmetic syntax error")
             return v
         if tok in ("-", "+", "!", "~"):
             v = self.unary_operand()
@@ -169,7 +169,7 @@ class _P:
                 self.assign(tok, v + (1 if nxt == "++" else -1))
                 return v
             return self.var(tok)
-        raise ArithError(f"arithmetic syntax error: {tok}")
+        raise ArithError("arithmetic syntax error")
 
     def unary_operand(self) -> int:
         return self.primary()
@@ -192,7 +192,7 @@ class _P:
                 if not left:
                     self.skip -= 1
                 if self.take() != ":":
-                    raise ArithError("arithmetic syntax error: expected :")
+                    raise ArithError("arithmetic syntax error")
                 if left:
                     self.skip += 1
                 b = self.expr(3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,7 @@ from minibuild.sh.streams import Buffer, FileOut, Input, Null, Stream, dec, enc
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SHELLS = ("sh", "bash", "ash", "dash")
+ASH_BUILTINS = frozenset({"echo", "printf", "test", "[", "[[", "kill", "true", "false"})  # errors say "sh: "
 ACCOUNT_TOOLS = frozenset({"adduser", "addgroup", "useradd", "groupadd"})  # emulated only as busybox's (or absent)
 SPECIAL = {"export", "readonly", "set", "unset", "eval", ".", "source", "exit", "return", "break", "continue",
            "shift", ":", "exec", "trap", "times"}
@@ -72,6 +74,7 @@ class Shell:
         self.readonly: set[str] = set()
         self.missing: list[str] = []  # a hint per command it could not run (shared by subshells and children)
         self.depth = 0
+        self.lineno = 1  # the script line of the command running (busybox's messages say `line N-1`)
         self.subst_status: int | None = None
         self.traps: dict[str, str] = {}
         self.exec_hook: ExecHook | None = None  # consulted before a script of the root runs (minibuild run)
@@ -119,7 +122,7 @@ class Shell:
     def set_var(self, name: str, value: str, *, who: str = "") -> None:
         """Assign a variable; a readonly one is busybox's fatal error (`who` names the builtin that tried)."""
         if name in self.readonly:
-            raise ExpansionError(f"sh: {who + ': line 0: ' if who else ''}{name}: is read only")
+            raise ExpansionError(f"sh: {who + f': line {self.lineno - 1}: ' if who else ''}{name}: is read only")
         if len(value) > self.limits.max_bytes:
             raise ShellError("sh: " + self.limits.bytes_message(f"the value of variable {name}"))
         self.vars[name] = value
@@ -166,6 +169,7 @@ class Shell:
         child.readonly = set(self.readonly)
         child.missing = self.missing
         child.depth = self.depth + 1
+        child.lineno = self.lineno
         child.subst_status = None
         child.traps = {}
         child.exec_hook = self.exec_hook
@@ -218,15 +222,23 @@ class Shell:
 
     # ----- execution
     def run_script(self, text: str) -> int:
-        """Parse and run a whole script; returns the exit status (syntax errors give 2)."""
+        """Parse and run a whole script; returns the exit status (syntax errors give 2).
+
+        As ash reads a script a line at a time, the complete commands before a syntax error run first."""
+        syntax: ShellError | None = None
+        tree: Node | None
         try:
             tree = parse(text)
         except ShellError as e:
-            self.err(e.message)
-            return 2
+            syntax = e
+            tree = self._before_syntax_error(text, e)
         try:
-            self.execute(tree)
+            if tree is not None:
+                self.execute(tree)
             code = self.status
+            if syntax is not None:
+                self.err(re.sub(r"^sh: line \d+: ", "sh: ", syntax.message))
+                code = 2
         except ExitShell as e:
             code = e.code
         except ReturnFn as e:
@@ -237,6 +249,20 @@ class Shell:
             self.err(e.message)
             code = 2
         return self.run_exit_trap(code)
+
+    @staticmethod
+    def _before_syntax_error(text: str, e: ShellError) -> Node | None:
+        """The longest run of whole lines before the error's line that parses: what ash has run by then."""
+        m = re.match(r"sh: line (\d+):", e.message)
+        if not m:
+            return None
+        lines = text.split("\n")
+        for k in range(min(int(m.group(1)) - 1, len(lines)), max(int(m.group(1)) - 200, 0), -1):
+            try:
+                return parse("\n".join(lines[:k]))
+            except ShellError:
+                continue
+        return None
 
     def execute(self, node: Node) -> None:
         self.steps[0] += 1
@@ -490,6 +516,7 @@ class Shell:
     # ----- simple commands
     def run_simple(self, cmd: Simple) -> None:
         self.subst_status = None
+        self.lineno = cmd.line or self.lineno
         words = expand.expand_words(self, cmd.words)
         assigns = [(name, expand.expand_string(self, w)) for name, w in cmd.assigns]
         if self.options.get("xtrace"):
@@ -558,7 +585,7 @@ class Shell:
                         self.vars[n] = old
         env = self.environ()
         env.update(assigns)
-        return self.run_utility(words, env=env)
+        return self.run_utility(words, env=env, direct=True)
 
     def call_function(self, name: str, args: list[str], assigns: list[tuple[str, str]]) -> int:
         body = self.functions[name]
@@ -593,8 +620,9 @@ class Shell:
         return code
 
     def run_utility(self, argv: list[str], *, env: Mapping[str, str] | None = None, stdin: bytes | None = None,
-                    stdout: Stream | None = None, stderr: Stream | None = None) -> int:
-        """Run a non-shell-builtin command: an emulated utility, a shell script in the root, or `sh -c`."""
+                    stdout: Stream | None = None, stderr: Stream | None = None, direct: bool = False) -> int:
+        """Run a non-shell-builtin command: an emulated utility, a shell script in the root, or `sh -c`.
+        `direct`: the script's own command (not env's, xargs' or find's), where ash's builtins speak as `sh`."""
         from minibuild.sh import shellbuiltins
 
         env = dict(self.environ() if env is None else env)
@@ -620,7 +648,8 @@ class Shell:
                 err.write(enc(f"sh: {name}: not found\n"))
                 return 127
         if script is None and base in REGISTRY:
-            ctx = Ctx(shell=self, name=base, env=env, stdin=in_, stdout=out, stderr=err)
+            ctx = Ctx(shell=self, name=base, env=env, stdin=in_, stdout=out, stderr=err,
+                      label="sh" if direct and name in ASH_BUILTINS else None)
             try:
                 return REGISTRY[base](ctx, argv[1:])
             except UsageError as e:

@@ -58,6 +58,7 @@ class Lexer:
         self.subparse = subparse
         self.parse_text = parse_text
         self.sq_literal = False  # reading the word of a "${v:-word}": a ' there is an ordinary character
+        self.spliced: list[tuple[int, int]] = []  # (position, lines) of here-document bodies taken out
 
     # ----- helpers
     def _peekc(self, off: int = 0) -> str:
@@ -65,12 +66,12 @@ class Lexer:
         return self.src[i] if i < len(self.src) else ""
 
     def error(self, msg: str) -> ShellError:
-        line = self.src.count("\n", 0, self.pos) + 1
-        return ShellError(f"sh: line {line}: syntax error: {msg}")
+        return ShellError(f"sh: line {self.line}: syntax error: {msg}")
 
     @property
     def line(self) -> int:
-        return self.src.count("\n", 0, self.pos) + 1
+        """The script line at the position, counting the here-document lines spliced out before it."""
+        return self.src.count("\n", 0, self.pos) + 1 + sum(n for at, n in self.spliced if self.pos >= at)
 
     # ----- tokens
     def next_token(self) -> Token:
@@ -127,6 +128,7 @@ class Lexer:
         else:
             end = len(src)
         body = "".join(x + "\n" for x in lines)
+        self.spliced.append((nl + 1, src.count("\n", nl + 1, end)))
         self.src = src[: nl + 1] + src[end:]
         if quoted:
             return Word((SQ(body),), body)

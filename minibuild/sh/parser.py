@@ -49,9 +49,12 @@ class Parser:
         return t
 
     def error(self, tok: Token, what: str = "") -> ShellError:
+        raw = tok.value.raw if isinstance(tok.value, Word) else str(tok.value)
         shown = {"EOF": "end of file", "NL": "newline"}.get(tok.kind) or (
-            tok.value.raw if isinstance(tok.value, Word) else str(tok.value))
-        return ShellError(f"sh: line {tok.line}: syntax error: unexpected {shown}" + (f" (expecting {what})" if what else ""))
+            "word" if tok.kind == "WORD" and raw not in RESERVED else f'"{raw}"')  # ash's words
+        expecting = '")"' if what == "a pattern" else f'"{what}"' if what and " " not in what else what
+        return ShellError(f"sh: line {tok.line}: syntax error: unexpected {shown}"
+                          + (f" (expecting {expecting})" if what else ""))
 
     def is_word(self, tok: Token, *texts: str) -> bool:
         if tok.kind != "WORD" or not isinstance(tok.value, Word):
@@ -107,9 +110,11 @@ class Parser:
 
     def parse_pipeline(self) -> Pipeline:
         negate = False
-        while self.is_word(self.peek(), "!"):
+        if self.is_word(self.peek(), "!"):
             self.next()
-            negate = not negate
+            negate = True
+            if self.is_word(self.peek(), "!"):  # ash: `! !` is a syntax error
+                raise ShellError(f'sh: line {self.peek().line}: syntax error: unexpected "!"')
         cmds = [self.parse_command()]
         while self.peek().kind == "OP" and self.peek().value == "|":
             self.next()
@@ -284,12 +289,17 @@ class Parser:
         words: list[Word] = []
         redirects: list[Redirect] = []
         line = self.peek().line
+        dbl_open = False
         while True:
             r = self.try_redirect()
             if r is not None:
                 redirects.append(r)
                 continue
             tok = self.peek()
+            if tok.kind == "OP" and tok.value in ("&&", "||") and dbl_open:  # ash: words inside [[ ... ]]
+                self.next()
+                words.append(Word((Lit(str(tok.value)),), str(tok.value)))
+                continue
             if tok.kind != "WORD":
                 break
             word: Word = tok.value  # type: ignore[assignment]
@@ -305,6 +315,10 @@ class Parser:
                         continue
             self.next()
             words.append(word)
+            if len(words) == 1:
+                dbl_open = literal_text(word) == "[["
+            elif literal_text(word) == "]]":
+                dbl_open = False
             if len(words) == 1 and not assigns and not redirects:
                 t = self.peek()
                 if t.kind == "OP" and t.value == "(":

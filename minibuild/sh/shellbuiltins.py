@@ -55,7 +55,7 @@ def _cd(sh: "I.Shell", args: list[str]) -> int:
         if not stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(20, "Not a directory")
     except OSError as e:
-        sh.err(f"sh: cd: line 0: can't cd to {target}: {e.strerror}")
+        sh.err(f"sh: cd: line {sh.lineno - 1}: can't cd to {target}: {e.strerror}")
         return 2
     sh.vars["OLDPWD"] = sh.cwd
     sh.cwd = new
@@ -116,7 +116,7 @@ def _unset(sh: "I.Shell", args: list[str]) -> int:
         if funcs:
             sh.functions.pop(n, None)
         elif n in sh.readonly:
-            raise ExpansionError(f"sh: unset: line 0: {n}: is read only")
+            raise ExpansionError(f"sh: unset: line {sh.lineno - 1}: {n}: is read only")
         else:
             sh.vars.pop(n, None)
             sh.exported.discard(n)
@@ -169,13 +169,13 @@ def _set(sh: "I.Shell", args: list[str]) -> int:
 @sb("local")
 def _local(sh: "I.Shell", args: list[str]) -> int:
     if not sh.locals:
-        sh.err("sh: local: line 0: not in a function")
+        sh.err(f"sh: local: line {sh.lineno - 1}: not in a function")
         return 2
     scope = sh.locals[-1]
     for a in args:
         name, eq, value = a.partition("=")
         if name in sh.readonly:
-            raise ExpansionError(f"sh: local: line 0: {name}: is read only")
+            raise ExpansionError(f"sh: local: line {sh.lineno - 1}: {name}: is read only")
         if name not in scope:
             scope[name] = sh.vars.get(name)
         if eq:
@@ -250,7 +250,7 @@ def _read(sh: "I.Shell", args: list[str]) -> int:
             rest = rest[1:].lstrip(ws)
     for n, v in zip(names, fields + [""] * len(names)):
         if n in sh.readonly:  # not fatal for read: status 2
-            sh.err(f"sh: read: line 0: {n}: is read only")
+            sh.err(f"sh: read: line {sh.lineno - 1}: {n}: is read only")
             return 2
         sh.set_var(n, v)
     return 1 if eof and not line_parts else (1 if eof else 0)
@@ -381,7 +381,7 @@ def _umask(sh: "I.Shell", args: list[str]) -> int:
         else:  # u=rwx,g=rx,o= names the bits to let through
             sh.fs.umask = ~parse_mode(spec, ~sh.fs.umask & 0o777) & 0o777
     except UsageError:
-        sh.err(f"sh: umask: line 0: illegal mode: {spec}")
+        sh.err(f"sh: umask: line {sh.lineno - 1}: illegal mode: {spec}")
         return 2
     return 0
 
@@ -494,3 +494,21 @@ def _getopts(sh: "I.Shell", args: list[str]) -> int:
 
 
 __all__ = ["SHELL_BUILTINS", "UnsupportedCommandError", "Input", "describe"]
+
+
+@sb("let")
+def _let(sh: "I.Shell", args: list[str]) -> int:
+    """ash's let: each argument an arithmetic expression; status 1 when the last is 0, 2 on an error."""
+    from minibuild.sh import arith
+
+    if not args:
+        sh.err(f"sh: let: line {sh.lineno - 1}: expression expected")
+        return 2
+    value = 0
+    for a in args:
+        try:
+            value = arith.evaluate(a, sh.get, sh.set_var)
+        except arith.ArithError as e:
+            sh.err(f"sh: let: line {sh.lineno - 1}: {e.message.split(': ')[-1]}")
+            return 2
+    return 0 if value else 1

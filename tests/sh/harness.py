@@ -116,3 +116,77 @@ def assert_agree(template: Path, work: Path, script: str, stdin: bytes = b"") ->
     real, emu = compare(template, work, script, stdin)
     same = real.exit_code == emu.exit_code and real.stdout == emu.stdout and real.tree == emu.tree
     assert same, diff_report(script, real, emu)
+
+
+# ---- batches: many scripts in one chroot invocation (the generated corpus) ----
+
+DRIVER = """n=0
+while [ -e /.batch/s/$n ]; do
+  rm -rf /w; mkdir /w; cd /
+  /bin/busybox timeout 10 sh -c "$(cat /.batch/s/$n)" </dev/null >/.batch/o/$n.out 2>/.batch/o/$n.err
+  echo $? >/.batch/o/$n.rc
+  cd /; mv /w /.batch/r/$n
+  n=$((n + 1))
+done
+"""
+EXPLICIT_TIME = 1_600_000_000  # an mtime before this was set by the script (touch -d/-t), not by the clock
+
+
+def batch_tree(root: Path) -> dict[str, tuple[object, ...]]:
+    """tree_state plus the mtime of every entry a script dated explicitly (older than EXPLICIT_TIME)."""
+    out = tree_state(root)
+    for rel in list(out):
+        st = os.lstat(root / rel)
+        if st.st_mtime < EXPLICIT_TIME:
+            out[rel] = (*out[rel], int(st.st_mtime))
+    return out
+
+
+def run_busybox_batch(template: Path, work: Path, scripts: list[str]) -> list[Outcome]:
+    """Every script through real busybox sh, one chroot for the batch; each starts with an empty /w."""
+    root = clone(template, work / "real")
+    batch = root / ".batch"
+    for sub in ("s", "o", "r"):
+        (batch / sub).mkdir(parents=True)
+    for i, s in enumerate(scripts):
+        (batch / "s" / str(i)).write_text(s)
+    (batch / "driver").write_text(DRIVER)
+    chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    subprocess.run([chroot, str(root), "/bin/sh", "/.batch/driver"], env=ENV, capture_output=True,
+                   timeout=120 + 11 * len(scripts), check=True)
+    outs = []
+    for i in range(len(scripts)):
+        o = batch / "o"
+        outs.append(Outcome(int((o / f"{i}.rc").read_text()), (o / f"{i}.out").read_bytes(),
+                            (o / f"{i}.err").read_bytes(), batch_tree(batch / "r" / str(i))))
+    return outs
+
+
+def run_emulated_batch(template: Path, work: Path, scripts: list[str]) -> list[Outcome]:
+    """Every script through the emulated shell in one copy of the template, each with an empty /w (as the
+    busybox driver does)."""
+    outs = []
+    root = clone(template, work / "emu")
+    for s in scripts:
+        shutil.rmtree(root / "w")
+        (root / "w").mkdir()
+        try:
+            r = run_script(s, root=root, env=ENV, source_date_epoch=1700000000)
+        except UnsupportedCommandError as e:
+            raise AssertionError(f"emulator lacks a command: {e}\nscript:\n{s}") from None
+        outs.append(Outcome(r.exit_code, r.stdout, r.stderr, batch_tree(root / "w"), r.missing))
+    return outs
+
+
+TIMED_OUT = 143  # busybox timeout's status: the script never ends under busybox (`cat f >> f`), not compared
+
+
+def assert_batch_agrees(template: Path, work: Path, scripts: list[str], *, stderr: bool = True) -> int:
+    """Every script agrees (exit status, stdout, the files under /w, and stderr); returns how many were compared."""
+    real = run_busybox_batch(template, work, scripts)
+    emu = run_emulated_batch(template, work, scripts)
+    pairs = [(s, r, e) for s, r, e in zip(scripts, real, emu) if r.exit_code != TIMED_OUT]
+    bad = [diff_report(s, r, e) for s, r, e in pairs
+           if (r.exit_code, r.stdout, r.tree) != (e.exit_code, e.stdout, e.tree) or (stderr and r.stderr != e.stderr)]
+    assert not bad, f"{len(bad)} of {len(scripts)} scripts disagree; the first:\n" + bad[0]
+    return len(pairs)

@@ -104,6 +104,26 @@ def simple(draw: st.DrawFn) -> str:
         f"wc -c < {f}",
         f"cd /w; ls {draw(st.sampled_from(['d', 'e', '.', '..', 'd/s']))}; cd /",
         f"cd /w && {draw(st.sampled_from(['touch d/rel', 'mkdir -p e/rel', 'echo r > ./x', 'rm -rf d', 'cp -r d e2']))}; cd /",
+        # awk and more of the text applets; dated files (their mtimes are compared)
+        f"awk '{{print NF \":\" $1}}' {f}",
+        f"echo {w} | awk '{{n += NF; s = s $NF}} END {{print n+0, NR, s}}'",
+        f"awk -F{draw(st.sampled_from(['a', ':', 'x', '[ab]']))} '{{print $2, NF}}' {f}",
+        f"echo {w} | awk '{{for (i = NF; i > 0; i--) printf \"%s,\", $i; print \"\"}}'",
+        f"awk 'NR == 1 {{print length($0)}} /a/ {{c++}} END {{print c + 0}}' {f}",
+        f"echo {w} | awk '{{gsub(/[ab]/, \"<&>\"); print; print toupper(substr($0, 2, 3))}}'",
+        f"printf '%s\\n' {w} | awk '{{a[$1]++}} END {{for (k in a) print k, a[k]}}'",
+        f"touch -d @{draw(st.integers(0, 1_500_000_000))} {f}",
+        f"touch -t {draw(st.sampled_from(['200001020304', '199912312359.59', '0101010101']))} {f}",
+        f"printf '%s\\n' {w} | sort -r | uniq",
+        f"printf 'b 2\\na 10\\nc 1\\n' | sort -k2,2n | cut -d' ' -f1",
+        f"grep -n {draw(plain_word)} {f}",
+        f"sed -n '1p;$p' {f}",
+        f"echo {w} | tr -d a | wc -c",
+        f"find /w -type f -name '*' | sort | wc -l",
+        f"md5sum {f}",
+        f"od -c {f} | head -n 2",
+        f"[[ {draw(word())} == {draw(st.sampled_from(['a*', '*z', '?', 'x']))} ]] && echo m || echo n",
+        f"let 'q = {draw(st.integers(0, 9))} * 2' && echo $q",
     ]
     return draw(st.sampled_from(choices))
 

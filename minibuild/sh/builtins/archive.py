@@ -133,7 +133,11 @@ def tar(ctx: Ctx, args: list[str]) -> int:
             if fname in (None, "-") or vnorm(str(fname), ctx.cwd) in ("/dev/stdin", "/dev/fd/0"):
                 src = cast(BinaryIO, io.BufferedReader(io.BytesIO(ctx.stdin.read())))
             else:
-                src = ctx.fs.open_read(ctx.path(str(fname)))
+                try:
+                    src = ctx.fs.open_read(ctx.path(str(fname)))
+                except OSError as e:
+                    ctx.err(f"can't open '{fname}': {e.strerror or e}")
+                    return 1
             with src, _inflate(src, f"tar archive {fname or '-'}") as plain:
                 return _extract(ctx, opts, names, base, plain)
     except (OSError, tarfile.TarError, EOFError, gz.BadGzipFile, lzma.LZMAError, ImageFormatError) as e:
@@ -217,6 +221,8 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
     else:
         with ctx.fs.open_write(ctx.path(str(fname))) as f:
             f.write(data)
+    if code:  # busybox: after the archive is written
+        ctx.err("error exit delayed from previous errors")
     return code
 
 

@@ -45,6 +45,7 @@ class Ctx:
     stdin: Stream
     stdout: Stream
     stderr: Stream
+    label: str | None = None  # the name errors are prefixed with when not `name` (ash's builtins: "sh")
 
     @property
     def fs(self) -> RootFS:
@@ -58,7 +59,7 @@ class Ctx:
         self.stdout.write(enc(data) if isinstance(data, str) else data)
 
     def err(self, msg: str) -> None:
-        self.stderr.write(enc(f"{self.name}: {msg}\n"))
+        self.stderr.write(enc(f"{self.label or self.name}: {msg}\n"))
 
     def oserr(self, e: OSError, path: str | None = None) -> None:
         shown = path if path is not None else (e.filename if isinstance(e.filename, str) else "")

@@ -361,7 +361,7 @@ def mv(ctx: Ctx, args: list[str]) -> int:
             if os.path.lexists(dst) and opts.get("i") and not opts.get("f") and not ctx.ask(f"overwrite '{target}'"):
                 continue
             if os.path.isdir(src) and not os.path.islink(src) and str(dst).startswith(str(src) + "/"):
-                ctx.err(f"can't move '{s}' to a subdirectory of itself")
+                ctx.err(f"can't rename '{s}': Invalid argument")  # busybox shows rename(2)'s EINVAL
                 code = 1
                 continue
             if os.path.lexists(dst) and os.path.isdir(dst) and not os.path.islink(dst) and not os.path.isdir(src):

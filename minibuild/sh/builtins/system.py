@@ -7,7 +7,10 @@ import re
 import stat
 import time
 
+from minibuild.errors import UnsupportedCommandError
+from minibuild.sh import pattern
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
+from minibuild.sh.builtins.grep import compile_regex
 from minibuild.sh.builtins.timestr import BadTime, parse_time
 from minibuild.sh.builtins.users import field_id, group_name, read_db, user_name
 from minibuild.sh.fs import vnorm
@@ -131,12 +134,15 @@ class _TestError(Exception):
 
 def _int(v: str) -> int:
     if not re.fullmatch(r"\s*[-+]?\d+\s*", v):
-        raise _TestError(f"invalid number '{v}'")
+        raise _TestError(f"{v}: bad number" if v else "bad number")
     return int(v)
 
 
-def _eval_test(ctx: Ctx, a: list[str]) -> bool:
+def _eval_test(ctx: Ctx, a: list[str], dbl: bool = False) -> bool:
+    """test's expression; `dbl` is ash's [[ ]]: && and || instead of -a and -o, = == != match a pattern, =~."""
     pos = 0
+    binary = BINARY | {"=~"} if dbl else BINARY
+    and_op, or_op = ("&&", "||") if dbl else ("-a", "-o")
 
     def prim() -> bool:
         nonlocal pos
@@ -153,10 +159,10 @@ def _eval_test(ctx: Ctx, a: list[str]) -> bool:
                 raise _TestError("missing )")
             pos += 1
             return v
-        if pos + 2 < len(a) + 0 and pos + 1 < len(a) and a[pos + 1] in BINARY and pos + 2 < len(a):
+        if pos + 2 < len(a) + 0 and pos + 1 < len(a) and a[pos + 1] in binary and pos + 2 < len(a):
             l, op, r = a[pos], a[pos + 1], a[pos + 2]
             pos += 3
-            return _binary(ctx, l, op, r)
+            return _binary(ctx, l, op, r, dbl)
         if t in UNARY_FILE | {"-n", "-z", "-t"} and pos + 1 < len(a):
             pos += 2
             arg = a[pos - 1]
@@ -173,7 +179,7 @@ def _eval_test(ctx: Ctx, a: list[str]) -> bool:
     def and_() -> bool:
         nonlocal pos
         v = prim()
-        while pos < len(a) and a[pos] == "-a":
+        while pos < len(a) and a[pos] == and_op:
             pos += 1
             w = prim()
             v = v and w
@@ -182,7 +188,7 @@ def _eval_test(ctx: Ctx, a: list[str]) -> bool:
     def or_() -> bool:
         nonlocal pos
         v = and_()
-        while pos < len(a) and a[pos] == "-o":
+        while pos < len(a) and a[pos] == or_op:
             pos += 1
             w = and_()
             v = v or w
@@ -200,23 +206,38 @@ def _eval_test(ctx: Ctx, a: list[str]) -> bool:
         if a[0] in UNARY_FILE | {"-n", "-z", "-t"}:
             pos = 0
             return prim()
-        raise _TestError(f"{a[0]}: unary operator expected")
+        if a[1] in (and_op, or_op):
+            raise _TestError("argument expected")
+        raise _TestError(f"{a[1]}: argument expected" if a[1] in binary else f"{a[1]}: unknown operand")
     if n == 3:
-        if a[1] in BINARY:
-            return _binary(ctx, a[0], a[1], a[2])
+        if a[1] in binary:
+            return _binary(ctx, a[0], a[1], a[2], dbl)
         if a[0] == "!":
-            return not _eval_test(ctx, a[1:])
+            return not _eval_test(ctx, a[1:], dbl)
         if a[0] == "(" and a[2] == ")":
             return a[1] != ""
     if n == 4 and a[0] == "!":
-        return not _eval_test(ctx, a[1:])
+        return not _eval_test(ctx, a[1:], dbl)
     v = or_()
     if pos != len(a):
-        raise _TestError(f"{a[pos]}: unexpected operator")
+        raise _TestError(f"{a[pos]}: unknown operand")
     return v
 
 
-def _binary(ctx: Ctx, l: str, op: str, r: str) -> bool:
+class _RegexError(Exception):
+    pass
+
+
+def _binary(ctx: Ctx, l: str, op: str, r: str, dbl: bool = False) -> bool:
+    if dbl and op in ("=", "==", "!="):
+        return pattern.fullmatch(pattern.unquoted(r), l) != (op == "!=")
+    if op == "=~":
+        if re.search(r"(?<!\\)\[(?!\]?[^\]]*\])", r):  # an unclosed bracket: regcomp fails
+            raise _RegexError()
+        try:
+            return compile_regex(r, extended=True).search(l) is not None
+        except ValueError:
+            raise _RegexError() from None
     match op:
         case "=" | "==":
             return l == r
@@ -247,17 +268,20 @@ def _binary(ctx: Ctx, l: str, op: str, r: str) -> bool:
     return sl.st_mtime_ns > sr.st_mtime_ns if op == "-nt" else sl.st_mtime_ns < sr.st_mtime_ns
 
 
-@builtin("test", "[")
+@builtin("test", "[", "[[")
 def test(ctx: Ctx, args: list[str]) -> int:
-    if ctx.name == "[":
-        if not args or args[-1] != "]":
-            ctx.err("missing ]")
+    if ctx.name in ("[", "[["):
+        close = "]" if ctx.name == "[" else "]]"
+        if not args or args[-1] != close:
+            ctx.err(f"missing {close}")
             return 2
         args = args[:-1]
     try:
-        return 0 if _eval_test(ctx, args) else 1
+        return 0 if _eval_test(ctx, args, dbl=ctx.name == "[[") else 1
     except _TestError as e:
         ctx.err(str(e))
+        return 2
+    except _RegexError:  # busybox: a bad =~ regex is status 2 without a message
         return 2
 
 
@@ -543,3 +567,30 @@ def mktemp(ctx: Ctx, args: list[str]) -> int:
 
 
 __all__ = ["UsageError"]
+
+
+@builtin("busybox")
+def busybox(ctx: Ctx, args: list[str]) -> int:
+    """`busybox APPLET ARGS`: the emulated applet (or shell) itself, whatever else the image has on PATH."""
+    from minibuild.sh.builtins.base import REGISTRY
+    from minibuild.sh.interp import SHELLS, missing_hint
+
+    if not args or args[0].startswith("-"):
+        raise UnsupportedCommandError(
+            f"busybox {args[0] if args else ''}".rstrip() + ": the applet list depends on the image's busybox "
+            "build, which the emulated shell does not read; use --executor chroot", command="busybox")
+    applet = args[0]
+    if applet in SHELLS:
+        return ctx.shell.run_utility(["sh", *args[1:]], env=ctx.env, stdin=ctx.stdin.read(), stdout=ctx.stdout,
+                                     stderr=ctx.stderr)
+    fn = REGISTRY.get(applet)
+    if fn is None:
+        ctx.shell.missing.append(missing_hint(applet))
+        ctx.stderr.write(f"{applet}: applet not found\n".encode())
+        return 127
+    sub = Ctx(shell=ctx.shell, name=applet, env=ctx.env, stdin=ctx.stdin, stdout=ctx.stdout, stderr=ctx.stderr)
+    try:
+        return fn(sub, args[1:])
+    except UsageError as e:
+        sub.err(str(e))
+        return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import posixpath
 import re
 
@@ -189,8 +190,14 @@ def cat(ctx: Ctx, args: list[str]) -> int:
     tabs, ends = bool(opts.get("t") or opts.get("A")), bool(opts.get("e") or opts.get("A"))
     number = bool(opts.get("n") or opts.get("b"))
     n = 0
-    for name, data in _inputs(ctx, files):
-        if data is None:
+    for name in files or ["-"]:
+        try:
+            data = ctx.read_input(name)
+        except OSError as e:
+            if e.errno == errno.EFBIG:  # the emulator's own refusal (an endless /dev/zero)
+                ctx.oserr(e, name)
+            else:
+                ctx.err(f"can't open '{name}': {e.strerror or e}")
             code = 1
             continue
         if not show and not number:
