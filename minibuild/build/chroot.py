@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from minibuild.build import seccomp
+from minibuild.build import mountpoints, seccomp
 from minibuild.build.confine import resolve_in_root
 from minibuild.build.executor import ResolvedUser, RunRequest, RunResult, resolve_user
 from minibuild.build.runenv import HOSTNAME, EtcFiles, step_env
@@ -77,6 +77,8 @@ class _Plan:
     host_uid: int
     host_gid: int
     etc_binds: tuple[tuple[str, str], ...] = ()  # (host file, mount point in the root) for /etc/hosts and the like
+    mounts: tuple[tuple[str | None, str, bool, int | None], ...] = ()  # RUN --mount: (source or None for a
+    # tmpfs, mount point in the root, read-only, tmpfs size)
 
 
 def platform_problem(platform: str | None = None, euid: int | None = None) -> str | None:
@@ -129,15 +131,23 @@ class ChrootExecutor:
                 "root inside a user namespace (run as root, or use --executor emulate)", span=req.span)
         created = _prepare_mountpoints(root)
         etc: EtcFiles | None = None
+        stubs: list[mountpoints.Stub] = []
         try:
             etc = EtcFiles()
             binds, etc_created = _prepare_etc_mountpoints(root, etc.paths)
             created += etc_created
+            try:
+                points, stubs = mountpoints.prepare(root, req.mounts)
+            except ExecutorError as exc:
+                raise exc.with_span(req.span) if req.span else exc
+            mounts = tuple((None if m.source is None else str(m.source), str(host), m.readonly, m.size)
+                           for m, host in points)
             plan = _Plan(root=str(root), argv=req.argv, env=step_env(req.env_dict(), ident.home),
                          workdir=req.workdir or "/", ident=ident, network=req.network, userns=userns,
-                         host_uid=os.getuid(), host_gid=os.getgid(), etc_binds=binds)
+                         host_uid=os.getuid(), host_gid=os.getgid(), etc_binds=binds, mounts=mounts)
             return _spawn(plan, req.stdin, req)
         finally:
+            mountpoints.remove(stubs)
             _remove_mountpoints(created)
             if etc is not None:
                 etc.close()
@@ -430,6 +440,7 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
         _mount_dev_filesystems(dev, plan.userns, warn)
     else:
         warn("/dev is not a directory in the root; not mounted")
+    _mount_run_mounts(plan.mounts)  # raises (the step never runs) when one cannot be mounted as asked
 
     _pivot_root(root, arch)  # raises: the step never runs with the host's root reachable
     workdir = plan.workdir if plan.workdir.startswith("/") else "/" + plan.workdir
@@ -635,6 +646,29 @@ def _bind_etc_files(binds: tuple[tuple[str, str], ...], warn) -> None:  # type: 
             _mount(source, target, None, MS_BIND)
         except OSError as exc:
             warn(f"{os.path.basename(target)} not bound ({exc.strerror})")
+
+
+def _mount_run_mounts(mounts: tuple[tuple[str | None, str, bool, int | None], ...]) -> None:
+    """The step's ``RUN --mount``s, in order: a bind of the host source (remounted read-only when asked, checked
+    with statvfs), or a tmpfs of the given size. Any failure raises: the step never runs without a mount it
+    asked for, nor with a read-only one writable."""
+    for source, target, readonly, size in mounts:
+        try:
+            if source is None:
+                _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
+                       "mode=755" + (f",size={size}" if size else ""))
+                continue
+            _mount(source, target, None, MS_BIND | MS_REC)
+            if readonly:
+                have = os.statvfs(target).f_flag
+                keep = sum(ms for st_flag, ms in _KEPT_FLAGS if have & st_flag)
+                _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | keep | (MS_NODEV if have &
+                                                                                     os.ST_NODEV else 0))
+                if not os.statvfs(target).f_flag & os.ST_RDONLY:
+                    raise OSError(errno.EPERM, "still writable after remounting it read-only")
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot mount {'a tmpfs' if source is None else source} at "
+                                     f"{target} ({exc.strerror}); refusing to run the step without it") from None
 
 
 def _harden_proc(proc: str) -> None:

@@ -21,7 +21,7 @@ from minibuild.limits import RunLimits
 from minibuild.record import record
 from minibuild.sh import builtins as _builtins
 from minibuild.sh import shellbuiltins as _shellbuiltins
-from minibuild.sh.fs import RootFS
+from minibuild.sh.fs import Mount, RootFS
 from minibuild.sh.interp import SHELLS, Shell
 from minibuild.sh.streams import Input, Tail
 
@@ -43,9 +43,11 @@ _FRAMES_PER_LEVEL = 40  # Python frames one shell nesting level may use (measure
 
 def _shell(root: Path, env: Mapping[str, str], cwd: str, uid: int, gid: int, args: Sequence[str], stdin: bytes,
            source_date_epoch: int, limits: RunLimits | None, arg0: str = "sh",
-           binds: Mapping[str, Path] | None = None) -> tuple[Shell, Tail, Tail]:
+           binds: Mapping[str, Path] | None = None,
+           mounts: Mapping[str, Mount] | None = None) -> tuple[Shell, Tail, Tail]:
     lim = limits if limits is not None else RunLimits()
-    fs = RootFS(root=Path(root), uid=uid, gid=gid, max_bytes=lim.max_bytes, binds=dict(binds or {}))
+    fs = RootFS(root=Path(root), uid=uid, gid=gid, max_bytes=lim.max_bytes, binds=dict(binds or {}),
+                mounts=dict(mounts or {}))
     sh = Shell(fs, dict(env), cwd=cwd, args=args, arg0=arg0, source_date_epoch=source_date_epoch, limits=lim,
                deadline=lim.deadline())
     out, err = Tail(lim.output_tail), Tail(lim.output_tail)
@@ -101,12 +103,14 @@ def run_script(script: str, *, root: Path, env: Mapping[str, str], cwd: str = "/
 
 def run_argv(argv: Sequence[str], *, root: Path, env: Mapping[str, str], cwd: str = "/", uid: int = 0, gid: int = 0,
              stdin: bytes = b"", source_date_epoch: int = 0, limits: RunLimits | None = None,
-             binds: Mapping[str, Path] | None = None) -> ShellResult:
+             binds: Mapping[str, Path] | None = None, mounts: Mapping[str, Mount] | None = None) -> ShellResult:
     """Run an exec-form command: `["/bin/sh", "-c", "..."]`, a builtin, or a `#!/bin/sh` script on PATH;
-    ``binds`` maps paths of the root to host files seen in their place (a RUN step's /etc/hosts)."""
+    ``binds`` maps paths of the root to host files seen in their place (a RUN step's /etc/hosts), ``mounts``
+    paths of the root to host directories or files mounted there (RUN --mount)."""
     if not argv:
         return ShellResult(exit_code=0, stdout=b"", stderr=b"")
-    sh, out, err = _shell(root, env, cwd, uid, gid, (), stdin, source_date_epoch, limits, binds=binds)
+    sh, out, err = _shell(root, env, cwd, uid, gid, (), stdin, source_date_epoch, limits, binds=binds,
+                          mounts=mounts)
     from minibuild.sh.interp import ExitShell
 
     with _guarded(sh):
