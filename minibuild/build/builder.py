@@ -867,6 +867,8 @@ class Builder:
             return None, f"{reason}; {kind.upper()} runs with --cache-from IMAGE (history does not name the files)"
         if kind == "run" and st.scope.args:
             return None, f"{reason}; an ARG is in scope (history does not record ARG values)"
+        if kind == "run" and any("source" in m or "from" in m for m in inputs.get("mounts", ())):
+            return None, f"{reason}; it mounts files (history does not name what a bind mount read)"
         hit = chain_hit(self.cache_images, st.image, text, recorded=recorded)
         if hit is None or (hit.layer is not None and not self._pin((hit.layer.digest,))):
             return None, reason

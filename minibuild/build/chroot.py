@@ -440,7 +440,7 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
         _mount_dev_filesystems(dev, plan.userns, warn)
     else:
         warn("/dev is not a directory in the root; not mounted")
-    _mount_run_mounts(plan.mounts)  # raises (the step never runs) when one cannot be mounted as asked
+    _mount_run_mounts(root, plan.mounts)  # raises (the step never runs) when one cannot be mounted as asked
 
     _pivot_root(root, arch)  # raises: the step never runs with the host's root reachable
     workdir = plan.workdir if plan.workdir.startswith("/") else "/" + plan.workdir
@@ -648,7 +648,7 @@ def _bind_etc_files(binds: tuple[tuple[str, str], ...], warn) -> None:  # type: 
             warn(f"{os.path.basename(target)} not bound ({exc.strerror})")
 
 
-def _mount_run_mounts(mounts: tuple[tuple[str | None, str, bool, int | None], ...]) -> None:
+def _mount_run_mounts(root: str, mounts: tuple[tuple[str | None, str, bool, int | None], ...]) -> None:
     """The step's ``RUN --mount``s, in order: a bind of the host source (remounted read-only when asked, checked
     with statvfs), or a tmpfs of the given size. Any failure raises: the step never runs without a mount it
     asked for, nor with a read-only one writable."""
@@ -667,8 +667,12 @@ def _mount_run_mounts(mounts: tuple[tuple[str | None, str, bool, int | None], ..
                 if not os.statvfs(target).f_flag & os.ST_RDONLY:
                     raise OSError(errno.EPERM, "still writable after remounting it read-only")
         except OSError as exc:
-            raise OSError(exc.errno, f"cannot mount {'a tmpfs' if source is None else source} at "
-                                     f"{target} ({exc.strerror}); refusing to run the step without it") from None
+            inside = "/" + os.path.relpath(target, root)
+            nested = " (a mount point inside another mount of the same RUN is not made by the chroot executor)" \
+                if exc.errno == errno.ENOENT else ""
+            raise OSError(exc.errno, f"cannot mount {'a tmpfs' if source is None else 'RUN --mount'} at {inside}: "
+                                     f"{os.strerror(exc.errno or 0)}{nested}; refusing to run the step without "
+                                     "it") from None
 
 
 def _harden_proc(proc: str) -> None:
