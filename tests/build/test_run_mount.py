@@ -381,3 +381,54 @@ def test_progress_shows_the_full_instruction_with_its_flags(ctx: Ctx) -> None:
               progress=events.append)
     shown = [e["instruction"] for e in events if e.get("type") == "step_start"]
     assert "RUN --mount=type=cache,target=/c,id=x --network=none true" in shown
+
+
+# ------------------------------------------------------------------------------------------------ non-root
+
+NON_ROOT_DOCKERFILE = """\
+FROM busybox
+WORKDIR /w
+RUN --mount=type=cache,target=/root/.cache/x echo run >> /root/.cache/x/log && wc -l < /root/.cache/x/log > /runs
+RUN --mount=type=secret,id=tok,required wc -c < /run/secrets/tok > /len && stat -c %a /run/secrets/tok > /mode
+RUN --mount=target=ctx cat ctx/a.txt > /bind && (echo x > ctx/a.txt 2>/dev/null; echo $? > /ro)
+RUN --mount=type=tmpfs,target=/t echo t > /t/t && cat /t/t > /tmpfs
+"""
+
+
+def test_mounts_work_as_non_root_with_the_same_image(tmp_path: Path) -> None:
+    """The emulated executor as an ordinary user (mbuser) sees every mount as root does. (The images are not
+    compared byte for byte: a file a RUN writes as an ordinary user is owned by that user's uid in the layer,
+    with or without mounts: a known difference outside RUN --mount.)"""
+    require_root()  # to run the same build as mbuser in directories it owns
+    import pwd
+    import shutil
+
+    from tests.cli.support import mb
+
+    try:
+        uid = pwd.getpwnam("mbuser").pw_uid
+    except KeyError:
+        pytest.skip("no mbuser account to run the build as an ordinary user")
+    home = Path("/tmp") / f"mb-run-mount-{os.getpid()}"
+    home.mkdir(mode=0o755)
+    try:
+        ctx = home / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(NON_ROOT_DOCKERFILE)
+        (ctx / "a.txt").write_text("A")
+        (home / "secret").write_text("s3cr3t")
+        for path in (home, ctx, ctx / "Dockerfile", ctx / "a.txt", home / "secret"):
+            os.chown(path, uid, uid)
+        for user in (None, "mbuser"):
+            store = home / f"store-{user or 'root'}"
+            out = home / f"out-{user or 'root'}"
+            p = mb(store, "build", str(ctx), "--secret", f"id=tok,src={home / 'secret'}", "-o",
+                   f"type=local,dest={out}", "--progress", "quiet", user=user)
+            assert p.returncode == 0, p.stderr
+            assert (out / "runs").read_text().strip() == "1" and (out / "len").read_text().strip() == "6"
+            assert (out / "mode").read_text() == "400\n" and (out / "bind").read_text() == "A"
+            assert (out / "ro").read_text() != "0\n" and (out / "tmpfs").read_text() == "t\n"
+            assert not (out / "w" / "ctx").exists() and not (out / "run").exists() and not (out / "t").exists()
+        assert (ctx / "a.txt").read_text() == "A"
+    finally:
+        shutil.rmtree(home)
