@@ -44,8 +44,6 @@ from minibuild.dockerfile import (
     parse_instruction_line,
     replace_invalid_bytes,
 )
-from minibuild.build.mountpoints import RunMount
-from minibuild.dockerfile.mounts import Mount
 from minibuild.dockerfile.ports import expose_ports
 from minibuild.errors import BuildError, ExecutorError, MinibuildError, PlanError, SourceNotFoundError, StoreError
 from minibuild.oci.image import Image, Layer
@@ -60,6 +58,9 @@ from minibuild.units import image_size
 
 if TYPE_CHECKING:  # imported where a step misses: a fully cached build never loads them (start-up is its floor)
     from minibuild.build.executor import Executor
+    from minibuild.build.mountpoints import RunMount
+    from minibuild.build.runmounts import Held
+    from minibuild.dockerfile.mounts import Mount
     from minibuild.limits import RunLimits
     from minibuild.build.layertree import LayerTree
     from minibuild.store.gc import Lease, Scratch
@@ -1179,12 +1180,13 @@ class Builder:
         return self.images[m.from_]
 
     def _materialise(self, mounts: Sequence[tuple[Mount, str, _State | None, dict[str, Any]]],
-                     env: Sequence[tuple[str, str]], held: Any,
+                     env: Sequence[tuple[str, str]], held: Held,
                      ex: RunInstruction) -> tuple[tuple[RunMount, ...], list[tuple[str, str]]]:
         """The executor's view of a RUN's mounts (sources found through the confined resolver, cache directories
         locked, secrets written to private files, all released with ``held``) and the variables they add."""
         from minibuild.build.confine import resolve_in_root
         from minibuild.build.copy import copy_into
+        from minibuild.build.mountpoints import RunMount
         from minibuild.build.runmounts import cache_mounts_dir
         from minibuild.dockerfile.mounts import cache_id, secret_id
 
