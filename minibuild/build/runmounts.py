@@ -135,15 +135,17 @@ class Held:
     def __exit__(self, *exc: object) -> None:
         self.stack.close()
 
-    def scratch(self, prefix: str) -> Path:
-        """A private directory, removed when the RUN ends."""
-        d = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp))
+    def scratch(self, prefix: str, where: Path | None = None) -> Path:
+        """A private directory (in the build's temporary directory, or ``where``), removed when the RUN ends."""
+        d = Path(tempfile.mkdtemp(prefix=prefix, dir=where or self.tmp))
         self.stack.callback(shutil.rmtree, d, True)
         return d
 
     def secret_file(self, data: bytes, mode: int, uid: int, gid: int) -> Path:
-        """The secret in a private file with the mount's mode and owner (the owner only as root)."""
-        d = self.scratch("secret-")
+        """The secret in a private file with the mount's mode and owner (the owner only as root); in memory
+        (/dev/shm) where the host has it, so a killed build leaves no secret on disk."""
+        shm = Path("/dev/shm")
+        d = self.scratch("minibuild-secret-", shm if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None)
         os.chmod(d, 0o700)
         path = d / "secret"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -152,7 +154,7 @@ class Held:
         if os.geteuid() == 0:
             os.chown(path, uid, gid)
         os.chmod(path, mode)
-        os.chmod(d, 0o755)  # a USER the command runs as reaches the file; its own mode decides who reads it
+        os.chmod(d, 0o711)  # a USER the RUN runs as reaches the file (its mode decides who reads it), unlisted
         return path
 
     def copy(self, source: Path) -> Path:
