@@ -29,11 +29,9 @@ class RunMount:
 
 @record
 class Stub:
-    """A path made for a mount point, and the times of the existing directory it was made in (restored)."""
+    """A path made for a mount point (removed after the run while still empty)."""
 
     path: Path
-    parent: Path
-    times: tuple[int, int]
 
 
 def prepare(root: Path, mounts: Sequence[RunMount]) -> tuple[list[tuple[RunMount, Path]], list[Stub]]:
@@ -62,15 +60,13 @@ def prepare(root: Path, mounts: Sequence[RunMount]) -> tuple[list[tuple[RunMount
                     what = "a directory" if is_dir else "not a directory"
                     raise ExecutorError(f"cannot mount {'a file' if m.file else 'a directory'} at {m.target}: "
                                         f"it is {what} in the image")
-            pst = os.stat(probe)
-            times = (pst.st_atime_ns, pst.st_mtime_ns)
             for i, p in enumerate(reversed(missing)):
                 if m.file and i == len(missing) - 1:
                     os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
                 else:
                     os.mkdir(p, 0o755)
                     os.chmod(p, 0o755)
-                stubs.append(Stub(path=p, parent=probe, times=times))
+                stubs.append(Stub(path=p))
             resolved.append((m, host))
     except BaseException:
         remove(stubs)
@@ -79,18 +75,22 @@ def prepare(root: Path, mounts: Sequence[RunMount]) -> tuple[list[tuple[RunMount
 
 
 def remove(stubs: Sequence[Stub]) -> None:
-    """Remove the stubs made for a run, newest first, while still empty (a directory the command wrote into
-    beside a mount stays), and give back the directory each was made in its times."""
+    """Remove the stubs made for a run, deepest first, while still empty (a directory the command wrote into
+    beside a mount stays), keeping the times its directory had after the run, as BuildKit's
+    ``MountStubsCleaner`` does (the removal itself changes nothing the layer sees)."""
     for s in reversed(stubs):
         try:
             st = os.lstat(s.path)
+            if stat.S_ISDIR(st.st_mode) and os.listdir(s.path):
+                continue
+            if not stat.S_ISDIR(st.st_mode) and not (stat.S_ISREG(st.st_mode) and st.st_size == 0):
+                continue
+            parent = os.stat(s.path.parent)
             if stat.S_ISDIR(st.st_mode):
                 os.rmdir(s.path)
-            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                os.unlink(s.path)
             else:
-                continue
-            os.utime(s.parent, ns=s.times, follow_symlinks=False)
+                os.unlink(s.path)
+            os.utime(s.path.parent, ns=(parent.st_atime_ns, parent.st_mtime_ns), follow_symlinks=False)
         except OSError:
             continue
 
