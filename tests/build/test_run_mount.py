@@ -445,3 +445,17 @@ def test_mounts_work_as_non_root(tmp_path: Path, base_root: Path, executor: str)
         assert (ctx / "a.txt").read_text() == "A"
     finally:
         shutil.rmtree(home)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_uid_gid_of_secret_and_cache_and_read_only_cache(ctx: Ctx, executor: str) -> None:
+    require_root()  # owners other than the invoking user are set only as root
+    _need(executor)
+    _, out = ctx.build(
+        "FROM bb\n"
+        "RUN --mount=type=secret,id=s,uid=1000,gid=1001 stat -c %u:%g:%a /run/secrets/s > /secret\n"
+        "RUN --mount=type=cache,target=/cache,uid=1000,gid=1001,mode=0750 stat -c %u:%g:%a /cache > /cache-ids\n"
+        "RUN --mount=type=cache,target=/cro,ro (echo x > /cro/f; echo $? > /cro-rc)\n", executor, secrets={"s": b"v"})
+    assert (out / "secret").read_text() == "1000:1001:400\n"
+    assert (out / "cache-ids").read_text() == "1000:1001:750\n"
+    assert (out / "cro-rc").read_text() != "0\n"
