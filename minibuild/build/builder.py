@@ -1252,7 +1252,8 @@ class Builder:
                     if self.ignore or not m.readonly:
                         work = held.scratch("context-")
                         is_dir = os.path.isdir(ctx_src)
-                        copy_into(work, self.context, [m.source or "."], "/src/" if is_dir else "/",
+                        own = None if os.geteuid() == 0 else (os.getuid(), os.getgid())  # only root gives 0:0
+                        copy_into(work, self.context, [m.source or "."], "/src/" if is_dir else "/", chown=own,
                                   ignore=self.ignore, from_context=True, instruction="RUN --mount")
                         source = work / "src" if is_dir else work / os.path.basename(ctx_src)
                     else:

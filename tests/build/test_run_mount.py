@@ -396,6 +396,7 @@ RUN --mount=type=cache,target=/root/.cache/x echo run >> /root/.cache/x/log && w
 RUN --mount=type=secret,id=tok,required wc -c < /run/secrets/tok > /len && stat -c %a /run/secrets/tok > /mode
 RUN --mount=target=ctx cat ctx/a.txt > /bind && (echo x > ctx/a.txt 2>/dev/null; echo $? > /ro)
 RUN --mount=type=tmpfs,target=/t echo t > /t/t && cat /t/t > /tmpfs
+RUN --mount=target=ctx,rw echo y > ctx/a.txt && cat ctx/a.txt > /rw && ls ctx > /listed
 """
 
 
@@ -428,8 +429,11 @@ def test_mounts_work_as_non_root(tmp_path: Path, base_root: Path, executor: str)
         ctx.mkdir()
         (ctx / "Dockerfile").write_text(NON_ROOT_DOCKERFILE)
         (ctx / "a.txt").write_text("A")
+        (ctx / "ignored.txt").write_text("I")
+        (ctx / ".dockerignore").write_text("ignored.txt\n")  # so the context mount is a filtered copy
         (home / "secret").write_text("s3cr3t")
-        for path in (home, ctx, ctx / "Dockerfile", ctx / "a.txt", home / "secret", home / "bb.tar"):
+        for path in (home, ctx, ctx / "Dockerfile", ctx / "a.txt", ctx / "ignored.txt", ctx / ".dockerignore",
+                     home / "secret", home / "bb.tar"):
             os.chown(path, uid, uid)
         for user in (None, "mbuser"):
             store = home / f"store-{user or 'root'}"
@@ -441,6 +445,7 @@ def test_mounts_work_as_non_root(tmp_path: Path, base_root: Path, executor: str)
             assert (out / "runs").read_text().strip() == "1" and (out / "len").read_text().strip() == "6"
             assert (out / "mode").read_text() == "400\n" and (out / "bind").read_text() == "A"
             assert (out / "ro").read_text() != "0\n" and (out / "tmpfs").read_text() == "t\n"
+            assert (out / "rw").read_text() == "y\n" and "ignored.txt" not in (out / "listed").read_text()
             assert not (out / "w" / "ctx").exists() and not (out / "run").exists() and not (out / "t").exists()
         assert (ctx / "a.txt").read_text() == "A"
     finally:
