@@ -152,7 +152,7 @@ class RootFS:
                     done.pop()
                 continue
             cand = done + [comp]
-            hostp = self.root.joinpath(*cand) if not self.mounts else self.host("/" + "/".join(cand))
+            hostp = (self._mounted("/" + "/".join(cand)) if self.mounts else None) or self.root.joinpath(*cand)
             try:
                 st = os.lstat(hostp)
             except FileNotFoundError:
