@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minibuild.build.diff import entries_for_paths  # noqa: E402
+from minibuild.fs.diff import entries_for_paths  # noqa: E402
 from minibuild.store.tarlayer import write_layer  # noqa: E402
 
 WORDS = [w.encode() for w in (

@@ -48,7 +48,7 @@ def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def instrument() -> None:
     """Wrap the builder's collaborators by name (module globals and a few methods)."""
-    import minibuild.build.builder as b
+    import minibuild.engine.builder as b
     import minibuild.store.blobs as blobs
     import minibuild.store.cache as cache
 
@@ -59,9 +59,9 @@ def instrument() -> None:
         if hasattr(b, name):
             setattr(b, name, timed(name, getattr(b, name)))
     # the builder imports these where a step misses (lazily): wrap them in their own modules
-    for mod, name in (("minibuild.build.copy", "copy_into"), ("minibuild.build.diff", "entries_for_paths"),
-                      ("minibuild.build.diff", "snapshot"), ("minibuild.build.diff", "diff_snapshot"),
-                      ("minibuild.store.tarlayer", "write_layer"), ("minibuild.build.rootfs", "apply_layer")):
+    for mod, name in (("minibuild.engine.copy", "copy_into"), ("minibuild.fs.diff", "entries_for_paths"),
+                      ("minibuild.fs.diff", "snapshot"), ("minibuild.fs.diff", "diff_snapshot"),
+                      ("minibuild.store.tarlayer", "write_layer"), ("minibuild.fs.rootfs", "apply_layer")):
         if not hasattr(b, name):
             m = importlib.import_module(mod)
             setattr(m, name, timed(name, getattr(m, name)))
@@ -74,14 +74,14 @@ def instrument() -> None:
     for cls in (blobs.__dict__.get(n) for n in dir(blobs)):
         if isinstance(cls, type) and cls.__module__ == blobs.__name__ and hasattr(cls, "commit"):
             cls.commit = timed(f"{cls.__name__}.commit (fsync + rename)", cls.commit)
-    import minibuild.build.executor as ex
+    import minibuild.executors.executor as ex
 
     for n in dir(ex):
         cls = getattr(ex, n)
         if isinstance(cls, type) and n.endswith("Executor") and hasattr(cls, "run") and cls.__module__ == ex.__name__:
             cls.run = timed(f"{n}.run", cls.run)
     try:
-        import minibuild.build.chroot as ch
+        import minibuild.executors.chroot as ch
 
         for n in dir(ch):
             cls = getattr(ch, n)

@@ -17,8 +17,8 @@ _VIEW_NAMES = frozenset({"ImageView", "FileInfo", "load"})
 
 def __getattr__(name: str) -> Any:
     """``MinibuildError``, ``minibuild.build`` and the image view (``load``, ``ImageView``, ``FileInfo``) are
-    imported lazily so that ``import minibuild`` (and the no-op replay of the CLI) stays fast. Once any engine
-    module is imported, ``minibuild.build`` is the engine package, which is callable as this same function."""
+    imported lazily so that ``import minibuild`` (and the no-op replay of the CLI) stays fast. The engine package
+    is ``minibuild.engine``, so no submodule import can rebind ``minibuild.build``."""
     if name == "MinibuildError":
         from minibuild.errors import MinibuildError
 

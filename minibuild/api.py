@@ -7,14 +7,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minibuild.build.confine import read_build_file
-from minibuild.build.builder import Builder, BuildResult, PlanResult, StageResult, StepResult
+from minibuild.fs.confine import read_build_file
+from minibuild.engine.builder import Builder, BuildResult, PlanResult, StageResult, StepResult
 from minibuild.dockerfile import decode_dockerfile, parse_dockerfile
 from minibuild.errors import ConfigError, ContextError
 from minibuild.store import Store, default_store_path
 
 if TYPE_CHECKING:
-    from minibuild.build.executor import Executor
+    from minibuild.executors.executor import Executor
 
 _EXECUTORS = ("emulate", "chroot")  # resolved by the builder on the first RUN that misses (lazy import)
 
@@ -50,7 +50,7 @@ def _read_dockerfile(ctx: Path, dockerfile: Path | str | None, dockerfile_text: 
 def _executor_name(name: str) -> str:
     """A known executor name as given (its module is imported only when a RUN runs), else ConfigError."""
     if name not in _EXECUTORS:
-        from minibuild.build.executor import get_executor
+        from minibuild.executors.select import get_executor
 
         get_executor(name)  # raises the unknown-executor error
     return name
@@ -117,16 +117,16 @@ def build(
     ``source_date_epoch`` defaults to $SOURCE_DATE_EPOCH (else 0) for every timestamp in the image.
     ``pull`` pulls base images the store lacks (``registry_options``: a RegistryOptions); ``cache_from`` /
     ``cache_to`` are ``--cache-from``/``--cache-to`` values (see docs/cache-sharing.md).
-    ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.build.discard).
+    ``report`` (``*.json`` or ``*.html``) also writes the discard report (minibuild.teach.discard).
     ``allow`` grants entitlements, as ``docker buildx build --allow``: ``RUN --network=host`` needs
     ``"network.host"``, and without it the build fails before any step runs.
-    ``output`` may also be buildx's ``type=docker|oci|tar|local,dest=PATH`` (minibuild.build.outputs); ``labels``
+    ``output`` may also be buildx's ``type=docker|oci|tar|local,dest=PATH`` (minibuild.engine.outputs); ``labels``
     are added to the final image's config (``docker build --label``); ``iidfile`` receives the image ID. Tags and
     every destination are checked before the build starts.
     ``run_timeout`` is each RUN's wall-time limit in seconds (0 = none; default $MINIBUILD_RUN_TIMEOUT, else 1 h).
     ``secrets`` (id -> value) are what ``RUN --mount=type=secret`` reads, as ``docker build --secret``; they never
     reach a layer, a cache key or the history. ``ssh`` (id -> agent socket path) is ``docker build --ssh``."""
-    from minibuild.build.outputs import ARCHIVE_TYPES, check_file_dest, check_output, check_tags, parse_output
+    from minibuild.engine.outputs import ARCHIVE_TYPES, check_file_dest, check_output, check_tags, parse_output
     from minibuild.limits import run_limits
 
     limits = run_limits(True if run_timeout is None else run_timeout)
@@ -143,7 +143,7 @@ def build(
     st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
     ex: Executor | str = executor
     if isinstance(executor, str) and executor not in _EXECUTORS:
-        from minibuild.build.executor import get_executor
+        from minibuild.executors.select import get_executor
 
         ex = get_executor(executor)  # raises the unknown-executor error before anything runs
     builder = Builder(
@@ -155,19 +155,19 @@ def build(
         secrets={k: v.encode() if isinstance(v, str) else bytes(v) for k, v in (secrets or {}).items()},
         ssh=ssh,
     )
-    from minibuild.build.cachesync import run_build
+    from minibuild.engine.cachesync import run_build
 
     result: BuildResult = run_build(builder, st, pull=pull, cache_from=cache_from, cache_to=cache_to,
                        registry_options=registry_options)
     if out_spec is not None and out_spec.type not in ARCHIVE_TYPES:
         import dataclasses
 
-        from minibuild.build.outputs import write_filesystem
+        from minibuild.engine.outputs import write_filesystem
 
         write_filesystem(st, result.image, out_spec)
         result = dataclasses.replace(result, output=str(out_spec.dest))
     if iidfile is not None:
-        from minibuild.build.outputs import write_iidfile
+        from minibuild.engine.outputs import write_iidfile
 
         write_iidfile(Path(iidfile), result.config_digest.value)
     if report is not None:
@@ -176,8 +176,8 @@ def build(
 
 
 def _write_report(store: Store, result: BuildResult, df: Any, filename: str, path: Path) -> None:
-    """Write the discard report of ``result`` (minibuild.build.discard) as JSON or HTML, by the file suffix."""
-    from minibuild.build.discard import build_report
+    """Write the discard report of ``result`` (minibuild.teach.discard) as JSON or HTML, by the file suffix."""
+    from minibuild.teach.discard import build_report
     from minibuild.teach.report import write_report
 
     write_report(build_report(store, result, df, dockerfile_name=filename), path)

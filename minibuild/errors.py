@@ -80,10 +80,12 @@ class ExecutorError(BuildError):
         span: SourceSpan | None = None,
         exit_code: int | None = None,
         stderr_tail: str = "",
+        output_tail: str = "",
     ) -> None:
         super().__init__(message, span=span)
         self.exit_code = exit_code
-        self.stderr_tail = stderr_tail
+        self.stderr_tail = stderr_tail  # the last lines of stderr alone
+        self.output_tail = output_tail  # the last lines of stdout and stderr interleaved, as the message shows
 
 
 class ContextError(BuildError):

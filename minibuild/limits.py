@@ -179,10 +179,12 @@ ENV_RUN_TIMEOUT = "MINIBUILD_RUN_TIMEOUT"
 ENV_RUN_MAX_BYTES = "MINIBUILD_RUN_MAX_BYTES"
 ENV_RUN_OUTPUT_TAIL = "MINIBUILD_RUN_OUTPUT_TAIL"
 ENV_RUN_MAX_DEPTH = "MINIBUILD_RUN_MAX_DEPTH"
+ENV_RUN_LOG_LIMIT = "MINIBUILD_RUN_LOG_LIMIT"
 DEFAULT_RUN_TIMEOUT = 3600.0
 DEFAULT_RUN_MAX_BYTES = 256 << 20
 DEFAULT_RUN_OUTPUT_TAIL = 1 << 20
 DEFAULT_RUN_MAX_DEPTH = 100
+DEFAULT_RUN_LOG_LIMIT = 2 << 20  # BuildKit's BUILDKIT_STEP_LOG_MAX_SIZE default (2 MiB of each stream shown)
 
 
 @record
@@ -190,8 +192,10 @@ class RunLimits:
     """What one RUN step may use.
 
     ``timeout``: wall seconds per RUN (None = none; the chroot executor kills the process group, the emulated shell
-    stops at its next command or builtin loop).  ``output_tail``: bytes of each of stdout/stderr kept (the tail,
-    what a failure shows); more output is streamed past, never held.  ``max_bytes``: the emulated shell's largest
+    stops at its next command or builtin loop).  ``output_tail``: bytes kept of each of stdout/stderr, and of
+    both interleaved (the tail, what a failure shows); more output is streamed past, never held.  ``log_limit``:
+    bytes of each stream progress shows live before BuildKit's ``[output clipped, log limit 2MiB reached]``
+    (None = all).  ``max_bytes``: the emulated shell's largest
     in-memory value (a variable, an expansion, a pipe's or ``$(...)``'s data, a file read whole, a ``printf``
     field).  ``max_depth``: the emulated shell's nesting of functions, subshells and shells (also bounds parse
     nesting).  ``max_commands``: commands the emulated shell runs per RUN (a fork bomb or endless loop).
@@ -202,6 +206,7 @@ class RunLimits:
     max_bytes: int = DEFAULT_RUN_MAX_BYTES
     max_depth: int = DEFAULT_RUN_MAX_DEPTH
     max_commands: int = 1_000_000
+    log_limit: int | None = DEFAULT_RUN_LOG_LIMIT
 
     def deadline(self) -> float | None:
         """The monotonic time at which a RUN started now must end (None = no limit)."""
@@ -252,6 +257,12 @@ def run_limits(timeout: float | None | bool = True) -> RunLimits:
             except ConfigError as err:
                 raise ConfigError(f"{env}: {err}") from None
             kw[key] = max(size, floor) if size is not None else 1 << 62
+    raw = os.environ.get(ENV_RUN_LOG_LIMIT, "").strip()
+    if raw:
+        try:
+            kw["log_limit"] = None if raw == "-1" else parse_size(raw)
+        except ConfigError as err:
+            raise ConfigError(f"{ENV_RUN_LOG_LIMIT}: {err}") from None
     raw = os.environ.get(ENV_RUN_MAX_DEPTH, "").strip()
     if raw:
         if not raw.isdigit() or not 1 <= int(raw) <= 1000:

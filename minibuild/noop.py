@@ -26,13 +26,14 @@ import stat
 import sys
 import time
 
+from minibuild.home import MEMO_DIR
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the entry point imports nothing it does not use: typing alone costs milliseconds
     from collections.abc import Mapping, Sequence
     from typing import IO, Any
 
 FORMAT = 1
-MEMO_DIR = os.path.join(".minibuild", "noop")
 RACY_NS = 2_000_000_000  # a stamp this close to the memo's writing may miss a later change in the same tick
 _entry_argv: list[str] | None = None
 
@@ -196,23 +197,41 @@ def _still_valid(memo: Any, key: str, store: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- recording
-class Recorder:
-    """Wraps stdout/stderr for one command: passes writes through and keeps them, in order, for a memo."""
+RECORD_LIMIT = 4 << 20  # characters a Recorder keeps; a command printing more (RUN output) leaves no memo
 
-    def __init__(self, stdout: IO[str], stderr: IO[str]) -> None:
+
+class Recorder:
+    """Wraps stdout/stderr for one command: passes writes through and keeps them, in order, for a memo; past
+    ``limit`` characters it keeps nothing more (``overflowed``): a fully cached build prints far less, and a
+    build whose RUNs print megabytes must not hold them all."""
+
+    def __init__(self, stdout: IO[str], stderr: IO[str], *, limit: int = RECORD_LIMIT) -> None:
         self.chunks: list[tuple[int, str]] = []
-        self.stdout = _Tee(stdout, 1, self.chunks)
-        self.stderr = _Tee(stderr, 2, self.chunks)
+        self.size = 0
+        self.limit = limit
+        self.overflowed = False
+        self.stdout = _Tee(stdout, 1, self)
+        self.stderr = _Tee(stderr, 2, self)
+
+    def keep(self, fd: int, text: str) -> None:
+        if self.overflowed:
+            return
+        self.size += len(text)
+        if self.size > self.limit:
+            self.overflowed = True
+            self.chunks.clear()
+            return
+        self.chunks.append((fd, text))
 
 
 class _Tee:
-    def __init__(self, stream: IO[str], fd: int, chunks: list[tuple[int, str]]) -> None:
+    def __init__(self, stream: IO[str], fd: int, recorder: Recorder) -> None:
         self._stream = stream
         self._fd = fd
-        self._chunks = chunks
+        self._recorder = recorder
 
     def write(self, text: str) -> int:
-        self._chunks.append((self._fd, text))
+        self._recorder.keep(self._fd, text)
         return self._stream.write(text)
 
     def flush(self) -> None:
@@ -309,17 +328,3 @@ def _keep_newest(folder: str, keep: int) -> None:
                             if e.name.endswith(".json")), reverse=True)
         for _, name in memos[keep:]:
             remove(fd, name)
-
-
-def forget(store: str) -> int:
-    """Remove every memo of a store (prune does: a memo is never needed, only faster); how many were removed.
-    The memo folder is opened without following symlinks (store.dirs): never a way to delete files elsewhere."""
-    from minibuild.store.dirs import names, opened, remove
-
-    removed = 0
-    with opened(store, *MEMO_DIR.split(os.sep)) as fd:
-        for name in names(fd) if fd is not None else ():
-            assert fd is not None
-            remove(fd, name)
-            removed += 1
-    return removed

@@ -3,7 +3,7 @@
 ``ImageView(store, image)`` reads every layer's tar headers once (no content is extracted) and computes the
 filesystem a container would see: layers are applied in order, ``.wh.<name>`` whiteouts hide what lower layers
 wrote, ``.wh..wh..opq`` hides every lower child of its directory, parent paths are resolved through symlinks the
-way an extraction into a root would (``minibuild.build.rootfs``), and a hardlink shares the metadata and content
+way an extraction into a root would (``minibuild.fs.rootfs``), and a hardlink shares the metadata and content
 of the file it points to.  File content is read on demand from the layer blob that wrote it.
 
 Paths are absolute (``"/etc/passwd"``); lookups accept ``"etc/passwd"`` and ``"/etc/passwd/"`` too.
@@ -32,7 +32,7 @@ from minibuild.store.tarlayer import OPAQUE_NAME, WHITEOUT_PREFIX, Entry
 from minibuild.store.tarread import iter_layer
 
 if TYPE_CHECKING:
-    from minibuild.build.rootfs import ApplyStats
+    from minibuild.fs.rootfs import ApplyStats
     from minibuild.store import Store
 
 MAX_SYMLINKS = 40
@@ -282,11 +282,11 @@ class ConfigView:
 
 # ------------------------------------------------------------------------------------------- merging layers
 class MergedTree:
-    """Applies layer entries to an in-memory tree with the semantics of minibuild.build.rootfs.
+    """Applies layer entries to an in-memory tree with the semantics of minibuild.fs.rootfs.
 
     ``nodes`` maps a relative path ("" is the root) to its FileInfo, ``children`` a directory to its child paths.
     This is THE layer fold of minibuild: ImageView, ``minibuild cp`` (minibuild.teach.imagefs) and COPY --from
-    checksums without extraction (minibuild.build.layertree) all use it.
+    checksums without extraction (minibuild.engine.layertree) all use it.
     """
 
     def __init__(self) -> None:
@@ -534,7 +534,7 @@ class ImageView:
     # ---------------------------------------------------------------- extraction
     def materialize(self, dest: Path | str) -> ApplyStats:
         """Extract the image's filesystem into ``dest`` (created if missing; must be empty) via rootfs.apply_layer."""
-        from minibuild.build.rootfs import ApplyStats, apply_layer
+        from minibuild.fs.rootfs import ApplyStats, apply_layer
 
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)

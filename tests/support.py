@@ -30,3 +30,23 @@ def require_tool(name: str) -> str:
 def require_root() -> None:
     """Skip/fail unless running as root."""
     require(os.geteuid() == 0, "needs root")
+
+
+UNPRIVILEGED_USER = "mbuser"
+
+
+def unprivileged_user() -> str:
+    """The name of an ordinary user for tests that run minibuild as one (root only): ``mbuser``, created with
+    ``useradd`` when this machine does not have it yet."""
+    import pwd
+    import subprocess
+
+    require_root()
+    try:
+        pwd.getpwnam(UNPRIVILEGED_USER)
+    except KeyError:
+        useradd = require_tool("useradd")
+        done = subprocess.run([useradd, "--create-home", "--shell", "/bin/sh", UNPRIVILEGED_USER],
+                              capture_output=True, text=True)
+        require(done.returncode in (0, 9), f"useradd {UNPRIVILEGED_USER} failed: {done.stderr.strip()}")
+    return UNPRIVILEGED_USER

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from minibuild.build.copy import copy_into
+from minibuild.engine.copy import copy_into
 from minibuild.fsperm import parse_mode_spec
 from minibuild.sh import run_script
 from tests.support import require_tool

@@ -15,7 +15,7 @@ import pytest
 
 from minibuild import noop
 from minibuild.cli import main as cli_main
-from tests.build.engine_support import write_context
+from tests.engine.engine_support import write_context
 
 DOCKERFILE = "FROM scratch AS build\nCOPY src /src\nFROM scratch\nCOPY --from=build /src/a.txt /a.txt\nCMD [\"x\"]\n"
 

@@ -17,7 +17,7 @@ ctx, store = sys.argv[1], sys.argv[2]
 """
 
 _SCRIPTS = {
-    # exactly the report: the first call imports the engine subpackage minibuild.build.*
+    # exactly the report: the first call imports the engine package (minibuild.engine.*)
     "twice": """
 import minibuild
 a = minibuild.build(ctx, store=store)
@@ -26,13 +26,13 @@ assert a.config_digest == b.config_digest, (a, b)
 """,
     "from-import-after-engine": """
 import minibuild
-import minibuild.build.builder
+import minibuild.engine.builder
 from minibuild import build
 r = build(ctx, store=store)
 print(r.config_digest)
 """,
     "attribute-after-engine": """
-import minibuild.build.builder
+import minibuild.engine.builder
 import minibuild
 r = minibuild.build(ctx, store=store)
 print(r.config_digest)
@@ -40,9 +40,10 @@ print(r.config_digest)
     "engine-modules-still-reachable": """
 import minibuild
 minibuild.build(ctx, store=store)
-import minibuild.build.copy as copy_mod
-assert copy_mod.__name__ == "minibuild.build.copy"
-assert minibuild.build.builder.__name__ == "minibuild.build.builder"
+import minibuild.engine.copy as copy_mod
+assert copy_mod.__name__ == "minibuild.engine.copy"
+assert minibuild.engine.builder.__name__ == "minibuild.engine.builder"
+assert callable(minibuild.build) and not hasattr(minibuild.build, "__path__")
 """,
 }
 

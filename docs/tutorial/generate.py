@@ -22,7 +22,8 @@ with normalised modes and mtimes) and its own fresh, empty store. ``cd DIR`` and
 carried from one command to the next; ``export MINIBUILD_HOME=...`` always points at the fresh store. Fixture
 padding is always full size (``MINIBUILD_FIXTURE_PADDING=1``) so that sizes are the real lesson.
 
-What is truly non-deterministic is normalised: step timings (``DONE 1.2s`` -> ``DONE <t>``, JSON
+What is truly non-deterministic is normalised: step timings (``DONE 1.2s`` -> ``DONE <t>``, a RUN output line's
+``#4 0.346`` -> ``#4 <t>``, JSON
 ``"seconds": 0.41`` -> ``"seconds": "<t>"``), the store path (-> ``$MINIBUILD_HOME``) and the workspace path
 (-> ``$WORK``). Everything else (digests, sizes, keys) is pasted as printed: minibuild builds are reproducible
 with a fixed ``SOURCE_DATE_EPOCH``, so a change in them is a real change that must be looked at.
@@ -274,6 +275,7 @@ class Session:
             for form in {str(path), str(path.resolve())}:
                 out = out.replace(form, name)
         out = re.sub(r"\bDONE \d+(?:\.\d+)?s\b", "DONE <t>", out)
+        out = re.sub(r"^(#\d+) \d+\.\d{1,3}(?= |$)", r"\1 <t>", out, flags=re.M)  # a RUN's output: #4 0.346 added
         out = re.sub(r"\b\d+(?:\.\d+)?s done$", "<t> done", out, flags=re.M)  # #1 extracting ... 2.3s done
         out = re.sub(r"^\[\+\] Building \d+(?:\.\d+)?s", "[+] Building <t>", out, flags=re.M)
         out = re.sub(r'"seconds": -?\d+(?:\.\d+)?(?:e-?\d+)?', '"seconds": "<t>"', out)

@@ -118,7 +118,7 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
           ssh: tuple[str, ...]) -> None:
     """Build an image from a Dockerfile, offline, into the store."""
     from minibuild.api import build as api_build
-    from minibuild.build.runmounts import parse_secret, parse_ssh
+    from minibuild.engine.runmounts import parse_secret, parse_ssh
 
     secret_map = dict(parse_secret(spec, os.environ) for spec in secrets)
     ssh_map = dict(parse_ssh(spec, os.environ) for spec in ssh)
@@ -209,13 +209,15 @@ def _remember(before: Any, result: Any, recorder: Any, run_and_print: Any) -> No
     if not before.settled():
         return
     if _no_op(result):
+        if recorder.overflowed:
+            return
         chunks = recorder.chunks
         store_before = before.store
     else:
         store_before = noop.store_stamp(before.store_dir)
         silent = noop.Recorder(io.StringIO(), io.StringIO())
         again = run_and_print(silent.stdout, silent.stderr)
-        if not _no_op(again) or again.digest != result.digest:
+        if not _no_op(again) or again.digest != result.digest or silent.overflowed:
             return
         chunks = silent.chunks
     if noop.store_stamp(before.store_dir) != store_before or not before.unchanged():

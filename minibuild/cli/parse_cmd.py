@@ -28,7 +28,7 @@ def _read(path: str) -> tuple[str, str]:
     """Return (text, name shown in messages) for a path or ``-`` (stdin)."""
     if path == "-":
         return decode_dockerfile(sys.stdin.buffer.read()), "Dockerfile"
-    from minibuild.build.confine import read_build_file
+    from minibuild.fs.confine import read_build_file
 
     data = read_build_file(None, path, what=path, error=ConfigError)
     if data is None:

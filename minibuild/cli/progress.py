@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
 
+from minibuild.executors.runlog import Splitter, log_seconds
 from minibuild.plan.steps import step_label
 from minibuild.record import record
 from minibuild.units import human_bytes, plural
@@ -34,12 +37,15 @@ def total_line(seconds: float, done: int, total: int, finished: bool) -> str:
 
 
 class Plain:
-    """BuildKit's plain style: ``#N [stage i/n] INSTR`` then ``#N CACHED``/``DONE 1.2s``, unpacking as lines of
-    the stage's FROM (``#1 extracting ...``), and a total line at the end.
+    """BuildKit's plain style: ``#N [stage i/n] INSTR``, a RUN's output as it comes (``#N 0.351 hello``, seconds
+    since the command started), then ``#N CACHED``/``DONE 1.2s``, unpacking as lines of the stage's FROM
+    (``#1 extracting ...``), and a total line at the end.
 
     Like BuildKit, FROM is step 1 and only steps that make a filesystem state are numbered and listed; the
     stage prefix is left out of a single-stage build. Config-only steps (ENV, LABEL, CMD, ARG ...) are not
-    listed (they are in the JSON progress, with ``"vertex": null``)."""
+    listed (they are in the JSON progress, with ``"vertex": null``). Output lines are BuildKit's: each line
+    gets the time of the read that began it; a partial last line is printed at once and continued by the next
+    chunk without a new prefix, and ended by a newline before any other line."""
 
     def __init__(self, stream: IO[str], *, explain: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
         self.out = stream
@@ -48,12 +54,34 @@ class Plain:
         self.started = clock()
         self.shown: dict[int, int] = {}  # event n -> the #N printed
         self.done = 0
+        self.lines = Splitter()  # the output of the running step (one runs at a time)
 
     def _no(self, ev: Event) -> int:
         return self.shown.setdefault(ev["n"], len(self.shown) + 1)
 
+    def _end_line(self) -> None:
+        if self.lines.partial:
+            self.out.write("\n")
+            self.lines.partial = False
+
+    def _log(self, ev: Event) -> None:
+        n = self._no(ev)
+        stamp = log_seconds(float(ev["seconds"]))
+        for text, new, ends in self.lines.pieces(str(ev["data"])):
+            self.out.write((f"#{n} {stamp} {text}" if new else text) + ("\n" if ends else ""))
+
     def __call__(self, ev: Event) -> None:
         kind = ev.get("type")
+        if kind == "log":
+            self._log(ev)
+            self.out.flush()
+            return
+        if kind in ("unpack_start", "unpack", "image", "step_start", "step", "step_error"):
+            self._end_line()
+        if kind == "step_error" and ev.get("vertex") is not None:  # BuildKit's line for a failed step
+            self.out.write(f"#{self._no(ev)} ERROR: {ev['message']}\n")
+            self.out.flush()
+            return
         if kind in ("unpack_start", "unpack") and ev.get("n") in self.shown:
             n = self.shown[ev["n"]]
             what = f"{plural(ev['layers'], 'layer')}, {human_bytes(ev['size'])}"
@@ -74,7 +102,9 @@ class Plain:
         self.out.flush()
 
     def close(self, ok: bool) -> None:
-        """Nothing to finish: the total line came with the image event."""
+        """End a partial output line (a failed RUN's); the total line came with the image event."""
+        self._end_line()
+        self.out.flush()
 
 
 class Json:
@@ -104,10 +134,50 @@ class _Row:
     sub: bool = False  # an ``=> =>`` line (unpacking, an explanation)
 
 
+TTY_LOG_LINES = 6  # lines of a running step's output the live view shows (BuildKit's termHeightMin)
+_ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def screen_text(line: str) -> str:
+    """One output line as a terminal would leave it, safe to draw inside the view: what follows the last
+    carriage return, tabs expanded, escape sequences and other control characters removed."""
+    if "\r" in line.rstrip("\r"):
+        line = line.rstrip("\r").rsplit("\r", 1)[1]
+    return _CONTROL.sub("", _ESCAPE.sub("", line).expandtabs(8))
+
+
+class LogLines:
+    """The last ``keep`` lines of a running step's output (a partial last line counts as one); each is kept to
+    ``width`` characters (a line longer than any terminal, or one redrawn with carriage returns, stays small)."""
+
+    def __init__(self, keep: int = TTY_LOG_LINES, width: int = 4096) -> None:
+        self.done: deque[str] = deque(maxlen=keep)
+        self.partial = ""
+        self.keep = keep
+        self.width = width
+
+    def _short(self, line: str) -> str:
+        if len(line) <= self.width:
+            return line
+        cut = line.rfind("\r", 0, len(line) - 1)
+        return line[cut + 1:][:self.width]  # what a terminal shows: the start of the last redraw
+
+    def feed(self, text: str) -> None:
+        parts = (self.partial + text).split("\n")
+        self.partial = self._short(parts.pop())
+        self.done.extend(self._short(line) for line in parts[-self.keep:])
+
+    def lines(self) -> list[str]:
+        shown = list(self.done) + ([self.partial] if self.partial else [])
+        return shown[-self.keep:]
+
+
 class Tty:
     """BuildKit's live terminal view: a ``[+] Building 3.4s (5/9)`` header and one ``=> [stage i/n] INSTR  1.2s``
     line per step, redrawn in place (ANSI cursor movement) on every event and every ``tick`` seconds while a
-    step runs; the last drawing stays, with ``FINISHED`` in the header."""
+    step runs; under a running RUN the last lines of its output (`` => => # line``, TTY_LOG_LINES of them, gone
+    when the step is done; a failed step keeps them); the last drawing stays, with ``FINISHED`` in the header."""
 
     def __init__(self, stream: IO[str], *, explain: bool = False, width: int | None = None,
                  height: int | None = None, tick: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
@@ -120,6 +190,7 @@ class Tty:
         self.height = height or size[1]
         self.rows: dict[tuple[str, int, int], _Row] = {}  # (kind, event n of the step, k) -> row
         self.unpacks: dict[int, int] = {}  # event n of a FROM -> unpack events seen for it
+        self.logs: dict[int, LogLines] = {}  # event n of a running RUN -> the end of its output
         self.steps = 0
         self.done = 0
         self.drawn = 0
@@ -141,7 +212,11 @@ class Tty:
         kind = ev.get("type")
         now = self.clock()
         with self.lock:
-            if kind == "step_start" and ev.get("vertex") is not None:
+            if kind == "log":
+                self.logs.setdefault(ev["n"], LogLines()).feed(str(ev["data"]))
+                if self._ticker is not None:
+                    return  # drawn by the next tick: a chatty command does not redraw the screen per line
+            elif kind == "step_start" and ev.get("vertex") is not None:
                 self.rows[("step", ev["n"], 0)] = _Row(text=f"{label_of(ev)} {ev['instruction']}", started=now)
                 self.steps += 1
             elif kind == "step" and ev.get("vertex") is not None:
@@ -153,6 +228,7 @@ class Tty:
                 self.rows[key] = _Row(text=text, started=row.started if row else now, seconds=ev["seconds"],
                                       cached=bool(ev["cached"]))
                 self.done += 1
+                self.logs.pop(ev["n"], None)
                 if self.explain and ev.get("reason"):
                     self.rows[("why", ev["n"], 0)] = _Row(text=ev["reason"], started=now, seconds=0.0, sub=True)
             elif kind in ("unpack_start", "unpack"):
@@ -181,7 +257,12 @@ class Tty:
         now = self.clock()
         lines = [total_line(now - self.started, self.done, self.steps, self.finished)]
         order = sorted(self.rows, key=lambda k: (k[1], k[0] != "step", k[0] == "why", k[2]))  # a step, then its
-        body = [self._line(self.rows[k], now) for k in order]  # unpacking (of a FROM) and its explanation
+        body = []  # a step, then its unpacking (of a FROM), its explanation, the end of its output (running)
+        for k in order:
+            body.append(self._line(self.rows[k], now))
+            if k[0] == "step" and k[1] in self.logs:
+                room = max(10, self.width - 9)
+                body += [" => => # " + screen_text(text)[:room] for text in self.logs[k[1]].lines()]
         if not final and len(body) > self.height - 2:  # while running, what fits (the cursor cannot go higher)
             body = body[len(body) - (self.height - 2):]
         lines += body

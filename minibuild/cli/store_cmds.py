@@ -152,7 +152,7 @@ def prune(ctx: click.Context, clear_cache: bool, dry_run: bool, cache_mounts: bo
     report = store.prune(clear_cache=clear_cache, dry_run=dry_run)
     verb = "Would delete" if dry_run else "Deleted"
     if cache_mounts or clear_cache:
-        from minibuild.build.runmounts import prune_cache_mounts
+        from minibuild.engine.runmounts import prune_cache_mounts
 
         count, freed = prune_cache_mounts(store.meta_dir, dry_run=dry_run)
         click.echo(f"{verb} {plural(count, 'cache mount')}; freed {human_size(freed)} ({freed} bytes)")

@@ -27,7 +27,7 @@ def _read_dockerfile(context: Path, file: str | None) -> tuple[str, str]:
     path = Path(file) if file else context / "Dockerfile"
     if file == "-":
         return decode_dockerfile(sys.stdin.buffer.read()), "Dockerfile"
-    from minibuild.build.confine import read_build_file
+    from minibuild.fs.confine import read_build_file
 
     data = read_build_file(context, path, what=f"Dockerfile {path}", error=ConfigError)
     if data is None:

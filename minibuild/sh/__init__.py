@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -44,13 +44,14 @@ _FRAMES_PER_LEVEL = 40  # Python frames one shell nesting level may use (measure
 def _shell(root: Path, env: Mapping[str, str], cwd: str, uid: int, gid: int, args: Sequence[str], stdin: bytes,
            source_date_epoch: int, limits: RunLimits | None, arg0: str = "sh",
            binds: Mapping[str, Path] | None = None,
+           on_output: Callable[[int, bytes], None] | None = None,
            mounts: Mapping[str, Mount] | None = None) -> tuple[Shell, Tail, Tail]:
     lim = limits if limits is not None else RunLimits()
     fs = RootFS(root=Path(root), uid=uid, gid=gid, max_bytes=lim.max_bytes, binds=dict(binds or {}),
                 mounts=dict(mounts or {}))
     sh = Shell(fs, dict(env), cwd=cwd, args=args, arg0=arg0, source_date_epoch=source_date_epoch, limits=lim,
                deadline=lim.deadline())
-    out, err = Tail(lim.output_tail), Tail(lim.output_tail)
+    out, err = Tail(lim.output_tail, 1, on_output), Tail(lim.output_tail, 2, on_output)
     sh.fds = {0: Input(stdin), 1: out, 2: err}
     return sh, out, err
 
@@ -90,11 +91,12 @@ def _guarded(sh: Shell) -> Iterator[None]:
 
 def run_script(script: str, *, root: Path, env: Mapping[str, str], cwd: str = "/", uid: int = 0, gid: int = 0,
                args: Sequence[str] = (), stdin: bytes = b"", source_date_epoch: int = 0,
-               limits: RunLimits | None = None) -> ShellResult:
+               limits: RunLimits | None = None, on_output: Callable[[int, bytes], None] | None = None) -> ShellResult:
     """Run `script` as `sh -c SCRIPT sh ARGS...` with `root` as `/`. A command it cannot run exits 127 as in a
     real shell (ShellResult.missing says why); ShellError when the script passes one of `limits`,
-    UnsupportedCommandError for input the emulator will not fake (/dev/random)."""
-    sh, out, err = _shell(root, env, cwd, uid, gid, args, stdin, source_date_epoch, limits)
+    UnsupportedCommandError for input the emulator will not fake (/dev/random). ``on_output`` gets every write to
+    the script's stdout (1) and stderr (2) as it happens."""
+    sh, out, err = _shell(root, env, cwd, uid, gid, args, stdin, source_date_epoch, limits, on_output=on_output)
     sh.start_shell()
     with _guarded(sh):
         code = sh.run_script(script)
@@ -103,14 +105,17 @@ def run_script(script: str, *, root: Path, env: Mapping[str, str], cwd: str = "/
 
 def run_argv(argv: Sequence[str], *, root: Path, env: Mapping[str, str], cwd: str = "/", uid: int = 0, gid: int = 0,
              stdin: bytes = b"", source_date_epoch: int = 0, limits: RunLimits | None = None,
-             binds: Mapping[str, Path] | None = None, mounts: Mapping[str, Mount] | None = None) -> ShellResult:
+             binds: Mapping[str, Path] | None = None,
+             on_output: Callable[[int, bytes], None] | None = None,
+             mounts: Mapping[str, Mount] | None = None) -> ShellResult:
     """Run an exec-form command: `["/bin/sh", "-c", "..."]`, a builtin, or a `#!/bin/sh` script on PATH;
-    ``binds`` maps paths of the root to host files seen in their place (a RUN step's /etc/hosts), ``mounts``
-    paths of the root to host directories or files mounted there (RUN --mount)."""
+    ``binds`` maps paths of the root to host files seen in their place (a RUN step's /etc/hosts); ``on_output``
+    gets every write to its stdout (1) and stderr (2) as it happens, in that order; ``mounts`` maps paths of
+    the root to host directories or files mounted there (RUN --mount)."""
     if not argv:
         return ShellResult(exit_code=0, stdout=b"", stderr=b"")
     sh, out, err = _shell(root, env, cwd, uid, gid, (), stdin, source_date_epoch, limits, binds=binds,
-                          mounts=mounts)
+                          on_output=on_output, mounts=mounts)
     from minibuild.sh.interp import ExitShell
 
     with _guarded(sh):

@@ -129,7 +129,7 @@ class Shell:
         return {k: self.vars[k] for k in sorted(self.exported) if k in self.vars}
 
     def user_home(self, user: str) -> str | None:
-        from minibuild.build.userdb import read_db
+        from minibuild.fs.userdb import read_db
 
         try:
             rows = read_db(self.fs.root, "/etc/passwd", error=UsageError)

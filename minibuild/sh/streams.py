@@ -49,13 +49,21 @@ class Buffer(Stream):
 
 
 class Tail(Stream):
-    """A RUN's own stdout or stderr: only the last ``limit`` bytes are kept (what a failure shows)."""
+    """A RUN's own stdout or stderr: only the last ``limit`` bytes are kept (what a failure shows); every write is
+    also passed on at once, in chunks of at most 64 KiB, to ``sink`` as ``(stream, data)`` (live progress)."""
 
-    def __init__(self, limit: int) -> None:
+    CHUNK = 1 << 16
+
+    def __init__(self, limit: int, stream: int = 1, sink: Callable[[int, bytes], None] | None = None) -> None:
         self.buf = TailBuffer(limit)
+        self.stream = stream
+        self.sink = sink
 
     def write(self, data: bytes) -> None:
         self.buf.write(data)
+        if self.sink is not None:
+            for i in range(0, len(data), self.CHUNK):
+                self.sink(self.stream, bytes(data[i:i + self.CHUNK]))
 
     def getvalue(self) -> bytes:
         return self.buf.getvalue()

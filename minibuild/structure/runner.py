@@ -352,7 +352,7 @@ def validate_command(t: CommandTest) -> list[str]:
 
 
 def run_command(view: ImageView, t: CommandTest, cfg: StructureConfig, root: Path, executor: object) -> _Result:
-    from minibuild.build.executor import RunRequest
+    from minibuild.executors.executor import RunRequest
 
     res = _Result(f"Command Test: {t.name}")
     image_env = dict(view.config.env)
@@ -419,7 +419,7 @@ def _timed(fn, *args) -> tuple[_Result, int]:  # type: ignore[no-untyped-def]
 def run_config(view: ImageView, cfg: StructureConfig, *, executor: str | object = "emulate",
                roots: CommandRoot | None = None) -> tuple[TestResult, ...]:
     """Run every test of one config against ``view``; command tests use ``executor`` (a name or an Executor)."""
-    from minibuild.build.executor import get_executor
+    from minibuild.executors.select import get_executor
 
     out: list[TestResult] = []
     src = cfg.source

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.engine_support import write_context
+from tests.engine.engine_support import write_context
 from tests.cli.support import mb
-from tests.support import require_root
+from tests.support import unprivileged_user
 
 DOCKERFILE = "FROM busybox\nRUN echo hi > /hello\nCOPY a.txt /srv/a.txt\n"
 
@@ -54,7 +54,7 @@ def test_bad_output_fails_before_the_build(tmp_path: Path, spec: str, message: s
 
 
 def test_unwritable_output_dir_fails_before_the_build_as_non_root(tmp_path: Path) -> None:
-    require_root()  # runs the build as mbuser in directories it owns
+    unprivileged_user()  # root only: runs the build as mbuser in directories it owns
     import pwd
     import shutil
 
@@ -111,7 +111,7 @@ def test_label_and_iidfile(tmp_path: Path) -> None:
 
 def test_tar_output_keeps_the_layers_owners_as_non_root(tmp_path: Path) -> None:
     """type=tar is read from the layers, not from an extraction: a non-root user's tar still says 1234:1234."""
-    require_root()
+    unprivileged_user()
     home = Path("/tmp") / f"mb-outputs-tar-{os.getpid()}"
     home.mkdir(mode=0o755)
     try:

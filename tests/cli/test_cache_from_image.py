@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.build.engine_support import write_context
+from tests.engine.engine_support import write_context
 from tests.cli.support import mb
 
 DOCKERFILE = """FROM busybox

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.build.engine_support import write_context
+from tests.engine.engine_support import write_context
 from tests.cli.support import mb
 
 

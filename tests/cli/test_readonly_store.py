@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.engine_support import write_context
+from tests.engine.engine_support import write_context
 from tests.cli.support import mb
-from tests.support import require_root
+from tests.support import unprivileged_user
 
 STRUCTURE = """schemaVersion: 2.0.0
 fileExistenceTests:
@@ -28,7 +28,7 @@ fileExistenceTests:
 @pytest.fixture
 def readonly_store() -> Iterator[tuple[Path, Path]]:
     """(a read-only store holding ro:1, a directory mbuser may write); root-only (mbuser cannot write it)."""
-    require_root()  # root ignores permissions: the commands run as the non-root user mbuser
+    unprivileged_user()  # root ignores permissions: the commands run as the non-root user mbuser
     top = Path(tempfile.mkdtemp(prefix="mb-ro-", dir="/tmp"))
     try:
         os.chmod(top, 0o755)

@@ -8,7 +8,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from tests.build.engine_support import write_context
+from tests.engine.engine_support import write_context
 from tests.cli.support import mb
 from tests.engines import Docker
 

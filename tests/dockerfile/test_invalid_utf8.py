@@ -14,7 +14,7 @@ import pytest
 
 from minibuild.digest import canonical_json
 from minibuild.dockerfile import parse_dockerfile
-from tests.build.engine_support import image_files
+from tests.engine.engine_support import image_files
 
 DOCKERFILE = b"FROM busybox\nENV A=x\xffy B=\xfe\nLABEL l=\xff\nARG Z=\xff\nRUN echo \xff > /f\n"
 

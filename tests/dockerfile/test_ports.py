@@ -8,7 +8,7 @@ import pytest
 
 from minibuild.dockerfile.ports import expose_ports
 from minibuild.errors import DockerfileError
-from tests.build.engine_support import run_build, write_context
+from tests.engine.engine_support import run_build, write_context
 
 
 @pytest.mark.parametrize(("specs", "ports"), [

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from minibuild.api import build
-from minibuild.build.builder import BuildResult
-from tests.build.engine_support import image_files
+from minibuild.engine.builder import BuildResult
+from tests.engine.engine_support import image_files
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NODE_NGINX = EXAMPLES / "node-nginx"

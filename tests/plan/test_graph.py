@@ -131,7 +131,7 @@ def test_build_plan_and_graph_resolve_from_alike(tmp_path, monkeypatch) -> None:
     """`FROM busybox AS busybox` is the busybox image (not a cycle); the later `FROM busybox` is that stage, and
     `COPY --from=busybox` reads the stage: build, plan and graph say the same."""
     from minibuild.api import build, plan
-    from minibuild.build.executor import FakeEffect, FakeExecutor
+    from minibuild.executors.executor import FakeEffect, FakeExecutor
     from minibuild.teach.graph import stage_graph
 
     monkeypatch.setenv("MINIBUILD_FIXTURE_PADDING", "0")

@@ -304,7 +304,7 @@ def test_plugin_does_not_import_the_builder_until_a_fixture_is_used(pytester: py
         import sys
 
         def pytest_sessionfinish(session):
-            loaded = [m for m in ("minibuild.api", "minibuild.build.builder") if m in sys.modules]
+            loaded = [m for m in ("minibuild.api", "minibuild.engine.builder") if m in sys.modules]
             print("PLUGIN", session.config.pluginmanager.has_plugin("minibuild"), "BUILDER", loaded)
     """)
     pytester.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")
@@ -317,8 +317,8 @@ def test_importing_the_plugin_module_is_light() -> None:
     import subprocess
 
     code = ("import sys, minibuild.pytest_plugin; "
-            "print(sorted(m for m in sys.modules if m in ('minibuild.api', 'minibuild.build.builder', "
-            "'minibuild.dockerfile', 'minibuild.sh', 'minibuild.build.executor', 'minibuild.view', "
+            "print(sorted(m for m in sys.modules if m in ('minibuild.api', 'minibuild.engine.builder', "
+            "'minibuild.dockerfile', 'minibuild.sh', 'minibuild.executors.executor', 'minibuild.view', "
             "'minibuild.store', 'minibuild.oci')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

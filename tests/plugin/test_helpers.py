@@ -228,7 +228,7 @@ def test_helpers_need_no_pytest() -> None:
     import sys
 
     code = ("import sys, minibuild.testing; "
-            "print(sorted(m for m in ('pytest', 'minibuild.api', 'minibuild.build.builder') if m in sys.modules))")
+            "print(sorted(m for m in ('pytest', 'minibuild.api', 'minibuild.engine.builder') if m in sys.modules))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)

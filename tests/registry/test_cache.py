@@ -12,7 +12,7 @@ import pytest
 
 from minibuild.api import build
 from minibuild.digest import Digest
-from minibuild.build.cachesync import CACHE_ARTIFACT_TYPE, parse_cache_spec
+from minibuild.engine.cachesync import CACHE_ARTIFACT_TYPE, parse_cache_spec
 from minibuild.errors import BuildError, ConfigError
 from minibuild.registry import RegistryOptions, push_image
 from minibuild.store import Store

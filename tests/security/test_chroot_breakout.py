@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from minibuild.build import chroot
-from minibuild.build.chroot import ChrootExecutor, platform_problem
-from minibuild.build.executor import RunRequest, RunResult
+from minibuild.executors import chroot
+from minibuild.executors.chroot import ChrootExecutor, platform_problem
+from minibuild.executors.executor import RunRequest, RunResult
 from minibuild.errors import ExecutorError
 from tests.support import require, require_root
 
@@ -146,7 +146,7 @@ def test_double_chroot_escape_stays_in_the_root(root: Path, keep_fd: bool) -> No
 
 
 def test_double_chroot_escape_as_an_unprivileged_user(root: Path) -> None:
-    from tests.build.test_chroot import _as_unprivileged
+    from tests.executors.test_chroot import _as_unprivileged
 
     target = _escape_target(root)
     for p in [root, *root.rglob("*")]:
@@ -277,7 +277,7 @@ def test_without_the_filter_the_probe_gets_through(root: Path, monkeypatch: pyte
 
 
 def test_fails_closed_when_the_seccomp_filter_is_refused(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from minibuild.build import seccomp
+    from minibuild.executors import seccomp
 
     monkeypatch.setattr(seccomp, "SECCOMP_MODE_FILTER", 0x7F)  # PR_SET_SECCOMP answers EINVAL
     with pytest.raises(ExecutorError, match=r"cannot install the seccomp filter \(PR_SET_SECCOMP: Invalid argument"

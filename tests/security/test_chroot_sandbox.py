@@ -2,7 +2,7 @@
 
 Runs a busybox root through `ChrootExecutor`; a guarded directory next to the root must stay untouched.  The
 capability and /proc/sys tests were strict xfails until the executor adopted Docker's default profile; the exact
-masks, the open_by_handle_at probe and the fail-closed paths are tested in `tests/build/test_chroot.py`.
+masks, the open_by_handle_at probe and the fail-closed paths are tested in `tests/executors/test_chroot.py`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from tests.security.hostile import SENTINEL_TEXT, Guard
 from tests.support import require, require_root
 
-chroot = pytest.importorskip("minibuild.build.chroot", reason="the chroot executor (helper E) is absent")
-from minibuild.build.executor import RunRequest  # noqa: E402
+chroot = pytest.importorskip("minibuild.executors.chroot", reason="the chroot executor (helper E) is absent")
+from minibuild.executors.executor import RunRequest  # noqa: E402
 
 # capabilities a build step never needs and that break out of a chroot or reach the host kernel
 # (bit numbers from linux/capability.h)

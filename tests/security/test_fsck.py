@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from minibuild.build.rootfs import apply_layer
+from minibuild.fs.rootfs import apply_layer
 from minibuild.errors import StoreError
 from minibuild.oci.image import Image
 from minibuild.store import Store

@@ -67,7 +67,7 @@ def test_dockerfile_front_end(text: str) -> None:
 @example(["\\"], ["a"])
 @example(["a/[z-a]"], ["a/b"])
 def test_dockerignore_patterns(patterns: list[str], paths: list[str]) -> None:
-    from minibuild.build.dockerignore import IgnoreMatcher, read_patterns
+    from minibuild.engine.dockerignore import IgnoreMatcher, read_patterns
 
     try:
         matcher = IgnoreMatcher(read_patterns("\n".join(patterns)))
@@ -277,7 +277,7 @@ LAYER_TGZ = _layer_tgz()
 @given(st.integers(0, len(LAYER_TGZ) - 1), st.sampled_from(["truncate", "flip"]))
 @example(len(LAYER_TGZ) - 3000, "truncate")
 def test_add_of_damaged_archive(pos: int, how: str) -> None:
-    from minibuild.build.copy import copy_into
+    from minibuild.engine.copy import copy_into
 
     data = bytearray(LAYER_TGZ)
     if how == "truncate":

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import minibuild
-from minibuild.build.copy import HeredocSource, copy_into, resolve_chown
-from minibuild.build.executor import resolve_user
+from minibuild.engine.copy import HeredocSource, copy_into, resolve_chown
+from minibuild.executors.executor import resolve_user
 from minibuild.errors import ContextError, ExecutorError
 from minibuild.sh import run_argv
 from tests.security.hostile import SENTINEL_TEXT, Guard, Member, docker_save_archive, tar_of
@@ -116,7 +116,7 @@ def test_heredoc_into_a_destination_symlink_stays_in_the_root(tmp_path: Path) ->
 def test_every_copy_destination_write_resolves_inside_the_root(tmp_path: Path, rel: str) -> None:
     """The COPY/ADD writer itself (whatever formed the name): parents resolve inside the root, so a name with
     ``..`` or through a symlink to the host lands below the root, chmod/chown included."""
-    from minibuild.build.copy import _Writer
+    from minibuild.engine.copy import _Writer
 
     guard = Guard(tmp_path)
     root = tmp_path / "root"

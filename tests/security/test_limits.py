@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from minibuild.build.copy import copy_into
-from minibuild.build.diff import diff_trees, entries_for_paths
-from minibuild.build.rootfs import apply_layer
+from minibuild.engine.copy import copy_into
+from minibuild.fs.diff import diff_trees, entries_for_paths
+from minibuild.fs.rootfs import apply_layer
 from minibuild.errors import ConfigError, ContextError, ImageFormatError, MinibuildError
 from minibuild.limits import DEFAULT_MAX_LAYER_BYTES, ENV_MAX_LAYER_BYTES, max_layer_bytes, parse_size
 from minibuild.oci.archive import import_archive
@@ -154,8 +154,8 @@ def test_limit_counts_plain_layers_too(tmp_path: Path, monkeypatch: pytest.Monke
 STREAM = r"""
 import json, os, resource, sys
 from pathlib import Path
-from minibuild.build.diff import entries_for_paths
-from minibuild.build.copy import source_checksum
+from minibuild.fs.diff import entries_for_paths
+from minibuild.engine.copy import source_checksum
 from minibuild.store.tarlayer import write_layer
 root = Path(sys.argv[1])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -240,18 +240,23 @@ def test_overlong_names_are_refused_cleanly(tmp_path: Path, names: list[str]) ->
     root = tmp_path / "root"
     root.mkdir()
     try:
-        apply_layer(root, io.BytesIO(_tar(names)))
-    except MinibuildError as err:
-        assert str(err) and "\n" not in str(err)
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "a.tar").write_bytes(_tar(names))
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    try:
-        copy_into(dest, ctx, ["a.tar"], "/x/", unpack=True, instruction="ADD")
-    except MinibuildError as err:
-        assert str(err) and "\n" not in str(err)
+        try:
+            apply_layer(root, io.BytesIO(_tar(names)))
+        except MinibuildError as err:
+            assert str(err) and "\n" not in str(err)
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "a.tar").write_bytes(_tar(names))
+        dest = tmp_path / "dest"
+        dest.mkdir()
+        try:
+            copy_into(dest, ctx, ["a.tar"], "/x/", unpack=True, instruction="ADD")
+        except MinibuildError as err:
+            assert str(err) and "\n" not in str(err)
+    finally:
+        # a 3000-level tree is past the recursion pytest's own tmp_path clean-up can take (RecursionError
+        # tracebacks in later sessions' garbage collection): remove it here, with rm, which walks iteratively
+        subprocess.run(["rm", "-rf", "--", str(tmp_path / "root"), str(tmp_path / "dest")], check=False)
 
 
 # ------------------------------------------------------------------------------------------- hostile tar headers
@@ -375,7 +380,7 @@ def test_honest_sparse_member_extracts_whole(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------- JSON documents
 def test_json_documents_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from minibuild.build.cachesync import read_layout
+    from minibuild.engine.cachesync import read_layout
     from minibuild.errors import StoreError
     from minibuild.limits import ENV_MAX_DOCUMENT_BYTES, max_document_bytes
     from tests.security.hostile import archive_of

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from minibuild import api
-from minibuild.build.executor import FakeExecutor
+from minibuild.executors.executor import FakeExecutor
 from minibuild.errors import ConfigError, PlanError
 from minibuild.store import Store
 from tests.support import require, require_root
@@ -120,7 +120,7 @@ def test_pytest_plugin_passes_the_grant(tmp_path: Path) -> None:
 
 def test_granted_chroot_step_sees_the_host_network(tmp_path: Path, busybox_rootfs: Path) -> None:
     require_root()
-    from minibuild.build.chroot import platform_problem
+    from minibuild.executors.chroot import platform_problem
 
     require(platform_problem() is None, f"chroot executor unavailable: {platform_problem()}")
     host = sorted(line.split(":")[0].strip() for line in Path("/proc/net/dev").read_text().splitlines()[2:])

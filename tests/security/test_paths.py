@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from minibuild.build.copy import copy_into, resolve_chown, source_checksum
-from minibuild.build.rootfs import apply_layer
+from minibuild.engine.copy import copy_into, resolve_chown, source_checksum
+from minibuild.fs.rootfs import apply_layer
 from minibuild.errors import ContextError, ImageFormatError, MinibuildError, UnsafePathError
 from minibuild.oci.archive import import_archive
 from minibuild.store import Store

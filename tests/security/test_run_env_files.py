@@ -1,6 +1,6 @@
 """A RUN step's bound /etc files and /dev/tty cannot be turned against the host, under either executor.
 
-The /etc/hosts, resolv.conf and hostname a step sees (``minibuild.build.runenv``) are host files bound over the
+The /etc/hosts, resolv.conf and hostname a step sees (``minibuild.executors.runenv``) are host files bound over the
 root's paths; a hostile image points those paths outside the root, and a step swaps the bound file for a link to a
 host file. Neither reaches the host: the mount point is resolved inside the root, and the emulated shell hands out
 a bound file only while it is a regular file. A chroot step has no controlling terminal: /dev/tty (runc's device)
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from minibuild.build.executor import EmulateExecutor, Executor, RunRequest
-from tests.build.test_runenv import DOCKER_HOSTS
+from minibuild.executors.executor import EmulateExecutor, Executor, RunRequest
+from tests.executors.test_runenv import DOCKER_HOSTS
 from tests.security.hostile import SENTINEL_TEXT, Guard
 from tests.support import require, require_root
 
@@ -29,7 +29,7 @@ def _executor(name: str) -> Executor:
         return EmulateExecutor()
     require(sys.platform.startswith("linux"), "the chroot executor needs Linux")
     require_root()
-    from minibuild.build.chroot import ChrootExecutor, platform_problem
+    from minibuild.executors.chroot import ChrootExecutor, platform_problem
 
     require(platform_problem() is None, f"chroot executor unavailable: {platform_problem()}")
     return ChrootExecutor()

@@ -335,7 +335,7 @@ def test_useradd_skeleton_copy_never_opens_device_nodes(tmp_path: Path, script: 
 @pytest.fixture
 def chroot_root(tmp_path: Path, busybox_rootfs: Path) -> Path:
     require_root()
-    from minibuild.build import chroot
+    from minibuild.executors import chroot
 
     problem = chroot.platform_problem()
     require(problem is None, problem or "")
@@ -347,8 +347,8 @@ def chroot_root(tmp_path: Path, busybox_rootfs: Path) -> Path:
 
 
 def _chroot(root: Path, script: str, limits: RunLimits) -> tuple[int, bytes, bytes]:
-    from minibuild.build.chroot import ChrootExecutor
-    from minibuild.build.executor import RunRequest
+    from minibuild.executors.chroot import ChrootExecutor
+    from minibuild.executors.executor import RunRequest
 
     req = RunRequest(root=root, argv=("/bin/sh", "-c", script), env=(("PATH", "/bin"),), limits=limits)
     r = ChrootExecutor().run(req)

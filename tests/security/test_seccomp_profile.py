@@ -11,8 +11,8 @@ import struct
 
 import pytest
 
-from minibuild.build import seccomp
-from minibuild.build.chroot import DOCKER_CAPABILITY_MASK
+from minibuild.executors import seccomp
+from minibuild.executors.chroot import DOCKER_CAPABILITY_MASK
 
 ALLOW, EPERM, ENOSYS, KILL = 0x7FFF0000, 0x00050001, 0x00050026, 0x80000000
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}

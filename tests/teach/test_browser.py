@@ -225,7 +225,7 @@ def test_real_report_and_graph_in_chromium_no_overlaps_no_console_errors(tmp_pat
     import shutil
 
     from minibuild.api import build
-    from minibuild.build.discard import build_report
+    from minibuild.teach.discard import build_report
     from minibuild.store import Store
     from minibuild.teach.report import CHART_LEGEND, render_html
     from tests.teach.test_lesson_views import LESSON, NODE_NGINX

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 
-from minibuild.build import userdb
-from minibuild.build.confine import read_small_file
+from minibuild.fs import userdb
+from minibuild.fs.confine import read_small_file
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.streams import enc
 
 
 def read_db(ctx: Ctx, vpath: str) -> list[list[str]]:
-    """Rows of an account database of the root (``minibuild.build.userdb.read_db``: a regular file, size-capped);
+    """Rows of an account database of the root (``minibuild.fs.userdb.read_db``: a regular file, size-capped);
     a FIFO, device or oversized file makes the builtin fail with one line."""
     return userdb.read_db(ctx.fs.root, vpath, error=UsageError)
 
