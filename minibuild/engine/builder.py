@@ -1205,8 +1205,11 @@ class Builder:
         out: list[RunMount] = []
         add_env: list[tuple[str, str]] = []
         ssh_sock = ""
-        for m, target, src, _key in mounts:
+        targets = [target for _, target, _, _ in mounts]
+        for n, (m, target, src, _key) in enumerate(mounts):
             shown = f"RUN --mount=type={m.type}"
+            # a later mount inside this one needs its mount point made in it: then it is a private copy
+            holds = any(t.startswith(target.rstrip("/") + "/") for t in targets[n + 1:])
             if m.type == "tmpfs":
                 out.append(RunMount(target=target, size=m.size))
             elif m.type == "secret":
@@ -1261,7 +1264,7 @@ class Builder:
                     if not os.path.lexists(ctx_src):
                         raise SourceNotFoundError(f"{shown}: {m.source} not found in the build context",
                                                   source=m.source, span=ex.span)
-                    if self.ignore or not m.readonly:
+                    if self.ignore or not m.readonly or holds:
                         work = held.scratch("context-")
                         is_dir = os.path.isdir(ctx_src)
                         own = None if os.geteuid() == 0 else (os.getuid(), os.getgid())  # only root gives 0:0
@@ -1270,7 +1273,7 @@ class Builder:
                         source = work / "src" if is_dir else work / os.path.basename(ctx_src)
                     else:
                         source = ctx_src
-                elif not m.readonly:
+                elif not m.readonly or holds:
                     source = held.copy(source)
                 out.append(RunMount(target=target, source=source, readonly=m.readonly,
                                     file=not os.path.isdir(source)))

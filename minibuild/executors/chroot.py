@@ -66,6 +66,10 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "
 _REPORT_FD_EXIT = 125  # exit status of the sandbox child when setting up failed (the report pipe says why)
 
 
+_RunMountPlan = tuple[str | None, str, bool, int | None, bool]  # RUN --mount: source (None: a tmpfs), target
+# inside the root, read-only, tmpfs size, whether the mount point is a file
+
+
 @record
 class _Plan:
     root: str
@@ -78,8 +82,7 @@ class _Plan:
     host_uid: int
     host_gid: int
     etc_binds: tuple[tuple[str, str], ...] = ()  # (host file, mount point in the root) for /etc/hosts and the like
-    mounts: tuple[tuple[str | None, str, bool, int | None], ...] = ()  # RUN --mount: (source or None for a
-    # tmpfs, mount point in the root, read-only, tmpfs size)
+    mounts: tuple[_RunMountPlan, ...] = ()  # RUN --mount, in order
 
 
 def platform_problem(platform: str | None = None, euid: int | None = None) -> str | None:
@@ -141,8 +144,8 @@ class ChrootExecutor:
                 points, stubs = mountpoints.prepare(root, req.mounts)
             except ExecutorError as exc:
                 raise exc.with_span(req.span) if req.span else exc
-            mounts = tuple((None if m.source is None else str(m.source), str(host), m.readonly, m.size)
-                           for m, host in points)
+            mounts = tuple((None if m.source is None else str(m.source), m.target, m.readonly, m.size, m.file)
+                           for m, _host in points)
             plan = _Plan(root=str(root), argv=req.argv, env=step_env(req.env_dict(), ident.home),
                          workdir=req.workdir or "/", ident=ident, network=req.network, userns=userns,
                          host_uid=os.getuid(), host_gid=os.getgid(), etc_binds=binds, mounts=mounts)
@@ -661,31 +664,44 @@ def _bind_etc_files(binds: tuple[tuple[str, str], ...], warn) -> None:  # type: 
             warn(f"{os.path.basename(target)} not bound ({exc.strerror})")
 
 
-def _mount_run_mounts(root: str, mounts: tuple[tuple[str | None, str, bool, int | None], ...]) -> None:
+def _mount_point(root: str, vpath: str, is_file: bool) -> str:
+    """The mount point of ``vpath`` as the mounts made so far show the root (a target inside an earlier mount of
+    the same RUN lies in that mount), resolved by the confined resolver; made when missing (directories 0755,
+    an empty file for a file mount), as runc makes a mount destination. Inside a read-only mount that fails."""
+    host = resolve_in_root(root, vpath)
+    mountpoints.make_point(host, is_file)
+    return str(host)
+
+
+def _mount_run_mounts(root: str, mounts: tuple[_RunMountPlan, ...]) -> None:
     """The step's ``RUN --mount``s, in order: a bind of the host source (remounted read-only when asked, checked
     with statvfs), or a tmpfs of the given size. Any failure raises: the step never runs without a mount it
-    asked for, nor with a read-only one writable."""
-    for source, target, readonly, size in mounts:
+    asked for, nor with a read-only one writable. Read-only is applied once every mount is made, so a mount
+    point inside a read-only bind (a private copy then, made by the engine) can still be made."""
+    read_only: list[tuple[str, str]] = []
+    for source, vtarget, readonly, size, is_file in mounts:
         try:
+            target = _mount_point(root, vtarget, is_file)
             if source is None:
                 _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
                        "mode=755" + (f",size={size}" if size else ""))
-                continue
-            _mount(source, target, None, MS_BIND | MS_REC)
-            if readonly:
-                have = os.statvfs(target).f_flag
-                keep = sum(ms for st_flag, ms in _KEPT_FLAGS if have & st_flag)
-                _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | keep | (MS_NODEV if have &
-                                                                                     os.ST_NODEV else 0))
-                if not os.statvfs(target).f_flag & os.ST_RDONLY:
-                    raise OSError(errno.EPERM, "still writable after remounting it read-only")
+            else:
+                _mount(source, target, None, MS_BIND | MS_REC)
         except OSError as exc:
-            inside = "/" + os.path.relpath(target, root)
-            nested = " (a mount point inside another mount of the same RUN is not made by the chroot executor)" \
-                if exc.errno == errno.ENOENT else ""
-            raise OSError(exc.errno, f"cannot mount {'a tmpfs' if source is None else 'RUN --mount'} at {inside}: "
-                                     f"{os.strerror(exc.errno or 0)}{nested}; refusing to run the step without "
-                                     "it") from None
+            raise OSError(exc.errno, f"cannot mount {'a tmpfs' if source is None else 'RUN --mount'} at {vtarget}: "
+                                     f"{os.strerror(exc.errno or 0)}; refusing to run the step without it") from None
+        if readonly:
+            read_only.append((target, vtarget))
+    for target, vtarget in read_only:
+        try:
+            have = os.statvfs(target).f_flag
+            keep = sum(ms for st_flag, ms in _KEPT_FLAGS if have & st_flag) | (MS_NODEV if have & os.ST_NODEV else 0)
+            _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | keep)
+            if not os.statvfs(target).f_flag & os.ST_RDONLY:
+                raise OSError(errno.EPERM, "still writable after remounting it read-only")
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot make the RUN --mount at {vtarget} read-only "
+                                     f"({os.strerror(exc.errno or 0)}); refusing to run the step without it") from None
 
 
 def _harden_proc(proc: str) -> None:

@@ -212,7 +212,9 @@ class EmulateExecutor:
 
                     source = Path(tempfile.mkdtemp(prefix="minibuild-tmpfs-"))
                     tmpfs.append(str(source))
-                table[mountpoints.virtual(req.root, host)] = Mount(host=source, readonly=m.readonly)
+                vpath = mountpoints.virtual(req.root, host)
+                mountpoints.make_inside(table, vpath, m.file)  # a target inside an earlier mount: made in it
+                table[vpath] = Mount(host=source, readonly=m.readonly)
             result = sh.run_argv(
                 req.argv,
                 binds=etc.paths,

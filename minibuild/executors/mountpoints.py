@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 from pathlib import Path
 
 from minibuild.fs.confine import resolve_in_root
@@ -60,13 +61,7 @@ def prepare(root: Path, mounts: Sequence[RunMount]) -> tuple[list[tuple[RunMount
                     what = "a directory" if is_dir else "not a directory"
                     raise ExecutorError(f"cannot mount {'a file' if m.file else 'a directory'} at {m.target}: "
                                         f"it is {what} in the image")
-            for i, p in enumerate(reversed(missing)):
-                if m.file and i == len(missing) - 1:
-                    os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
-                else:
-                    os.mkdir(p, 0o755)
-                    os.chmod(p, 0o755)
-                stubs.append(Stub(path=p))
+            stubs.extend(Stub(path=p) for p in make_point(host, m.file))
             resolved.append((m, host))
     except BaseException:
         remove(stubs)
@@ -99,3 +94,41 @@ def virtual(root: Path, host: Path) -> str:
     """The path inside ``root`` of a host path under it."""
     rel = os.path.relpath(host, os.path.realpath(root))
     return "/" if rel == "." else "/" + rel
+
+
+class _Mounted(Protocol):
+    @property
+    def host(self) -> Path: ...
+
+
+def make_inside(table: Mapping[str, _Mounted], vpath: str, is_file: bool) -> None:
+    """Make the mount point ``vpath`` inside the deepest earlier mount holding it (the emulated shell's mount
+    table; the chroot executor makes it in the mount namespace), as a kernel mount needs one there. The engine
+    gives a bind holding later mounts as a private copy, so no source of the build is written."""
+    best = max((p for p in table if vpath.startswith(p.rstrip("/") + "/")), key=len, default=None)
+    if best is None:
+        return
+    base = os.path.realpath(table[best].host)
+    try:
+        make_point(resolve_in_root(base, vpath[len(best):]), is_file)
+    except (OSError, UnsafePathError) as exc:
+        raise ExecutorError(f"cannot mount at {vpath} inside the mount at {best}: {exc}") from None
+
+
+def make_point(host: Path, is_file: bool) -> list[Path]:
+    """Make a missing mount point at ``host`` (already resolved, so nothing missing is a link): its missing
+    directories 0755, then the directory, or an empty file for a file mount; what was made, outermost first."""
+    missing: list[Path] = []
+    probe = host
+    while not os.path.lexists(probe):
+        missing.append(probe)
+        probe = probe.parent
+    made = []
+    for i, p in enumerate(reversed(missing)):
+        if is_file and i == len(missing) - 1:
+            os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+        else:
+            os.mkdir(p, 0o755)
+            os.chmod(p, 0o755)
+        made.append(p)
+    return made

@@ -464,3 +464,25 @@ def test_uid_gid_of_secret_and_cache_and_read_only_cache(ctx: Ctx, executor: str
     assert (out / "secret").read_text() == "1000:1001:400\n"
     assert (out / "cache-ids").read_text() == "1000:1001:750\n"
     assert (out / "cro-rc").read_text() != "0\n"
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_mount_inside_another_mount(ctx: Ctx, executor: str) -> None:
+    """A cache inside a context bind (read-only or rw) and a secret inside a tmpfs: the inner mount point is
+    made inside the outer mount (a private copy: the context is never written), as a kernel mount needs."""
+    _need(executor)
+    (ctx.dir / "src").mkdir()
+    (ctx.dir / "src" / "pkg.json").write_text("{}")
+    _, out = ctx.build(
+        "FROM bb\n"
+        "RUN --mount=target=/src,source=src --mount=type=cache,target=/src/node_modules "
+        "touch /src/node_modules/x && ls /src > /ro-ls && (touch /src/new 2>/dev/null; echo $? > /ro-rc)\n"
+        "RUN --mount=target=/src,source=src,rw --mount=type=cache,target=/src/node_modules ls /src/node_modules > /rw\n"
+        "RUN --mount=type=tmpfs,target=/t --mount=type=secret,id=s,target=/t/deep/s cat /t/deep/s > /tsec\n",
+        executor, secrets={"s": b"v"})
+    assert (out / "ro-ls").read_text().split() == ["node_modules", "pkg.json"]
+    assert (out / "ro-rc").read_text() != "0\n"  # the outer bind stays read-only
+    assert (out / "rw").read_text() == "x\n"  # the cache persisted between the two RUNs
+    assert (out / "tsec").read_text() == "v"
+    assert sorted(os.listdir(ctx.dir / "src")) == ["pkg.json"]
+    assert not (out / "src").exists() and not (out / "t").exists()
