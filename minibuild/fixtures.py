@@ -1,4 +1,4 @@
-"""Fixture base images: text-only stand-ins for node, nginx, golang, python, alpine, busybox, loaded from YAML."""
+"""Fixture base images: text-only stand-ins for official images (node, nginx, golang, python, Java, .NET...), from YAML."""
 
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ class Fixture:
     extras: tuple[Extra, ...]
     padding: tuple[Padding, ...]
     fingerprint: str = field(default="", compare=False)
+    repository: str = ""  # the image's repository when it is not the directory name (mcr.microsoft.com/dotnet/sdk)
 
     @property
     def summary(self) -> str:
@@ -80,7 +81,7 @@ class Fixture:
 
     @property
     def reference(self) -> str:
-        return f"{self.name}:{self.tag}"
+        return f"{self.repository or self.name}:{self.tag}"
 
     @property
     def created_iso(self) -> str:
@@ -175,18 +176,42 @@ def list_fixtures() -> tuple[str, ...]:
     """Every ``name:tag`` a FROM line can use without a registry, sorted."""
     out: list[str] = []
     for name in fixture_names():
-        out.extend(f"{name}:{tag}" for tag in _load(fixtures_dir() / name).variants)
+        spec = _load(fixtures_dir() / name)
+        out.extend(f"{spec.repository}:{tag}" for tag in spec.variants)
     return tuple(sorted(out))
+
+
+def fixture_repositories() -> tuple[str, ...]:
+    """The image names of the fixtures (``node``, ``mcr.microsoft.com/dotnet/sdk``...), sorted."""
+    return tuple(sorted(_load(fixtures_dir() / name).repository for name in fixture_names()))
+
+
+def fixture_tags(name: str) -> tuple[str, ...]:
+    """The tags of the fixture named ``name`` (Docker Hub spellings accepted), sorted; () when it is no fixture."""
+    name = normalize_name(name)
+    directory = _repositories(fixtures_dir()).get(name) if "/" in name else fixtures_dir() / name
+    if directory is None or name.startswith("_") or not (directory / "fixture.yaml").is_file():
+        return ()
+    spec = _load(directory)
+    return tuple(sorted(spec.variants)) if spec.repository == name else ()
 
 
 def find_fixture(name: str, tag: str = "latest") -> Fixture | None:
     """The fixture for ``name:tag`` (Docker Hub official-image spellings accepted), or None when there is none."""
     name = normalize_name(name)
     tag = tag or "latest"
-    directory = fixtures_dir() / name
-    if name.startswith("_") or "/" in name or not (directory / "fixture.yaml").is_file():
+    if "/" in name:  # a fixture declaring `repository:` (mcr.microsoft.com/dotnet/sdk), else none
+        found = _repositories(fixtures_dir()).get(name)
+        if found is None:
+            return None
+        directory = found
+    else:
+        directory = fixtures_dir() / name
+    if name.startswith("_") or not (directory / "fixture.yaml").is_file():
         return None
     spec = _load(directory)
+    if spec.repository != name:  # a fixture with its own repository is found by that name only
+        return None
     variant = spec.variants.get(tag)
     if variant is None:
         return None
@@ -208,11 +233,24 @@ class _Variant:
 @record
 class _Spec:
     name: str
+    repository: str
     directory: Path
     teaching_note: str
     created: int
     config: dict[str, Any]
     variants: dict[str, _Variant]
+
+
+def _repositories(base: Path) -> dict[str, Path]:
+    """``repository`` -> fixture directory, for the fixtures whose repository is not their directory name."""
+    out: dict[str, Path] = {}
+    if base.is_dir():
+        for p in sorted(base.iterdir()):
+            if not p.name.startswith("_") and (p / "fixture.yaml").is_file():
+                spec = _load(p)
+                if spec.repository != spec.name:
+                    out[spec.repository] = p
+    return out
 
 
 def _fail(directory: Path, msg: str) -> ConfigError:
@@ -236,6 +274,11 @@ def _load(directory: Path) -> _Spec:
     note = doc.get("teaching_note")
     if not isinstance(note, str) or "stand-in" not in note:
         raise _fail(directory, "teaching_note must say that this image is a stand-in and what its tools do")
+    repository = doc.get("repository", name)
+    if not isinstance(repository, str) or repository != repository.lower() or ":" in repository or not repository:
+        raise _fail(directory, f"repository {repository!r} must be a lowercase image name without a tag")
+    if repository != name and "/" not in repository:
+        raise _fail(directory, f"repository {repository!r} of a fixture must name a registry path or be its name")
     created = _parse_time(directory, doc.get("created", "1970-01-01T00:00:00Z"))
     config = _check_config(directory, doc.get("config") or {})
     base_layers = tuple(doc.get("layers") or ("root",))
@@ -251,7 +294,8 @@ def _load(directory: Path) -> _Spec:
                 env=tuple({**_env_map(version.get("env")), **_env_map(flavor.get("env"))}.items()),
                 config=_check_config(directory, {**(version.get("config") or {}), **(flavor.get("config") or {})}),
                 layers=tuple(flavor.get("layers") or base_layers),
-                padding=tuple(flavor["padding"]) if "padding" in flavor else base_padding,
+                padding=(tuple(flavor["padding"]) if "padding" in flavor else base_padding)
+                + tuple(version.get("padding") or ()),  # e.g. the OS (flavour) + the JDK or JRE (version)
                 extras=base_extras + tuple(version.get("extra") or ()) + tuple(flavor.get("extra") or ()),
             )
             for vtag in version.get("tags") or ():
@@ -264,8 +308,8 @@ def _load(directory: Path) -> _Spec:
         for layer in variant.layers:
             if not (directory / layer).is_dir():
                 raise _fail(directory, f"layer tree {layer!r} does not exist")
-    return _Spec(name=name, directory=directory, teaching_note=note.strip(), created=created, config=config,
-                 variants=variants)
+    return _Spec(name=name, repository=repository, directory=directory, teaching_note=note.strip(), created=created,
+                 config=config, variants=variants)
 
 
 def _parse_time(directory: Path, value: Any) -> int:
@@ -331,10 +375,13 @@ def _build(spec: _Spec, tag: str, variant: _Variant, scale: float) -> Fixture:
     fixture = Fixture(name=spec.name, tag=tag, directory=spec.directory, teaching_note=spec.teaching_note,
                       created=spec.created, config=config,
                       layers=tuple((spec.directory / layer).resolve() for layer in variant.layers),
-                      extras=extras, padding=tuple(paddings))
+                      extras=extras, padding=tuple(paddings),
+                      repository=spec.repository if spec.repository != spec.name else "")
     digest = hashlib.sha256()
-    digest.update(json.dumps({"name": spec.name, "created": spec.created, "config": config},
-                             sort_keys=True).encode())
+    identity: dict[str, Any] = {"name": spec.name, "created": spec.created, "config": config}
+    if spec.repository != spec.name:
+        identity["repository"] = spec.repository
+    digest.update(json.dumps(identity, sort_keys=True).encode())
     for f in _files(fixture):
         h = _file_sha256(f.source, f.size) if f.source else (
             hashlib.sha256(f.data).hexdigest() if f.data is not None else f.padding_seed or "")
@@ -356,10 +403,16 @@ def _extra(directory: Path, raw: Any) -> Extra:
         raise _fail(directory, f"extra entry {raw['path']!r}: type must be dir, symlink or file")
     mode = raw.get("mode")
     owner = str(raw.get("owner", "0:0"))
+    content = raw.get("content")
+    if kind == "file" and raw.get("source") is not None:  # a stand-in tool shared by fixtures (_shared/stand-ins)
+        src = (directory / str(raw["source"])).resolve()
+        if not src.is_relative_to(directory.parent.resolve()) or not src.is_file():
+            raise _fail(directory, f"extra entry {raw['path']!r}: source {raw['source']!r} is not a file of the fixtures")
+        content = src.read_text(encoding="utf-8")
     uid, _, gid = owner.partition(":")
     try:
         return Extra(path=str(raw["path"]).strip("/"), type=kind, mode=int(str(mode), 8) if mode is not None else None,
-                     uid=int(uid), gid=int(gid or uid), target=str(raw.get("target", "")), content=raw.get("content"))
+                     uid=int(uid), gid=int(gid or uid), target=str(raw.get("target", "")), content=content)
     except ValueError:
         raise _fail(directory, f"extra entry {raw['path']!r}: bad mode or owner") from None
 

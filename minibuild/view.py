@@ -137,6 +137,11 @@ class FileInfo:
         """The POSIX ``st_mode`` (``stat.S_IFREG | 0o644`` ...)."""
         return ENTRY_TYPE_BITS[self.type] | (self.mode & 0o7777)
 
+    @property
+    def st_mtime(self) -> int:
+        """The mtime as ``os.stat_result`` names it (a COPY --from key reads either)."""
+        return self.mtime
+
     def read(self) -> bytes:
         """The file's content, read from the layer blob that wrote it (raises for anything but a file)."""
         if self.type != "file":

@@ -25,6 +25,9 @@ REQUIRED = (
     "alpine:3.19", "alpine:3.20", "alpine:latest",
     "python:3.11", "python:3.11-slim", "python:3.12", "python:slim", "python:latest",
     "busybox:latest",
+    "maven:3.9", "maven:3.9-eclipse-temurin-21", "maven:3.9-eclipse-temurin-17", "openjdk:21-jre", "openjdk:21-jdk",
+    "eclipse-temurin:21-jre", "eclipse-temurin:21-jdk", "eclipse-temurin:21-jre-alpine",
+    "mcr.microsoft.com/dotnet/sdk:8.0", "mcr.microsoft.com/dotnet/aspnet:8.0", "mcr.microsoft.com/dotnet/runtime:8.0",
 )
 
 
@@ -35,7 +38,8 @@ def _no_padding_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_names_and_required_tags() -> None:
-    assert fixture_names() == ("alpine", "busybox", "golang", "nginx", "node", "python")
+    assert fixture_names() == ("alpine", "busybox", "dotnet-aspnet", "dotnet-runtime", "dotnet-sdk", "eclipse-temurin",
+                               "golang", "maven", "nginx", "node", "openjdk", "python")
     tags = set(list_fixtures())
     missing = [t for t in REQUIRED if t not in tags]
     assert not missing
@@ -43,7 +47,7 @@ def test_names_and_required_tags() -> None:
 
 @pytest.mark.parametrize("ref", list_fixtures())
 def test_every_tag_resolves_with_a_valid_config(ref: str) -> None:
-    name, tag = ref.split(":")
+    name, tag = ref.rsplit(":", 1)
     fx = find_fixture(name, tag)
     assert fx is not None and fx.reference == ref
     env = dict(e.split("=", 1) for e in fx.config["Env"])
@@ -213,6 +217,10 @@ def _fixture_dir(base: Path, yaml_text: str) -> None:
         ("name: demo\nteaching_note: a stand-in\nversions: [{tags: [a]}, {tags: [a]}]\n", "tag 'a' is declared twice"),
         ("name: demo\nteaching_note: a stand-in\nlayers: [nope]\n", "layer tree 'nope' does not exist"),
         ("name: demo\nteaching_note: a stand-in\nconfig: {Env: [NOEQUALS]}\n", "config Env has the wrong shape"),
+        ("name: demo\nrepository: Mcr.io/Demo\nteaching_note: a stand-in\n", "must be a lowercase image name"),
+        ("name: demo\nrepository: other\nteaching_note: a stand-in\n", "must name a registry path"),
+        ("name: demo\nteaching_note: a stand-in\nversions: [{tags: [a]}]\n"
+         "extra: [{path: x, type: file, source: ../../../etc/passwd}]\n", "is not a file of the fixtures"),
     ],
 )
 def test_broken_fixture_yaml_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str,
@@ -236,7 +244,7 @@ def _scripts() -> list[Path]:
 
 def test_there_are_tool_scripts() -> None:
     names = {p.name for p in _scripts()}
-    assert {"npm", "node", "vite", "nginx", "go", "pip", "python3", "apk", "apt-get"} <= names
+    assert {"npm", "node", "vite", "nginx", "go", "pip", "python3", "apk", "apt-get", "mvn", "java", "javac", "dotnet"} <= names
 
 
 @pytest.mark.parametrize("script", _scripts(), ids=lambda p: str(p.relative_to(REPO / "rootfs_fixtures")))
@@ -251,13 +259,14 @@ def stage() -> Iterator[object]:
     roots: list[Path] = []
 
     def make(ref: str) -> tuple[Path, object]:
-        name, tag = ref.split(":")
+        name, tag = ref.rsplit(":", 1)
         fx = find_fixture(name, tag)
         assert fx is not None
         root = Path(tempfile.mkdtemp(prefix="mb-fixture-"))
         roots.append(root)
         fx.materialize(root)
         env = dict(e.split("=", 1) for e in fx.config["Env"])
+        env.setdefault("HOME", "/root")  # as the build sets it for root
 
         def run(script: str, cwd: str = "/") -> tuple[int, str, str]:
             res = sh.run_argv(["/bin/sh", "-c", script], root=root, env=env, cwd=cwd)
@@ -326,3 +335,142 @@ def test_apk_and_nginx(stage) -> None:  # type: ignore[no-untyped-def]
     assert "listen on port(s): 80" in out and "/index.html" in out
     (root / "etc/nginx/nginx.conf").unlink()
     assert run("nginx -t")[0] == 1
+
+
+def test_registry_repositories_resolve_only_by_their_name() -> None:
+    sdk = find_fixture("mcr.microsoft.com/dotnet/sdk", "8.0")
+    assert sdk is not None and sdk.reference == "mcr.microsoft.com/dotnet/sdk:8.0"
+    assert find_fixture("dotnet-sdk", "8.0") is None  # the directory name is not an image name
+    assert find_fixture("mcr.microsoft.com/dotnet/nosuch", "8.0") is None
+    assert find_fixture("docker.io/library/maven", "3.9") is not None
+
+
+def test_builder_images_outweigh_their_runtime_images_as_the_real_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sizes in MB of the real images (as `docker images` prints them, late 2024; approximate), within 15 %."""
+    real = {("maven", "3.9"): 500, ("eclipse-temurin", "21-jdk"): 460, ("eclipse-temurin", "21-jre"): 270,
+            ("openjdk", "21-jdk"): 450, ("openjdk", "21-jre"): 260, ("mcr.microsoft.com/dotnet/sdk", "8.0"): 860,
+            ("mcr.microsoft.com/dotnet/aspnet", "8.0"): 220, ("mcr.microsoft.com/dotnet/runtime", "8.0"): 190}
+    monkeypatch.setenv("MINIBUILD_FIXTURE_PADDING", "1")
+    for (name, tag), mb in real.items():
+        fx = find_fixture(name, tag)
+        assert fx is not None
+        assert abs(fx.size / 1e6 - mb) < 0.15 * mb, (name, tag, fx.size)
+
+
+def test_mvn_package_and_java_jar(stage) -> None:  # type: ignore[no-untyped-def]
+    root, run = stage("maven:3.9")
+    shutil.copytree(REPO / "examples" / "java-maven", root / "app")
+    code, out, _ = run("mvn -B -q dependency:go-offline", "/app")
+    assert (code, out) == (0, "")
+    assert (root / "root/.m2/repository/org/junit/jupiter/junit-jupiter/5.11.3/junit-jupiter-5.11.3.pom").is_file()
+    assert not (root / "app/target").exists()
+    code, out, err = run("mvn -B package -DskipTests", "/app")
+    assert code == 0, err
+    assert "[INFO] Building jar: /app/target/hello-app-1.0.0.jar" in out and "BUILD SUCCESS" in out
+    assert "Tests are skipped." in out
+    assert run("java -jar target/hello-app-1.0.0.jar", "/app")[1] == (
+        "Hello from a JRE-only image built by minibuild!\nMaven and the JDK stayed in the build stage.\n")
+    assert run("java -jar nope.jar")[:3:2] == (1, "Error: Unable to access jarfile nope.jar\n")
+    assert run("java -cp target/classes com.example.App", "/app")[1].startswith("Hello from a JRE-only image")
+    code, out, _ = run("javac -d /cls src/main/java/com/example/App.java && java -cp /cls com.example.App", "/app")
+    assert (code, out.splitlines()[-1]) == (0, "Maven and the JDK stayed in the build stage.")
+    assert (root / "cls/com/example/App.class").is_file()
+    code, _, err = run("java -cp /cls com.example.Nope")
+    assert code == 1 and "Could not find or load main class com.example.Nope" in err
+    assert run("mvn package")[0] == 1  # no pom.xml in /
+    assert "openjdk version \"21.0.5\"" in run("java -version")[2]
+
+
+def test_dotnet_restore_publish_and_run(stage) -> None:  # type: ignore[no-untyped-def]
+    root, run = stage("mcr.microsoft.com/dotnet/sdk:8.0")
+    shutil.copytree(REPO / "examples" / "dotnet", root / "src")
+    code, _, err = run("dotnet publish -c Release -o /out --no-restore", "/src")
+    assert code == 1 and "NETSDK1004" in err
+    code, out, err = run("dotnet restore && dotnet publish -c Release -o /out --no-restore", "/src")
+    assert code == 0, err
+    assert "Restored /src/hello.csproj" in out
+    assert sorted(p.name for p in (root / "out").iterdir()) == [
+        "hello", "hello.deps.json", "hello.dll", "hello.pdb", "hello.runtimeconfig.json"]
+    assert (root / "root/.nuget/packages/microsoft.extensions.configuration.json/8.0.1").is_dir()
+    hello = ("Hello from an ASP.NET Core runtime image built by minibuild!\n"
+             "The .NET SDK stayed in the build stage.\n")
+    assert run("dotnet /out/hello.dll")[1] == hello
+    assert run("/out/hello")[1] == hello
+    assert run("dotnet nope.dll")[0] == 145
+    assert run("dotnet --version")[1] == "8.0.404\n"
+    rt_root, run_rt = stage("mcr.microsoft.com/dotnet/runtime:8.0")
+    assert run_rt("dotnet build")[0] == 145  # no SDK in a runtime image
+    web = root / "web"
+    web.mkdir()
+    (web / "web.csproj").write_text('<Project Sdk="Microsoft.NET.Sdk.Web">\n'
+                                    '  <PropertyGroup><TargetFramework>net8.0</TargetFramework></PropertyGroup>\n'
+                                    '</Project>\n')
+    (web / "Program.cs").write_text('var app = WebApplication.CreateBuilder(args).Build();\n'
+                                    'app.MapGet("/", () => "Hello World!");\napp.Run();\n')
+    (web / "appsettings.json").write_text("{}\n")
+    code, _, err = run("dotnet publish -c Release -o /webout -p:UseAppHost=false", "/web")
+    assert code == 0, err
+    assert sorted(p.name for p in (root / "webout").iterdir()) == [
+        "appsettings.json", "web.deps.json", "web.dll", "web.pdb", "web.runtimeconfig.json"]
+    assert '"name": "Microsoft.AspNetCore.App"' in (root / "webout/web.runtimeconfig.json").read_text()
+    code, out, _ = run("ASPNETCORE_HTTP_PORTS=5000 dotnet /webout/web.dll")
+    assert code == 0 and "Now listening on: http://[::]:5000" in out
+    shutil.copytree(root / "webout", rt_root / "webout")
+    code, _, err = run_rt("dotnet /webout/web.dll")  # a web app needs the aspnet image, not runtime
+    assert code == 150 and "Framework: 'Microsoft.AspNetCore.App'" in err
+
+
+def test_pip_installs_where_pip_does(stage) -> None:  # type: ignore[no-untyped-def]
+    root, run = stage("python:3.12")
+    (root / "app").mkdir()
+    (root / "app" / "requirements.txt").write_text("flask==3.0.3\ngunicorn==23.0.0\n")
+    code, _, err = run("pip install --user -r requirements.txt && python -m venv /venv && "
+                       "/venv/bin/pip install six==1.16.0 && pip install --target /deps attrs==24.2.0", "/app")
+    assert code == 0, err
+    user = root / "root/.local/lib/python3.12/site-packages"
+    assert (user / "flask-3.0.3.dist-info/METADATA").is_file() and (root / "root/.local/bin/gunicorn").is_file()
+    assert (root / "venv/lib/python3.12/site-packages/six-1.16.0.dist-info").is_dir()
+    assert (root / "deps/attrs-24.2.0.dist-info").is_dir()
+    assert not (root / "usr/local/lib/python3.12/site-packages").exists()
+    assert run("pip freeze")[1] == "flask==3.0.3\ngunicorn==23.0.0\n"
+    assert run("/venv/bin/pip freeze")[1] == "six==1.16.0\n"
+    assert run("PATH=/venv/bin:$PATH pip freeze")[1] == "six==1.16.0\n"
+    assert run("/venv/bin/python -m pip freeze")[1] == "six==1.16.0\n"
+    assert run(". /venv/bin/activate && pip freeze")[1] == "six==1.16.0\n"
+    code, _, err = run("/venv/bin/pip install --user x")
+    assert code == 1 and "User site-packages are not visible in this virtualenv" in err
+
+
+def test_npm_install_weighs_an_installed_tree(stage, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MINIBUILD_FIXTURE_PADDING", "0.01")
+    root, run = stage("node:22")
+    shutil.copytree(REPO / "examples" / "node-nginx", root / "app", ignore=shutil.ignore_patterns("Dockerfile*"))
+    code, _, err = run("npm ci", "/app")
+    assert code == 0, err
+    part = (root / "usr/local/lib/.minibuild-padding/part-000.bin").stat().st_size
+    for dep in ("react", "react-dom", "vite", "@vitejs/plugin-react"):
+        files = sorted((root / "app/node_modules" / dep / ".minibuild-padding").iterdir())
+        assert len(files) == 36 and files[0].stat().st_size == part
+    first = hashlib.sha256((root / "app/node_modules/vite/.minibuild-padding/part-035.bin").read_bytes()).hexdigest()
+    run("npm ci", "/app")  # deterministic: the same bytes again
+    again = hashlib.sha256((root / "app/node_modules/vite/.minibuild-padding/part-035.bin").read_bytes()).hexdigest()
+    assert first == again
+
+
+def test_mvn_reads_a_parent_pom_with_tabs_comments_and_final_name(stage) -> None:  # type: ignore[no-untyped-def]
+    root, run = stage("maven:3.9-eclipse-temurin-21")
+    app = root / "app"
+    (app / "src/main/java/demo").mkdir(parents=True)
+    (app / "pom.xml").write_text(
+        "<project>\n\t<parent>\n\t\t<groupId>org.springframework.boot</groupId>\n"
+        "\t\t<artifactId>spring-boot-starter-parent</artifactId>\n\t\t<version>3.3.5</version>\n"
+        "\t\t<relativePath/> <!-- lookup parent from repository -->\n\t</parent>\n"
+        "\t<artifactId>demo</artifactId>\n\t<dependencies>\n\t\t<dependency>\n"
+        "\t\t\t<groupId>org.springframework.boot</groupId>\n\t\t\t<artifactId>spring-boot-starter-web</artifactId>\n"
+        "\t\t</dependency>\n\t</dependencies>\n\t<build><finalName>app</finalName></build>\n</project>\n")
+    (app / "src/main/java/demo/Main.java").write_text(
+        'package demo;\npublic class Main {\n  public static void main(String[] a) { System.out.println("up"); }\n}\n')
+    code, out, err = run("mvn -q package && java -jar target/app.jar", "/app")
+    assert (code, out) == (0, "up\n"), err
+    assert "Main-Class: demo.Main" in (app / "target/app.jar").read_text()
+    assert (root / "root/.m2/repository/org/springframework/boot/spring-boot-starter-web/3.3.5").is_dir()

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("view", "fixtures", "sh"),
     ("executors",),
     ("engine",),
-    ("teach", "structure", "testing", "api"),
+    ("teach", "structure", "testing", "api", "run"),
     ("cli", "pytest_plugin", "noop", "__main__", "__init__"),
 )
 

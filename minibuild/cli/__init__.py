@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     # build engine
     "build": "minibuild.cli.build_cmd:build",
     "plan": "minibuild.cli.plan_cmd:plan",
+    "run": "minibuild.cli.run_cmd:run",
     # teaching views
     "graph": "minibuild.cli.teach_cmds:graph",
     "history": "minibuild.cli.teach_cmds:history",

@@ -210,6 +210,7 @@ class _State:
     root: Path | None = None
     root_layers: int = 0  # how many of image.layers the root reflects
     base_layers: int = 0
+    base_image_layers: int = 0  # how many of image.layers are the base image's own (exported as they are)
     own_layers: list[tuple[str, int]] = field(default_factory=list)
     all_cached: bool = True
     kept: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # source stage -> (step, bytes)
@@ -443,7 +444,7 @@ class Builder:
 
         assert self.lease is not None
         with self.store.blobs.writer(pin=self.lease) as w:
-            info = write_layer(entries, w, source_date_epoch=self.sde if self.sde is not None else 0)
+            info = write_layer(entries, w, clamp_mtimes=False)  # real mtimes inside the build (build/export.py)
             digest = w.commit()
         if digest != info.digest:
             raise StoreError(f"layer digest mismatch: wrote {digest}, expected {info.digest}")
@@ -475,7 +476,7 @@ class Builder:
             if not self.dry_run:  # stored before diff_ids were verified on entry (older stores): checked once here
                 self.store.verify_layers(image.layers, where=f"base image {name}", pin=self.lease)
             return image
-        from minibuild.fixtures import find_fixture, list_fixtures
+        from minibuild.fixtures import find_fixture, fixture_repositories, fixture_tags
 
         parts = _ref_parts(name)
         fixture = find_fixture(*parts) if parts else None
@@ -483,9 +484,12 @@ class Builder:
             if self.pull_base is not None and not self.dry_run:
                 return self.pull_base(name, self.lease)
             stored = ", ".join(r.familiar for r in self.store.images()) or "none"
+            tags = fixture_tags(parts[0]) if parts else ()
+            fixtures = (f"The fixture {parts[0]} has the tags: {', '.join(tags)}." if parts and tags else
+                        f"Fixtures: {', '.join(fixture_repositories())} (their tags: docs/fixtures.md).")
             raise BuildError(
                 f"base image {name!r} is not in the store and is not a fixture (minibuild never uses the network "
-                f"unless asked). Images in the store: {stored}. Fixtures: {', '.join(list_fixtures())}. "
+                f"unless asked). Images in the store: {stored}. {fixtures} "
                 f"Load an image with `minibuild load IMAGE.tar`, or pass --pull to pull it from its registry.",
                 span=span)
         from minibuild.store.tarlayer import write_layer
@@ -583,7 +587,7 @@ class Builder:
         if self.dry_run:
             return self._plan_result(graph)  # type: ignore[return-value]
         final = self.states[graph.target]
-        image = final.image.with_empty_layer()
+        image = self._exported(final).with_empty_layer()
         if self.labels:
             image = image.with_config(labels={**dict(image.config.labels), **self.labels})
         digest = self.store.put_image(image, pin=self.lease)
@@ -594,7 +598,7 @@ class Builder:
 
             save_image_tar(self.store.blobs, image, list(self.tags), self.output)
             out = str(self.output)
-        final_digests = {layer.digest.value for layer in image.layers}
+        final_digests = {layer.digest.value for layer in final.image.layers}  # the store's (unclamped) layers
         stages: list[StageResult] = []
         for node in graph.nodes:
             name = node.name
@@ -625,6 +629,14 @@ class Builder:
                            stages=tuple(stages), warnings=tuple(self.warnings), output=out,
                            transfers=tuple(self._transfers),
                            stage_images=tuple((i, s.image) for i, s in sorted(self.states.items())))
+
+    def _exported(self, st: _State) -> Image:
+        """The state's image as a build exports it: the layers the build made with mtimes clamped to
+        SOURCE_DATE_EPOCH (minibuild.engine.export), the base image's as they are."""
+        from minibuild.engine.export import exported_image
+
+        return exported_image(self.store, st.image, keep=st.base_image_layers, epoch=self.sde, pin=self.lease,
+                              pin_blobs=self._pin)
 
     def _check_entitlements(self, instructions: Iterable[Sequence[Instruction]]) -> None:
         """Refuse, before any step runs (a cached one too), a needed instruction whose entitlement was not granted,
@@ -669,12 +681,15 @@ class Builder:
             parent = self.states[node.base_stage]
             image = parent.image
             unknown = parent.unknown
+            image_layers = parent.base_image_layers
         elif node.base == "scratch":
             image = Image.scratch(source_date_epoch=self.sde)
+            image_layers = 0
         else:
             was_imported = node.base in self._imported
             image = self.resolve_image(node.base, span=stage.from_.span)
             imported_here = node.base in self._imported and not was_imported
+            image_layers = len(image.layers)
             if not self.dry_run and not self._pin(layer.digest for layer in image.layers):
                 raise StoreError(f"layers of base image {node.base} were deleted (pruned?) as this build started")
         env = image.config.env
@@ -683,7 +698,8 @@ class Builder:
         image = image.with_config(env=env, created=self.created)
         st = _State(label=node.label, index=idx, image=image, fs_key=base_key(image.diff_ids),
                     scope=StageScope(env=_env_pairs(image.config.env)), base_layers=len(image.layers),
-                    base=node.base, unknown=unknown, imported_here=imported_here)
+                    base=node.base, unknown=unknown, imported_here=imported_here,
+                    base_image_layers=image_layers)
         return st
 
     def _build_stage(self, idx: int, graph: StageGraph, gscope: GlobalScope) -> _State:
@@ -871,7 +887,8 @@ class Builder:
             return None, f"{reason}; an ARG is in scope (history does not record ARG values)"
         if kind == "run" and any("source" in m or "from" in m for m in inputs.get("mounts", ())):
             return None, f"{reason}; it mounts files (history does not name what a bind mount read)"
-        hit = chain_hit(self.cache_images, st.image, text, recorded=recorded)
+        # the candidates are exported images: compared with this stage as it would be exported (clamped mtimes)
+        hit = chain_hit(self.cache_images, self._exported(st), text, recorded=recorded)
         if hit is None or (hit.layer is not None and not self._pin((hit.layer.digest,))):
             return None, reason
         record: dict[str, Any] = {"kind": "metadata" if kind == "metadata" else "layer", "inputs": inputs,
@@ -1116,7 +1133,8 @@ class Builder:
                 run_mounts, mount_env = self._materialise(mounts, env, held, ex)
                 run_env = [*env, *mount_env]
                 req = RunRequest(root=root, argv=tuple(replace_invalid_bytes(a) for a in argv),
-                                 env=tuple((replace_invalid_bytes(k), replace_invalid_bytes(v)) for k, v in run_env),
+                                 env=tuple((replace_invalid_bytes(k), replace_invalid_bytes(v))
+                                           for k, v in _with_epoch(run_env, self.sde)),
                                  workdir=workdir, user=user,
                                  network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span,
                                  limits=limits, on_output=log, mounts=run_mounts)
@@ -1341,6 +1359,8 @@ class Builder:
                 return
             memo_inputs = {"kind": "copy-from-checksum", "source": base_key(src_state.image.diff_ids), "sources": list(ex.sources),
                            "exclude": list(ex.exclude), "parents": parents}
+            if self.sde is not None:  # the checksum holds the mtimes older than the epoch
+                memo_inputs["source_date_epoch"] = self.sde
             memo_key = key_of(memo_inputs)
             memo = self.store.cache.get(memo_key)
             if memo is not None and isinstance(memo.get("checksum"), str):
@@ -1358,14 +1378,15 @@ class Builder:
                     return
                 checksum = source_checksum(src_root, ex.sources, exclude=ex.exclude, parents=parents,
                                            from_context=False, heredocs=heredocs,
-                                           instruction="ADD" if is_add else "COPY")
+                                           instruction="ADD" if is_add else "COPY", source_date_epoch=self.sde)
                 if not self.dry_run:
                     self.store.cache.put(memo_key, {"kind": "copy-from-checksum", "inputs": memo_inputs,
                                                     "checksum": checksum})
         else:
             checksum = source_checksum(self.context, ex.sources, ignore=self.ignore, exclude=ex.exclude,
                                        parents=parents, from_context=True, heredocs=heredocs,
-                                       stat_cache=self._stat_cache, instruction="ADD" if is_add else "COPY")
+                                       stat_cache=self._stat_cache, instruction="ADD" if is_add else "COPY",
+                                       source_date_epoch=self.sde)
         inputs = layer_step_inputs(parent=st.fs_key, kind="add" if is_add else "copy",
                                    instruction=instruction_inputs(ex), source_date_epoch=self.sde,
                                    sources=checksum, workdir=workdir,
@@ -1406,6 +1427,15 @@ class Builder:
                 from_stage=src_state.label, from_index=src_idx, to_index=st.index, line=ex.span.line,
                 dest=ex.dest, sources=tuple(ex.sources), source_image=src_state.image,
                 layer=st.image.layers[-1].digest.value if len(st.image.layers) > n_before else None))
+
+
+def _with_epoch(env: Sequence[tuple[str, str]], sde: int | None) -> tuple[tuple[str, str], ...]:
+    """A RUN's environment with SOURCE_DATE_EPOCH (the build's, "0" when unset) unless ENV or ARG set one: tools
+    that honour it (Python's hash-checked .pyc, gzip, tar --clamp-mtime) then agree with the exported image. Not
+    in the cache key's ``env``: the key has ``source_date_epoch`` itself."""
+    if any(k == "SOURCE_DATE_EPOCH" for k, _ in env):
+        return tuple(env)
+    return (*env, ("SOURCE_DATE_EPOCH", str(sde if sde is not None else 0)))
 
 
 def _proxy_names() -> frozenset[str]:

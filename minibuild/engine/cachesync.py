@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,9 @@ INLINE_KEY = "minibuild.cache.v1"  # key in the image config's "config" object h
 SOURCE_FIELD = "cache_source"  # set on imported records: where the record came from (shown in HIT reasons)
 # step-history records (explain's memory of a step's inputs and per-file checksums) travel too: without them
 # the first build on a fresh store would extract COPY --from source stages only to record file checksums
-_SKIP_KINDS: frozenset[str] = frozenset()
+# exported-layer records (minibuild.engine.export: which blob a layer clamps to) are computed where they are used:
+# never sent, and never taken from a cache source (a claim of what a layer exports as is not checked on import)
+_SKIP_KINDS: frozenset[str] = frozenset({"exported-layer"})
 
 
 @record
@@ -298,7 +300,7 @@ def import_records(store: Store, records: Sequence[dict[str, Any]], source: str)
     n = 0
     for r in records:
         key = r["key"]
-        if store.cache.get(key) is not None:
+        if r["record"].get("kind") in _SKIP_KINDS or store.cache.get(key) is not None:
             continue
         try:
             refs = tuple(Digest(x) for x in r["refs"])
@@ -377,11 +379,37 @@ def _image_for(store: Store, ref: str) -> Image:
     return store.resolve(ref)
 
 
+def _exported_layers(store: Store, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """store layer digest -> the layer it was exported as (minibuild.engine.export), from the build's records."""
+    from minibuild.engine.export import exported_source
+
+    out: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        source = exported_source(key)
+        rec = store.cache.get(key) if source is not None else None
+        if source is not None and rec is not None and isinstance(rec.get("layer"), dict):
+            out[source.value] = rec["layer"]
+    return out
+
+
+def _as_exported(r: dict[str, Any], exported: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """A record whose layer the image holds only as its exported (clamped) version, naming that version."""
+    layer = r["record"].get("layer")
+    if not isinstance(layer, dict) or layer.get("digest") not in exported:
+        return r
+    new = exported[layer["digest"]]
+    refs = sorted({*(x for x in r["refs"] if x != layer["digest"]), new["digest"]})
+    return {**r, "record": {**r["record"], "layer": new}, "refs": refs}
+
+
 def inline_cache(store: Store, image: Image, keys: Sequence[str]) -> Image:
     """``image`` with the records under ``keys`` in its config (key ``minibuild.cache.v1``); only records
-    whose blobs are layers of the image are kept, so the image carries everything its cache needs."""
+    whose blobs are layers of the image are kept, so the image carries everything its cache needs. A record
+    names the image's (exported, mtimes clamped) version of its layer: a hit brings that layer."""
     layers = {layer.digest.value for layer in image.layers}
-    records = [r for r in collect_records(store, keys) if set(r["refs"]) <= layers]
+    exported = _exported_layers(store, keys)
+    records = [r for r in (_as_exported(r, exported) for r in collect_records(store, keys))
+               if set(r["refs"]) <= layers]
     extra = dict(image.config.extra_config)
     extra[INLINE_KEY] = records_document(records).decode("utf-8")
     return image.with_config(extra_config=extra)

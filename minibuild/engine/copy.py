@@ -45,6 +45,7 @@ from minibuild.dockerfile.syntax import is_file_name
 from minibuild.errors import ContextError, SourceNotFoundError, UnsafePathError
 from minibuild.fsperm import ModeSpec, file_type, parse_mode_spec
 from minibuild.record import record
+from minibuild.store.tarlayer import sane_mtime
 
 if TYPE_CHECKING:  # tarfile and the decompressors are imported by ADD of an archive only (start-up)
     import tarfile
@@ -259,6 +260,7 @@ class SourceRecord:
     comps: str
     as_parent: bool
     record: dict[str, object]
+    mtime: int = 0  # seconds (tarlayer.sane_mtime); in a key only when older than SOURCE_DATE_EPOCH
 
 
 def source_records(
@@ -273,7 +275,7 @@ def source_records(
     def walk() -> tuple[list[_Item], list[SourceRecord]]:
         items = _resolve_items(tree, sources, parents=parents, from_context=from_context, instruction=instruction)
         out = [SourceRecord(item=n, comps=comps, as_parent=as_parent,
-                            record=tree.record(rel, info, owner=not from_context))
+                            record=tree.record(rel, info, owner=not from_context), mtime=sane_mtime(info.st_mtime))
                for n, item in enumerate(items) for comps, rel, info, as_parent in _source_entries(tree, item, excl)]
         return items, out
 
@@ -283,7 +285,8 @@ def source_records(
     return result
 
 
-def _records(items: Sequence[_Item], records: Sequence[SourceRecord], heredocs: Sequence[HeredocSource]) -> Iterator[dict[str, object]]:
+def _records(items: Sequence[_Item], records: Sequence[SourceRecord], heredocs: Sequence[HeredocSource],
+             epoch: int | None = None) -> Iterator[dict[str, object]]:
     by_item: dict[int, list[SourceRecord]] = {}
     for r in records:
         by_item.setdefault(r.item, []).append(r)
@@ -293,6 +296,8 @@ def _records(items: Sequence[_Item], records: Sequence[SourceRecord], heredocs: 
             rec = dict(r.record, path=r.comps)
             if r.as_parent:
                 rec["parent"] = True
+            if epoch is not None and r.mtime < epoch:
+                rec["mtime"] = r.mtime  # kept below the epoch in the exported image (docs/file-times.md)
             yield rec
     for doc in heredocs:
         yield {"heredoc": doc.name, "sha256": hashlib.sha256(doc.data).hexdigest()}
@@ -320,10 +325,13 @@ def source_checksum(
     heredocs: Sequence[HeredocSource] = (),
     stat_cache: StatCache | None = None,
     instruction: str = "COPY",
+    source_date_epoch: int | None = None,
 ) -> str:
     """Checksum of what a COPY/ADD would read, without copying: the resolved sources (so the wildcard match set
     counts), and per copied entry its path below the source, type, permission bits, link target and content hash;
-    owners only for ``--from`` sources (context files are always written 0:0); never mtimes.
+    owners only for ``--from`` sources (context files are always written 0:0). An mtime only when it is older
+    than ``source_date_epoch``: the exported image keeps those (every newer one is the epoch, already in the key),
+    so a hit never exports another mtime than a fresh store would (docs/file-times.md).
 
     ``src_root`` may be a ready tree instead of a directory: a ``minibuild.engine.layertree.LayerTree`` gives the
     checksum of a stage image without extracting it (its content hashes are loaded after a first pass names them).
@@ -335,7 +343,7 @@ def source_checksum(
     items, records = source_records(tree, sources, exclude=exclude, parents=parents, from_context=from_context,
                                     instruction=instruction)
     tree.stat_cache.save()
-    return _digest(header, _records(items, records, heredocs))
+    return _digest(header, _records(items, records, heredocs, source_date_epoch))
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -572,6 +580,7 @@ def copy_into(
 
 def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm_of) -> None:  # type: ignore[no-untyped-def]
     root_s = os.fspath(tree.root)
+    dirs: list[tuple[str, os.stat_result]] = []  # copied sub-directories: their mtimes are set after their children
     for comps, rel, info, as_parent in _source_entries(tree, item, excl):
         out = (target + "/" + comps if target else comps) if comps else target
         if out == "" and not st_mod.S_ISDIR(info.st_mode):
@@ -591,6 +600,8 @@ def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm
                 writer.changed.add(out)
             if created or (comps and not as_parent):
                 writer.finish(out, perm_of(info), owner_of(info), info)
+                if comps:
+                    dirs.append((out, info))
             continue
         if kind == "symlink":
             writer.prepare_nondir(out)
@@ -610,6 +621,10 @@ def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm
         else:  # a socket becomes an empty regular file, as BuildKit's context transfer does
             writer.write_file(out, None, b"", None)
             writer.finish(out, perm_of(info), owner_of(info), info)
+    # a copied sub-directory keeps its source's mtime, as the classic builder does (writing its children changed
+    # it); the destination directory itself has the time of the copy
+    for out, info in reversed(dirs):
+        writer._utime(out, info)
 
 
 # ---------------------------------------------------------------------------------------------- ADD archives
@@ -747,11 +762,11 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
             os.lchown(writer.full(out), *owner)
             if perm_opt is not None:
                 os.chmod(writer.full(out), perm_opt)
-            ns = (mtime if mtime is not None else int(member.mtime)) * 1_000_000_000
+            ns = (mtime if mtime is not None else sane_mtime(member.mtime)) * 1_000_000_000
             os.utime(writer.full(out), ns=(ns, ns), follow_symlinks=False)
             writer.changed.add(out)
     for out, member in reversed(dirs):
-        ns = (mtime if mtime is not None else int(member.mtime)) * 1_000_000_000
+        ns = (mtime if mtime is not None else sane_mtime(member.mtime)) * 1_000_000_000
         os.utime(writer.full(out), ns=(ns, ns), follow_symlinks=False)
     return tuple(sorted(writer.changed))
 

@@ -6,10 +6,12 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import select
 import selectors
 import signal
 import stat
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -216,9 +218,14 @@ def _remove_mountpoints(created: list[Path]) -> None:
 
 
 def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    if req.passthrough:  # the caller's own stdout/stderr, stdin /dev/null; only the report pipe is read
+        in_r = os.dup(0) if req.interactive else os.open(os.devnull, os.O_RDONLY)
+        out_w, err_w = os.dup(1), os.dup(2)
+        in_w = out_r = err_r = -1
+    else:
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child; its effects are what the tests observe
@@ -226,7 +233,8 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
         try:
             os.setpgid(0, 0)  # its own process group: killed whole at the RUN's deadline
             for fd in (in_w, out_r, err_r, rep_r):
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
             code = _child(plan, in_r, out_w, err_w, rep_w)
         except BaseException as exc:  # noqa: BLE001 - report anything and never return into the parent's code
             try:
@@ -243,6 +251,8 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
     except OSError:
         pass  # the child already did it (or has exited)
     limits = req.limits
+    if req.passthrough:
+        return _wait_passthrough(pid, rep_r, req)
     both = InterleavedTail(limits.output_tail)
 
     def sink(stream: int, data: bytes) -> None:
@@ -260,6 +270,13 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         code = 128 - code
+    return _result(code, out, err, report, req, both, sink)
+
+
+def _result(code: int, out: bytes, err: bytes, report: bytes, req: RunRequest, both: InterleavedTail | None = None,
+            sink: OutputSink | None = None) -> RunResult:
+    """The RunResult of an ended run from its status, output and the sandbox's report lines (W warning, E setup
+    error, X exec failure); ``both``/``sink`` are the interleaved tail and live output of a piped run."""
     warnings = []
     errors = []
     for line in report.decode(errors="replace").splitlines():
@@ -269,21 +286,90 @@ def _spawn(plan: _Plan, stdin_data: bytes, req: RunRequest) -> RunResult:
             errors.append(line[1:])
         elif line.startswith("X"):  # exec failed: report it like a shell would, as the command's own failure
             err += line[1:].encode() + b"\n"
-            sink(STDERR, line[1:].encode() + b"\n")
+            if sink is not None:
+                sink(STDERR, line[1:].encode() + b"\n")
     if errors:
         raise ExecutorError("chroot executor could not set up the sandbox: " + "; ".join(errors), span=req.span)
-    return RunResult(exit_code=code, stdout=out, stderr=err, output=both.chunks(), warnings=tuple(warnings))
+    return RunResult(exit_code=code, stdout=out, stderr=err, output=both.chunks() if both is not None else (),
+                     warnings=tuple(warnings))
+
+
+STOP_GRACE = 10.0  # seconds a forwarded stop signal has before the process tree is killed (docker stop's default)
+
+
+def _wait_passthrough(pid: int, rep_r: int, req: RunRequest, grace: float = STOP_GRACE) -> RunResult:
+    """Wait for a passthrough run; SIGINT/SIGTERM/SIGQUIT received meanwhile are passed on to the container's
+    first process (as docker run's signal proxy does), which is killed if it has not ended ``grace`` seconds
+    later or on a second signal. A setup failure is ExecutorError; an exec failure is printed to stderr."""
+    got: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+
+    def forward(signum: int, _frame: object) -> None:
+        got.append(signum)
+        if len(got) > 1:
+            _kill_run(pid)
+            return
+        for init in _children(pid):
+            try:
+                os.kill(init, signum)
+            except OSError:
+                pass
+
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+    old = {s: signal.signal(s, forward) for s in stops} if main else {}
+    report = bytearray()
+    reading = True
+    deadline: float | None = None
+    try:
+        while True:
+            if reading and select.select([rep_r], [], [], 0.05)[0]:
+                chunk = os.read(rep_r, 65536)  # the report pipe stays open in the sandbox's first child
+                if not chunk:
+                    reading = False
+                    os.close(rep_r)
+                elif len(report) < 1 << 20:
+                    report += chunk
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if not reading:
+                time.sleep(0.05)
+            if got and deadline is None:
+                deadline = time.monotonic() + grace
+                os.write(2, f"minibuild: signal {got[0]} passed on to the program; it is killed if it has not "
+                            f"ended in {grace:g} s (a PID 1 without a handler ignores it, as in Docker; signal "
+                            f"again to kill it now)\n".encode())
+            if deadline is not None and time.monotonic() > deadline:
+                _kill_run(pid)
+                deadline = float("inf")
+        if reading:
+            while chunk := os.read(rep_r, 65536):
+                report += chunk
+            os.close(rep_r)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        code = 128 - code
+    res = _result(code, b"", b"", bytes(report), req)
+    if res.stderr:
+        os.write(2, res.stderr)
+    return res
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
 
 
 def _kill_run(pid: int) -> None:
     """SIGKILL the RUN's process tree: the pid namespace's init (which takes the whole namespace with it, even
     processes that left the process group) and the process group of the child that made it."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            inits = [int(p) for p in f.read().split()]
-    except OSError:
-        inits = []
-    for p in inits:
+    for p in _children(pid):
         try:
             os.kill(p, signal.SIGKILL)
         except OSError:

@@ -32,6 +32,8 @@ class RunRequest:
     user: str = ""
     network: bool = False
     stdin: bytes = b""
+    passthrough: bool = False  # the command uses the caller's stdout/stderr (nothing captured) and /dev/null as stdin
+    interactive: bool = False  # with passthrough: the caller's stdin instead of /dev/null (docker run -i)
     source_date_epoch: int = 0
     span: SourceSpan | None = field(default=None, compare=False)
     limits: RunLimits = field(default_factory=run_limits, compare=False)  # time, output, memory, depth

@@ -226,6 +226,15 @@ class Image:
                                       history=self.config.history + (history,))
         return self._derive(config, self.layers + (new,))
 
+    def with_layers(self, layers: tuple[Layer, ...]) -> Image:
+        """The same image with other layer blobs (as many as it has: the history is unchanged); the config's
+        diff_ids follow the new layers."""
+        if len(layers) != len(self.layers):
+            raise ConfigError(f"with_layers: {len(layers)} layers for an image of {len(self.layers)}")
+        if layers == self.layers:
+            return self
+        return self._derive(self._derived_config(diff_ids=tuple(la.diff_id for la in layers)), layers)
+
     def add_history(self, entry: History) -> Image:
         """A new image with one more history entry; it must say ``empty_layer=True`` (no layer is added)."""
         if not entry.empty_layer:

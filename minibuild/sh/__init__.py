@@ -22,8 +22,8 @@ from minibuild.record import record
 from minibuild.sh import builtins as _builtins
 from minibuild.sh import shellbuiltins as _shellbuiltins
 from minibuild.sh.fs import Mount, RootFS
-from minibuild.sh.interp import SHELLS, Shell
-from minibuild.sh.streams import Input, Tail
+from minibuild.sh.interp import SHELLS, ExecHook, Shell
+from minibuild.sh.streams import Input, Stream, Tail
 
 BUILTINS: frozenset[str] = frozenset(_builtins.REGISTRY) | frozenset(_shellbuiltins.SHELL_BUILTINS) | frozenset(SHELLS)
 
@@ -44,15 +44,15 @@ _FRAMES_PER_LEVEL = 40  # Python frames one shell nesting level may use (measure
 def _shell(root: Path, env: Mapping[str, str], cwd: str, uid: int, gid: int, args: Sequence[str], stdin: bytes,
            source_date_epoch: int, limits: RunLimits | None, arg0: str = "sh",
            binds: Mapping[str, Path] | None = None,
-           on_output: Callable[[int, bytes], None] | None = None,
-           mounts: Mapping[str, Mount] | None = None) -> tuple[Shell, Tail, Tail]:
+           on_output: Callable[[int, bytes], None] | None = None, stdout: Stream | None = None,
+           stderr: Stream | None = None, mounts: Mapping[str, Mount] | None = None) -> tuple[Shell, Tail, Tail]:
     lim = limits if limits is not None else RunLimits()
     fs = RootFS(root=Path(root), uid=uid, gid=gid, max_bytes=lim.max_bytes, binds=dict(binds or {}),
                 mounts=dict(mounts or {}))
     sh = Shell(fs, dict(env), cwd=cwd, args=args, arg0=arg0, source_date_epoch=source_date_epoch, limits=lim,
                deadline=lim.deadline())
     out, err = Tail(lim.output_tail, 1, on_output), Tail(lim.output_tail, 2, on_output)
-    sh.fds = {0: Input(stdin), 1: out, 2: err}
+    sh.fds = {0: Input(stdin), 1: stdout or out, 2: stderr or err}
     return sh, out, err
 
 
@@ -106,16 +106,20 @@ def run_script(script: str, *, root: Path, env: Mapping[str, str], cwd: str = "/
 def run_argv(argv: Sequence[str], *, root: Path, env: Mapping[str, str], cwd: str = "/", uid: int = 0, gid: int = 0,
              stdin: bytes = b"", source_date_epoch: int = 0, limits: RunLimits | None = None,
              binds: Mapping[str, Path] | None = None,
-             on_output: Callable[[int, bytes], None] | None = None,
+             on_output: Callable[[int, bytes], None] | None = None, stdout: Stream | None = None,
+             stderr: Stream | None = None, exec_hook: ExecHook | None = None,
              mounts: Mapping[str, Mount] | None = None) -> ShellResult:
     """Run an exec-form command: `["/bin/sh", "-c", "..."]`, a builtin, or a `#!/bin/sh` script on PATH;
     ``binds`` maps paths of the root to host files seen in their place (a RUN step's /etc/hosts); ``on_output``
-    gets every write to its stdout (1) and stderr (2) as it happens, in that order; ``mounts`` maps paths of
-    the root to host directories or files mounted there (RUN --mount)."""
+    gets every write to its stdout (1) and stderr (2) as it happens, in that order. Output goes to
+    ``stdout``/``stderr`` instead when given (then ShellResult holds none of it); ``exec_hook`` may take over the
+    run of any script of the root (see interp.ExecHook); ``mounts`` maps paths of the root to host directories or
+    files mounted there (RUN --mount)."""
     if not argv:
         return ShellResult(exit_code=0, stdout=b"", stderr=b"")
     sh, out, err = _shell(root, env, cwd, uid, gid, (), stdin, source_date_epoch, limits, binds=binds,
-                          on_output=on_output, mounts=mounts)
+                          on_output=on_output, stdout=stdout, stderr=stderr, mounts=mounts)
+    sh.exec_hook = exec_hook
     from minibuild.sh.interp import ExitShell
 
     with _guarded(sh):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from minibuild.errors import ShellError, UnsupportedCommandError
 from minibuild.limits import RunLimits
@@ -23,6 +23,10 @@ SHELLS = ("sh", "bash", "ash", "dash")
 ACCOUNT_TOOLS = frozenset({"adduser", "addgroup", "useradd", "groupadd"})  # emulated only as busybox's (or absent)
 SPECIAL = {"export", "readonly", "set", "unset", "eval", ".", "source", "exit", "return", "break", "continue",
            "shift", ":", "exec", "trap", "times"}
+
+
+# (shell, script path in the root, argv, env, stdin, stdout, stderr) -> exit status, or None: run the script
+ExecHook = Callable[["Shell", str, list[str], Mapping[str, str], Stream, Stream, Stream], "int | None"]
 
 
 class ExitShell(Exception):
@@ -70,6 +74,7 @@ class Shell:
         self.depth = 0
         self.subst_status: int | None = None
         self.traps: dict[str, str] = {}
+        self.exec_hook: ExecHook | None = None  # consulted before a script of the root runs (minibuild run)
         self.vars.setdefault("IFS", " \t\n")
         self.vars.setdefault("PWD", self.cwd)
         self.vars.setdefault("PPID", "1")
@@ -163,6 +168,7 @@ class Shell:
         child.depth = self.depth + 1
         child.subst_status = None
         child.traps = {}
+        child.exec_hook = self.exec_hook
         if child.depth > self.limits.max_depth:
             raise ShellError("sh: " + self.limits.depth_message())
         return child
@@ -634,7 +640,12 @@ class Shell:
             self.missing.append(missing_hint(name, binary))
             err.write(enc(f"sh: {name}: not found\n"))
             return 127
-        return self.run_script_file(script, argv[1:], env, in_, out, err, arg0=name)
+        if self.exec_hook is not None:
+            code = self.exec_hook(self, script, argv, env, in_, out, err)
+            if code is not None:
+                return code
+        # the kernel hands a #! interpreter the path the PATH search found, so $0 is that path (busybox: /w/bin/t)
+        return self.run_script_file(script, argv[1:], env, in_, out, err, arg0=script)
 
     def own_program(self, name: str, env: Mapping[str, str]) -> str | None:
         """The image's executable `name` (a path, or first on PATH) unless it is busybox (a link to it)."""
@@ -722,6 +733,7 @@ class Shell:
         child.fds = {0: in_, 1: out, 2: err}
         child.steps = self.steps
         child.missing = self.missing
+        child.exec_hook = self.exec_hook
         child.depth = self.depth + 1
         if child.depth > self.limits.max_depth:
             raise ShellError("sh: " + self.limits.depth_message())

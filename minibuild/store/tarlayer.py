@@ -10,7 +10,8 @@ Byte rules (image-format.md §3.2, §6.1-6.2), all enforced here whatever the ca
   mode ``& 0o7777``; a PAX extended header (named ``././@PaxHeader``, sorted records) only for what USTAR cannot
   hold: non-ASCII or too-long names/link names, ids >= 8**7, sizes >= 8 GiB, and xattrs (``SCHILY.xattr.*``);
 * mtime is ``max(0, min(mtime, SOURCE_DATE_EPOCH))`` and SOURCE_DATE_EPOCH defaults to 0, so without it every
-  mtime is 0;
+  mtime is 0; with ``clamp_mtimes=False`` (the store's own layers, docs/file-times.md) mtimes are kept, made sane
+  by ``sane_mtime`` (whole seconds in ``0..MAX_MTIME``);
 * hardlinks: the first path of a link group in layer order carries the data, the others link to it; a hardlink to
   a path outside the layer is an error (engines cannot extract it, §7.4);
 * the archive ends with exactly 1024 zero bytes (no 10240-byte record padding);
@@ -65,6 +66,8 @@ CHUNK = 1 << 20
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 EMPTY_LAYER_DIFF_ID = Digest("sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef")
+
+MAX_MTIME = 8**11 - 1  # the largest mtime a USTAR header holds (2242-03-16): no PAX mtime record is ever needed
 
 _TYPEFLAG: dict[str, bytes] = {
     "file": b"0", "hardlink": b"1", "symlink": b"2", "char": b"3", "block": b"4", "dir": b"5", "fifo": b"6",
@@ -158,9 +161,26 @@ def _parents(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def prepare_entries(entries: Iterable[Entry], *, source_date_epoch: int | None = None) -> list[Entry]:
+def sane_mtime(value: float) -> int:
+    """An mtime from anywhere (a stat, a tar header, PAX text) as whole seconds in ``0..MAX_MTIME``: fractions are
+    dropped, negative or NaN is 0, too large (or infinite) is ``MAX_MTIME``."""
+    if value != value or value <= 0:
+        return 0
+    if value >= MAX_MTIME:
+        return MAX_MTIME
+    return int(value)
+
+
+def clamp_mtime(value: float, source_date_epoch: int) -> int:
+    """BuildKit's rewrite-timestamp rule for one mtime: ``min(mtime, SOURCE_DATE_EPOCH)``, made sane."""
+    return min(sane_mtime(value), sane_mtime(source_date_epoch))
+
+
+def prepare_entries(entries: Iterable[Entry], *, source_date_epoch: int | None = None,
+                    clamp_mtimes: bool = True) -> list[Entry]:
     """Normalise, deduplicate, complete (parents) and order ``entries`` exactly as ``write_layer`` writes them."""
     sde = 0 if source_date_epoch is None else int(source_date_epoch)
+    parent_mtime = sane_mtime(sde) if clamp_mtimes else 0
     by_path: dict[str, Entry] = {}
     for e in entries:
         if e.type not in ENTRY_TYPES:
@@ -179,7 +199,7 @@ def prepare_entries(entries: Iterable[Entry], *, source_date_epoch: int | None =
             path=path,
             linkname=linkname,
             mode=e.mode & 0o7777,
-            mtime=max(0, min(int(e.mtime), sde)),
+            mtime=clamp_mtime(e.mtime, sde) if clamp_mtimes else sane_mtime(e.mtime),
             size=e.content_size,
             xattrs=tuple(sorted(e.xattrs)),
             devmajor=e.devmajor if is_dev else 0,
@@ -198,7 +218,7 @@ def prepare_entries(entries: Iterable[Entry], *, source_date_epoch: int | None =
         for parent in _parents(path):
             p = by_path.get(parent)
             if p is None:
-                by_path[parent] = Entry(path=parent, type="dir", mode=0o755, mtime=sde)
+                by_path[parent] = Entry(path=parent, type="dir", mode=0o755, mtime=parent_mtime)
             elif p.type != "dir":
                 raise ImageFormatError(f"layer entry {path!r} is inside {parent!r}, which is not a directory")
     ordered = sorted(by_path.values(), key=lambda e: sort_key(e.path))
@@ -429,14 +449,16 @@ def write_layer(
     compression: Literal["none", "gzip"] = DEFAULT_COMPRESSION,
     level: int = DEFAULT_GZIP_LEVEL,
     source_date_epoch: int | None = None,
+    clamp_mtimes: bool = True,
 ) -> LayerInfo:
-    """Write ``entries`` as a deterministic layer to ``out`` (tar, or gzip of it) and return its digests."""
+    """Write ``entries`` as a deterministic layer to ``out`` (tar, or gzip of it) and return its digests.
+    ``clamp_mtimes=False`` keeps every (sane) mtime instead of clamping it to ``source_date_epoch``."""
     if compression not in ("none", "gzip"):
         raise ImageFormatError(f"unsupported layer compression {compression!r} (use 'none' or 'gzip')")
     if not 0 <= level <= 9:
         raise ImageFormatError(f"gzip level must be 0..9, got {level}")
     sink = _Sink(out, compression, level)
-    for e in prepare_entries(entries, source_date_epoch=source_date_epoch):
+    for e in prepare_entries(entries, source_date_epoch=source_date_epoch, clamp_mtimes=clamp_mtimes):
         sink.write(encode_header(e))
         if e.type == "file" and e.size:
             if e.data is not None:

@@ -9,7 +9,7 @@ from typing import BinaryIO, cast
 from minibuild.boundedtar import open_tar
 from minibuild.errors import ImageFormatError, UnsafePathError
 from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
-from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, EntryType, normalize_path
+from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, EntryType, normalize_path, sane_mtime
 
 _TYPES: dict[bytes, EntryType] = {
     tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file", tarfile.GNUTYPE_SPARSE: "file",
@@ -50,7 +50,7 @@ def entry_from_tarinfo(ti: tarfile.TarInfo) -> Entry:
         gid=ti.gid,
         size=ti.size if kind == "file" else 0,
         linkname=linkname if kind in ("symlink", "hardlink") else "",
-        mtime=int(ti.mtime),
+        mtime=sane_mtime(ti.mtime),  # hostile values (negative, fractional, huge, NaN) made sane
         xattrs=xattrs,
         devmajor=ti.devmajor if kind in ("char", "block") else 0,
         devminor=ti.devminor if kind in ("char", "block") else 0,

@@ -126,7 +126,11 @@ def build_report(store: Store, result: BuildResult, df: Dockerfile, *, dockerfil
     """Every stage (built/cached/skipped and why), its layers and bytes, which the final image keeps, what each
     COPY --from carried, the waste, and the totals (``compute_totals``)."""
     images = dict(result.stage_images)
-    final_layers = tuple(layer.digest for layer in result.image.layers)
+    # the final stage as built: its layers are the store's, which the stages share (the exported image's are
+    # the same files with clamped mtimes, minibuild.engine.export)
+    final = next((images[s.index] for s in result.stages if s.label == result.target and s.index in images),
+                 result.image)
+    final_layers = tuple(layer.digest for layer in final.layers)
     kept = set(final_layers)
     made_by: dict[str, StepResult] = {}
     for s in result.steps:

@@ -2,7 +2,8 @@
 
 Cache keys of layers are found (in this order) in the layer descriptor's ``CACHE_KEY_ANNOTATION`` annotation,
 in a history entry's comment of the form ``minibuild cache key: <key>``, or in any cache record of the store that
-keeps the layer blob alive (its ``refs``).
+keeps the layer blob alive (its ``refs``). An exported layer (mtimes clamped, minibuild.engine.export) has the keys of
+the store layer it was clamped from.
 """
 
 from __future__ import annotations
@@ -35,12 +36,22 @@ class HistoryRow:
 
 
 def layer_cache_keys(store: Store) -> dict[Digest, tuple[str, ...]]:
-    """blob digest -> the keys of the cache records that keep it alive (sorted)."""
+    """blob digest -> the keys of the cache records that keep it alive (sorted); an exported layer's are those of
+    the layer it was clamped from (its ``exported-layer:EPOCH:SOURCE`` record names the source)."""
+    from minibuild.engine.export import exported_source
+
     out: dict[Digest, list[str]] = {}
+    exported: list[tuple[Digest, Digest]] = []  # (exported blob, the store layer it came from)
     for key, refs in store.cache.records():
+        source = exported_source(key)
+        if source is not None:
+            exported.extend((ref, source) for ref in refs if ref != source)
+            continue
         for ref in refs:
             out.setdefault(ref, []).append(key)
-    return {d: tuple(sorted(keys)) for d, keys in out.items()}
+    for ref, source in exported:
+        out.setdefault(ref, []).extend(out.get(source, ()))
+    return {d: tuple(sorted(set(keys))) for d, keys in out.items()}
 
 
 def history_rows(store: Store, image: Image) -> tuple[HistoryRow, ...]:

@@ -82,3 +82,18 @@ def test_a_store_inside_the_context_is_not_context(tmp_path: Path) -> None:
         names = tf.getnames()
     assert "app/a.txt" in names and "app/Dockerfile" in names
     assert not any(n.startswith("app/store") for n in names)
+
+
+def test_missing_tag_of_a_fixture_lists_that_fixtures_tags(tmp_path: Path) -> None:
+    line, store = _build(tmp_path, "FROM mcr.microsoft.com/dotnet/sdk:7.0\nRUN true\n")
+    assert line.startswith("error: Dockerfile:1: base image 'mcr.microsoft.com/dotnet/sdk:7.0' is not in the store")
+    assert "The fixture mcr.microsoft.com/dotnet/sdk has the tags: 8, 8-alpine," in line and ", 9.0, " in line
+    assert "node:22" not in line  # not every fixture's every tag
+    _no_images(store)
+
+
+def test_unknown_image_lists_the_fixture_names(tmp_path: Path) -> None:
+    line, _ = _build(tmp_path, "FROM nosuch:1\n")
+    assert ("Fixtures: alpine, busybox, eclipse-temurin, golang, maven, mcr.microsoft.com/dotnet/aspnet, "
+            "mcr.microsoft.com/dotnet/runtime, mcr.microsoft.com/dotnet/sdk, nginx, node, openjdk, python "
+            "(their tags: docs/fixtures.md).") in line

@@ -41,7 +41,7 @@ def test_source_outside_context(tmp_path: Path) -> None:
 
 def test_unknown_image_lists_what_is_available(tmp_path: Path) -> None:
     _fails(tmp_path, "FROM scratch\nRUN x\nFROM nosuchimage:1\n", BuildError, "Dockerfile:3:", "nosuchimage:1",
-           "node:22", "never uses the network")
+           "Fixtures: alpine, busybox,", " node, ", "never uses the network")  # names; a fixture's tags when named
 
 
 def test_unknown_target_stage(tmp_path: Path) -> None:

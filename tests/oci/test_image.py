@@ -76,3 +76,15 @@ def test_store_round_trip_keeps_bytes(store: Store, two_layer_image: Image) -> N
     assert back.config_bytes == two_layer_image.config_bytes
     assert back.manifest_bytes == two_layer_image.manifest_bytes
     assert back == two_layer_image
+
+
+def test_with_layers_swaps_blobs_and_diff_ids_keeping_history(two_layer_image: Image) -> None:
+    from minibuild.oci.image import Layer
+
+    other = make_layer({"etc/other": "x"})
+    swapped = two_layer_image.with_layers((two_layer_image.layers[0], Layer.from_info(other)))
+    assert swapped.diff_ids == (two_layer_image.diff_ids[0], other.diff_id)
+    assert swapped.history == two_layer_image.history and swapped.digest != two_layer_image.digest
+    assert two_layer_image.with_layers(two_layer_image.layers) is two_layer_image
+    with pytest.raises(ConfigError, match="with_layers"):
+        two_layer_image.with_layers(two_layer_image.layers[:1])

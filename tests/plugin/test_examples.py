@@ -26,7 +26,8 @@ def _run(pytester: pytest.Pytester, store: Path, *args: str) -> pytest.RunResult
     return pytester.runpytest("-p", "no:cacheprovider", f"--minibuild-store={store}", *args)
 
 
-@pytest.mark.parametrize(("name", "passed"), [("node-nginx", 7), ("go-scratch", 4)])
+@pytest.mark.parametrize(("name", "passed"), [("node-nginx", 7), ("go-scratch", 4), ("java-maven", 5), ("dotnet", 3),
+                                              ("python-slim", 3)])
 def test_example_module_passes(pytester: pytest.Pytester, shared_store: Path, name: str, passed: int) -> None:
     result = _run(pytester, shared_store, str(EXAMPLES / name / "test_image.py"))
     result.assert_outcomes(passed=passed)

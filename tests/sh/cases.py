@@ -65,6 +65,7 @@ CASES: dict[str, str] = {
     "arith": "i=0; while [ $i -lt 5 ]; do i=$((i+1)); done; echo $i $((7/2)) $((7%3)) $((2*(3+4))) $((1<2)) $((-5+3))",
     "while_read": "printf 'a 1\\nb 2\\nc 3\\n' > /w/f; while read name num; do echo \"$num-$name\"; done < /w/f",
     "functions": "greet() { echo \"hi $1 ($#)\"; return 3; }; greet bob x; echo rc=$?; f() { local v=inner; echo $v; }; v=outer; f; echo $v",
+    "script_dollar0_is_the_path_found": "mkdir -p /w/bin; printf '#!/bin/sh\\necho \"0=$0 1=$1\"\\n' > /w/bin/t; chmod 755 /w/bin/t; PATH=/w/bin:$PATH t one; /w/bin/t two; cd /w && bin/t three",
     "sh_c": "sh -c 'echo inner $0 $1' zero one; sh -c 'exit 7'; echo $?; sh -c 'set -e; false; echo no'; echo $?",
     "export_env": "export FOO=bar; sh -c 'echo $FOO'; BAZ=qux sh -c 'echo $BAZ'; echo \"[$BAZ]\"; env | grep -c FOO",
     "cd_pwd": "mkdir -p /w/a/b; cd /w/a/b; pwd; cd ..; pwd; cd /; pwd; cd /w/nonexist; echo rc=$?",

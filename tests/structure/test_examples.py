@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,22 @@ from tests.support import require_root
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def small_fixtures() -> Iterator[None]:
+    """The structure tests say nothing about sizes: small fixture padding keeps the five example builds quick."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MINIBUILD_FIXTURE_PADDING", "0.01")
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ImageView]:
+def built(tmp_path_factory: pytest.TempPathFactory, small_fixtures: None) -> dict[str, ImageView]:
     from minibuild import api
 
     store = Store.open(tmp_path_factory.mktemp("ex") / "store")
     out = {}
-    for name in ("node-nginx", "go-scratch"):
+    for name in ("node-nginx", "go-scratch", "java-maven", "dotnet", "python-slim"):
         result = api.build(EXAMPLES / name, store=store, executor="emulate", tags=(f"example/{name}:test",))
         out[name] = ImageView(store, result.image)
     return out
@@ -35,7 +45,7 @@ def _run(view: ImageView, text: str):  # type: ignore[no-untyped-def]
     return run_structure_tests(view, [parse_config(text, filename="structure-test.yaml")])
 
 
-@pytest.mark.parametrize("name", ["node-nginx", "go-scratch"])
+@pytest.mark.parametrize("name", ["node-nginx", "go-scratch", "java-maven", "dotnet", "python-slim"])
 def test_example_structure_tests_pass(built: dict[str, ImageView], name: str) -> None:
     summary = _run(built[name], (EXAMPLES / name / "structure-test.yaml").read_text())
     assert summary.ok, [(r.name, r.errors) for r in summary.results if not r.passed]
@@ -52,6 +62,12 @@ def test_example_structure_tests_pass(built: dict[str, ImageView], name: str) ->
      "Image config entrypoint [/app] does not match expected value: [/server]"),
     ("go-scratch", "permissions: '-rwxr-xr-x'", "permissions: '-rwx------'",
      "/app has incorrect permissions. Expected: -rwx------, Actual: -rwxr-xr-x"),
+    ("java-maven", "expectedOutput: ['^Hello from a JRE-only", "expectedOutput: ['^Hello from a JDK",
+     "Expected string '^Hello from a JDK"),
+    ("dotnet", "path: /usr/share/dotnet/sdk\n    shouldExist: false", "path: /app/hello.pdb\n    shouldExist: false",
+     "File /app/hello.pdb should not exist but does"),
+    ("python-slim", "expectedOutput: ['flask==3\\.0\\.3", "expectedOutput: ['django==5",
+     "Expected string 'django==5"),
 ])
 def test_broken_copies_fail_naming_the_problem(built: dict[str, ImageView], name: str, old: str, new: str,
                                                message: str) -> None:
