@@ -107,6 +107,8 @@ def build(
     labels: Mapping[str, str] | None = None,
     iidfile: Path | str | None = None,
     run_timeout: float | None = None,
+    secrets: Mapping[str, bytes | str] | None = None,
+    ssh: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Build ``dockerfile`` (default ``CONTEXT/Dockerfile``; or the text in ``dockerfile_text``) with ``context``.
 
@@ -121,7 +123,9 @@ def build(
     ``output`` may also be buildx's ``type=docker|oci|tar|local,dest=PATH`` (minibuild.engine.outputs); ``labels``
     are added to the final image's config (``docker build --label``); ``iidfile`` receives the image ID. Tags and
     every destination are checked before the build starts.
-    ``run_timeout`` is each RUN's wall-time limit in seconds (0 = none; default $MINIBUILD_RUN_TIMEOUT, else 1 h)."""
+    ``run_timeout`` is each RUN's wall-time limit in seconds (0 = none; default $MINIBUILD_RUN_TIMEOUT, else 1 h).
+    ``secrets`` (id -> value) are what ``RUN --mount=type=secret`` reads, as ``docker build --secret``; they never
+    reach a layer, a cache key or the history. ``ssh`` (id -> agent socket path) is ``docker build --ssh``."""
     from minibuild.engine.outputs import ARCHIVE_TYPES, check_file_dest, check_output, check_tags, parse_output
     from minibuild.limits import run_limits
 
@@ -148,6 +152,8 @@ def build(
         output=out_spec.dest if out_spec is not None and out_spec.type in ARCHIVE_TYPES else None,
         progress=progress, source_date_epoch=source_date_epoch if source_date_epoch is not None else _sde(),
         allow=allow, labels=labels, run_limits=limits,
+        secrets={k: v.encode() if isinstance(v, str) else bytes(v) for k, v in (secrets or {}).items()},
+        ssh=ssh,
     )
     from minibuild.engine.cachesync import run_build
 

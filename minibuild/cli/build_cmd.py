@@ -104,14 +104,24 @@ def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
               help="Grant an entitlement, as docker buildx build --allow: network.host lets RUN --network=host "
                    "use the host's network.")
+@click.option("--secret", "secrets", multiple=True, metavar="id=ID[,src=FILE|env=VAR]",
+              help="A secret RUN --mount=type=secret reads, as docker build --secret (repeatable); never stored.")
+@click.option("--ssh", "ssh", multiple=True, metavar="default|ID=SOCKET",
+              help="Forward an SSH agent socket to RUN --mount=type=ssh, as docker build --ssh (default: "
+                   "$SSH_AUTH_SOCK).")
 @registry_build_options
 @click.pass_context
 def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple[str, ...], target: str | None,
           build_args: tuple[str, ...], no_cache: bool, output: str | None, labels: tuple[str, ...],
           iidfile: Path | None, executor: str, progress: str, explain: bool, report: Path | None,
-          allow: tuple[str, ...], run_timeout: str | None, quiet: bool) -> None:
+          allow: tuple[str, ...], run_timeout: str | None, quiet: bool, secrets: tuple[str, ...],
+          ssh: tuple[str, ...]) -> None:
     """Build an image from a Dockerfile, offline, into the store."""
     from minibuild.api import build as api_build
+    from minibuild.engine.runmounts import parse_secret, parse_ssh
+
+    secret_map = dict(parse_secret(spec, os.environ) for spec in secrets)
+    ssh_map = dict(parse_ssh(spec, os.environ) for spec in ssh)
 
     args = parse_build_args(build_args)
     label_map = parse_labels(labels)
@@ -129,6 +139,7 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
         df_path = None
     registry = registry_build_kwargs(ctx)
     memo = _memo_plan(text is None and output is None and report is None and iidfile is None and not no_cache
+                      and not secrets and not ssh
                       and progress != "json"
                       and not (registry["pull"] or registry["cache_from"] or registry["cache_to"]),
                       ctx.obj["store"], context, df_path)
@@ -143,7 +154,8 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
             result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
                                executor=executor, no_cache=no_cache, output=output, progress=renderer,
                                dockerfile_text=text, report=report, allow=allow, labels=label_map,
-                               iidfile=iidfile, run_timeout=timeout, **registry)
+                               iidfile=iidfile, run_timeout=timeout, secrets=secret_map, ssh=ssh_map,
+                               **registry)
         except BaseException:
             if renderer is not None:
                 renderer.close(ok=False)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from minibuild.errors import ConfigError
+from minibuild.units import plural
 from minibuild.oci.archive import import_archive, save_image_tar
 from minibuild.oci.image import Image
 from minibuild.oci.reference import parse_reference
@@ -143,11 +144,18 @@ def rmi(ctx: click.Context, names: tuple[str, ...]) -> None:
 @click.command()
 @click.option("--all", "clear_cache", is_flag=True, help="Also drop every build cache record.")
 @click.option("--dry-run", is_flag=True, help="Only report what would be freed.")
+@click.option("--cache-mounts", is_flag=True, help="Also empty every RUN --mount=type=cache directory.")
 @click.pass_context
-def prune(ctx: click.Context, clear_cache: bool, dry_run: bool) -> None:
+def prune(ctx: click.Context, clear_cache: bool, dry_run: bool, cache_mounts: bool) -> None:
     """Delete blobs no image, cache record or running build references; print what was freed."""
-    report = _store(ctx).prune(clear_cache=clear_cache, dry_run=dry_run)
+    store = _store(ctx)
+    report = store.prune(clear_cache=clear_cache, dry_run=dry_run)
     verb = "Would delete" if dry_run else "Deleted"
+    if cache_mounts or clear_cache:
+        from minibuild.engine.runmounts import prune_cache_mounts
+
+        count, freed = prune_cache_mounts(store.meta_dir, dry_run=dry_run)
+        click.echo(f"{verb} {plural(count, 'cache mount')}; freed {human_size(freed)} ({freed} bytes)")
     for digest in report.removed:
         click.echo(f"{verb} {digest}")
     extra = f", {report.cache_records_removed} cache records" if report.cache_records_removed else ""

@@ -33,7 +33,7 @@ from minibuild.dockerfile.instructions import (
     VolumeInstruction,
     WorkdirInstruction,
 )
-from minibuild.dockerfile.mounts import from_variable
+from minibuild.dockerfile.mounts import MountError, from_variable, parse_mount
 from minibuild.dockerfile.source import parse, parse_heredoc_word
 from minibuild.dockerfile.suggest import with_suggestion
 from minibuild.dockerfile.syntax import Heredoc, SyntaxNode, SyntaxTree, is_file_name
@@ -384,6 +384,12 @@ def _build(node: SyntaxNode, heredocs: tuple[Heredoc, ...]) -> Instruction:
                 raise _Error(f"security {go_quote(security)} is not valid")
             if any(from_variable(m) for m in _l(v, "mount")):
                 raise _Error("'from' doesn't support variable expansion, define alias stage instead")
+            for raw in _l(v, "mount"):
+                if "$" not in raw:  # one with a variable is checked once expanded, when its stage is built
+                    try:
+                        parse_mount(raw)
+                    except MountError as exc:
+                        raise _Error(str(exc)) from None
             return RunInstruction(
                 command=_cmdline(args, node.json),
                 prepend_shell=not node.json,

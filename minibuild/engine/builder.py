@@ -58,7 +58,10 @@ from minibuild.store.gc import reap_if_idle
 from minibuild.units import image_size
 
 if TYPE_CHECKING:  # imported where a step misses: a fully cached build never loads them (start-up is its floor)
+    from minibuild.dockerfile.mounts import Mount
+    from minibuild.engine.runmounts import Held
     from minibuild.executors.executor import Executor
+    from minibuild.executors.mountpoints import RunMount
     from minibuild.limits import RunLimits
     from minibuild.engine.layertree import LayerTree
     from minibuild.store.gc import Lease, Scratch
@@ -294,12 +297,16 @@ class Builder:
         allow: Iterable[str] = (),
         labels: Mapping[str, str] | None = None,
         run_limits: RunLimits | None = None,
+        secrets: Mapping[str, bytes] | None = None,
+        ssh: Mapping[str, str] | None = None,
     ) -> None:
         from minibuild.engine.entitlements import parse_allow
 
         self.allow = parse_allow(allow)  # entitlements granted on the command line (--allow network.host)
         self.store = store
         self.run_limits = run_limits  # None: read from the environment when a RUN runs (minibuild.limits)
+        self.secrets = dict(secrets or {})  # --secret: id -> value (never in a key, a layer or the history)
+        self.ssh = dict(ssh or {})  # --ssh: id -> agent socket path
         self.df = dockerfile
         self.context = Path(context)
         self.dockerfile_path = dockerfile_path
@@ -878,6 +885,8 @@ class Builder:
             return None, f"{reason}; {kind.upper()} runs with --cache-from IMAGE (history does not name the files)"
         if kind == "run" and st.scope.args:
             return None, f"{reason}; an ARG is in scope (history does not record ARG values)"
+        if kind == "run" and any("source" in m or "from" in m for m in inputs.get("mounts", ())):
+            return None, f"{reason}; it mounts files (history does not name what a bind mount read)"
         # the candidates are exported images: compared with this stage as it would be exported (clamped mtimes)
         hit = chain_hit(self.cache_images, self._exported(st), text, recorded=recorded)
         if hit is None or (hit.layer is not None and not self._pin((hit.layer.digest,))):
@@ -1100,31 +1109,40 @@ class Builder:
         workdir = cfg.working_dir or "/"
         user = cfg.user or ""
         text = describe(ex)
+        mounts = self._mounts(st, ex, workdir)
+        if mounts is None:
+            self._dry_miss(st, i, total, progress_text(ex), ex.span.line, "MISS: a mounted stage would rebuild")
+            return
+        extra: dict[str, Any] = {"mounts": [key for _, _, _, key in mounts]} if mounts else {}
         inputs = layer_step_inputs(parent=st.fs_key, kind="run", instruction=instruction_inputs(ex),
                                    source_date_epoch=self.sde, executor=self.executor_name, argv=list(argv),
                                    env=[f"{k}={v}" for k, v in env if k not in _proxy_names()], workdir=workdir,
-                                   user=user, network=ex.network or "default")
+                                   user=user, network=ex.network or "default", **extra)
 
         def run() -> list[Entry]:
-            from minibuild.fs.diff import diff_snapshot, snapshot
+            from minibuild.engine.runmounts import Held
             from minibuild.executors.executor import RunRequest
+            from minibuild.fs.diff import diff_snapshot, snapshot
             from minibuild.limits import run_limits
 
             root = self._ensure_root(st)
             before = snapshot(root)
             limits = self.run_limits or run_limits()
             log = self._log_emitter(st, i, limits.log_limit)
-            req = RunRequest(root=root, argv=tuple(replace_invalid_bytes(a) for a in argv),
-                             env=tuple((replace_invalid_bytes(k), replace_invalid_bytes(v))
-                                       for k, v in _with_epoch(env, self.sde)),
-                             workdir=workdir, user=user,
-                             network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span,
-                             limits=limits, on_output=log)
-            try:
-                result = self.executor.run(req)
-            finally:
-                if log is not None:
-                    log.close()
+            with Held(self._tmpdir()) as held:
+                run_mounts, mount_env = self._materialise(mounts, env, held, ex)
+                run_env = [*env, *mount_env]
+                req = RunRequest(root=root, argv=tuple(replace_invalid_bytes(a) for a in argv),
+                                 env=tuple((replace_invalid_bytes(k), replace_invalid_bytes(v))
+                                           for k, v in _with_epoch(run_env, self.sde)),
+                                 workdir=workdir, user=user,
+                                 network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span,
+                                 limits=limits, on_output=log, mounts=run_mounts)
+                try:
+                    result = self.executor.run(req)
+                finally:
+                    if log is not None:
+                        log.close()
             if result.exit_code != 0:  # the last lines of stdout and stderr, interleaved as they were produced
                 tail = "\n".join(tail_lines(result.output))
                 stderr_tail = "\n".join(tail_lines(((2, result.stderr),)))
@@ -1144,6 +1162,142 @@ class Builder:
             return diff_snapshot(root, before)
 
         self._fs_step(st, ex, text, i, total, t0, inputs, run)
+
+    def _mounts(self, st: _State, ex: RunInstruction,
+                workdir: str) -> list[tuple[Mount, str, _State | None, dict[str, Any]]] | None:
+        """Each ``--mount`` of a RUN (expanded) with its target, the stage or image it reads from, and its part
+        of the cache key: what a bind reads (the context's checksum of its source, a stage's layers), never a
+        cache mount's contents nor a secret. None in a dry run when a mounted stage is not known yet."""
+        from minibuild.dockerfile.mounts import MountError, mount_target, parse_mount
+
+        out: list[tuple[Mount, str, _State | None, dict[str, Any]]] = []
+        ssh_n = 0
+        for raw in ex.mounts:
+            try:
+                m = parse_mount(raw)
+                target = mount_target(m, workdir, ssh_n)
+            except MountError as exc:
+                raise BuildError(str(exc), span=ex.span) from None
+            ssh_n += m.type == "ssh"
+            key: dict[str, Any] = {"type": m.type, "target": target}
+            src: _State | None = None
+            if m.from_ and m.type in ("bind", "cache"):
+                src = self._mount_state(st, m, ex)
+                if src.unknown:
+                    return None
+                key["from"] = base_key(src.image.diff_ids)
+                key["source"] = m.source
+            elif m.type == "bind":
+                key["source"] = source_checksum(self.context, [m.source or "."], ignore=self.ignore,
+                                                from_context=True, stat_cache=self._stat_cache,
+                                                instruction="RUN --mount")
+            out.append((m, target, src, key))
+        return out
+
+    def _mount_state(self, st: _State, m: Mount, ex: RunInstruction) -> _State:
+        """The stage (built before this one: the stage graph makes it a dependency) or image a mount reads."""
+        idx = resolve_stage_ref(self.df, m.from_, st.index, ex.span, mount_target=m.target)
+        if idx is not None:
+            if idx not in self.states:
+                raise PlanError(f"--mount from={m.from_}: stage {idx} was not built", span=ex.span)
+            return self.states[idx]
+        if m.from_ not in self.images:
+            image = self.resolve_image(m.from_, span=ex.span)
+            if not self.dry_run and not self._pin(layer.digest for layer in image.layers):
+                raise StoreError(f"layers of image {m.from_} were deleted (pruned?) while this build started")
+            self.images[m.from_] = _State(label=m.from_, index=-1, image=image, fs_key=base_key(image.diff_ids),
+                                          scope=StageScope())
+        return self.images[m.from_]
+
+    def _materialise(self, mounts: Sequence[tuple[Mount, str, _State | None, dict[str, Any]]],
+                     env: Sequence[tuple[str, str]], held: Held,
+                     ex: RunInstruction) -> tuple[tuple[RunMount, ...], list[tuple[str, str]]]:
+        """The executor's view of a RUN's mounts (sources found through the confined resolver, cache directories
+        locked, secrets written to private files, all released with ``held``) and the variables they add."""
+        from minibuild.engine.copy import copy_into
+        from minibuild.engine.runmounts import cache_mounts_dir
+        from minibuild.executors.mountpoints import RunMount
+        from minibuild.fs.confine import resolve_in_root
+        from minibuild.dockerfile.mounts import cache_id, secret_id
+
+        out: list[RunMount] = []
+        add_env: list[tuple[str, str]] = []
+        ssh_sock = ""
+        targets = [target for _, target, _, _ in mounts]
+        for n, (m, target, src, _key) in enumerate(mounts):
+            shown = f"RUN --mount=type={m.type}"
+            # a later mount inside this one needs its mount point made in it: then it is a private copy
+            holds = any(t.startswith(target.rstrip("/") + "/") for t in targets[n + 1:])
+            if m.type == "tmpfs":
+                out.append(RunMount(target=target, size=m.size))
+            elif m.type == "secret":
+                sid = secret_id(m)
+                if sid not in self.secrets:
+                    if m.required:
+                        raise BuildError(f"secret {sid}: not found (give it with --secret id={sid},src=FILE or "
+                                         f"--secret id={sid},env=VARIABLE)", span=ex.span)
+                    continue
+                data = self.secrets[sid]
+                if m.env is not None:
+                    add_env.append((m.env, data.decode("utf-8", "surrogateescape")))
+                if m.target or m.env is None:
+                    path = held.secret_file(data, 0o400 if m.mode is None else m.mode, m.uid or 0, m.gid or 0)
+                    out.append(RunMount(target=target, source=path, readonly=True, file=True))
+            elif m.type == "ssh":
+                sid = m.id or "default"
+                if sid not in self.ssh:
+                    raise BuildError(f"{shown}: no SSH agent {sid!r} is forwarded to this build (give "
+                                     f"--ssh {sid}, which forwards $SSH_AUTH_SOCK, or --ssh {sid}=SOCKET)",
+                                     span=ex.span)
+                out.append(RunMount(target=target, source=Path(self.ssh[sid]), readonly=False, file=True))
+                ssh_sock = ssh_sock or target
+            else:
+                base = self._ensure_root(src) if src is not None else None
+                source: Path | None = None
+                if base is not None and m.source.strip("/"):
+                    source = resolve_in_root(base, m.source)
+                    if not os.path.lexists(source):
+                        raise SourceNotFoundError(f"{shown}: {m.source} not found in "
+                                                  f"{'stage' if src is not None and src.index >= 0 else 'image'} "
+                                                  f"{src.label if src is not None else ''}", source=m.source,
+                                                  span=ex.span)
+                elif base is not None:
+                    source = base
+                if m.type == "cache":
+                    seed = None
+                    if source is not None:
+                        seeded = source
+
+                        def seed(dest: Path, seeded: Path = seeded) -> None:
+                            import shutil
+
+                            shutil.copytree(seeded, dest, symlinks=True)
+                    ident = cache_id(m) + (f"\0from={_key.get('from')}:{m.source}" if src is not None else "")
+                    path = held.cache_dir(cache_mounts_dir(self.store.meta_dir), ident, m.sharing or "shared",
+                                          0o755 if m.mode is None else m.mode, m.uid or 0, m.gid or 0, seed)
+                    out.append(RunMount(target=target, source=path, readonly=m.readonly))
+                    continue
+                if source is None:  # the build context, .dockerignore applied
+                    ctx_src = resolve_in_root(self.context, m.source or ".")
+                    if not os.path.lexists(ctx_src):
+                        raise SourceNotFoundError(f"{shown}: {m.source} not found in the build context",
+                                                  source=m.source, span=ex.span)
+                    if self.ignore or not m.readonly or holds:
+                        work = held.scratch("context-")
+                        is_dir = os.path.isdir(ctx_src)
+                        own = None if os.geteuid() == 0 else (os.getuid(), os.getgid())  # only root gives 0:0
+                        copy_into(work, self.context, [m.source or "."], "/src/" if is_dir else "/", chown=own,
+                                  ignore=self.ignore, from_context=True, instruction="RUN --mount")
+                        source = work / "src" if is_dir else work / os.path.basename(ctx_src)
+                    else:
+                        source = ctx_src
+                elif not m.readonly or holds:
+                    source = held.copy(source)
+                out.append(RunMount(target=target, source=source, readonly=m.readonly,
+                                    file=not os.path.isdir(source)))
+        if ssh_sock and not any(k == "SSH_AUTH_SOCK" for k, _ in env):
+            add_env.append(("SSH_AUTH_SOCK", ssh_sock))
+        return tuple(out), add_env
 
     def _log_emitter(self, st: _State, index: int, limit: int | None) -> LogEmitter | None:
         """The sink that shows a running RUN's output as ``log`` events of the step about to be reported (None

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from minibuild.executors import seccomp
+from minibuild.executors import mountpoints, seccomp
 from minibuild.fs.confine import resolve_in_root
 from minibuild.executors.executor import ResolvedUser, RunRequest, RunResult, resolve_user
 from minibuild.executors.runenv import HOSTNAME, EtcFiles, step_env
@@ -68,6 +68,10 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "
 _REPORT_FD_EXIT = 125  # exit status of the sandbox child when setting up failed (the report pipe says why)
 
 
+_RunMountPlan = tuple[str | None, str, bool, int | None, bool]  # RUN --mount: source (None: a tmpfs), target
+# inside the root, read-only, tmpfs size, whether the mount point is a file
+
+
 @record
 class _Plan:
     root: str
@@ -80,6 +84,7 @@ class _Plan:
     host_uid: int
     host_gid: int
     etc_binds: tuple[tuple[str, str], ...] = ()  # (host file, mount point in the root) for /etc/hosts and the like
+    mounts: tuple[_RunMountPlan, ...] = ()  # RUN --mount, in order
 
 
 def platform_problem(platform: str | None = None, euid: int | None = None) -> str | None:
@@ -132,15 +137,23 @@ class ChrootExecutor:
                 "root inside a user namespace (run as root, or use --executor emulate)", span=req.span)
         created = _prepare_mountpoints(root)
         etc: EtcFiles | None = None
+        stubs: list[mountpoints.Stub] = []
         try:
             etc = EtcFiles()
             binds, etc_created = _prepare_etc_mountpoints(root, etc.paths)
             created += etc_created
+            try:
+                points, stubs = mountpoints.prepare(root, req.mounts)
+            except ExecutorError as exc:
+                raise exc.with_span(req.span) if req.span else exc
+            mounts = tuple((None if m.source is None else str(m.source), m.target, m.readonly, m.size, m.file)
+                           for m, _host in points)
             plan = _Plan(root=str(root), argv=req.argv, env=step_env(req.env_dict(), ident.home),
                          workdir=req.workdir or "/", ident=ident, network=req.network, userns=userns,
-                         host_uid=os.getuid(), host_gid=os.getgid(), etc_binds=binds)
+                         host_uid=os.getuid(), host_gid=os.getgid(), etc_binds=binds, mounts=mounts)
             return _spawn(plan, req.stdin, req)
         finally:
+            mountpoints.remove(stubs)
             _remove_mountpoints(created)
             if etc is not None:
                 etc.close()
@@ -529,6 +542,7 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
         _mount_dev_filesystems(dev, plan.userns, warn)
     else:
         warn("/dev is not a directory in the root; not mounted")
+    _mount_run_mounts(root, plan.mounts)  # raises (the step never runs) when one cannot be mounted as asked
 
     _pivot_root(root, arch)  # raises: the step never runs with the host's root reachable
     workdir = plan.workdir if plan.workdir.startswith("/") else "/" + plan.workdir
@@ -734,6 +748,46 @@ def _bind_etc_files(binds: tuple[tuple[str, str], ...], warn) -> None:  # type: 
             _mount(source, target, None, MS_BIND)
         except OSError as exc:
             warn(f"{os.path.basename(target)} not bound ({exc.strerror})")
+
+
+def _mount_point(root: str, vpath: str, is_file: bool) -> str:
+    """The mount point of ``vpath`` as the mounts made so far show the root (a target inside an earlier mount of
+    the same RUN lies in that mount), resolved by the confined resolver; made when missing (directories 0755,
+    an empty file for a file mount), as runc makes a mount destination. Inside a read-only mount that fails."""
+    host = resolve_in_root(root, vpath)
+    mountpoints.make_point(host, is_file)
+    return str(host)
+
+
+def _mount_run_mounts(root: str, mounts: tuple[_RunMountPlan, ...]) -> None:
+    """The step's ``RUN --mount``s, in order: a bind of the host source (remounted read-only when asked, checked
+    with statvfs), or a tmpfs of the given size. Any failure raises: the step never runs without a mount it
+    asked for, nor with a read-only one writable. Read-only is applied once every mount is made, so a mount
+    point inside a read-only bind (a private copy then, made by the engine) can still be made."""
+    read_only: list[tuple[str, str]] = []
+    for source, vtarget, readonly, size, is_file in mounts:
+        try:
+            target = _mount_point(root, vtarget, is_file)
+            if source is None:
+                _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
+                       "mode=755" + (f",size={size}" if size else ""))
+            else:
+                _mount(source, target, None, MS_BIND | MS_REC)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot mount {'a tmpfs' if source is None else 'RUN --mount'} at {vtarget}: "
+                                     f"{os.strerror(exc.errno or 0)}; refusing to run the step without it") from None
+        if readonly:
+            read_only.append((target, vtarget))
+    for target, vtarget in read_only:
+        try:
+            have = os.statvfs(target).f_flag
+            keep = sum(ms for st_flag, ms in _KEPT_FLAGS if have & st_flag) | (MS_NODEV if have & os.ST_NODEV else 0)
+            _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | keep)
+            if not os.statvfs(target).f_flag & os.ST_RDONLY:
+                raise OSError(errno.EPERM, "still writable after remounting it read-only")
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot make the RUN --mount at {vtarget} read-only "
+                                     f"({os.strerror(exc.errno or 0)}); refusing to run the step without it") from None
 
 
 def _harden_proc(proc: str) -> None:

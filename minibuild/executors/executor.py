@@ -9,6 +9,8 @@ from dataclasses import field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from minibuild.executors import mountpoints
+from minibuild.executors.mountpoints import RunMount
 from minibuild.executors.runenv import EtcFiles, step_env
 from minibuild.executors.runlog import InterleavedTail, OutputSink
 from minibuild.fs.userdb import parse_id, read_db
@@ -36,6 +38,7 @@ class RunRequest:
     span: SourceSpan | None = field(default=None, compare=False)
     limits: RunLimits = field(default_factory=run_limits, compare=False)  # time, output, memory, depth
     on_output: OutputSink | None = field(default=None, compare=False)  # (stream, bytes) as they are produced
+    mounts: tuple[RunMount, ...] = ()  # RUN --mount, in order (a later one over an earlier)
 
     def env_dict(self) -> dict[str, str]:
         """The environment as a dict (a later duplicate key wins, as ENV does)."""
@@ -196,11 +199,28 @@ class EmulateExecutor:
         ident = resolve_user(req.root, req.user)
         ensure_workdir(req.root, req.workdir)
         etc = EtcFiles()  # /etc/hosts, resolv.conf, hostname seen in place of the root's, as Docker binds them
+        stubs: list[mountpoints.Stub] = []
+        tmpfs: list[str] = []
         both = InterleavedTail(req.limits.output_tail)
         try:
+            points, stubs = mountpoints.prepare(req.root, req.mounts)
+            from minibuild.sh.fs import Mount
+
+            table: dict[str, Mount] = {}
+            for m, host in points:
+                source = m.source
+                if source is None:  # a tmpfs: a private empty directory (its size is not enforced here)
+                    import tempfile
+
+                    source = Path(tempfile.mkdtemp(prefix="minibuild-tmpfs-"))
+                    tmpfs.append(str(source))
+                vpath = mountpoints.virtual(req.root, host)
+                mountpoints.make_inside(table, vpath, m.file)  # a target inside an earlier mount: made in it
+                table[vpath] = Mount(host=source, readonly=m.readonly)
             result = sh.run_argv(
                 req.argv,
                 binds=etc.paths,
+                mounts=table,
                 root=req.root,
                 env=step_env(req.env_dict(), ident.home),
                 cwd=req.workdir or "/",
@@ -217,6 +237,11 @@ class EmulateExecutor:
             raise
         finally:
             etc.close()
+            mountpoints.remove(stubs)
+            for d in tmpfs:
+                import shutil
+
+                shutil.rmtree(d, ignore_errors=True)
         warnings: tuple[str, ...] = ()
         if req.network:
             warnings = ("the emulated shell has no network; --network was ignored",)

@@ -21,7 +21,7 @@ from minibuild.limits import RunLimits
 from minibuild.record import record
 from minibuild.sh import builtins as _builtins
 from minibuild.sh import shellbuiltins as _shellbuiltins
-from minibuild.sh.fs import RootFS
+from minibuild.sh.fs import Mount, RootFS
 from minibuild.sh.interp import SHELLS, ExecHook, Shell
 from minibuild.sh.streams import Input, Stream, Tail
 
@@ -45,9 +45,10 @@ def _shell(root: Path, env: Mapping[str, str], cwd: str, uid: int, gid: int, arg
            source_date_epoch: int, limits: RunLimits | None, arg0: str = "sh",
            binds: Mapping[str, Path] | None = None,
            on_output: Callable[[int, bytes], None] | None = None, stdout: Stream | None = None,
-           stderr: Stream | None = None) -> tuple[Shell, Tail, Tail]:
+           stderr: Stream | None = None, mounts: Mapping[str, Mount] | None = None) -> tuple[Shell, Tail, Tail]:
     lim = limits if limits is not None else RunLimits()
-    fs = RootFS(root=Path(root), uid=uid, gid=gid, max_bytes=lim.max_bytes, binds=dict(binds or {}))
+    fs = RootFS(root=Path(root), uid=uid, gid=gid, max_bytes=lim.max_bytes, binds=dict(binds or {}),
+                mounts=dict(mounts or {}))
     sh = Shell(fs, dict(env), cwd=cwd, args=args, arg0=arg0, source_date_epoch=source_date_epoch, limits=lim,
                deadline=lim.deadline())
     out, err = Tail(lim.output_tail, 1, on_output), Tail(lim.output_tail, 2, on_output)
@@ -106,16 +107,18 @@ def run_argv(argv: Sequence[str], *, root: Path, env: Mapping[str, str], cwd: st
              stdin: bytes = b"", source_date_epoch: int = 0, limits: RunLimits | None = None,
              binds: Mapping[str, Path] | None = None,
              on_output: Callable[[int, bytes], None] | None = None, stdout: Stream | None = None,
-             stderr: Stream | None = None, exec_hook: ExecHook | None = None) -> ShellResult:
+             stderr: Stream | None = None, exec_hook: ExecHook | None = None,
+             mounts: Mapping[str, Mount] | None = None) -> ShellResult:
     """Run an exec-form command: `["/bin/sh", "-c", "..."]`, a builtin, or a `#!/bin/sh` script on PATH;
     ``binds`` maps paths of the root to host files seen in their place (a RUN step's /etc/hosts); ``on_output``
     gets every write to its stdout (1) and stderr (2) as it happens, in that order. Output goes to
     ``stdout``/``stderr`` instead when given (then ShellResult holds none of it); ``exec_hook`` may take over the
-    run of any script of the root (see interp.ExecHook)."""
+    run of any script of the root (see interp.ExecHook); ``mounts`` maps paths of the root to host directories or
+    files mounted there (RUN --mount)."""
     if not argv:
         return ShellResult(exit_code=0, stdout=b"", stderr=b"")
     sh, out, err = _shell(root, env, cwd, uid, gid, (), stdin, source_date_epoch, limits, binds=binds,
-                          on_output=on_output, stdout=stdout, stderr=stderr)
+                          on_output=on_output, stdout=stdout, stderr=stderr, mounts=mounts)
     sh.exec_hook = exec_hook
     from minibuild.sh.interp import ExitShell
 

@@ -42,6 +42,14 @@ def vnorm(path: str, cwd: str = "/") -> str:
     return "/" + "/".join(out)
 
 
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A host file or directory seen at a path of the root (a RUN --mount), read-only or not."""
+
+    host: Path
+    readonly: bool = False
+
+
 @dataclass(slots=True)
 class RootFS:
     """A root directory plus the identity and umask new files get; every host path comes from `resolve`.
@@ -55,6 +63,7 @@ class RootFS:
     umask: int = 0o022
     binds: Mapping[str, Path] = field(default_factory=dict)
     max_bytes: int | None = None  # the largest file read whole into memory (the shell's memory limit)
+    mounts: Mapping[str, Mount] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root = Path(os.path.realpath(self.root))
@@ -66,6 +75,34 @@ class RootFS:
             except OSError:
                 continue  # e.g. /etc is a file in this root: nothing can be bound there
         self.binds = resolved
+        table, self.mounts = self.mounts, {}
+        for vpath, mnt in table.items():  # each resolved as the table so far sees it (a mount inside a mount)
+            self.mounts = {**self.mounts, self.resolve(vpath): mnt}
+
+    def _mounted(self, vpath: str) -> Path | None:
+        """The host path of ``vpath`` (symlink-free) when it lies in a mount: the deepest mount holding it."""
+        best = ""
+        for point in self.mounts:
+            if (vpath == point or vpath.startswith(point + "/")) and len(point) > len(best):
+                best = point
+        if not best:
+            return None
+        rest = vpath[len(best):].lstrip("/")
+        host = self.mounts[best].host
+        return host / rest if rest else host
+
+    def check_write(self, host: Path | str, *, remove: bool = False) -> None:
+        """Refuse a change at ``host`` inside a read-only mount (EROFS), and the removal or renaming of a mount
+        point itself (EBUSY), as the kernel does for the mounts a RUN sees."""
+        if not self.mounts:
+            return
+        text = os.path.abspath(host)
+        for point, mnt in self.mounts.items():
+            top = os.path.abspath(mnt.host)
+            if remove and text == top:
+                raise fs_error(errno.EBUSY, point)
+            if mnt.readonly and (text == top or text.startswith(top.rstrip("/") + "/")):
+                raise fs_error(errno.EROFS, self.to_virtual(host))
 
     def _bound(self, vpath: str) -> Path | None:
         """The host file bound at ``vpath`` while it is a regular file (never a link someone put in its place)."""
@@ -83,6 +120,10 @@ class RootFS:
             bound = self._bound(vnorm(vpath))
             if bound is not None:
                 return bound
+        if self.mounts:
+            mounted = self._mounted(vnorm(vpath))
+            if mounted is not None:
+                return mounted
         rel = vpath.lstrip("/")
         return self.root / rel if rel else self.root
 
@@ -111,7 +152,7 @@ class RootFS:
                     done.pop()
                 continue
             cand = done + [comp]
-            hostp = self.root.joinpath(*cand)
+            hostp = (self._mounted("/" + "/".join(cand)) if self.mounts else None) or self.root.joinpath(*cand)
             try:
                 st = os.lstat(hostp)
             except FileNotFoundError:
@@ -145,6 +186,12 @@ class RootFS:
         for vpath, bound in self.binds.items():
             if Path(host) == bound:
                 return vpath
+        text = os.path.abspath(host)
+        for point, mnt in sorted(self.mounts.items(), key=lambda pm: -len(str(pm[1].host))):
+            top = os.path.abspath(mnt.host)
+            if text == top or text.startswith(top.rstrip("/") + "/"):
+                rest = text[len(top):].lstrip("/")
+                return point if not rest else (point.rstrip("/") + "/" + rest)
         rel = os.path.relpath(host, self.root)
         return "/" if rel == "." else "/" + rel
 
@@ -155,6 +202,7 @@ class RootFS:
             os.lchown(host, self.uid, self.gid)
 
     def mkdir(self, host: Path, mode: int = 0o777) -> None:
+        self.check_write(host)
         os.mkdir(host, 0o700)
         os.chmod(host, mode & ~self.umask)
         self.own(host)
@@ -204,6 +252,7 @@ class RootFS:
             st = None
         if st is not None and not stat.S_ISLNK(st.st_mode):
             self._refuse_special(host, st)
+        self.check_write(host)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | _OPEN_FLAGS
         fd = os.open(host, flags, 0o666)
         try:
@@ -218,5 +267,6 @@ class RootFS:
         return f
 
     def symlink(self, target: str, host: Path) -> None:
+        self.check_write(host)
         os.symlink(target, host)
         self.own(host)

@@ -311,39 +311,51 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
                 if m.isdir() and os.path.isdir(host) and not os.path.islink(host):
                     pass
                 elif os.path.isdir(host) and not os.path.islink(host):
+                    ctx.fs.check_write(host, remove=True)
                     shutil.rmtree(host)
                 else:
+                    ctx.fs.check_write(host, remove=True)
                     os.unlink(host)
             if m.isdir():
                 if not os.path.isdir(host):
+                    ctx.fs.check_write(host)
                     os.mkdir(host, 0o700)
                 dir_modes.append((vdest, m.mode))
             elif m.isreg():
                 f = tf.extractfile(m)
+                ctx.fs.check_write(host)
                 with open(host, "wb") as out:
                     if f is not None:
                         shutil.copyfileobj(f, out, 1 << 20)
+                ctx.fs.check_write(host)
                 os.chmod(host, m.mode & (0o7777 if as_root else 0o777 & ~fs.umask))
             elif m.issym():
+                ctx.fs.check_write(host)
                 os.symlink(m.linkname, host)
             elif m.islnk():
                 target = fs.path(vnorm(m.linkname.lstrip("/"), base), "/", follow=False)
+                ctx.fs.check_write(host)
                 os.link(target, host, follow_symlinks=False)
             elif m.isfifo():
+                ctx.fs.check_write(host)
                 os.mkfifo(host, m.mode & 0o7777)
             elif m.ischr() or m.isblk():
                 if os.geteuid() == 0:
+                    ctx.fs.check_write(host)
                     os.mknod(host, m.mode | (stat.S_IFCHR if m.ischr() else stat.S_IFBLK), os.makedev(m.devmajor, m.devminor))
                 continue
             if as_root:
                 uid = (lookup_uid(ctx, m.uname) if m.uname else None)
                 gid = (lookup_gid(ctx, m.gname) if m.gname else None)
+                ctx.fs.check_write(host)
                 os.lchown(host, m.uid if uid is None else uid, m.gid if gid is None else gid)
             else:
                 fs.own(host)
             if not m.issym():
+                ctx.fs.check_write(host)
                 os.utime(host, (m.mtime, m.mtime))
     for vdest, mode in reversed(dir_modes):
+        ctx.fs.check_write(fs.path(vdest, "/", follow=False))
         os.chmod(fs.path(vdest, "/", follow=False), mode & (0o7777 if as_root else 0o777 & ~fs.umask))
     return code
 
@@ -414,8 +426,10 @@ def gzip(ctx: Ctx, args: list[str]) -> int:
                 else:
                     with ctx.fs.open_read(host) as src, _inflate(src, f, gzip_only=True) as plain:
                         shutil.copyfileobj(plain, o, 1 << 20)
+            ctx.fs.check_write(out_host)
             os.chmod(out_host, stat.S_IMODE(st.st_mode))
             if not keep:
+                ctx.fs.check_write(ctx.path(f, follow=False), remove=True)
                 os.unlink(ctx.path(f, follow=False))
         except DECOMPRESS_ERRORS as e:
             ctx.err(f"{f}: {getattr(e, 'strerror', None) or e}")

@@ -54,6 +54,7 @@ def mkdir(ctx: Ctx, args: list[str]) -> int:
                     if st is None:
                         ctx.fs.mkdir(host)
                         if mode is not None and i == len(comps):
+                            ctx.fs.check_write(host)
                             os.chmod(host, mode)
                     elif not stat.S_ISDIR(st.st_mode):
                         raise FileExistsError(errno.EEXIST, "File exists")
@@ -63,6 +64,7 @@ def mkdir(ctx: Ctx, args: list[str]) -> int:
                     raise FileExistsError(errno.EEXIST, "File exists")
                 ctx.fs.mkdir(host)
                 if mode is not None:
+                    ctx.fs.check_write(host)
                     os.chmod(host, mode)
         except OSError as e:
             ctx.err(f"can't create directory '{p}': {e.strerror}")
@@ -83,6 +85,7 @@ def rmdir(ctx: Ctx, args: list[str]) -> int:
                 targets.append(cur)
         for t in targets:
             try:
+                ctx.fs.check_write(ctx.path(t, follow=False), remove=True)
                 os.rmdir(ctx.path(t, follow=False))
             except OSError as e:
                 ctx.err(f"'{t}': {e.strerror}")
@@ -91,13 +94,15 @@ def rmdir(ctx: Ctx, args: list[str]) -> int:
     return code
 
 
-def _remove(host: Path) -> None:
+def _remove(ctx: Ctx, host: Path) -> None:
     st = os.lstat(host)
     if stat.S_ISDIR(st.st_mode):
         for name in os.listdir(host):
-            _remove(host / name)
+            _remove(ctx, host / name)
+        ctx.fs.check_write(host, remove=True)
         os.rmdir(host)
     else:
+        ctx.fs.check_write(host, remove=True)
         os.unlink(host)
 
 
@@ -105,6 +110,7 @@ def _remove_asking(ctx: Ctx, host: Path, shown: str) -> int:
     """rm -i: a question per file, and for a directory whether to descend and then whether to remove it."""
     if not stat.S_ISDIR(os.lstat(host).st_mode):
         if ctx.ask(f"remove '{shown}'"):
+            ctx.fs.check_write(host, remove=True)
             os.unlink(host)
         return 0
     if not ctx.ask(f"descend into directory '{shown}'"):
@@ -114,6 +120,7 @@ def _remove_asking(ctx: Ctx, host: Path, shown: str) -> int:
         code |= _remove_asking(ctx, host / name, shown + "/" + name)
     if ctx.ask(f"remove directory '{shown}'"):
         try:
+            ctx.fs.check_write(host, remove=True)
             os.rmdir(host)
         except OSError as e:
             ctx.err(f"can't remove '{shown}': {e.strerror}")
@@ -149,10 +156,11 @@ def rm(ctx: Ctx, args: list[str]) -> int:
                     continue
                 if host == ctx.fs.root:
                     for name in os.listdir(host):
-                        _remove(host / name)
+                        _remove(ctx, host / name)
                     continue
-                _remove(host)
+                _remove(ctx, host)
             else:
+                ctx.fs.check_write(host, remove=True)
                 os.unlink(host)
         except FileNotFoundError:
             if not opts.get("f"):
@@ -167,12 +175,16 @@ def rm(ctx: Ctx, args: list[str]) -> int:
 def _copy_meta(ctx: Ctx, src: Path, dst: Path, st: os.stat_result, preserve: bool) -> None:
     if stat.S_ISLNK(st.st_mode):
         if preserve and os.geteuid() == 0:
+            ctx.fs.check_write(dst)
             os.lchown(dst, st.st_uid, st.st_gid)
         return
     if preserve:
         if os.geteuid() == 0:
+            ctx.fs.check_write(dst)
             os.chown(dst, st.st_uid, st.st_gid)
+        ctx.fs.check_write(dst)
         os.chmod(dst, stat.S_IMODE(st.st_mode))
+        ctx.fs.check_write(dst)
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
@@ -200,6 +212,7 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
             if not force:  # busybox replaces an existing file with a link only under -f
                 ctx.err(f"can't create '{dst_v}': File exists")
                 return False
+            ctx.fs.check_write(dst_unres, remove=True)
             os.unlink(dst_unres)
         ctx.fs.symlink(target, dst_unres)
         _copy_meta(ctx, src, dst_unres, st, preserve)
@@ -255,7 +268,9 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
                     if not force:
                         ctx.err(f"can't create '{dst_v}': File exists")
                         return False
+                    ctx.fs.check_write(dst, remove=True)
                     os.unlink(dst)
+                ctx.fs.check_write(dst)
                 os.link(first, dst, follow_symlinks=False)
                 return True
         if stat.S_ISREG(st.st_mode):
@@ -265,16 +280,20 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
             except PermissionError:
                 if not force:
                     raise
+                ctx.fs.check_write(dst, remove=True)
                 os.unlink(dst)
                 existed = False
                 f = ctx.fs.open_write(dst, mode=stat.S_IMODE(st.st_mode))
             with ctx.fs.open_read(src) as s, f:
                 shutil.copyfileobj(s, f)
             if not existed and not preserve:
+                ctx.fs.check_write(dst)
                 os.chmod(dst, stat.S_IMODE(st.st_mode) & ~ctx.fs.umask)
         elif stat.S_ISFIFO(st.st_mode):
+            ctx.fs.check_write(dst)
             os.mkfifo(dst, stat.S_IMODE(st.st_mode) & ~ctx.fs.umask)
         else:
+            ctx.fs.check_write(dst)
             os.mknod(dst, st.st_mode, st.st_rdev)
         _copy_meta(ctx, src, dst, st, preserve)
     except OSError as e:
@@ -368,6 +387,8 @@ def mv(ctx: Ctx, args: list[str]) -> int:
                 ctx.err(f"can't overwrite directory '{target}'")
                 code = 1
                 continue
+            ctx.fs.check_write(src, remove=True)
+            ctx.fs.check_write(dst, remove=True)
             os.rename(src, dst)
         except OSError as e:
             ctx.err(f"can't rename '{s}': {e.strerror}")
@@ -402,11 +423,13 @@ def ln(ctx: Ctx, args: list[str]) -> int:
                     raise FileExistsError(errno.EEXIST, "File exists")
                 if os.path.isdir(dst) and not os.path.islink(dst):
                     raise IsADirectoryError(errno.EISDIR, "Is a directory")
+                ctx.fs.check_write(dst, remove=True)
                 os.unlink(dst)
             if opts.get("s"):
                 ctx.fs.symlink(s, dst)
             else:
                 src = ctx.path(s, follow=False)
+                ctx.fs.check_write(dst)
                 os.link(src, dst, follow_symlinks=False)
         except OSError as e:
             ctx.err(f"{target}: {e.strerror}")
@@ -443,6 +466,7 @@ def touch(ctx: Ctx, args: list[str]) -> int:
                 old = os.stat(host, follow_symlinks=follow)
                 only_a, only_m = opts.get("a") and not opts.get("m"), opts.get("m") and not opts.get("a")
                 times = (old.st_atime if only_m else now, old.st_mtime if only_a else now)
+            ctx.fs.check_write(host)
             os.utime(host, times, follow_symlinks=follow)
         except (OverflowError, ValueError):
             ctx.err(f"{p}: time out of range")
@@ -483,6 +507,7 @@ def chmod(ctx: Ctx, args: list[str]) -> int:
         try:
             st = os.stat(host)
             new = parse_mode(spec, st.st_mode, umask=ctx.fs.umask, is_dir=stat.S_ISDIR(st.st_mode))
+            ctx.fs.check_write(host)
             os.chmod(host, new)
             if "v" in flags or ("c" in flags and new != stat.S_IMODE(st.st_mode)):  # -v says so even unchanged
                 ctx.out(f"mode of '{shown}' changed to {new:04o} ({mode_string(new)[1:]})\n")
@@ -554,6 +579,7 @@ def chown(ctx: Ctx, args: list[str]) -> int:
         nonlocal code
         try:
             if real:
+                ctx.fs.check_write(host)
                 os.chown(host, -1 if uid is None else uid, -1 if gid is None else gid, follow_symlinks=follow)
             elif not os.path.lexists(host):
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")

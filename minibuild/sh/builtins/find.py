@@ -179,8 +179,10 @@ class _Find:
                         if host == ctx.fs.root:
                             return True
                         if stat.S_ISDIR(it.st.st_mode):
+                            ctx.fs.check_write(host, remove=True)
                             os.rmdir(host)
                         else:
+                            ctx.fs.check_write(host, remove=True)
                             os.unlink(host)
                     except OSError as e:
                         ctx.err(f"{it.path}: {e.strerror}")

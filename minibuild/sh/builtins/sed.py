@@ -452,10 +452,12 @@ def sed(ctx: Ctx, args: list[str]) -> int:
                 # like busybox/GNU sed -i: the result replaces the named path (a symlink becomes a file)
                 dest = ctx.path(f, follow=False)
                 if os.path.islink(dest):
+                    ctx.fs.check_write(dest, remove=True)
                     os.unlink(dest)
                     host = dest
                 with ctx.fs.open_write(host) as fh:
                     fh.write(enc(result))
+                ctx.fs.check_write(host)
                 os.chmod(host, mode)
             except OSError as e:
                 ctx.oserr(e, f)

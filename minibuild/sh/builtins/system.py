@@ -554,9 +554,11 @@ def mktemp(ctx: Ctx, args: list[str]) -> int:
             pass
         elif opts.get("d"):
             ctx.fs.mkdir(host, 0o700 | ctx.fs.umask)
+            ctx.fs.check_write(host)
             os.chmod(host, 0o700)
         else:
             ctx.fs.open_write(host, mode=0o600).close()
+            ctx.fs.check_write(host)
             os.chmod(host, 0o600)
     except OSError as e:
         if not opts.get("q"):

@@ -30,6 +30,7 @@ def _rewrite(ctx: Ctx, vpath: str, rows: list[list[str]]) -> None:
     mode = os.stat(host).st_mode & 0o7777 if host.exists() else 0o644
     with ctx.fs.open_write(host, mode=0o644) as f:
         f.write(enc("".join(":".join(r) + "\n" for r in rows)))
+    ctx.fs.check_write(host)
     os.chmod(host, mode)
 
 
@@ -121,9 +122,12 @@ def _make_home(ctx: Ctx, home: str, uid: int, gid: int) -> None:
     host = ctx.path(home)
     parent = ctx.path(os.path.dirname(home.rstrip("/")) or "/")
     if not parent.exists():
+        ctx.fs.check_write(parent)
         os.makedirs(parent, 0o755, exist_ok=True)
     if not host.exists():
+        ctx.fs.check_write(host)
         os.mkdir(host)
+        ctx.fs.check_write(host)
         os.chmod(host, 0o755 & ~ctx.fs.umask | 0o700)
         skel = ctx.path("/etc/skel")
         if skel.is_dir():  # copied by cp's confined copier: links stay links, nodes are re-made, never opened
@@ -134,8 +138,10 @@ def _make_home(ctx: Ctx, home: str, uid: int, gid: int) -> None:
                 copy_tree(ctx, ctx.fs.to_virtual(skel) + "/" + item, vhome + "/" + item)
     if os.geteuid() == 0:
         for dirpath, dirnames, filenames in os.walk(host):
+            ctx.fs.check_write(dirpath)
             os.lchown(dirpath, uid, gid)
             for n in dirnames + filenames:
+                ctx.fs.check_write(os.path.join(dirpath, n))
                 os.lchown(os.path.join(dirpath, n), uid, gid)
 
 
