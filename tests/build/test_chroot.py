@@ -17,7 +17,7 @@ from minibuild.build import chroot
 from minibuild.build.chroot import ChrootExecutor, platform_problem
 from minibuild.build.executor import RunRequest, RunResult
 from minibuild.errors import ExecutorError, SourceSpan
-from tests.support import require
+from tests.support import require, require_root
 
 pytestmark = pytest.mark.root
 PATH = (("PATH", "/usr/bin:/bin"),)
@@ -81,6 +81,7 @@ def test_workdir_created_and_used(root: Path) -> None:
 
 
 def test_user_switch_by_name_and_numbers(root: Path) -> None:
+    require_root()  # USER nobody and 1234:5678 need real root
     assert run(root, "id", user="nobody").stdout.startswith(b"uid=65534(nobody) gid=65534(nogroup)")
     assert run(root, "/bin/sh", "-c", "id -u; id -g", user="1234:5678").stdout == b"1234\n5678\n"
     res = run(root, "touch", "/root/x", user="nobody")
@@ -161,7 +162,7 @@ def test_refuses_non_linux_and_empty_argv(tmp_path: Path) -> None:
 
 def _as_unprivileged(fn: object) -> object:
     """Run ``fn`` in a forked child that dropped to uid/gid 65534 (dumpable, as a normal login is)."""
-    require(os.geteuid() == 0, "needs root to drop to an unprivileged user for the user-namespace path")
+    require_root()  # to drop to an unprivileged user for the user-namespace path
     chroot._lib()
     r, w = os.pipe()
     pid = os.fork()
@@ -188,6 +189,7 @@ def _as_unprivileged(fn: object) -> object:
 
 
 def test_unprivileged_user_namespace(root: Path) -> None:
+    require_root()  # to drop to uid 65534 first
     for p in [root, *root.rglob("*")]:
         os.lchown(p, 65534, 65534)
     shutil.rmtree(root / "tmp")
@@ -236,6 +238,7 @@ def caps(status: str) -> dict[str, int]:
 
 
 def test_capabilities_are_dockers_default_set(root: Path) -> None:
+    require_root()  # USER nobody needs real root
     as_root = caps(run(root, "cat", "/proc/self/status").stdout.decode())
     assert as_root == {"CapInh": 0, "CapPrm": DOCKER_DEFAULT_CAPS, "CapEff": DOCKER_DEFAULT_CAPS,
                        "CapBnd": DOCKER_DEFAULT_CAPS, "CapAmb": 0}, {k: hex(v) for k, v in as_root.items()}
@@ -284,6 +287,7 @@ def test_proc_sysctls_are_read_only_and_kernel_files_masked(root: Path) -> None:
 
 
 def test_ordinary_root_steps_still_work(root: Path) -> None:
+    require_root()  # chown to uid 1000 needs real root (a user namespace maps only your own uid)
     script = ("set -e; mkdir -p /home/bob /srv/data; echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd; "
               "echo 'bob:x:1000:' >> /etc/group; chown -R bob:bob /home/bob; chmod 700 /home/bob; "
               "echo secret > /home/bob/f; chown 1000:1000 /home/bob/f; chmod 600 /home/bob/f; cat /home/bob/f; "
@@ -326,6 +330,7 @@ def test_fails_closed_when_proc_cannot_be_made_read_only(root: Path, monkeypatch
 
 
 def test_dev_and_sys_are_runcs(root: Path) -> None:
+    require_root()  # USER nobody needs real root
     # the /proc/mounts lines and modes a DOCKER_BUILDKIT=0 docker build RUN showed (Docker 20.10); minibuild's
     # /dev is nodev besides (/dev tmpfs and the root), which Docker leaves to its device cgroup
     res = run(root, "/bin/sh", "-c", "grep -E ' /(dev|dev/pts|dev/shm|dev/mqueue|sys) ' /proc/mounts | cut -d' ' -f1-4;"
