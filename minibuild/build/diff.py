@@ -54,6 +54,7 @@ class StatRecord:
     linkname: str = ""
     capability: bytes | None = None
     racy_digest: str | None = None  # content hash, kept for files changed too recently for timestamps to tell
+    gen: int = 0  # the ownership overlay's creation count of the inode (a reused inode number is a new file)
 
 
 @record
@@ -94,6 +95,7 @@ def stat_record(path: str, overlay: Overlay | None = None) -> StatRecord | None:
         dev=st.st_dev, ino=st.st_ino, nlink=st.st_nlink, rdev=st.st_rdev,
         linkname=os.readlink(path) if kind == "symlink" else "",
         capability=_capability(path, host, overlay) if kind in ("file", "dir") else None,
+        gen=overlay.generation(host) if overlay is not None else 0,
     )
 
 
@@ -219,7 +221,7 @@ def _diff(
             emit.add(path)
             continue
         if a.type == "dir":
-            if same_tree and (a.dev, a.ino) != (b.dev, b.ino):
+            if same_tree and (a.dev, a.ino, a.gen) != (b.dev, b.ino, b.gen):
                 opaque_dirs.add(path)
                 emit.add(path)
             elif (a.mode, a.uid, a.gid, a.capability) != (b.mode, b.uid, b.gid, b.capability):
@@ -231,7 +233,7 @@ def _diff(
             emit.add(path)
             continue
         if a.type != "file":
-            if same_tree and (a.mtime_ns, a.ctime_ns, a.ino) != (b.mtime_ns, b.ctime_ns, b.ino):
+            if same_tree and (a.mtime_ns, a.ctime_ns, a.ino, a.gen) != (b.mtime_ns, b.ctime_ns, b.ino, b.gen):
                 emit.add(path)
             continue
         ga = groups_after.get((a.dev, a.ino), frozenset()) if a.nlink > 1 else frozenset()
@@ -239,7 +241,7 @@ def _diff(
         if ga != gb:
             emit.add(path)
         elif same_tree:
-            if (a.mtime_ns, a.ctime_ns, a.ino) != (b.mtime_ns, b.ctime_ns, b.ino):
+            if (a.mtime_ns, a.ctime_ns, a.ino, a.gen) != (b.mtime_ns, b.ctime_ns, b.ino, b.gen):
                 emit.add(path)
             elif b.racy_digest is not None and b.racy_digest != _hash_file(os.path.join(after_root, path)):
                 emit.add(path)

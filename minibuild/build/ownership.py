@@ -45,6 +45,7 @@ class Meta:
     kind: str | None = None  # "char" / "block": the host holds a placeholder (not root)
     rdev: int = 0
     xattrs: tuple[tuple[str, bytes], ...] | None = None  # None: the host's
+    gen: int = 0  # which creation of an inode number this is (a directory removed and made again is a new one)
 
 
 def _access_bits(fmt: int) -> int:
@@ -58,6 +59,7 @@ class Overlay:
     def __init__(self, root: str) -> None:
         self.root = root
         self._meta: dict[tuple[int, int], Meta] = {}
+        self._gen = 0
         self._euid = os.geteuid()
         self._egid = os.getegid()
         self.as_root = self._euid == 0
@@ -109,6 +111,12 @@ class Overlay:
         """``os.lstat(path)`` as the image has it."""
         return self.view(os.lstat(path))
 
+    def generation(self, st: os.stat_result) -> int:
+        """Which creation of this inode number minibuild recorded last (0: none): the host reuses the number of a
+        deleted directory for the next one made, and a diff must still see a new directory there."""
+        m = self._valid(st)
+        return 0 if m is None else m.gen
+
     def xattrs(self, path: str | Path, st: os.stat_result) -> tuple[tuple[str, bytes], ...] | None:
         """The recorded xattrs of ``path`` (None: read the host's)."""
         m = self._valid(st)
@@ -120,7 +128,7 @@ class Overlay:
         old = self._valid(st)
         base: dict[str, object] = {"uid": 0, "gid": 0} if old is None else {
             "uid": old.uid, "gid": old.gid, "perm": old.perm, "kind": old.kind, "rdev": old.rdev,
-            "xattrs": old.xattrs}
+            "xattrs": old.xattrs, "gen": old.gen}
         if old is None:
             base["uid"], base["gid"] = self.owner(st)
         base.update(fields)
@@ -131,7 +139,10 @@ class Overlay:
     def created(self, path: str | Path, uid: int = 0, gid: int = 0) -> None:
         """A new inode at ``path``, owned ``uid``:``gid`` (any older record of its inode number is dropped)."""
         st = os.lstat(path)
-        self._meta.pop((st.st_dev, st.st_ino), None)
+        self._gen += 1
+        self._meta[(st.st_dev, st.st_ino)] = Meta(
+            host_fmt=stat.S_IFMT(st.st_mode), host_uid=st.st_uid, host_gid=st.st_gid,
+            host_perm=stat.S_IMODE(st.st_mode), uid=0, gid=0, gen=self._gen)
         self.set_owner(path, uid, gid)
 
     def set_owner(self, path: str | Path, uid: int, gid: int) -> None:
