@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import pickle
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,55 @@ def test_files_written_to_tmp_stay_in_the_root(root: Path) -> None:
 def test_missing_program_is_exit_127(root: Path) -> None:
     res = run(root, "no-such-program")
     assert res.exit_code == 127 and b'"no-such-program": executable file not found' in res.stderr
+
+
+def test_without_user_namespaces_an_ordinary_user_is_told_what_is_missing() -> None:
+    """Each switch that keeps an ordinary user from a user namespace is named; a failing unshare says why."""
+    from minibuild.build.chroot import userns_missing
+
+    def sysctl(values: dict[str, int]) -> Callable[[str], int | None]:
+        return lambda name: values.get(name)
+
+    ok = lambda: 0  # noqa: E731
+    assert userns_missing(sysctl({"user/max_user_namespaces": 15000}), ok) is None
+    assert userns_missing(sysctl({"user/max_user_namespaces": 0}), ok) == "user.max_user_namespaces is 0"
+    assert userns_missing(sysctl({"kernel/unprivileged_userns_clone": 0}), ok) == \
+        "kernel.unprivileged_userns_clone is 0"
+    assert userns_missing(sysctl({"kernel/apparmor_restrict_unprivileged_userns": 1}), ok) == \
+        "kernel.apparmor_restrict_unprivileged_userns is 1"
+    assert userns_missing(sysctl({}), lambda: errno.EPERM) == "unshare(CLONE_NEWUSER) fails (Operation not permitted)"
+
+
+def test_chroot_without_user_namespaces_is_one_line() -> None:
+    """As an ordinary user whose kernel refuses user namespaces (the probe answers as such a kernel or container
+    does), ``--executor chroot`` fails in one line naming what is missing, and no traceback."""
+    import subprocess
+
+    require_root()  # to drop to uid 65534
+    tmp_path = Path(tempfile.mkdtemp())  # directly under /tmp, so that uid 65534 reaches it
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY f /f\nRUN true\n")
+    (tmp_path / "f").write_text("x")
+    os.chmod(tmp_path, 0o1777)  # sticky, as /tmp: the store check accepts it
+    code = (
+        "import importlib, os, pkgutil, sys, minibuild\n"
+        "for m in pkgutil.walk_packages(minibuild.__path__, 'minibuild.'):\n"  # uid 65534 may not read them
+        "    m.name != 'minibuild.pytest_plugin' and importlib.import_module(m.name)\n"
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        "os.environ['HOME'] = sys.argv[1]\n"
+        "import minibuild.build.chroot as c\n"
+        "c._probe_userns = lambda: 1\n"  # what a kernel or container that refuses unshare(CLONE_NEWUSER) gives
+        "from minibuild.cli import main\n"
+        "main(['--store', sys.argv[1] + '/store', 'build', sys.argv[1], '--executor', 'chroot', '-o', sys.argv[1] + '/o.tar'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == ("error: Dockerfile:3: the chroot executor needs root or unprivileged user namespaces, and "
+                         "unshare(CLONE_NEWUSER) fails (Operation not permitted) here (run as root or use --executor "
+                         "emulate)"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    shutil.rmtree(tmp_path)
 
 
 def test_refuses_non_linux_and_empty_argv(tmp_path: Path) -> None:
