@@ -56,8 +56,9 @@ def _access_bits(fmt: int) -> int:
 class Overlay:
     """The recorded metadata of one root's inodes (see the module docstring)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, exact: bool = False) -> None:
         self.root = root
+        self.exact = exact  # the host gets the exact bits even when not root (an export, not a build root)
         self._meta: dict[tuple[int, int], Meta] = {}
         self._gen = 0
         self._euid = os.geteuid()
@@ -172,7 +173,7 @@ class Overlay:
         fmt = stat.S_IFMT(st.st_mode)
         if fmt == stat.S_IFLNK:
             return
-        host = perm if self.as_root else perm | _access_bits(fmt)
+        host = perm if self.as_root or self.exact else perm | _access_bits(fmt)
         os.chmod(path, host)  # not a symlink (checked above): nothing is followed
         self._put(path, perm=perm)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from minibuild.build.confine import MAX_SYMLINKS, resolve_in_root, safe_join
-from minibuild.build.ownership import overlay_of
+from minibuild.build.ownership import Overlay, overlay_of
 from minibuild.errors import BuildError, ImageFormatError, UnsafePathError
 from minibuild.record import record
 from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, normalize_path
@@ -84,11 +84,13 @@ def _remove(path: str) -> None:
 class _Applier:
     """Applies the entries of one layer; tracks what the layer wrote (for whiteouts and opaque markers)."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, export: bool = False) -> None:
         self.root = os.path.realpath(root)
         if not os.path.isdir(self.root):
             raise BuildError(f"root directory {root} does not exist")
-        self.overlay = overlay_of(self.root)
+        # a build root's owners, modes and nodes are minibuild's (its overlay); an export's are the host's own
+        self.overlay = Overlay(self.root, exact=True) if export else overlay_of(self.root)
+        self.export = export
         self.written: set[str] = set()
         self.ancestors: set[str] = set()
         self.deferred_dirs: list[tuple[str, str, int, int]] = []
@@ -218,6 +220,9 @@ class _Applier:
             os.link(source, target, follow_symlinks=False)
             self.counts["hardlinks"] += 1
         elif e.type in ("char", "block", "fifo"):
+            if self.export and e.type != "fifo" and not self.overlay.as_root:
+                self.warnings.append(f"skipped device node {e.path!r} ({e.type} {e.devmajor}:{e.devminor}): not root")
+                return
             self.overlay.make_node(target, e.type, e.mode, os.makedev(e.devmajor, e.devminor), e.uid, e.gid)
             os.utime(target, (e.mtime, e.mtime), follow_symlinks=False)
             self.counts["specials"] += 1
@@ -267,9 +272,13 @@ def apply_entries(root: Path | str, entries: Iterable[Entry]) -> ApplyStats:
     return applier.finish()
 
 
-def apply_layer(root: Path | str, layer: BinaryIO) -> ApplyStats:
-    """Extract one layer blob (tar, gzip, bzip2 or xz; sniffed) onto ``root`` with whiteouts honoured."""
-    applier = _Applier(root)
+def apply_layer(root: Path | str, layer: BinaryIO, *, export: bool = False) -> ApplyStats:
+    """Extract one layer blob (tar, gzip, bzip2 or xz; sniffed) onto ``root`` with whiteouts honoured.
+
+    A build root records owners, modes and device nodes in its ownership overlay; with ``export`` (``-o
+    type=local``, ``materialize``) the tree is the product: modes are set exactly on the host, and owners and
+    device nodes only as root (otherwise skipped, device nodes with a warning), as ``tar -x`` does."""
+    applier = _Applier(root, export=export)
     for entry, stream in iter_layer(layer):
         applier.apply(entry, stream)
     return applier.finish()

@@ -234,6 +234,40 @@ def test_not_root_holds_devices_owners_and_modes_as_data() -> None:
         shutil.rmtree(work)
 
 
+def test_an_export_as_not_root_keeps_exact_modes_and_skips_devices_with_a_warning() -> None:
+    """``-o type=local`` / ``materialize`` write a tree that is the product: exact modes on the host, and what an
+    ordinary user cannot make (a device node) skipped with a warning, as ``tar -x`` does."""
+    require_root()  # to drop to an unprivileged uid in a child process
+    work = Path(tempfile.mkdtemp())  # directly under /tmp so that uid 65534 can reach it
+    try:
+        (work / "root").mkdir()
+        layer_path = work / "layer.tar"
+        with open(layer_path, "wb") as f:
+            write_layer([Entry(path="dev/null", type="char", mode=0o666, devmajor=1, devminor=3),
+                         Entry(path="ro", type="dir", mode=0o555), Entry(path="ro/f", type="file", uid=5, data=b"x"),
+                         Entry(path="p", type="fifo", mode=0o600)], f)
+        os.chown(work / "root", 65534, 65534)
+        os.chmod(work, 0o755)
+        code = (
+            "import os, sys\n"
+            "from minibuild.build.rootfs import apply_layer\n"
+            f"layer = open({str(layer_path)!r}, 'rb')\n"
+            "os.setgid(65534); os.setuid(65534)\n"
+            f"s = apply_layer({str(work / 'root')!r}, layer, export=True)\n"
+            "print(len(s.warnings), s.warnings[0])\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("1 skipped device node 'dev/null'")
+        assert not (work / "root" / "dev" / "null").exists()
+        assert (work / "root" / "ro" / "f").stat().st_uid == 65534
+        assert stat.S_IMODE((work / "root" / "ro").stat().st_mode) == 0o555
+        assert stat.S_ISFIFO((work / "root" / "p").lstat().st_mode)
+    finally:
+        shutil.rmtree(work)
+
+
 def test_apply_entries_from_disk_sources(tmp_path: Path, root: Path) -> None:
     src = tmp_path / "src"
     src.write_bytes(b"from disk")
