@@ -22,7 +22,7 @@ from minibuild.digest import Digest
 from minibuild.errors import StoreError
 from minibuild.store import Store
 from minibuild.store.fsck import fsck
-from tests.support import require_root
+from tests.support import require, require_root
 
 REPO = str(Path(__file__).resolve().parents[2])
 
@@ -181,6 +181,11 @@ def reachable_tmp() -> Iterator[Path]:
 
 def test_store_owned_by_another_user_is_refused(reachable_tmp: Path) -> None:
     require_root()
+    import pwd
+
+    known = {p.pw_name: p.pw_uid for p in pwd.getpwall()}
+    require("mbuser" in known, "needs a user named mbuser (useradd mbuser)")
+    uid = known["mbuser"]  # whatever uid the machine gave it (not always 1001)
     store = reachable_tmp / "store"
     Store.open(store)
     victim = _victim(reachable_tmp)
@@ -190,15 +195,15 @@ def test_store_owned_by_another_user_is_refused(reachable_tmp: Path) -> None:
     shutil.chown(tmp, "mbuser", "mbuser")
     subprocess.run(["runuser", "-u", "mbuser", "--", "ln", "-s", str(victim), str(tmp / "build-999999-aaaa")],
                    check=True)
-    _one_error_line(_cli(store, "prune"), f"store directory {tmp} belongs to mbuser (uid 1001)", "not to you")
+    _one_error_line(_cli(store, "prune"), f"store directory {tmp} belongs to mbuser (uid {uid})", "not to you")
     assert _snapshot(victim) == before
     assert (tmp / "build-999999-aaaa").is_symlink()
     # a whole store of mbuser's, used by root
     shutil.chown(tmp, "root", "root")
     for dirpath, dirs, files in os.walk(store):
         for name in [*dirs, *files, ""]:
-            os.chown(os.path.join(dirpath, name), 1001, 1001, follow_symlinks=False)
-    _one_error_line(_cli(store, "images"), "belongs to mbuser (uid 1001)")
+            os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
+    _one_error_line(_cli(store, "images"), f"belongs to mbuser (uid {uid})")
     assert _cli(store, "images", MINIBUILD_ALLOW_SHARED_STORE="1").returncode == 0  # the explicit opt-in
     # as mbuser (through the library: the CLI's interpreter lives under /root): its own store works, and root's
     # store is refused by the kernel, as one StoreError line
