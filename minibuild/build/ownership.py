@@ -127,11 +127,11 @@ class Overlay:
     def _put(self, path: str | Path, **fields: object) -> None:
         st = os.lstat(path)
         old = self._valid(st)
-        base: dict[str, object] = {"uid": 0, "gid": 0} if old is None else {
-            "uid": old.uid, "gid": old.gid, "perm": old.perm, "kind": old.kind, "rdev": old.rdev,
-            "xattrs": old.xattrs, "gen": old.gen}
-        if old is None:
-            base["uid"], base["gid"] = self.owner(st)
+        uid, gid = self.owner(st)  # what the image has now: a field the host changed since is the host's
+        base: dict[str, object] = {"uid": uid, "gid": gid}
+        if old is not None:
+            keep = old.perm is not None and stat.S_IMODE(st.st_mode) == old.host_perm
+            base.update(perm=old.perm if keep else None, kind=old.kind, rdev=old.rdev, xattrs=old.xattrs, gen=old.gen)
         base.update(fields)
         self._meta[(st.st_dev, st.st_ino)] = Meta(
             host_fmt=stat.S_IFMT(st.st_mode), host_uid=st.st_uid, host_gid=st.st_gid,
