@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,20 @@ def _sde() -> int | None:
         return int(raw)
     except ValueError:
         raise ConfigError(f"SOURCE_DATE_EPOCH must be an integer, got {raw!r}") from None
+
+
+def _context_dir(context: str | Path) -> Path:
+    """The build context, which must be a directory this process may reach (else one line, no traceback)."""
+    ctx = Path(context)
+    try:
+        st = os.stat(ctx)
+    except FileNotFoundError:
+        raise ContextError(f"build context {ctx} is not a directory") from None
+    except OSError as exc:
+        raise ContextError(f"build context {ctx} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ContextError(f"build context {ctx} is not a directory")
+    return ctx
 
 
 def _read_dockerfile(ctx: Path, dockerfile: Path | str | None, dockerfile_text: str | None) -> tuple[Any, Path | None]:
@@ -73,9 +88,7 @@ def plan(
     expanded instruction and the ARG/ENV values it sees. Runs nothing and writes no layer or cache record (a
     step needing an entitlement that ``allow`` lacks is a warning). ``executor`` and ``source_date_epoch``
     (default $SOURCE_DATE_EPOCH) are in the keys as they are in build's."""
-    ctx = Path(context)
-    if not ctx.is_dir():
-        raise ContextError(f"build context {ctx} is not a directory")
+    ctx = _context_dir(context)
     df, df_path = _read_dockerfile(ctx, dockerfile, dockerfile_text)
     st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
     builder = Builder(store=st, dockerfile=df, context=ctx, dockerfile_path=df_path, target=target,
@@ -130,9 +143,7 @@ def build(
     from minibuild.limits import run_limits
 
     limits = run_limits(True if run_timeout is None else run_timeout)
-    ctx = Path(context)
-    if not ctx.is_dir():
-        raise ContextError(f"build context {ctx} is not a directory")
+    ctx = _context_dir(context)
     check_tags(tags)
     out_spec = parse_output(output) if output is not None else None
     if out_spec is not None:

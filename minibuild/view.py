@@ -548,7 +548,7 @@ class ImageView:
         total = ApplyStats()
         for layer in self.image.layers:
             with self.store.blobs.open(layer.digest) as blob:
-                total = total + apply_layer(dest, blob)
+                total = total + apply_layer(dest, blob, export=True)
         return total
 
     def __repr__(self) -> str:

@@ -28,8 +28,11 @@ def require_tool(name: str) -> str:
 
 
 def require_root() -> None:
-    """Skip/fail unless running as root."""
-    require(os.geteuid() == 0, "needs root")
+    """Skip unless running as root.  Not an interop requirement: the suite also runs as an ordinary user (CI's
+    second run, ``.ci/run``), where a root-only test skips with this reason even under MINIBUILD_REQUIRE_INTEROP=1;
+    as root under MINIBUILD_REQUIRE_INTEROP=1 it always runs."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (this run is as an ordinary user, uid %d)" % os.geteuid())
 
 
 UNPRIVILEGED_USER = "mbuser"

@@ -60,3 +60,24 @@ def test_build_is_callable_in_a_fresh_interpreter(name: str, tmp_path: Path) -> 
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_unreadable_context_is_one_context_error(tmp_path: Path) -> None:
+    """As an ordinary user a context you may not enter is a ContextError naming why, not a PermissionError."""
+    import os
+
+    import minibuild
+    from minibuild.errors import ContextError
+
+    if os.geteuid() == 0:
+        pytest.skip("root may enter any directory (CI's unprivileged run checks this)")
+    locked = tmp_path / "locked"  # a directory you may not search: its children cannot even be stat'ed
+    ctx = locked / "ctx"
+    ctx.mkdir(parents=True)
+    (ctx / "Dockerfile").write_text("FROM scratch\n")
+    locked.chmod(0o000)
+    try:
+        with pytest.raises(ContextError, match=r"build context .* cannot be read: Permission denied"):
+            minibuild.build(ctx, store=tmp_path / "store")
+    finally:
+        locked.chmod(0o755)

@@ -395,6 +395,9 @@ class Builder:
 
     def _drop_tmpdir(self) -> None:
         if self._scratch is not None:
+            from minibuild.fs.ownership import release_under
+
+            release_under(self._scratch.path)  # the roots' ownership overlays go with them
             self._scratch.remove()
             self._scratch = None
         self.tmp = None
@@ -1063,8 +1066,10 @@ class Builder:
             created: list[str] = []
             cur_rel = ""
             from minibuild.fs.confine import resolve_in_root
+            from minibuild.fs.ownership import overlay_of
 
             real_root = os.path.realpath(root)
+            overlay = overlay_of(real_root)
             for part in rel.split("/"):
                 cur_rel = f"{cur_rel}/{part}" if cur_rel else part
                 phys = resolve_in_root(real_root, cur_rel)  # a planted symlink resolves inside the root
@@ -1078,9 +1083,8 @@ class Builder:
                         except NotADirectoryError:
                             where = os.path.relpath(os.path.dirname(new), real_root)
                             raise BuildError(f"WORKDIR {path}: /{where} is not a directory") from None
-                        os.chmod(new, 0o755)
-                        if ident is not None:
-                            os.lchown(new, ident.uid, ident.gid)
+                        overlay.created(new, *((ident.uid, ident.gid) if ident is not None else (0, 0)))
+                        overlay.set_mode(new, 0o755)
                         created.append(os.path.relpath(new, real_root))
                 elif not os.path.isdir(phys):
                     raise BuildError(f"WORKDIR {path}: /{os.path.relpath(phys, real_root)} is not a directory")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from minibuild.fs.confine import resolve_components, resolve_relative
 from minibuild.engine.dockerignore import IgnoreMatcher, clean_path, contains_wildcards, go_match, BadPatternError
+from minibuild.fs.ownership import find_overlay
 from minibuild.errors import ContextError
 from minibuild.fsperm import file_type
 
@@ -144,13 +145,16 @@ class BuildContext:
         self._dirs: dict[str, bool] = {}
         self._stats: dict[str, os.stat_result] = {}  # lstat results seen by visible(), reused by lstat()
         self._real: str | None = None  # realpath of the root, for the resolver
+        # a stage root's owners, modes and device nodes are the ownership overlay's; a build context has none
+        self._overlay = find_overlay(self._root_s)
 
     # ------------------------------------------------------------------------------------------ visibility
     def _lstat_raw(self, rel: str) -> os.stat_result | None:
         try:
-            return os.lstat(self._root_s + "/" + rel) if rel else os.stat(self._root_s)
+            info = os.lstat(self._root_s + "/" + rel) if rel else os.stat(self._root_s)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        return self._overlay.view(info) if self._overlay is not None else info
 
     def _real_dir(self, d: str) -> bool:
         """Whether ``d`` and all its ancestors are real directories (not symlinks) under the root."""

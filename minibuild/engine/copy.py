@@ -39,13 +39,14 @@ from typing import IO, TYPE_CHECKING, BinaryIO
 
 from minibuild.fs.confine import resolve_components
 from minibuild.engine.context import BuildContext, StatCache
+from minibuild.fs.ownership import overlay_of
 from minibuild.engine.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
 from minibuild.fs.userdb import parse_id, read_db
 from minibuild.dockerfile.syntax import is_file_name
 from minibuild.errors import ContextError, SourceNotFoundError, UnsafePathError
 from minibuild.fsperm import ModeSpec, file_type, parse_mode_spec
 from minibuild.record import record
-from minibuild.store.tarlayer import sane_mtime
+from minibuild.store.tarlayer import EntryType, sane_mtime
 
 if TYPE_CHECKING:  # tarfile and the decompressors are imported by ADD of an archive only (start-up)
     import tarfile
@@ -362,6 +363,7 @@ class _Writer:
         self.changed: set[str] = set()
         self.links: dict[tuple[int, int], str] = {}
         self._parents: dict[str, str] = {}  # parent path -> resolved; dropped whenever a symlink appears or goes
+        self.overlay = overlay_of(self._base)  # owners, modes and device nodes (minibuild.fs.ownership)
 
     def resolve(self, path: str, *, follow_final: bool = True) -> str:
         """``path`` resolved inside the root as a chroot would, relative to it ("" is the root)."""
@@ -381,13 +383,26 @@ class _Writer:
 
     def lstat(self, rel: str) -> os.stat_result | None:
         try:
-            return os.lstat(self.full(rel))
+            return self.overlay.lstat(self.full(rel))
         except (FileNotFoundError, NotADirectoryError):
             return None
 
     def symlink(self, target: str, rel: str) -> None:
         os.symlink(target, self.full(rel))
+        self.overlay.created(self.full(rel))
         self._parents.clear()
+
+    def mkdir(self, rel: str) -> None:
+        """A new directory (0700 until ``finish`` gives it its mode), owned 0:0 until then."""
+        os.mkdir(self.full(rel), 0o700)
+        self.overlay.created(self.full(rel))
+
+    def chmod(self, rel: str, perm: int) -> None:
+        self.overlay.set_mode(self.full(rel), perm)
+
+    def node(self, rel: str, kind: EntryType, perm: int, rdev: int) -> None:
+        """A FIFO or device node (a placeholder file when not root: the overlay holds what it is)."""
+        self.overlay.make_node(self.full(rel), kind, perm, rdev)
 
     def remove(self, rel: str) -> None:
         """Delete entry ``rel`` (a directory with its contents), never following it."""
@@ -406,9 +421,9 @@ class _Writer:
             done = done + "/" + comp if done else comp
             info = self.lstat(done)
             if info is None:
-                os.mkdir(self.full(done), 0o700)
-                os.chown(self.full(done), *owner)
-                os.chmod(self.full(done), mode)
+                self.mkdir(done)
+                self.overlay.set_owner(self.full(done), *owner)
+                self.overlay.set_mode(self.full(done), mode)
                 self._utime(done, None)
                 self.changed.add(done)
             elif not st_mod.S_ISDIR(info.st_mode):
@@ -426,9 +441,9 @@ class _Writer:
 
     def finish(self, rel: str, perm: int | None, owner: tuple[int, int], info: os.stat_result | None) -> None:
         full = self.full(rel)
-        os.lchown(full, *owner)
+        self.overlay.set_owner(full, *owner)
         if perm is not None:
-            os.chmod(full, perm)
+            self.overlay.set_mode(full, perm)
         self._utime(rel, info)
         self.changed.add(rel)
 
@@ -449,6 +464,7 @@ class _Writer:
                 return
             self.links[(src_info.st_dev, src_info.st_ino)] = rel
         fd = os.open(self.full(rel), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        self.overlay.created(self.full(rel))
         with os.fdopen(fd, "wb") as out:
             if data is not None:
                 out.write(data)
@@ -591,12 +607,12 @@ def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm
             existing = writer.lstat(out)
             created = False
             if existing is None:
-                os.mkdir(writer.full(out), 0o700)
+                writer.mkdir(out)
                 created = True
             elif not st_mod.S_ISDIR(existing.st_mode):
                 raise ContextError(f"cannot copy to non-directory: /{out}")
             elif comps:  # BuildKit: a merged sub-directory takes the source's mode
-                os.chmod(writer.full(out), st_mod.S_IMODE(info.st_mode))
+                writer.chmod(out, st_mod.S_IMODE(info.st_mode))
                 writer.changed.add(out)
             if created or (comps and not as_parent):
                 writer.finish(out, perm_of(info), owner_of(info), info)
@@ -610,13 +626,9 @@ def _copy_entries(tree, item, excl, writer: _Writer, target: str, owner_of, perm
         elif kind == "file":
             writer.write_file(out, src, None, info)
             writer.finish(out, perm_of(info), owner_of(info), info)
-        elif kind == "fifo":
+        elif kind in ("fifo", "char", "block"):
             writer.prepare_nondir(out)
-            os.mkfifo(writer.full(out), 0o600)
-            writer.finish(out, perm_of(info), owner_of(info), info)
-        elif kind in ("char", "block"):
-            writer.prepare_nondir(out)
-            os.mknod(writer.full(out), 0o600 | st_mod.S_IFMT(info.st_mode), info.st_rdev)
+            writer.node(out, "fifo" if kind == "fifo" else "char" if kind == "char" else "block", 0o600, info.st_rdev)
             writer.finish(out, perm_of(info), owner_of(info), info)
         else:  # a socket becomes an empty regular file, as BuildKit's context transfer does
             writer.write_file(out, None, b"", None)
@@ -719,9 +731,9 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
             perm = member.mode & 0o7777
             if member.isdir():
                 if existing is None or not st_mod.S_ISDIR(existing.st_mode):
-                    os.mkdir(writer.full(out), 0o700)
-                os.lchown(writer.full(out), *owner)
-                os.chmod(writer.full(out), perm)
+                    writer.mkdir(out)
+                writer.overlay.set_owner(writer.full(out), *owner)
+                writer.chmod(out, perm)
                 writer.changed.add(out)
                 dirs.append((out, member))
                 continue
@@ -747,21 +759,19 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
                 src = tar.extractfile(member)
                 assert src is not None
                 fd = os.open(writer.full(out), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                writer.overlay.created(writer.full(out))
                 with os.fdopen(fd, "wb") as f:
                     _copyfileobj(src, f)
                 perm_opt = perm
-            elif member.isfifo():
-                os.mkfifo(writer.full(out), 0o600)
-                perm_opt = perm
-            elif member.ischr() or member.isblk():
-                kind = st_mod.S_IFCHR if member.ischr() else st_mod.S_IFBLK
-                os.mknod(writer.full(out), 0o600 | kind, os.makedev(member.devmajor, member.devminor))
+            elif member.isfifo() or member.ischr() or member.isblk():
+                kind: EntryType = "fifo" if member.isfifo() else "char" if member.ischr() else "block"
+                writer.node(out, kind, 0o600, os.makedev(member.devmajor, member.devminor))
                 perm_opt = perm
             else:
                 continue
-            os.lchown(writer.full(out), *owner)
+            writer.overlay.set_owner(writer.full(out), *owner)
             if perm_opt is not None:
-                os.chmod(writer.full(out), perm_opt)
+                writer.chmod(out, perm_opt)
             ns = (mtime if mtime is not None else sane_mtime(member.mtime)) * 1_000_000_000
             os.utime(writer.full(out), ns=(ns, ns), follow_symlinks=False)
             writer.changed.add(out)

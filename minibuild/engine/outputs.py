@@ -180,7 +180,7 @@ def write_filesystem(store: Store, image: Image, spec: OutputSpec) -> None:
             tmp.mkdir(mode=0o755)
             for layer in image.layers:
                 with store.blobs.open(layer.digest) as fh:
-                    apply_layer(tmp, fh)
+                    apply_layer(tmp, fh, export=True)
             if dest.is_dir():
                 dest.rmdir()  # empty (checked before the build)
             os.rename(tmp, dest)

@@ -13,6 +13,7 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from minibuild.executors import mountpoints, seccomp
@@ -93,14 +94,57 @@ def platform_problem(platform: str | None = None, euid: int | None = None) -> st
     if not platform.startswith("linux"):
         return f"the chroot executor needs Linux namespaces; this is {platform} (use --executor emulate)"
     if (os.geteuid() if euid is None else euid) != 0:
-        try:
-            limit = int(Path("/proc/sys/user/max_user_namespaces").read_text().strip())
-        except (OSError, ValueError):
-            limit = 1
-        if limit == 0:
-            return ("the chroot executor needs root or unprivileged user namespaces, and "
-                    "user.max_user_namespaces is 0 here (run as root or use --executor emulate)")
+        missing = userns_missing(_sysctl, _probe_userns)
+        if missing is not None:
+            return (f"the chroot executor needs root or unprivileged user namespaces, and {missing} here "
+                    "(run as root or use --executor emulate)")
     return None
+
+
+_USERNS_SYSCTLS = (  # (file under /proc/sys, the value that forbids an ordinary user's user namespace)
+    ("user/max_user_namespaces", 0),
+    ("kernel/unprivileged_userns_clone", 0),  # Debian's switch
+    ("kernel/apparmor_restrict_unprivileged_userns", 1),  # Ubuntu 24.04's
+)
+
+
+def userns_missing(sysctl: Callable[[str], int | None], probe: Callable[[], int]) -> str | None:
+    """What keeps an ordinary user from a user namespace, in words (None: nothing): the sysctl that forbids it,
+    else why ``unshare(CLONE_NEWUSER)`` failed (``probe`` returns its errno, 0 on success; e.g. a container's
+    seccomp profile)."""
+    for name, forbidding in _USERNS_SYSCTLS:
+        if sysctl(name) == forbidding:
+            return f"{name.replace('/', '.')} is {forbidding}"
+    err = probe()
+    return None if err == 0 else f"unshare(CLONE_NEWUSER) fails ({os.strerror(err)})"
+
+
+def _sysctl(name: str) -> int | None:
+    try:
+        return int(Path("/proc/sys", name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+_probed: list[int] = []
+
+
+def _probe_userns() -> int:
+    """The errno of ``unshare(CLONE_NEWUSER)`` in a forked child (0: it works), found once per process."""
+    if not _probed:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 0
+            try:
+                _unshare(CLONE_NEWUSER)
+            except OSError as exc:
+                code = exc.errno or errno.EPERM
+            except BaseException:
+                code = errno.EPERM
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        _probed.append(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else errno.EPERM)
+    return _probed[0]
 
 
 class ChrootExecutor:

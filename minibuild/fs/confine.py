@@ -127,9 +127,13 @@ def read_small_file(
     Raises ``error`` with one line naming ``what`` when it is a FIFO, device, socket or directory (never opened),
     larger than ``limit`` bytes, or unreadable; symlink loops raise UnsafePathError.
     """
+    from minibuild.fs.ownership import find_overlay
+
     host = os.fspath(resolve_in_root(root, path))
+    overlay = find_overlay(root)  # a device node may be a placeholder file: its type is the overlay's
     try:
         info = os.lstat(host)
+        info = overlay.view(info) if overlay is not None else info
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as err:

@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
+from minibuild.fs.ownership import Overlay, overlay_of
 from minibuild.fs.rootfs import resolve_in_root
 from minibuild.errors import BuildError, UnsafePathError
 from minibuild.fsperm import file_type
@@ -53,6 +54,7 @@ class StatRecord:
     linkname: str = ""
     capability: bytes | None = None
     racy_digest: str | None = None  # content hash, kept for files changed too recently for timestamps to tell
+    gen: int = 0  # the ownership overlay's creation count of the inode (a reused inode number is a new file)
 
 
 @record
@@ -69,16 +71,21 @@ def _kind(mode: int) -> EntryType | None:
     return None if kind == "socket" else cast(EntryType, kind)
 
 
-def _capability(path: str) -> bytes | None:
+def _capability(path: str, st: os.stat_result, overlay: Overlay | None) -> bytes | None:
+    held = overlay.xattrs(path, st) if overlay is not None else None
+    if held is not None:
+        return next((v for n, v in held if n == CAPABILITY_XATTR), None)
     try:
         return os.getxattr(path, CAPABILITY_XATTR, follow_symlinks=False)
     except OSError:
         return None
 
 
-def stat_record(path: str) -> StatRecord | None:
-    """The StatRecord of ``path`` (not followed), or None for sockets."""
-    st = os.lstat(path)
+def stat_record(path: str, overlay: Overlay | None = None) -> StatRecord | None:
+    """The StatRecord of ``path`` (not followed), or None for sockets; owners, modes and device nodes as the
+    root's ownership overlay records them (``minibuild.fs.ownership``) when given."""
+    host = os.lstat(path)
+    st = overlay.view(host) if overlay is not None else host
     kind = _kind(st.st_mode)
     if kind is None:
         return None
@@ -87,7 +94,8 @@ def stat_record(path: str) -> StatRecord | None:
         size=st.st_size if kind == "file" else 0, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns,
         dev=st.st_dev, ino=st.st_ino, nlink=st.st_nlink, rdev=st.st_rdev,
         linkname=os.readlink(path) if kind == "symlink" else "",
-        capability=_capability(path) if kind in ("file", "dir") else None,
+        capability=_capability(path, host, overlay) if kind in ("file", "dir") else None,
+        gen=overlay.generation(host) if overlay is not None else 0,
     )
 
 
@@ -104,9 +112,11 @@ def _hash_file(path: str) -> str:
     return h.hexdigest()
 
 
-def snapshot(root: Path | str, *, hash_recent: bool = True) -> TreeSnapshot:
-    """Record every path under ``root`` without following symlinks (recently changed files also by content)."""
+def snapshot(root: Path | str, *, hash_recent: bool = True, overlay_root: Path | str | None = None) -> TreeSnapshot:
+    """Record every path under ``root`` without following symlinks (recently changed files also by content),
+    through the ownership overlay of ``overlay_root`` (default ``root``: the tree is a root of its own)."""
     base = os.path.realpath(root)
+    overlay = overlay_of(base) if overlay_root is None else overlay_of(overlay_root)
     racy_after = time.time_ns() - RACY_WINDOW_NS if hash_recent else None
     records: dict[str, StatRecord] = {}
     stack = [""]
@@ -115,7 +125,7 @@ def snapshot(root: Path | str, *, hash_recent: bool = True) -> TreeSnapshot:
         with os.scandir(os.path.join(base, rel) if rel else base) as it:
             for de in it:
                 child = f"{rel}/{de.name}" if rel else de.name
-                rec = stat_record(de.path)
+                rec = stat_record(de.path, overlay)
                 if rec is None:
                     continue
                 if racy_after is not None and rec.type == "file" and max(rec.mtime_ns, rec.ctime_ns) >= racy_after:
@@ -211,7 +221,7 @@ def _diff(
             emit.add(path)
             continue
         if a.type == "dir":
-            if same_tree and (a.dev, a.ino) != (b.dev, b.ino):
+            if same_tree and (a.dev, a.ino, a.gen) != (b.dev, b.ino, b.gen):
                 opaque_dirs.add(path)
                 emit.add(path)
             elif (a.mode, a.uid, a.gid, a.capability) != (b.mode, b.uid, b.gid, b.capability):
@@ -223,7 +233,7 @@ def _diff(
             emit.add(path)
             continue
         if a.type != "file":
-            if same_tree and (a.mtime_ns, a.ctime_ns, a.ino) != (b.mtime_ns, b.ctime_ns, b.ino):
+            if same_tree and (a.mtime_ns, a.ctime_ns, a.ino, a.gen) != (b.mtime_ns, b.ctime_ns, b.ino, b.gen):
                 emit.add(path)
             continue
         ga = groups_after.get((a.dev, a.ino), frozenset()) if a.nlink > 1 else frozenset()
@@ -231,7 +241,7 @@ def _diff(
         if ga != gb:
             emit.add(path)
         elif same_tree:
-            if (a.mtime_ns, a.ctime_ns, a.ino) != (b.mtime_ns, b.ctime_ns, b.ino):
+            if (a.mtime_ns, a.ctime_ns, a.ino, a.gen) != (b.mtime_ns, b.ctime_ns, b.ino, b.gen):
                 emit.add(path)
             elif b.racy_digest is not None and b.racy_digest != _hash_file(os.path.join(after_root, path)):
                 emit.add(path)
@@ -272,12 +282,13 @@ def entries_for_paths(root: Path | str, paths: Iterable[str], *, recursive: bool
     raises BuildError, a path leading out of the root UnsafePathError.
     """
     base = os.path.realpath(root)
+    overlay = overlay_of(base)
     records: dict[str, StatRecord] = {}
     emit: set[str] = set()
 
     def record(rel: str) -> StatRecord | None:
         if rel not in records:
-            rec = stat_record(os.path.join(base, rel))
+            rec = stat_record(os.path.join(base, rel), overlay)
             if rec is None:
                 return None
             records[rel] = rec
@@ -300,7 +311,7 @@ def entries_for_paths(root: Path | str, paths: Iterable[str], *, recursive: bool
         rel = resolve(norm) if norm else ""
         if rel and rel not in records:
             try:
-                rec = stat_record(os.path.join(base, rel))
+                rec = stat_record(os.path.join(base, rel), overlay)
             except OSError:
                 raise BuildError(f"/{norm} does not exist in the root") from None
             if rec is not None:
@@ -308,7 +319,7 @@ def entries_for_paths(root: Path | str, paths: Iterable[str], *, recursive: bool
         if rel and rel in records:
             emit.add(rel)
         if recursive and (not rel or records[rel].type == "dir"):
-            sub = snapshot(os.path.join(base, rel) if rel else base, hash_recent=False)
+            sub = snapshot(os.path.join(base, rel) if rel else base, hash_recent=False, overlay_root=base)
             for child, rec in sub.records.items():
                 crel = f"{rel}/{child}" if rel else child
                 records[crel] = rec

@@ -13,9 +13,11 @@ Confinement rules (what every writer of the tree may rely on):
   with their target as written).  Hardlink targets are resolved the same way and must already exist.
 * OCI whiteouts: ``.wh.<name>`` deletes ``<name>`` unless this layer wrote it; ``.wh..wh..opq`` removes every child
   of the directory that this layer did not write (whatever the order of the entries).
-* Ownership is applied only when running as root; device nodes are created only as root, otherwise skipped and
-  reported in ``ApplyStats.warnings``.  Directory modes and mtimes are applied after the whole layer (so a 0555
-  directory can still receive its children), each re-checked to still be the same real directory.
+* Owners, modes, device nodes and xattrs are recorded in the root's ownership overlay
+  (``minibuild.fs.ownership``), as root and as any user alike; as root they are also set on the host (as an
+  ordinary user a device node is a placeholder file there).  Directory modes and mtimes are applied after the
+  whole layer (so a 0555 directory can still receive its children), each re-checked to still be the same real
+  directory.
 
 The rules assume nobody else modifies the tree while a layer is applied (no defence against concurrent races).
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from minibuild.fs.confine import MAX_SYMLINKS, resolve_in_root, safe_join
+from minibuild.fs.ownership import Overlay, overlay_of
 from minibuild.errors import BuildError, ImageFormatError, UnsafePathError
 from minibuild.record import record
 from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, normalize_path
@@ -81,11 +84,13 @@ def _remove(path: str) -> None:
 class _Applier:
     """Applies the entries of one layer; tracks what the layer wrote (for whiteouts and opaque markers)."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, export: bool = False) -> None:
         self.root = os.path.realpath(root)
         if not os.path.isdir(self.root):
             raise BuildError(f"root directory {root} does not exist")
-        self.as_root = os.geteuid() == 0
+        # a build root's owners, modes and nodes are minibuild's (its overlay); an export's are the host's own
+        self.overlay = Overlay(self.root, exact=True) if export else overlay_of(self.root)
+        self.export = export
         self.written: set[str] = set()
         self.ancestors: set[str] = set()
         self.deferred_dirs: list[tuple[str, str, int, int]] = []
@@ -109,6 +114,8 @@ class _Applier:
                     p = os.path.dirname(p)
                 for m in reversed(missing):
                     os.mkdir(m, 0o755)
+                    self.overlay.created(m)
+                    self.overlay.set_mode(m, 0o755)
                     self._mark(m)
             except OSError as err:
                 raise ImageFormatError(f"layer entry {entry_name!r}: cannot create its parent: {err.strerror}") from err
@@ -165,7 +172,10 @@ class _Applier:
                 existing = None
             if existing is None:
                 os.mkdir(target, 0o700)
-            self._owner(target, e)
+                self.overlay.created(target, e.uid, e.gid)
+                self.overlay.set_mode(target, 0o700)
+            else:
+                self._owner(target, e)
             self._xattrs(target, e)
             rel = os.path.relpath(target, self.root)
             self.deferred_dirs.append((target, rel, e.mode, e.mtime))
@@ -189,15 +199,14 @@ class _Applier:
                             f.write(chunk)
                             self.counts["bytes"] += len(chunk)
                 f.flush()
-                if self.as_root:
-                    os.fchown(f.fileno(), e.uid, e.gid)
-                os.fchmod(f.fileno(), e.mode & 0o7777)
-                os.utime(f.fileno(), (e.mtime, e.mtime))
+            self.overlay.created(target, e.uid, e.gid)
+            self.overlay.set_mode(target, e.mode)
+            os.utime(target, (e.mtime, e.mtime), follow_symlinks=False)
             self._xattrs(target, e)
             self.counts["files"] += 1
         elif e.type == "symlink":
             os.symlink(e.linkname, target)
-            self._owner(target, e)
+            self.overlay.created(target, e.uid, e.gid)
             os.utime(target, (e.mtime, e.mtime), follow_symlinks=False)
             self.counts["symlinks"] += 1
         elif e.type == "hardlink":
@@ -211,31 +220,21 @@ class _Applier:
             os.link(source, target, follow_symlinks=False)
             self.counts["hardlinks"] += 1
         elif e.type in ("char", "block", "fifo"):
-            if e.type == "fifo":
-                os.mkfifo(target, 0o600)
-            elif not self.as_root:
+            if self.export and e.type != "fifo" and not self.overlay.as_root:
                 self.warnings.append(f"skipped device node {e.path!r} ({e.type} {e.devmajor}:{e.devminor}): not root")
                 return
-            else:
-                kind = stat.S_IFCHR if e.type == "char" else stat.S_IFBLK
-                os.mknod(target, kind | 0o600, os.makedev(e.devmajor, e.devminor))
-            self._owner(target, e)
-            os.chmod(target, e.mode & 0o7777)
+            self.overlay.make_node(target, e.type, e.mode, os.makedev(e.devmajor, e.devminor), e.uid, e.gid)
             os.utime(target, (e.mtime, e.mtime), follow_symlinks=False)
             self.counts["specials"] += 1
         else:  # pragma: no cover - Entry types are closed
             raise ImageFormatError(f"layer entry {e.path!r}: unknown type {e.type!r}")
 
     def _owner(self, target: str, e: Entry) -> None:
-        if self.as_root:
-            os.lchown(target, e.uid, e.gid)
+        self.overlay.set_owner(target, e.uid, e.gid)
 
     def _xattrs(self, target: str, e: Entry) -> None:
         for name, value in e.xattrs:
-            try:
-                os.setxattr(target, name, value, follow_symlinks=False)
-            except OSError as err:
-                self.warnings.append(f"xattr {name} on {e.path!r} not set: {err.strerror}")
+            self.overlay.set_xattr(target, name, value)  # held by minibuild where the host may not set it
 
     def _clear_lower(self, directory: str) -> None:
         """Remove every child of ``directory`` that this layer did not write (opaque whiteout)."""
@@ -260,7 +259,7 @@ class _Applier:
             st = _lstat(target)
             if again != target or st is None or not stat.S_ISDIR(st.st_mode):
                 continue  # replaced later in the layer: its attributes no longer apply
-            os.chmod(target, mode & 0o7777)
+            self.overlay.set_mode(target, mode)
             os.utime(target, (mtime, mtime), follow_symlinks=False)
         return ApplyStats(**self.counts, warnings=tuple(self.warnings))
 
@@ -273,9 +272,13 @@ def apply_entries(root: Path | str, entries: Iterable[Entry]) -> ApplyStats:
     return applier.finish()
 
 
-def apply_layer(root: Path | str, layer: BinaryIO) -> ApplyStats:
-    """Extract one layer blob (tar, gzip, bzip2 or xz; sniffed) onto ``root`` with whiteouts honoured."""
-    applier = _Applier(root)
+def apply_layer(root: Path | str, layer: BinaryIO, *, export: bool = False) -> ApplyStats:
+    """Extract one layer blob (tar, gzip, bzip2 or xz; sniffed) onto ``root`` with whiteouts honoured.
+
+    A build root records owners, modes and device nodes in its ownership overlay; with ``export`` (``-o
+    type=local``, ``materialize``) the tree is the product: modes are set exactly on the host, and owners and
+    device nodes only as root (otherwise skipped, device nodes with a warning), as ``tar -x`` does."""
+    applier = _Applier(root, export=export)
     for entry, stream in iter_layer(layer):
         applier.apply(entry, stream)
     return applier.finish()

@@ -302,7 +302,7 @@ def glob_root(sh: "Shell", chars: list[tuple[str, bool]]) -> list[str]:
                         new.append(p + n)
                     else:
                         try:
-                            if stat.S_ISDIR(os.stat(sh.fs.path(p + n, sh.cwd)).st_mode):
+                            if stat.S_ISDIR(sh.fs.stat(sh.fs.path(p + n, sh.cwd)).st_mode):
                                 new.append(p + n + "/")
                         except OSError:
                             pass

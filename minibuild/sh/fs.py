@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from minibuild.fs.ownership import Overlay, overlay_of
+
 MAX_SYMLINKS = 40
 DEVICES = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/stdin", "/dev/zero", "/dev/fd/0", "/dev/fd/1", "/dev/fd/2")
 RANDOM_DEVICES = ("/dev/random", "/dev/urandom")
@@ -64,9 +66,11 @@ class RootFS:
     binds: Mapping[str, Path] = field(default_factory=dict)
     max_bytes: int | None = None  # the largest file read whole into memory (the shell's memory limit)
     mounts: Mapping[str, Mount] = field(default_factory=dict)
+    meta: Overlay = field(init=False)  # owners, modes, device nodes: minibuild's, never the host's
 
     def __post_init__(self) -> None:
         self.root = Path(os.path.realpath(self.root))
+        self.meta = overlay_of(self.root)
         binds, self.binds = self.binds, {}
         resolved = {}
         for vpath, host in binds.items():
@@ -195,17 +199,33 @@ class RootFS:
         rel = os.path.relpath(host, self.root)
         return "/" if rel == "." else "/" + rel
 
+    # ----- metadata through the ownership overlay (minibuild.fs.ownership)
+    def lstat(self, host: Path | str) -> os.stat_result:
+        """lstat of a host path of the root, with the owner, mode and node type the image has."""
+        return self.meta.view(os.lstat(host))
+
+    def stat(self, host: Path | str, *, follow_symlinks: bool = True) -> os.stat_result:
+        """stat of a host path of the root (already resolved by ``resolve``), as the image has it."""
+        return self.meta.view(os.stat(host, follow_symlinks=follow_symlinks))
+
+    def chmod(self, host: Path | str, mode: int) -> None:
+        self.check_write(host)
+        self.meta.set_mode(host, mode)
+
+    def chown(self, host: Path | str, uid: int, gid: int) -> None:
+        self.check_write(host)
+        self.meta.set_owner(host, uid, gid)
+
     # ----- creation with umask and ownership
-    def own(self, host: Path) -> None:
-        """Give a new file the shell user's ids (only possible, and only done, when running as root)."""
-        if os.geteuid() == 0 and (self.uid, self.gid) != (0, 0):
-            os.lchown(host, self.uid, self.gid)
+    def own(self, host: Path | str, uid: int | None = None, gid: int | None = None) -> None:
+        """Record a new file as the shell user's (or ``uid``:``gid``)."""
+        self.meta.created(host, self.uid if uid is None else uid, self.gid if gid is None else gid)
 
     def mkdir(self, host: Path, mode: int = 0o777) -> None:
         self.check_write(host)
         os.mkdir(host, 0o700)
-        os.chmod(host, mode & ~self.umask)
         self.own(host)
+        self.chmod(host, mode & ~self.umask)
 
     def _refuse_special(self, host: Path, st: os.stat_result) -> None:
         """EPERM for a device node, FIFO or socket (the root's nodes are never opened); EISDIR for a directory."""
@@ -216,12 +236,12 @@ class RootFS:
 
     def open_read(self, host: Path) -> BinaryIO:
         """A regular file of the root opened for reading; device nodes, FIFOs and sockets raise EPERM."""
-        st = os.lstat(host)
+        st = self.lstat(host)
         if not stat.S_ISLNK(st.st_mode):
             self._refuse_special(host, st)
         fd = os.open(host, os.O_RDONLY | _OPEN_FLAGS)  # O_NOFOLLOW: a symlink here is never followed on the host
         try:
-            self._refuse_special(host, os.fstat(fd))
+            self._refuse_special(host, self.meta.view(os.fstat(fd)))
             return os.fdopen(fd, "rb")
         except BaseException:
             os.close(fd)
@@ -247,7 +267,7 @@ class RootFS:
         """A regular file of the root opened for writing (created with umask and ownership when new); an
         existing device node, FIFO or socket raises EPERM and a directory EISDIR, without being opened."""
         try:
-            st: os.stat_result | None = os.lstat(host)
+            st: os.stat_result | None = self.lstat(host)
         except FileNotFoundError:
             st = None
         if st is not None and not stat.S_ISLNK(st.st_mode):
@@ -256,14 +276,14 @@ class RootFS:
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | _OPEN_FLAGS
         fd = os.open(host, flags, 0o666)
         try:
-            self._refuse_special(host, os.fstat(fd))
+            self._refuse_special(host, self.meta.view(os.fstat(fd)))
             f = os.fdopen(fd, "ab" if append else "wb")
         except BaseException:
             os.close(fd)
             raise
         if st is None:
-            os.chmod(host, mode & ~self.umask)
             self.own(host)
+            self.chmod(host, mode & ~self.umask)
         return f
 
     def symlink(self, target: str, host: Path) -> None:

@@ -683,13 +683,13 @@ class Shell:
         for cand in cands:
             try:
                 real = self.fs.resolve(cand, self.cwd)
-                st = os.stat(self.fs.host(real))
+                st = self.fs.stat(self.fs.host(real))
             except OSError:
                 continue
             if not (stat.S_ISREG(st.st_mode) and st.st_mode & 0o111):
                 continue
             try:
-                busybox = os.stat(self.fs.path("/bin/busybox"))
+                busybox = self.fs.stat(self.fs.path("/bin/busybox"))
             except OSError:
                 busybox = None
             if real.rsplit("/", 1)[-1] == "busybox" or (busybox is not None and os.path.samestat(st, busybox)):
@@ -713,7 +713,7 @@ class Shell:
             cand = (d or ".").rstrip("/") + "/" + name
             try:
                 host = self.fs.path(cand, self.cwd)
-                st = os.stat(host)
+                st = self.fs.stat(host)
             except OSError:
                 continue
             if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
@@ -726,7 +726,7 @@ class Shell:
         """`p` when it is an executable shell script in the root (#!/bin/sh, bash, env sh, or no #! text)."""
         try:
             host = self.fs.path(p, self.cwd)
-            st = os.stat(host)
+            st = self.fs.stat(host)
             if not stat.S_ISREG(st.st_mode):
                 return None
             head = self.fs.read_bytes(host, 512)

@@ -51,7 +51,7 @@ def _cd(sh: "I.Shell", args: list[str]) -> int:
         target = args[0]
     new = vnorm(target, sh.cwd)
     try:
-        st = os.stat(sh.fs.path(new, "/"))
+        st = sh.fs.stat(sh.fs.path(new, "/"))
         if not stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(20, "Not a directory")
     except OSError as e:

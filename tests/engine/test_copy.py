@@ -37,12 +37,16 @@ def make(root: Path, files: dict[str, str]) -> Path:
 
 
 def tree(root: Path) -> dict[str, tuple[str, int, int, int, str]]:
-    """path -> (type, perm, uid, gid, content-or-link) for everything under root."""
+    """path -> (type, perm, uid, gid, content-or-link) for everything under root, as the image has them (the
+    root's ownership overlay, as root and as any user)."""
+    from minibuild.fs.ownership import overlay_of
+
+    overlay = overlay_of(root)
     out: dict[str, tuple[str, int, int, int, str]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = Path(dirpath) / name
-            info = os.lstat(p)
+            info = overlay.lstat(p)
             rel = str(p.relative_to(root))
             if stat.S_ISLNK(info.st_mode):
                 out[rel] = ("l", 0, info.st_uid, info.st_gid, os.readlink(p))
@@ -198,6 +202,7 @@ def test_symbolic_chmod_matches_chmod1(tmp_path: Path, spec: str, start: int) ->
             expected &= ~0o6000  # GNU chmod keeps a directory's setgid; BuildKit's mode package has no such rule
         got = parse_chmod(spec).apply(start, is_dir=is_dir, rules="chmod1")
         assert got & ~(0o6000 if is_dir else 0) == expected & ~(0o6000 if is_dir else 0)
+        os.chmod(p, 0o700)  # a 0000 directory: its owner may remove it only once it may read it again
         shutil.rmtree(p) if is_dir else p.unlink()
 
 
@@ -221,15 +226,18 @@ def test_chown_names_resolve_in_destination_root(roots: tuple[Path, Path]) -> No
 
 
 def test_from_stage_ownership_rules(tmp_path: Path) -> None:
+    """A stage's owners are the ones its ownership overlay holds (set here as a RUN chown would)."""
+    from minibuild.fs.ownership import overlay_of
+
     src, dest = tmp_path / "src", tmp_path / "dest"
     make(src, {"file": "", "dir/subdir/nestedfile": ""})
-    os.chown(src / "file", 100, 200)
-    os.chown(src / "dir", 100, 200)
-    os.chown(src / "dir" / "subdir", 101, 201)
-    os.chown(src / "dir" / "subdir" / "nestedfile", 102, 202)
+    overlay_of(src).set_owner(src / "file", 100, 200)
+    overlay_of(src).set_owner(src / "dir", 100, 200)
+    overlay_of(src).set_owner(src / "dir" / "subdir", 101, 201)
+    overlay_of(src).set_owner(src / "dir" / "subdir" / "nestedfile", 102, 202)
     make(dest, {"existingdir/existingfile": "", "existingdir/existingsubdir/.keep": ""})
-    os.chown(dest / "existingdir", 500, 600)
-    os.chown(dest / "existingdir" / "existingsubdir", 501, 601)
+    overlay_of(dest).set_owner(dest / "existingdir", 500, 600)
+    overlay_of(dest).set_owner(dest / "existingdir" / "existingsubdir", 501, 601)
     copy_into(dest, src, ["/file"], ".", from_context=False)
     copy_into(dest, src, ["/dir"], "/dir", from_context=False)
     copy_into(dest, src, ["/dir/."], "/existingdir", from_context=False)
@@ -240,7 +248,7 @@ def test_from_stage_ownership_rules(tmp_path: Path) -> None:
     assert t["existingdir/subdir"][2:4] == (101, 201)
     dest2 = tmp_path / "dest2"
     make(dest2, {"existingdir/x": ""})
-    os.chown(dest2 / "existingdir", 500, 600)
+    overlay_of(dest2).set_owner(dest2 / "existingdir", 500, 600)
     copy_into(dest2, src, ["/dir"], "/dir", from_context=False, chown=(300, 400))
     copy_into(dest2, src, ["/dir/."], "/existingdir", from_context=False, chown=(300, 400))
     t = tree(dest2)

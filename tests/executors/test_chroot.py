@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import pickle
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from minibuild.executors import chroot
 from minibuild.executors.chroot import ChrootExecutor, platform_problem
 from minibuild.executors.executor import RunRequest, RunResult
 from minibuild.errors import ExecutorError, SourceSpan
-from tests.support import require
+from tests.support import require, require_root
 
 pytestmark = pytest.mark.root
 PATH = (("PATH", "/usr/bin:/bin"),)
@@ -81,6 +82,7 @@ def test_workdir_created_and_used(root: Path) -> None:
 
 
 def test_user_switch_by_name_and_numbers(root: Path) -> None:
+    require_root()  # USER nobody and 1234:5678 need real root
     assert run(root, "id", user="nobody").stdout.startswith(b"uid=65534(nobody) gid=65534(nogroup)")
     assert run(root, "/bin/sh", "-c", "id -u; id -g", user="1234:5678").stdout == b"1234\n5678\n"
     res = run(root, "touch", "/root/x", user="nobody")
@@ -150,6 +152,55 @@ def test_missing_program_is_exit_127(root: Path) -> None:
     assert res.exit_code == 127 and b'"no-such-program": executable file not found' in res.stderr
 
 
+def test_without_user_namespaces_an_ordinary_user_is_told_what_is_missing() -> None:
+    """Each switch that keeps an ordinary user from a user namespace is named; a failing unshare says why."""
+    from minibuild.executors.chroot import userns_missing
+
+    def sysctl(values: dict[str, int]) -> Callable[[str], int | None]:
+        return lambda name: values.get(name)
+
+    ok = lambda: 0  # noqa: E731
+    assert userns_missing(sysctl({"user/max_user_namespaces": 15000}), ok) is None
+    assert userns_missing(sysctl({"user/max_user_namespaces": 0}), ok) == "user.max_user_namespaces is 0"
+    assert userns_missing(sysctl({"kernel/unprivileged_userns_clone": 0}), ok) == \
+        "kernel.unprivileged_userns_clone is 0"
+    assert userns_missing(sysctl({"kernel/apparmor_restrict_unprivileged_userns": 1}), ok) == \
+        "kernel.apparmor_restrict_unprivileged_userns is 1"
+    assert userns_missing(sysctl({}), lambda: errno.EPERM) == "unshare(CLONE_NEWUSER) fails (Operation not permitted)"
+
+
+def test_chroot_without_user_namespaces_is_one_line() -> None:
+    """As an ordinary user whose kernel refuses user namespaces (the probe answers as such a kernel or container
+    does), ``--executor chroot`` fails in one line naming what is missing, and no traceback."""
+    import subprocess
+
+    require_root()  # to drop to uid 65534
+    tmp_path = Path(tempfile.mkdtemp())  # directly under /tmp, so that uid 65534 reaches it
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY f /f\nRUN true\n")
+    (tmp_path / "f").write_text("x")
+    os.chmod(tmp_path, 0o1777)  # sticky, as /tmp: the store check accepts it
+    code = (
+        "import importlib, os, pkgutil, sys, minibuild\n"
+        "for m in pkgutil.walk_packages(minibuild.__path__, 'minibuild.'):\n"  # uid 65534 may not read them
+        "    m.name != 'minibuild.pytest_plugin' and importlib.import_module(m.name)\n"
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        "os.environ['HOME'] = sys.argv[1]\n"
+        "import minibuild.executors.chroot as c\n"
+        "c._probe_userns = lambda: 1\n"  # what a kernel or container that refuses unshare(CLONE_NEWUSER) gives
+        "from minibuild.cli import main\n"
+        "main(['--store', sys.argv[1] + '/store', 'build', sys.argv[1], '--executor', 'chroot', '-o', sys.argv[1] + '/o.tar'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == ("error: Dockerfile:3: the chroot executor needs root or unprivileged user namespaces, and "
+                         "unshare(CLONE_NEWUSER) fails (Operation not permitted) here (run as root or use --executor "
+                         "emulate)"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    shutil.rmtree(tmp_path)
+
+
 def test_refuses_non_linux_and_empty_argv(tmp_path: Path) -> None:
     assert "needs Linux namespaces; this is darwin" in (platform_problem("darwin", 0) or "")
     assert platform_problem("linux", 0) is None
@@ -161,7 +212,7 @@ def test_refuses_non_linux_and_empty_argv(tmp_path: Path) -> None:
 
 def _as_unprivileged(fn: object) -> object:
     """Run ``fn`` in a forked child that dropped to uid/gid 65534 (dumpable, as a normal login is)."""
-    require(os.geteuid() == 0, "needs root to drop to an unprivileged user for the user-namespace path")
+    require_root()  # to drop to an unprivileged user for the user-namespace path
     chroot._lib()
     r, w = os.pipe()
     pid = os.fork()
@@ -188,6 +239,7 @@ def _as_unprivileged(fn: object) -> object:
 
 
 def test_unprivileged_user_namespace(root: Path) -> None:
+    require_root()  # to drop to uid 65534 first
     for p in [root, *root.rglob("*")]:
         os.lchown(p, 65534, 65534)
     shutil.rmtree(root / "tmp")
@@ -236,6 +288,7 @@ def caps(status: str) -> dict[str, int]:
 
 
 def test_capabilities_are_dockers_default_set(root: Path) -> None:
+    require_root()  # USER nobody needs real root
     as_root = caps(run(root, "cat", "/proc/self/status").stdout.decode())
     assert as_root == {"CapInh": 0, "CapPrm": DOCKER_DEFAULT_CAPS, "CapEff": DOCKER_DEFAULT_CAPS,
                        "CapBnd": DOCKER_DEFAULT_CAPS, "CapAmb": 0}, {k: hex(v) for k, v in as_root.items()}
@@ -284,6 +337,7 @@ def test_proc_sysctls_are_read_only_and_kernel_files_masked(root: Path) -> None:
 
 
 def test_ordinary_root_steps_still_work(root: Path) -> None:
+    require_root()  # chown to uid 1000 needs real root (a user namespace maps only your own uid)
     script = ("set -e; mkdir -p /home/bob /srv/data; echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd; "
               "echo 'bob:x:1000:' >> /etc/group; chown -R bob:bob /home/bob; chmod 700 /home/bob; "
               "echo secret > /home/bob/f; chown 1000:1000 /home/bob/f; chmod 600 /home/bob/f; cat /home/bob/f; "
@@ -326,6 +380,7 @@ def test_fails_closed_when_proc_cannot_be_made_read_only(root: Path, monkeypatch
 
 
 def test_dev_and_sys_are_runcs(root: Path) -> None:
+    require_root()  # USER nobody needs real root
     # the /proc/mounts lines and modes a DOCKER_BUILDKIT=0 docker build RUN showed (Docker 20.10); minibuild's
     # /dev is nodev besides (/dev tmpfs and the root), which Docker leaves to its device cgroup
     res = run(root, "/bin/sh", "-c", "grep -E ' /(dev|dev/pts|dev/shm|dev/mqueue|sys) ' /proc/mounts | cut -d' ' -f1-4;"

@@ -104,17 +104,17 @@ def test_replaced_directory_is_opaque(tree: Path) -> None:
 def test_parents_are_emitted_with_real_attributes(tmp_path: Path) -> None:
     t = tmp_path / "t"
     (t / "home" / "u").mkdir(parents=True)
-    os.chmod(t / "home" / "u", 0o700)
-    if IS_ROOT:
-        os.chown(t / "home" / "u", 1000, 1000)
+    from minibuild.fs.ownership import overlay_of
+
+    overlay_of(t).set_mode(t / "home" / "u", 0o700)
+    overlay_of(t).set_owner(t / "home" / "u", 1000, 1000)  # as RUN chown does, as root and as any user
     before = snapshot(t)
     (t / "home" / "u" / ".profile").write_bytes(b"p")
     (t / "home" / "u" / "gone").write_bytes(b"")
     before2 = snapshot(t)
     entries = {e.path: e for e in diff_snapshot(t, before)}
     assert (entries["home"].type, entries["home/u"].mode) == ("dir", 0o700)
-    if IS_ROOT:
-        assert (entries["home/u"].uid, entries["home/u"].gid) == (1000, 1000)
+    assert (entries["home/u"].uid, entries["home/u"].gid) == (1000, 1000)
     os.unlink(t / "home" / "u" / "gone")
     wh = {e.path: e for e in diff_snapshot(t, before2)}
     assert set(wh) == {"home", "home/u", "home/u/.wh.gone"} and wh["home/u"].mode == 0o700
@@ -163,7 +163,7 @@ def test_diff_layer_round_trip_through_a_real_tar_engine(tree: Path, tmp_path: P
 NAMES = ["a", "b", "c", "é"]
 FILE_MODES = [0o644, 0o755, 0o600, 0o4755, 0o444]
 DIR_MODES = [0o755, 0o700, 0o1777, 0o555]
-OWNERS = [0, 1000, 65534] if IS_ROOT else [os.geteuid()]
+OWNERS = [0, 1000, 65534]  # held by the ownership overlay: the same as root and as any user
 
 
 def node_st(depth: int) -> st.SearchStrategy[Any]:
@@ -185,7 +185,11 @@ tree_st = st.tuples(
 
 
 def materialise(root: Path, spec: Any, rnd: random.Random | None = None) -> None:
-    """Create the tree (in a random order when ``rnd`` is given; directory modes last so 0555 dirs can be filled)."""
+    """Create the tree (in a random order when ``rnd`` is given; directory modes last so 0555 dirs can be filled),
+    its owners and modes recorded in the root's ownership overlay as minibuild's writers do."""
+    from minibuild.fs.ownership import overlay_of
+
+    overlay = overlay_of(root)
     nodes, links = spec
     ops: list[tuple[str, Any]] = []
     files: list[str] = []
@@ -209,22 +213,21 @@ def materialise(root: Path, spec: Any, rnd: random.Random | None = None) -> None
         p.parent.mkdir(parents=True, exist_ok=True)
         if node[0] == "file":
             p.write_bytes(node[1])
-            os.chmod(p, node[2])
-            if IS_ROOT:
-                os.chown(p, node[3], node[3])
-            os.chmod(p, node[2])
+            overlay.created(p, node[3], node[3])
+            overlay.set_mode(p, node[2])
         elif node[0] == "symlink":
             p.symlink_to(node[1])
+            overlay.created(p)
         else:
             p.mkdir(exist_ok=True)
+            overlay.created(p)
     for i, idx in enumerate(links):
         if files:
             os.link(root / files[idx % len(files)], root / f"hl{i}")
     for path, node in sorted(ops, key=lambda x: -x[0].count("/")):
         if node[0] == "dir":
-            if IS_ROOT:
-                os.chown(root / path, node[3], node[3])
-            os.chmod(root / path, node[2])
+            overlay.set_owner(root / path, node[3], node[3])
+            overlay.set_mode(root / path, node[2])
             if rnd is not None:
                 t = rnd.randrange(10**6, 2**31)  # later than the SOURCE_DATE_EPOCH used below
                 os.utime(root / path, (t, t))
@@ -236,20 +239,23 @@ def materialise(root: Path, spec: Any, rnd: random.Random | None = None) -> None
 
 
 def fingerprint(root: Path) -> tuple[dict[str, tuple[Any, ...]], set[frozenset[str]]]:
+    from minibuild.fs.ownership import overlay_of
+
+    overlay = overlay_of(root)  # the image's owners and modes, as root and as any user
     out: dict[str, tuple[Any, ...]] = {}
     inodes: dict[int, set[str]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
-            s = os.lstat(full)
+            s = overlay.lstat(full)
             body: Any = None
             if stat.S_ISLNK(s.st_mode):
                 body = os.readlink(full)
             elif stat.S_ISREG(s.st_mode):
                 body = hashlib.sha256(Path(full).read_bytes()).hexdigest()
                 inodes.setdefault(s.st_ino, set()).add(rel)
-            owner = (s.st_uid, s.st_gid) if IS_ROOT else None
+            owner = (s.st_uid, s.st_gid)
             perm = None if stat.S_ISLNK(s.st_mode) else stat.S_IMODE(s.st_mode)
             out[rel] = (stat.S_IFMT(s.st_mode), perm, owner, body)
     return out, {frozenset(v) for v in inodes.values() if len(v) > 1}
@@ -272,7 +278,7 @@ def test_apply_diff_trees_gives_b(spec_a: Any, spec_b: Any, compression: str) ->
         a, b, work = tmp / "a", tmp / "b", tmp / "work"
         materialise(a, spec_a)
         materialise(b, spec_b)
-        subprocess.run(["cp", "-a", str(a), str(work)], check=True)
+        materialise(work, spec_a)  # a copy of A, owners and modes included
         layer = tar_of(diff_trees(a, b), compression=compression)
         check_layer(layer)
         layer.seek(0)
@@ -290,7 +296,7 @@ def test_apply_diff_snapshot_gives_the_new_state(spec_a: Any, spec_b: Any) -> No
     try:
         live, base = tmp / "live", tmp / "base"
         materialise(live, spec_a)
-        subprocess.run(["cp", "-a", str(live), str(base)], check=True)
+        materialise(base, spec_a)  # a copy of A, owners and modes included
         before = snapshot(live)
         for child in list(live.iterdir()):
             if child.is_dir() and not child.is_symlink():

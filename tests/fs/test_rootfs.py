@@ -184,7 +184,59 @@ def test_owners_modes_and_setuid_as_root(root: Path) -> None:
     assert stat.S_ISCHR(dev.st_mode) and os.major(dev.st_rdev) == 1 and os.minor(dev.st_rdev) == 3
 
 
-def test_not_root_skips_devices_and_owners_with_a_warning() -> None:
+def test_not_root_holds_devices_owners_and_modes_as_data() -> None:
+    """As an ordinary user nothing of a layer is lost: the device node, the owners and the 0555/0000 modes the
+    host cannot hold are in the root's ownership overlay, and the tree read back gives the layer's own values."""
+    require_root()  # to drop to an unprivileged uid in a child process
+    work = Path(tempfile.mkdtemp())  # directly under /tmp so that uid 65534 can reach it
+    try:
+        (work / "root").mkdir()
+        layer_path = work / "layer.tar"
+        with open(layer_path, "wb") as f:
+            write_layer([Entry(path="dev", type="dir", mode=0o755),
+                         Entry(path="dev/null", type="char", mode=0o666, devmajor=1, devminor=3),
+                         Entry(path="ro", type="dir", mode=0o555),
+                         Entry(path="ro/f", type="file", uid=5, gid=7, mode=0o4755, data=b"x"),
+                         Entry(path="ro/none", type="file", uid=1000, gid=1000, mode=0o000, data=b"secret"),
+                         Entry(path="p", type="fifo", mode=0o600, uid=3)], f)
+        os.chown(work / "root", 65534, 65534)
+        os.chmod(work, 0o755)
+        code = (
+            "import os, sys\n"
+            "from minibuild.fs.rootfs import apply_layer\n"
+            "from minibuild.fs.diff import snapshot\n"
+            f"layer = open({str(layer_path)!r}, 'rb')\n"
+            "os.setgid(65534); os.setuid(65534)\n"
+            f"s = apply_layer({str(work / 'root')!r}, layer)\n"
+            f"snap = snapshot({str(work / 'root')!r})\n"
+            "print(len(s.warnings))\n"
+            "for p in sorted(snap.records):\n"
+            "    r = snap.records[p]\n"
+            "    print(p, r.type, oct(r.mode), r.uid, r.gid, os.major(r.rdev), os.minor(r.rdev))\n"
+            f"print(open({str(work / 'root' / 'ro' / 'none')!r}, 'rb').read().decode())\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == [
+            "0",
+            "dev dir 0o755 0 0 0 0",
+            "dev/null char 0o666 0 0 1 3",
+            "p fifo 0o600 3 0 0 0",
+            "ro dir 0o555 0 0 0 0",
+            "ro/f file 0o4755 5 7 0 0",
+            "ro/none file 0o0 1000 1000 0 0",
+            "secret",
+        ]
+        host = (work / "root" / "dev" / "null").lstat()  # the host holds a placeholder, owned by the user
+        assert stat.S_ISREG(host.st_mode) and host.st_uid == 65534
+    finally:
+        shutil.rmtree(work)
+
+
+def test_an_export_as_not_root_keeps_exact_modes_and_skips_devices_with_a_warning() -> None:
+    """``-o type=local`` / ``materialize`` write a tree that is the product: exact modes on the host, and what an
+    ordinary user cannot make (a device node) skipped with a warning, as ``tar -x`` does."""
     require_root()  # to drop to an unprivileged uid in a child process
     work = Path(tempfile.mkdtemp())  # directly under /tmp so that uid 65534 can reach it
     try:
@@ -201,7 +253,7 @@ def test_not_root_skips_devices_and_owners_with_a_warning() -> None:
             "from minibuild.fs.rootfs import apply_layer\n"
             f"layer = open({str(layer_path)!r}, 'rb')\n"
             "os.setgid(65534); os.setuid(65534)\n"
-            f"s = apply_layer({str(work / 'root')!r}, layer)\n"
+            f"s = apply_layer({str(work / 'root')!r}, layer, export=True)\n"
             "print(len(s.warnings), s.warnings[0])\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

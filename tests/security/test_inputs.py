@@ -126,7 +126,7 @@ def test_every_copy_destination_write_resolves_inside_the_root(tmp_path: Path, r
     writer = _Writer(root, mtime=0)
     writer.mkdir_all(rel.rsplit("/", 1)[0], 0o755, (0, 0))
     writer.write_file(rel, None, b"evil\n", None)
-    writer.finish(rel, 0o4755, (123, 456) if os.geteuid() == 0 else (os.getuid(), os.getgid()), None)
+    writer.finish(rel, 0o4755, (123, 456), None)
     guard.check(allowed=("root",))
     written = [os.path.join(d, n) for d, _, names in os.walk(root) for n in names if n == "sentinel"]
     assert len(written) == 1 and Path(written[0]).read_bytes() == b"evil\n"
@@ -135,8 +135,7 @@ def test_every_copy_destination_write_resolves_inside_the_root(tmp_path: Path, r
 # ----------------------------------------------------------------------------------- special files
 @pytest.mark.parametrize("kind", ["fifo", "char"])
 def test_special_passwd_in_the_image_is_refused_for_chown(tmp_path: Path, kind: str) -> None:
-    if kind == "char":
-        require_root()  # device nodes are created in a build root only as root
+    # as an ordinary user the device node is a placeholder file on the host: its type is the ownership overlay's
     store = _load(tmp_path, (Member(kind, "etc/passwd"),))
     proc = _build(tmp_path, "FROM hostile:latest\nCOPY --chown=bob f /f\n", {"f": "x\n"})
     what = "a FIFO" if kind == "fifo" else "a device node"

@@ -185,12 +185,16 @@ def test_umask_022_and_modes(plain_root: Path) -> None:
     assert modes == {"d": 0o755, "f": 0o644, "g": 0o644, "p": 0o700, "h": 0o644}
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chowning new files needs root")
 def test_files_created_belong_to_the_running_user(plain_root: Path) -> None:
+    """As root and as any user: the owners are the image's (the ownership overlay), never the host's."""
+    from minibuild.fs.ownership import overlay_of
+
     sh(plain_root, "mkdir /home; touch /home/f; mkdir -p /home/a/b; echo x > /home/g", uid=1000, gid=1001)
     for rel in ("home/f", "home/a", "home/a/b", "home/g"):
-        st = os.lstat(plain_root / rel)
+        st = overlay_of(plain_root).lstat(plain_root / rel)
         assert (st.st_uid, st.st_gid) == (1000, 1001), rel
+    if os.geteuid() == 0:  # as root the host holds them too (the chroot executor's processes see them)
+        assert (os.lstat(plain_root / "home" / "f").st_uid, os.lstat(plain_root / "home" / "f").st_gid) == (1000, 1001)
 
 
 def test_chown_uses_root_passwd(plain_root: Path) -> None:
@@ -198,8 +202,13 @@ def test_chown_uses_root_passwd(plain_root: Path) -> None:
     (plain_root / "etc" / "group").write_text("root:x:0:\napp:x:4321:\nweb:x:777:\n")
     r = sh(plain_root, "mkdir -p /srv/x; touch /srv/x/f; chown -R app:web /srv; chown app: /etc/hosts 2>/dev/null; chown nosuch /srv; echo $?")
     assert r.stdout == b"1\n"
-    if os.geteuid() == 0:
-        assert (os.stat(plain_root / "srv" / "x" / "f").st_uid, os.stat(plain_root / "srv" / "x" / "f").st_gid) == (1234, 777)
+    from minibuild.fs.ownership import overlay_of
+
+    st = overlay_of(plain_root).lstat(plain_root / "srv" / "x" / "f")
+    assert (st.st_uid, st.st_gid) == (1234, 777)
+    ls = sh(plain_root, "ls -ln /srv/x/f; stat -c '%u:%g %U:%G' /srv/x/f; find /srv -user app | sort")
+    assert ls.stdout.decode().split("\n")[1:] == ["1234:777 app:web", "/srv", "/srv/x", "/srv/x/f", ""]
+    assert ls.stdout.decode().split()[2:4] == ["1234", "777"]
 
 
 def test_adduser_addgroup_busybox_style(plain_root: Path) -> None:

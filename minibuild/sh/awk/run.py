@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING
 from minibuild.sh.awk.parse import (Assign, Binary, Block, Builtin, Call, Cond, Delete, Expr, ExprStmt, Field, For,
                                     ForIn, Getline, Grouping, If, In, IncDec, Index, Jump, Logic, Match, Num, Print,
                                     Program, Regex, Stmt, Str, Unary, Var, While)
-from minibuild.sh.awk.value import (AwkError, StrNum, Value, compare, format_number, is_numeric, num_to_str, to_num,
+from minibuild.sh.awk.value import (PROGRAM_END, AwkError, StrNum, Value, compare, format_number, is_numeric, num_to_str, to_num,
                                     to_str, truth)
 from minibuild.sh.builtins.grep import bre_to_re, ere_to_re
 from minibuild.sh.streams import Buffer
@@ -297,6 +297,8 @@ class Awk:
     def read_file(self, name: str) -> bytes:
         try:
             return self.ctx.read_input(name.encode("latin-1").decode("utf-8", "surrogateescape"))
+        except IsADirectoryError as e:  # busybox opens it, then fails to read: a program-located error
+            raise AwkError(e.strerror or "Is a directory", PROGRAM_END) from None
         except OSError as e:
             raise AwkError(f"{name}: {e.strerror or e}", -1) from None
 

@@ -23,6 +23,9 @@ _OCT = re.compile(r"0[0-7]*")
 _HEX = re.compile(r"0[xX][0-9a-fA-F]*")
 
 
+PROGRAM_END = -2  # AwkError.line for errors busybox reports at the lexer's last line (reading a directory)
+
+
 class AwkError(Exception):
     """A fatal awk error: busybox prints `awk: cmd. line:N: MESSAGE` and exits 1."""
 

@@ -17,6 +17,7 @@ import time
 from minibuild.boundedtar import open_tar
 from minibuild.errors import ImageFormatError, ShellError
 from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
+from minibuild.store.tarlayer import EntryType
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
 from minibuild.sh.builtins.fileops import mode_string
 from minibuild.sh.builtins.users import group_name, lookup_gid, lookup_uid, user_name
@@ -159,8 +160,8 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
         if any(_matches(x, os.path.basename(arc)) or _matches(x, arc) for x in excludes):
             return
         host = ctx.fs.path(vpath, "/", follow=bool(opts.get("h")))
-        st = os.stat(host) if opts.get("h") else os.lstat(host)
-        if out_host is not None and os.path.exists(out_host) and os.path.samestat(st, os.stat(out_host)):
+        st = ctx.fs.stat(host) if opts.get("h") else ctx.fs.lstat(host)
+        if out_host is not None and os.path.exists(out_host) and os.path.samestat(st, ctx.fs.stat(out_host)):
             ctx.err(f"{arc}: file is the archive; skipping")
             return
         kind = stat.S_IFMT(st.st_mode)
@@ -205,7 +206,7 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
         arc = n.lstrip("/") or "."
         v = vnorm(n, base)
         try:
-            os.lstat(ctx.fs.path(v, "/", follow=False))
+            ctx.fs.lstat(ctx.fs.path(v, "/", follow=False))
         except OSError as e:
             ctx.err(f"{n}: {e.strerror}")
             code = 1
@@ -266,7 +267,7 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
     code = 0
     strip = int(opts.get("strip", 0))  # type: ignore[call-overload]
     excludes = list(opts["exclude"])  # type: ignore[call-overload]
-    as_root = os.geteuid() == 0 and not opts.get("o")
+    as_root = ctx.fs.uid == 0 and not opts.get("o")  # the emulated user: owners kept from the archive
     fs = ctx.fs
     dir_modes: list[tuple[str, int]] = []
     with open_tar(data, mode="r|", what="tar (in the emulated shell)", error=ShellError) as tf:  # a stream, headers capped (minibuild.boundedtar)
@@ -316,10 +317,12 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
                 else:
                     ctx.fs.check_write(host, remove=True)
                     os.unlink(host)
+            perm = m.mode & (0o7777 if as_root else 0o777 & ~fs.umask)
             if m.isdir():
                 if not os.path.isdir(host):
                     ctx.fs.check_write(host)
                     os.mkdir(host, 0o700)
+                    fs.own(host)
                 dir_modes.append((vdest, m.mode))
             elif m.isreg():
                 f = tf.extractfile(m)
@@ -327,36 +330,31 @@ def _extract(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, dat
                 with open(host, "wb") as out:
                     if f is not None:
                         shutil.copyfileobj(f, out, 1 << 20)
-                ctx.fs.check_write(host)
-                os.chmod(host, m.mode & (0o7777 if as_root else 0o777 & ~fs.umask))
+                fs.own(host)
+                fs.chmod(host, perm)
             elif m.issym():
                 ctx.fs.check_write(host)
                 os.symlink(m.linkname, host)
+                fs.own(host)
             elif m.islnk():
                 target = fs.path(vnorm(m.linkname.lstrip("/"), base), "/", follow=False)
                 ctx.fs.check_write(host)
                 os.link(target, host, follow_symlinks=False)
-            elif m.isfifo():
-                ctx.fs.check_write(host)
-                os.mkfifo(host, m.mode & 0o7777)
-            elif m.ischr() or m.isblk():
-                if os.geteuid() == 0:
-                    ctx.fs.check_write(host)
-                    os.mknod(host, m.mode | (stat.S_IFCHR if m.ischr() else stat.S_IFBLK), os.makedev(m.devmajor, m.devminor))
-                continue
+            elif m.isfifo() or m.ischr() or m.isblk():
+                kind: EntryType = "fifo" if m.isfifo() else "char" if m.ischr() else "block"
+                fs.check_write(host)
+                fs.meta.make_node(host, kind, perm, os.makedev(m.devmajor, m.devminor), fs.uid, fs.gid)
             if as_root:
                 uid = (lookup_uid(ctx, m.uname) if m.uname else None)
                 gid = (lookup_gid(ctx, m.gname) if m.gname else None)
-                ctx.fs.check_write(host)
-                os.lchown(host, m.uid if uid is None else uid, m.gid if gid is None else gid)
-            else:
-                fs.own(host)
+                fs.chown(host, m.uid if uid is None else uid, m.gid if gid is None else gid)
+                if m.mode & 0o6000 and not m.isdir() and not m.issym():
+                    fs.chmod(host, perm)  # chown cleared setuid/setgid: tar sets the mode after the owner
             if not m.issym():
                 ctx.fs.check_write(host)
                 os.utime(host, (m.mtime, m.mtime))
     for vdest, mode in reversed(dir_modes):
-        ctx.fs.check_write(fs.path(vdest, "/", follow=False))
-        os.chmod(fs.path(vdest, "/", follow=False), mode & (0o7777 if as_root else 0o777 & ~fs.umask))
+        fs.chmod(fs.path(vdest, "/", follow=False), mode & (0o7777 if as_root else 0o777 & ~fs.umask))
     return code
 
 
@@ -397,7 +395,7 @@ def gzip(ctx: Ctx, args: list[str]) -> int:
     for f in files:
         try:
             host = ctx.path(f)
-            st = os.stat(host)
+            st = ctx.fs.stat(host)
             if decompress:
                 if not f.endswith(".gz") and not f.endswith(".tgz") and not to_stdout:
                     ctx.err(f"{f}: unknown suffix - ignored")
@@ -426,8 +424,7 @@ def gzip(ctx: Ctx, args: list[str]) -> int:
                 else:
                     with ctx.fs.open_read(host) as src, _inflate(src, f, gzip_only=True) as plain:
                         shutil.copyfileobj(plain, o, 1 << 20)
-            ctx.fs.check_write(out_host)
-            os.chmod(out_host, stat.S_IMODE(st.st_mode))
+            ctx.fs.chmod(out_host, stat.S_IMODE(st.st_mode))
             if not keep:
                 ctx.fs.check_write(ctx.path(f, follow=False), remove=True)
                 os.unlink(ctx.path(f, follow=False))

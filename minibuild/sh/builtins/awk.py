@@ -6,7 +6,7 @@ import re
 
 from minibuild.sh.awk.parse import parse, unescape
 from minibuild.sh.awk.run import Awk, latin
-from minibuild.sh.awk.value import AwkError
+from minibuild.sh.awk.value import PROGRAM_END, AwkError
 from minibuild.sh.builtins.base import Ctx, builtin
 from minibuild.sh.streams import enc
 
@@ -69,7 +69,8 @@ def awk(ctx: Ctx, args: list[str]) -> int:
         program = parse("\n".join(sources))
         return Awk(ctx, program, operands, assigns, fs).run()
     except AwkError as e:
-        where = "" if e.line < 0 else f"cmd. line:{e.line or 1}: "
+        line = e.line if e.line != PROGRAM_END else 1 + "\n".join(sources).rstrip("\n").count("\n")
+        where = "" if line < 0 else f"cmd. line:{line or 1}: "
         ctx.stderr.write(enc("awk: " + where) + e.message.encode("latin-1", "replace") + b"\n")
         return 1
     except RecursionError:

@@ -16,18 +16,19 @@ from minibuild.sh.builtins.timestr import BadTime, parse_time
 from minibuild.sh.builtins.users import group_name, lookup_gid, lookup_uid, user_name
 from minibuild.sh.fs import vnorm
 from minibuild.sh.streams import enc
+from minibuild.store.tarlayer import EntryType
 
 
 def _lstat(ctx: Ctx, p: str) -> os.stat_result | None:
     try:
-        return os.lstat(ctx.path(p, follow=False))
+        return ctx.fs.lstat(ctx.path(p, follow=False))
     except OSError:
         return None
 
 
 def _stat(ctx: Ctx, p: str) -> os.stat_result | None:
     try:
-        return os.stat(ctx.path(p))
+        return ctx.fs.stat(ctx.path(p))
     except OSError:
         return None
 
@@ -50,12 +51,11 @@ def mkdir(ctx: Ctx, args: list[str]) -> int:
                 for i in range(1, len(comps) + 1):
                     sub = "/" + "/".join(comps[:i])
                     host = ctx.path(sub)
-                    st = os.stat(host) if os.path.lexists(host) else None
+                    st = ctx.fs.stat(host) if os.path.lexists(host) else None
                     if st is None:
                         ctx.fs.mkdir(host)
                         if mode is not None and i == len(comps):
-                            ctx.fs.check_write(host)
-                            os.chmod(host, mode)
+                            ctx.fs.chmod(host, mode)
                     elif not stat.S_ISDIR(st.st_mode):
                         raise FileExistsError(errno.EEXIST, "File exists")
             else:
@@ -64,8 +64,7 @@ def mkdir(ctx: Ctx, args: list[str]) -> int:
                     raise FileExistsError(errno.EEXIST, "File exists")
                 ctx.fs.mkdir(host)
                 if mode is not None:
-                    ctx.fs.check_write(host)
-                    os.chmod(host, mode)
+                    ctx.fs.chmod(host, mode)
         except OSError as e:
             ctx.err(f"can't create directory '{p}': {e.strerror}")
             code = 1
@@ -108,7 +107,7 @@ def _remove(ctx: Ctx, host: Path) -> None:
 
 def _remove_asking(ctx: Ctx, host: Path, shown: str) -> int:
     """rm -i: a question per file, and for a directory whether to descend and then whether to remove it."""
-    if not stat.S_ISDIR(os.lstat(host).st_mode):
+    if not stat.S_ISDIR(ctx.fs.lstat(host).st_mode):
         if ctx.ask(f"remove '{shown}'"):
             ctx.fs.check_write(host, remove=True)
             os.unlink(host)
@@ -145,7 +144,7 @@ def rm(ctx: Ctx, args: list[str]) -> int:
             continue
         try:
             host = ctx.path(p.rstrip("/") or "/", follow=False)  # busybox: rm FILE/ removes FILE
-            st = os.lstat(host)
+            st = ctx.fs.lstat(host)
             if ask and not (stat.S_ISDIR(st.st_mode) and not recursive):
                 code |= _remove_asking(ctx, host, p.rstrip("/") or "/")
                 continue
@@ -174,17 +173,12 @@ def rm(ctx: Ctx, args: list[str]) -> int:
 
 def _copy_meta(ctx: Ctx, src: Path, dst: Path, st: os.stat_result, preserve: bool) -> None:
     if stat.S_ISLNK(st.st_mode):
-        if preserve and os.geteuid() == 0:
-            ctx.fs.check_write(dst)
-            os.lchown(dst, st.st_uid, st.st_gid)
+        if preserve:
+            ctx.fs.chown(dst, st.st_uid, st.st_gid)
         return
     if preserve:
-        if os.geteuid() == 0:
-            ctx.fs.check_write(dst)
-            os.chown(dst, st.st_uid, st.st_gid)
-        ctx.fs.check_write(dst)
-        os.chmod(dst, stat.S_IMODE(st.st_mode))
-        ctx.fs.check_write(dst)
+        ctx.fs.chown(dst, st.st_uid, st.st_gid)
+        ctx.fs.chmod(dst, stat.S_IMODE(st.st_mode))
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
@@ -195,18 +189,18 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
     follow = deref or (top and deref_top)
     try:
         src = ctx.path(src_v, follow=follow)
-        st = os.lstat(src)
+        st = ctx.fs.lstat(src)
     except OSError as e:
         ctx.err(f"can't stat '{src_v}': {e.strerror}")
         return False
     dst_unres = ctx.path(dst_v, follow=False)
-    if stat.S_ISLNK(st.st_mode) and os.path.lexists(dst_unres) and os.path.samestat(st, os.lstat(dst_unres)):
+    if stat.S_ISLNK(st.st_mode) and os.path.lexists(dst_unres) and os.path.samestat(st, ctx.fs.lstat(dst_unres)):
         ctx.err(f"'{src_v}' and '{dst_v}' are the same file")
         return False
     if stat.S_ISLNK(st.st_mode):
         target = os.readlink(src)
         if os.path.lexists(dst_unres):
-            if stat.S_ISDIR(os.lstat(dst_unres).st_mode):
+            if stat.S_ISDIR(ctx.fs.lstat(dst_unres).st_mode):
                 ctx.err(f"cannot overwrite directory '{dst_v}' with non-directory")
                 return False
             if not force:  # busybox replaces an existing file with a link only under -f
@@ -236,7 +230,7 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
                 ctx.err(f"can't create directory '{dst_v}': {e.strerror}")
                 return False
             created = True
-            dst_st = os.stat(dst)
+            dst_st = ctx.fs.stat(dst)
             _CREATED.add((dst_st.st_dev, dst_st.st_ino))
         ok = True
         for name in sorted(os.listdir(src)):
@@ -251,7 +245,7 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
         if os.path.lexists(dst):
             if no_clobber:
                 return True
-            if update and int(st.st_mtime) <= int(os.stat(dst).st_mtime):  # -u: only a newer source (seconds)
+            if update and int(st.st_mtime) <= int(ctx.fs.stat(dst).st_mtime):  # -u: only a newer source (seconds)
                 return True
             if ask and not ctx.ask(f"overwrite '{dst_v}'"):
                 return True
@@ -287,14 +281,12 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
             with ctx.fs.open_read(src) as s, f:
                 shutil.copyfileobj(s, f)
             if not existed and not preserve:
-                ctx.fs.check_write(dst)
-                os.chmod(dst, stat.S_IMODE(st.st_mode) & ~ctx.fs.umask)
-        elif stat.S_ISFIFO(st.st_mode):
-            ctx.fs.check_write(dst)
-            os.mkfifo(dst, stat.S_IMODE(st.st_mode) & ~ctx.fs.umask)
+                ctx.fs.chmod(dst, stat.S_IMODE(st.st_mode) & ~ctx.fs.umask)
         else:
+            kind: EntryType = "fifo" if stat.S_ISFIFO(st.st_mode) else "char" if stat.S_ISCHR(st.st_mode) else "block"
             ctx.fs.check_write(dst)
-            os.mknod(dst, st.st_mode, st.st_rdev)
+            ctx.fs.meta.make_node(dst, kind, stat.S_IMODE(st.st_mode) & ~ctx.fs.umask, st.st_rdev,
+                                  ctx.fs.uid, ctx.fs.gid)
         _copy_meta(ctx, src, dst, st, preserve)
     except OSError as e:
         ctx.err(f"can't create '{dst_v}': {e.strerror}")
@@ -463,7 +455,7 @@ def touch(ctx: Ctx, args: list[str]) -> int:
             times = None
             if when is not None or opts.get("a") or opts.get("m"):
                 now = time.time() if when is None else when
-                old = os.stat(host, follow_symlinks=follow)
+                old = ctx.fs.stat(host, follow_symlinks=follow)
                 only_a, only_m = opts.get("a") and not opts.get("m"), opts.get("m") and not opts.get("a")
                 times = (old.st_atime if only_m else now, old.st_mtime if only_a else now)
             ctx.fs.check_write(host)
@@ -505,10 +497,9 @@ def chmod(ctx: Ctx, args: list[str]) -> int:
     def apply(host: Path, shown: str) -> None:
         nonlocal code
         try:
-            st = os.stat(host)
+            st = ctx.fs.stat(host)
             new = parse_mode(spec, st.st_mode, umask=ctx.fs.umask, is_dir=stat.S_ISDIR(st.st_mode))
-            ctx.fs.check_write(host)
-            os.chmod(host, new)
+            ctx.fs.chmod(host, new)
             if "v" in flags or ("c" in flags and new != stat.S_IMODE(st.st_mode)):  # -v says so even unchanged
                 ctx.out(f"mode of '{shown}' changed to {new:04o} ({mode_string(new)[1:]})\n")
         except UsageError as e:
@@ -573,16 +564,12 @@ def chown(ctx: Ctx, args: list[str]) -> int:
         ctx.err(str(e))
         return 1
     code = 0
-    real = os.geteuid() == 0
 
     def apply(host: Path, follow: bool, shown: str) -> None:
         nonlocal code
         try:
-            if real:
-                ctx.fs.check_write(host)
-                os.chown(host, -1 if uid is None else uid, -1 if gid is None else gid, follow_symlinks=follow)
-            elif not os.path.lexists(host):
-                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+            st = ctx.fs.lstat(host)  # recorded in the ownership overlay, as root and as any user alike
+            ctx.fs.chown(host, st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
         except OSError as e:
             ctx.err(f"{shown}: {e.strerror}")
             code = 1
@@ -775,7 +762,7 @@ def stat_(ctx: Ctx, args: list[str]) -> int:
     for p in paths:
         try:
             host = ctx.path(p, follow=follow)
-            st = os.stat(host) if follow else os.lstat(host)
+            st = ctx.fs.stat(host) if follow else ctx.fs.lstat(host)
         except OSError as e:
             ctx.err(f"can't stat '{p}': {e.strerror}")
             code = 1

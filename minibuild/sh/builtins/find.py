@@ -126,7 +126,7 @@ class _Find:
                     return stat.S_ISREG(it.st.st_mode) and it.st.st_size == 0
                 return empty
             case "-newer":
-                ref = int(os.stat(ctx.path(self.take())).st_mtime)  # busybox compares whole seconds
+                ref = int(ctx.fs.stat(ctx.path(self.take())).st_mtime)  # busybox compares whole seconds
                 return lambda it: int(it.st.st_mtime) > ref
             case "-perm":
                 spec = self.take()
@@ -219,9 +219,9 @@ class _Find:
         self.pruned: set[str] = set()
         ctx = self.ctx
         try:
-            st = os.stat(ctx.path(top)) if self.follow else os.lstat(ctx.path(top, follow=False))
+            st = ctx.fs.stat(ctx.path(top)) if self.follow else ctx.fs.lstat(ctx.path(top, follow=False))
             if stat.S_ISLNK(st.st_mode) and (top.endswith("/") or True):
-                st2 = os.stat(ctx.path(top)) if os.path.exists(ctx.path(top)) else st
+                st2 = ctx.fs.stat(ctx.path(top)) if os.path.exists(ctx.path(top)) else st
                 st = st2 if top.endswith("/") else st
         except OSError as e:
             ctx.err(f"{top}: {e.strerror}")
@@ -249,7 +249,7 @@ class _Find:
                 child = (it.path if it.path.endswith("/") else it.path + "/") + n
                 try:
                     host = ctx.path(child, follow=self.follow)
-                    st = os.stat(host) if self.follow else os.lstat(host)
+                    st = ctx.fs.stat(host) if self.follow else ctx.fs.lstat(host)
                 except OSError:
                     continue
                 self._visit(Item(child, n, st, it.depth + 1), pred)

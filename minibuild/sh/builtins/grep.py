@@ -259,7 +259,7 @@ def _count(opts: dict[str, str | bool], flag: str) -> int | None:
 def _walk(ctx: Ctx, top: str) -> list[str]:
     out: list[str] = []
     try:
-        st = os.stat(ctx.path(top))
+        st = ctx.fs.stat(ctx.path(top))
     except OSError:
         return [top]
     if not stat.S_ISDIR(st.st_mode):
@@ -268,7 +268,7 @@ def _walk(ctx: Ctx, top: str) -> list[str]:
     for name in sorted(os.listdir(host)):
         child = top.rstrip("/") + "/" + name
         try:
-            cst = os.lstat(ctx.path(child, follow=False))
+            cst = ctx.fs.lstat(ctx.path(child, follow=False))
         except OSError:
             continue
         if stat.S_ISDIR(cst.st_mode):

@@ -448,7 +448,7 @@ def sed(ctx: Ctx, args: list[str]) -> int:
                 if inplace:
                     with ctx.fs.open_write(ctx.path(f + inplace)) as b:
                         b.write(enc(data))
-                mode = os.stat(host).st_mode & 0o7777
+                mode = ctx.fs.stat(host).st_mode & 0o7777
                 # like busybox/GNU sed -i: the result replaces the named path (a symlink becomes a file)
                 dest = ctx.path(f, follow=False)
                 if os.path.islink(dest):
@@ -457,8 +457,7 @@ def sed(ctx: Ctx, args: list[str]) -> int:
                     host = dest
                 with ctx.fs.open_write(host) as fh:
                     fh.write(enc(result))
-                ctx.fs.check_write(host)
-                os.chmod(host, mode)
+                ctx.fs.chmod(host, mode)
             except OSError as e:
                 ctx.oserr(e, f)
                 code = 1

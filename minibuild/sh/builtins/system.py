@@ -82,8 +82,8 @@ def _file_test(ctx: Ctx, op: str, p: str) -> bool:
         return False
     try:
         if op == "-h" or op == "-L":
-            return stat.S_ISLNK(os.lstat(ctx.path(p, follow=False)).st_mode)
-        st = os.stat(ctx.path(p))
+            return stat.S_ISLNK(ctx.fs.lstat(ctx.path(p, follow=False)).st_mode)
+        st = ctx.fs.stat(ctx.path(p))
     except (OSError, ValueError):
         return False
     m = st.st_mode
@@ -260,7 +260,7 @@ def _binary(ctx: Ctx, l: str, op: str, r: str, dbl: bool = False) -> bool:
         case "-ge":
             return _int(l) >= _int(r)
     try:
-        sl, sr = os.stat(ctx.path(l)), os.stat(ctx.path(r))
+        sl, sr = ctx.fs.stat(ctx.path(l)), ctx.fs.stat(ctx.path(r))
     except OSError:
         return False
     if op == "-ef":
@@ -330,7 +330,7 @@ def date(ctx: Ctx, args: list[str]) -> int:
                 when = v
             else:
                 try:
-                    epoch = int(os.stat(ctx.path(v)).st_mtime)
+                    epoch = int(ctx.fs.stat(ctx.path(v)).st_mtime)
                 except OSError as e:
                     ctx.err(f"can't stat '{v}': {e.strerror}")
                     return 1
@@ -554,12 +554,10 @@ def mktemp(ctx: Ctx, args: list[str]) -> int:
             pass
         elif opts.get("d"):
             ctx.fs.mkdir(host, 0o700 | ctx.fs.umask)
-            ctx.fs.check_write(host)
-            os.chmod(host, 0o700)
+            ctx.fs.chmod(host, 0o700)
         else:
             ctx.fs.open_write(host, mode=0o600).close()
-            ctx.fs.check_write(host)
-            os.chmod(host, 0o600)
+            ctx.fs.chmod(host, 0o600)
     except OSError as e:
         if not opts.get("q"):
             ctx.oserr(e, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from minibuild.fs import userdb
 from minibuild.fs.confine import read_small_file
@@ -27,11 +28,10 @@ def _append(ctx: Ctx, vpath: str, line: str) -> None:
 
 def _rewrite(ctx: Ctx, vpath: str, rows: list[list[str]]) -> None:
     host = ctx.path(vpath)
-    mode = os.stat(host).st_mode & 0o7777 if host.exists() else 0o644
+    mode = ctx.fs.stat(host).st_mode & 0o7777 if host.exists() else 0o644
     with ctx.fs.open_write(host, mode=0o644) as f:
         f.write(enc("".join(":".join(r) + "\n" for r in rows)))
-    ctx.fs.check_write(host)
-    os.chmod(host, mode)
+    ctx.fs.chmod(host, mode)
 
 
 def field_id(text: str) -> int | None:
@@ -121,14 +121,21 @@ def _add_member(ctx: Ctx, user: str, group: str) -> None:
 def _make_home(ctx: Ctx, home: str, uid: int, gid: int) -> None:
     host = ctx.path(home)
     parent = ctx.path(os.path.dirname(home.rstrip("/")) or "/")
-    if not parent.exists():
-        ctx.fs.check_write(parent)
-        os.makedirs(parent, 0o755, exist_ok=True)
+    missing: list[Path] = []
+    p = parent
+    while not p.exists() and p != ctx.fs.root:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        ctx.fs.check_write(d)
+        os.mkdir(d, 0o700)
+        ctx.fs.own(d, 0, 0)
+        ctx.fs.chmod(d, 0o755)
     if not host.exists():
         ctx.fs.check_write(host)
-        os.mkdir(host)
-        ctx.fs.check_write(host)
-        os.chmod(host, 0o755 & ~ctx.fs.umask | 0o700)
+        os.mkdir(host, 0o700)
+        ctx.fs.own(host, uid, gid)
+        ctx.fs.chmod(host, 0o755 & ~ctx.fs.umask | 0o700)
         skel = ctx.path("/etc/skel")
         if skel.is_dir():  # copied by cp's confined copier: links stay links, nodes are re-made, never opened
             from minibuild.sh.builtins.fileops import copy_tree
@@ -136,13 +143,10 @@ def _make_home(ctx: Ctx, home: str, uid: int, gid: int) -> None:
             vhome = ctx.fs.to_virtual(host)
             for item in sorted(os.listdir(skel)):
                 copy_tree(ctx, ctx.fs.to_virtual(skel) + "/" + item, vhome + "/" + item)
-    if os.geteuid() == 0:
-        for dirpath, dirnames, filenames in os.walk(host):
-            ctx.fs.check_write(dirpath)
-            os.lchown(dirpath, uid, gid)
-            for n in dirnames + filenames:
-                ctx.fs.check_write(os.path.join(dirpath, n))
-                os.lchown(os.path.join(dirpath, n), uid, gid)
+    for dirpath, dirnames, filenames in os.walk(host):
+        ctx.fs.chown(dirpath, uid, gid)
+        for n in dirnames + filenames:
+            ctx.fs.chown(os.path.join(dirpath, n), uid, gid)
 
 
 def _add_user(ctx: Ctx, name: str, *, uid: int | None, gid: int, gecos: str, home: str, shell: str, system: bool,
