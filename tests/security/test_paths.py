@@ -22,6 +22,7 @@ from minibuild.fs.rootfs import apply_layer
 from minibuild.errors import ContextError, ImageFormatError, MinibuildError, UnsafePathError
 from minibuild.oci.archive import import_archive
 from minibuild.store import Store
+from tests.support import extract_all
 from tests.security.hostile import (
     CASES,
     PRE_CASES,
@@ -169,7 +170,7 @@ def test_load_layout_directory_symlink_out_is_refused(tmp_path: Path) -> None:
     import tarfile
 
     with tarfile.open(src) as tf:
-        tf.extractall(layout, filter="data")
+        extract_all(tf, layout)
     blob = next(p for p in (layout / "blobs" / "sha256").iterdir() if p.read_bytes().startswith(b'{"architecture"'))
     host_copy = guard.dir / "config-copy"  # a host file with the very bytes the layout expects
     host_copy.write_bytes(blob.read_bytes())
