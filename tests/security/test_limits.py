@@ -339,7 +339,8 @@ def test_global_headers_are_capped_over_the_whole_archive(tmp_path: Path) -> Non
     parts = []
     for i in range(300):  # each global header is allowed, but tarfile keeps (and copies) them all
         rec = b"SCHILY.xattr.user.k%05d=" % i + b"v" * 8000 + b"\n"
-        rec = b"%d " % (len(rec) + 4) + rec
+        rec = b"%d " % (len(rec) + 5) + rec  # the length counts itself (4 digits) and its space: a valid record
+        assert int(rec.split(b" ", 1)[0]) == len(rec)
         parts.append(header_block("././@Global", tarfile.XGLTYPE, len(rec)) + rec + b"\0" * (-len(rec) % 512))
         parts.append(tarfile.TarInfo("f%05d" % i).tobuf(tarfile.USTAR_FORMAT))
     data = b"".join(parts) + b"\0" * 1024
