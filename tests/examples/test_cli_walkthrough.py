@@ -1,5 +1,5 @@
-"""The README's first command, run as written on a fresh store: `minibuild build examples/node-nginx -o app.tar`
-gives a tarball another store and Docker load, with the nginx port and command."""
+"""The README's first command, run as written on a fresh store: `minibuild build -t my-app examples/node-nginx
+-o app.tar` gives a tarball another store and Docker load, named my-app, with the nginx port and command."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from tests.engines import Docker
 
 REPO = Path(__file__).resolve().parents[2]
-COMMAND = "minibuild build examples/node-nginx -o app.tar"
+COMMAND = "minibuild build -t my-app examples/node-nginx -o app.tar"
 
 
 def first_sh_block(readme: str) -> str:
@@ -63,6 +63,7 @@ def test_app_tar_loads_into_docker_with_port_and_cmd(docker: Docker, app_tar: Pa
     loaded = docker.run("load", "-i", str(app_tar)).stdout.decode()
     match = re.search(r"Loaded image(?: ID)?: (\S+)", loaded)
     assert match is not None, loaded
+    assert match.group(1) == "my-app:latest", loaded  # -t names the image in the tarball, as docker build -t
     config = json.loads(docker.run("image", "inspect", match.group(1), "--format", "{{json .Config}}").stdout)
     assert config["ExposedPorts"] == {"80/tcp": {}}
     assert config["Cmd"] == ["nginx", "-g", "daemon off;"]
