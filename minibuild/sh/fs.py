@@ -197,14 +197,19 @@ class RootFS:
 
     # ----- creation with umask and ownership
     def own(self, host: Path) -> None:
-        """Give a new file the shell user's ids (only possible, and only done, when running as root)."""
+        """Give a new file the shell user's ids (only possible, and only done, when running as root); in a setgid
+        directory the group stays the directory's, as the kernel gives it."""
         if os.geteuid() == 0 and (self.uid, self.gid) != (0, 0):
-            os.lchown(host, self.uid, self.gid)
+            parent = os.stat(host.parent)
+            gid = parent.st_gid if parent.st_mode & stat.S_ISGID else self.gid
+            os.lchown(host, self.uid, gid)
 
     def mkdir(self, host: Path, mode: int = 0o777) -> None:
+        """A new directory with the umask applied; inside a setgid directory it keeps the setgid bit (as mkdir(2))."""
         self.check_write(host)
         os.mkdir(host, 0o700)
-        os.chmod(host, mode & ~self.umask)
+        inherited = os.stat(host.parent).st_mode & stat.S_ISGID
+        os.chmod(host, (mode & ~self.umask) | inherited)
         self.own(host)
 
     def _refuse_special(self, host: Path, st: os.stat_result) -> None:

@@ -185,6 +185,26 @@ def test_umask_022_and_modes(plain_root: Path) -> None:
     assert modes == {"d": 0o755, "f": 0o644, "g": 0o644, "p": 0o700, "h": 0o644}
 
 
+def test_setgid_directory_passes_on_its_group_and_bit(plain_root: Path) -> None:
+    """As mkdir(2) does (checked with real busybox: conformance case run-setgid-dir): the new subdirectory keeps
+    the setgid bit, so what is made in it still gets the directory's group."""
+    gid = os.getgid()
+    sh(plain_root, "mkdir /shared; chmod 2775 /shared; mkdir /shared/sub; mkdir -p /shared/a/b; echo x > /shared/sub/g")
+    for rel in ("shared/sub", "shared/a", "shared/a/b"):
+        assert os.stat(plain_root / rel).st_mode & 0o7777 == 0o2755, rel
+    assert os.stat(plain_root / "shared/sub/g").st_gid == gid
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chowning new files needs root")
+def test_setgid_directory_group_wins_over_the_users(plain_root: Path) -> None:
+    sh(plain_root, "mkdir /shared; chown 0:50 /shared; chmod 2777 /shared")
+    sh(plain_root, "mkdir /shared/sub; echo x > /shared/sub/g; touch /shared/f", uid=1000, gid=1001)
+    for rel in ("shared/sub", "shared/sub/g", "shared/f"):
+        st = os.lstat(plain_root / rel)
+        assert (st.st_uid, st.st_gid) == (1000, 50), rel
+    assert os.stat(plain_root / "shared/sub").st_mode & 0o7777 == 0o2755
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="chowning new files needs root")
 def test_files_created_belong_to_the_running_user(plain_root: Path) -> None:
     sh(plain_root, "mkdir /home; touch /home/f; mkdir -p /home/a/b; echo x > /home/g", uid=1000, gid=1001)
