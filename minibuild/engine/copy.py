@@ -753,8 +753,9 @@ def _extract(writer: _Writer, base: str, archive: Path, *, chown: tuple[int, int
                     raise ContextError(
                         f"ADD failed: hard link {member.name!r} -> {member.linkname!r}: target is missing or a directory")
                 os.link(writer.full(link_full), writer.full(out), follow_symlinks=False)
-                writer.changed.add(out)
-                continue
+                # the link's own header then sets owner, mode and time of the shared inode, as Docker's and
+                # BuildKit's untar (moby pkg/archive) do: the last header of the inode wins
+                perm_opt = None if st_mod.S_ISLNK(linfo.st_mode) else perm
             elif member.isfile():
                 src = tar.extractfile(member)
                 assert src is not None

@@ -218,14 +218,20 @@ class RootFS:
 
     # ----- creation with umask and ownership
     def own(self, host: Path | str, uid: int | None = None, gid: int | None = None) -> None:
-        """Record a new file as the shell user's (or ``uid``:``gid``)."""
-        self.meta.created(host, self.uid if uid is None else uid, self.gid if gid is None else gid)
+        """Record a new file as the shell user's (or ``uid``:``gid``); in a setgid directory a new file's group is
+        the directory's, as the kernel gives it (unless ``gid`` says otherwise)."""
+        if gid is None:
+            parent = self.stat(Path(host).parent)
+            gid = parent.st_gid if parent.st_mode & stat.S_ISGID else self.gid
+        self.meta.created(host, self.uid if uid is None else uid, gid)
 
     def mkdir(self, host: Path, mode: int = 0o777) -> None:
+        """A new directory with the umask applied; inside a setgid directory it keeps the setgid bit (as mkdir(2))."""
         self.check_write(host)
         os.mkdir(host, 0o700)
         self.own(host)
-        self.chmod(host, mode & ~self.umask)
+        inherited = self.stat(host.parent).st_mode & stat.S_ISGID  # what the image says of the parent
+        self.chmod(host, (mode & ~self.umask) | inherited)
 
     def _refuse_special(self, host: Path, st: os.stat_result) -> None:
         """EPERM for a device node, FIFO or socket (the root's nodes are never opened); EISDIR for a directory."""

@@ -40,7 +40,8 @@ INJECTED_FILES = frozenset({".dockerenv", "etc/hostname", "etc/hosts", "etc/reso
 INJECTED_TREES = ("dev/", "proc/", "sys/")
 
 KNOWN_CASE_KEYS = frozenset({"description", "build_args", "build_env", "target", "prepare", "expect", "differs",
-                             "executors"})
+                             "executors", "executors_reason", "fails"})
+KNOWN_FAILS_KEYS = frozenset({"classic_error", "minibuild_error"})
 EXECUTORS = ("emulate", "chroot")
 KNOWN_DIFFERS_KEYS = frozenset({"reason", "classic", "classic_error", "classic_expect", "ignore_paths", "ignore_config"})
 KNOWN_FILE_SPEC_KEYS = frozenset({"type", "mode", "uid", "gid", "content", "target", "size"})
@@ -78,7 +79,9 @@ class Case:
     prepare: tuple[Mapping[str, Any], ...] = ()
     expect: Mapping[str, Any] = field(default_factory=dict)
     differs: Differs | None = None
-    executors: tuple[str, ...] = ("emulate",)  # minibuild's --executor values the case is built with
+    executors: tuple[str, ...] = EXECUTORS  # minibuild's --executor values the case is built with (default: all)
+    executors_reason: str | None = None  # why some executor is left out (required then; the skipped run says it)
+    fails: Mapping[str, str] | None = None  # both builders must fail: {classic_error, minibuild_error} substrings
 
     @property
     def dockerfile(self) -> Path:
@@ -134,15 +137,29 @@ def load_case(path: Path) -> Case:
     if differs:
         _validate_expect(name, differs.classic_expect)
     args = raw.get("build_args") or {}
-    executors = tuple(raw.get("executors") or ("emulate",))
+    executors = tuple(raw.get("executors") or EXECUTORS)
     if not executors or set(executors) - set(EXECUTORS):
         raise CaseError(f"{name}: executors must list some of {EXECUTORS}")
+    executors_reason = raw.get("executors_reason")
+    if set(executors) != set(EXECUTORS) and not executors_reason:
+        raise CaseError(f"{name}: executors leaves out {sorted(set(EXECUTORS) - set(executors))}: "
+                        "say why in executors_reason")
+    fails = raw.get("fails")
+    if fails is not None:
+        if not isinstance(fails, dict) or set(fails) - KNOWN_FAILS_KEYS or not fails.get("classic_error") \
+                or not fails.get("minibuild_error"):
+            raise CaseError(f"{name}: fails needs classic_error and minibuild_error (substrings of each error)")
+        if differs or raw.get("expect"):
+            raise CaseError(f"{name}: a fails case has no expect: or differs:")
+    if set(executors) == set(EXECUTORS) and executors_reason:
+        raise CaseError(f"{name}: executors_reason given but every executor runs the case")
     return Case(
         name=name, path=path, description=str(raw["description"]),
         build_args=tuple((str(k), None if v is None else str(v)) for k, v in args.items()),
         build_env=tuple((str(k), str(v)) for k, v in (raw.get("build_env") or {}).items()),
         target=raw.get("target"), prepare=tuple(raw.get("prepare") or ()), expect=expect, differs=differs,
-        executors=executors,
+        executors=executors, executors_reason=None if executors_reason is None else str(executors_reason),
+        fails=None if fails is None else {str(k): str(v) for k, v in fails.items()},
     )
 
 
@@ -214,7 +231,7 @@ def _prepare_op(root: Path, op: Mapping[str, Any]) -> None:
 
 
 def make_tar(entries: Sequence[Mapping[str, Any]], compression: str) -> bytes:
-    """A deterministic tar (mtime 0) of the given entries: {path, content|dir|symlink, mode, uid, gid}."""
+    """A deterministic tar (mtime 0) of the given entries: {path, content|dir|symlink|hardlink, mode, uid, gid}."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
         for e in entries:
@@ -226,6 +243,9 @@ def make_tar(entries: Sequence[Mapping[str, Any]], compression: str) -> bytes:
                 tf.addfile(ti)
             elif "symlink" in e:
                 ti.type, ti.linkname, ti.mode = tarfile.SYMTYPE, str(e["symlink"]), 0o777
+                tf.addfile(ti)
+            elif "hardlink" in e:  # a hard link to an earlier entry
+                ti.type, ti.linkname, ti.mode = tarfile.LNKTYPE, str(e["hardlink"]), int(str(e.get("mode", "0644")), 8)
                 tf.addfile(ti)
             else:
                 data = str(e.get("content", "")).encode()

@@ -147,6 +147,10 @@ def test_prepare_context_normalises_modes_and_applies_steps(tmp_path: Path) -> N
     ("description: d\ndiffers: {reason: r, classic: maybe}\nexpect: {files: {/a: absent}}\n", "classic: fails|builds"),
     ("description: d\nexpect: {files: {a: absent}}\n", "absolute"),
     ("description: d\nexpect: {config: {Cmdd: []}}\n", "not one of"),
+    ("description: d\nexecutors: [chroot]\nexpect: {files: {/a: absent}}\n", "executors_reason"),
+    ("description: d\nexecutors_reason: r\nexpect: {files: {/a: absent}}\n", "every executor runs"),
+    ("description: d\nfails: {classic_error: x}\n", "minibuild_error"),
+    ("description: d\nfails: {classic_error: x, minibuild_error: y}\nexpect: {files: {/a: absent}}\n", "no expect"),
 ])
 def test_load_case_rejects_bad_yaml(tmp_path: Path, yaml_text: str, message: str) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
@@ -157,6 +161,8 @@ def test_load_case_rejects_bad_yaml(tmp_path: Path, yaml_text: str, message: str
 
 def test_every_case_states_something_checkable() -> None:
     for case in all_cases():
+        if case.fails:  # both builders must fail, with the stated errors
+            continue
         assert case.expect or case.differs is None, case.name
         assert case.expect.get("files") or case.expect.get("config"), f"{case.name}: no expected values"
 
@@ -169,3 +175,9 @@ def test_step_images_skips_base_images() -> None:
         "Successfully built bbbbbbbbbbbb\n"
     )
     assert step_images(out) == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+
+
+def test_cases_run_under_both_executors_by_default(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "case.yaml").write_text("description: d\nexpect: {files: {/a: absent}}\n")
+    assert load_case(tmp_path).executors == ("emulate", "chroot")

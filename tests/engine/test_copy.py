@@ -349,6 +349,19 @@ def test_add_extracts_local_archives_by_content(roots: tuple[Path, Path], compre
     assert (dest / "copied" / "archive.bin").read_bytes() == data
 
 
+def test_add_hard_link_header_sets_the_shared_inodes_owner_and_mode(roots: tuple[Path, Path]) -> None:
+    """As Docker's classic builder extracts it (moby pkg/archive, seen with case add-tar-hardlinks' tar with link
+    headers of 0:0 0644): the link's own header chowns and chmods the inode both names share."""
+    ctx, dest = roots
+    link = tarfile.TarInfo("d/h")
+    link.type, link.linkname, link.mode, link.uid, link.gid = tarfile.LNKTYPE, "d/f", 0o644, 0, 0
+    (ctx / "links.tar").write_bytes(_tar_bytes({"d/f": b"shared"}, extra=[link]))
+    copy_into(dest, ctx, ["links.tar"], "/x/", unpack=True, instruction="ADD")
+    t = tree(dest)
+    assert t["x/d/f"] == ("f", 0o644, 0, 0, "shared") and t["x/d/h"] == ("f", 0o644, 0, 0, "shared")
+    assert os.stat(dest / "x/d/f").st_ino == os.stat(dest / "x/d/h").st_ino
+
+
 def test_add_of_non_archives_copies_them(roots: tuple[Path, Path]) -> None:
     ctx, dest = roots
     (ctx / "empty.tar.gz").write_bytes(b"")

@@ -185,6 +185,32 @@ def test_umask_022_and_modes(plain_root: Path) -> None:
     assert modes == {"d": 0o755, "f": 0o644, "g": 0o644, "p": 0o700, "h": 0o644}
 
 
+def test_setgid_directory_passes_on_its_group_and_bit(plain_root: Path) -> None:
+    """As mkdir(2) does (checked with real busybox: conformance case run-setgid-dir): the new subdirectory keeps
+    the setgid bit, so what is made in it still gets the directory's group. Read as the image has it (the
+    ownership overlay), the same as root and as any user."""
+    from minibuild.fs.ownership import overlay_of
+
+    sh(plain_root, "mkdir /shared; chown 0:50 /shared; chmod 2775 /shared; mkdir /shared/sub; mkdir -p /shared/a/b; "
+                   "echo x > /shared/sub/g")
+    view = overlay_of(plain_root)
+    for rel in ("shared/sub", "shared/a", "shared/a/b"):
+        assert view.lstat(plain_root / rel).st_mode & 0o7777 == 0o2755, rel
+    assert view.lstat(plain_root / "shared/sub/g").st_gid == 50
+
+
+def test_setgid_directory_group_wins_over_the_users(plain_root: Path) -> None:
+    from minibuild.fs.ownership import overlay_of
+
+    sh(plain_root, "mkdir /shared; chown 0:50 /shared; chmod 2777 /shared")
+    sh(plain_root, "mkdir /shared/sub; echo x > /shared/sub/g; touch /shared/f", uid=1000, gid=1001)
+    view = overlay_of(plain_root)
+    for rel in ("shared/sub", "shared/sub/g", "shared/f"):
+        st = view.lstat(plain_root / rel)
+        assert (st.st_uid, st.st_gid) == (1000, 50), rel
+    assert view.lstat(plain_root / "shared/sub").st_mode & 0o7777 == 0o2755
+
+
 def test_files_created_belong_to_the_running_user(plain_root: Path) -> None:
     """As root and as any user: the owners are the image's (the ownership overlay), never the host's."""
     from minibuild.fs.ownership import overlay_of
