@@ -59,6 +59,10 @@ def _build_all(work: Path, side: str, store: Path, contexts: Path) -> dict[str, 
         keep = os.dup(1), os.dup(2)
         sys.stdout.flush(), sys.stderr.flush()
         os.dup2(out_fd, 1), os.dup2(out_fd, 2)
+        streams = sys.stdout, sys.stderr
+        # pytest's capture objects too; with the error handlers CPython gives stdout and stderr
+        sys.stdout = open(os.dup(out_fd), "w", buffering=1)
+        sys.stderr = open(os.dup(out_fd), "w", buffering=1, errors="backslashreplace")
         code = 0
         try:
             main(["--store", str(store), *argv])
@@ -68,6 +72,10 @@ def _build_all(work: Path, side: str, store: Path, contexts: Path) -> dict[str, 
             code = 99
             print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         finally:
+            for wrapper in (sys.stdout, sys.stderr):
+                wrapper.flush()
+                wrapper.close()
+            sys.stdout, sys.stderr = streams
             sys.stdout.flush(), sys.stderr.flush()
             os.dup2(keep[0], 1), os.dup2(keep[1], 2)
             os.close(out_fd), os.close(keep[0]), os.close(keep[1])
@@ -178,6 +186,11 @@ def test_root_and_unprivileged_user_give_identical_tarballs(
     if "base" in root or "base" in user:
         pytest.fail("the busybox base did not build (see test_the_base_builds_on_both_sides)")
     r, u = root[case.name], user[case.name]
+    if case.fails is not None:  # both builders must refuse it: root and the user refuse it with the same words
+        expected = case.fails["minibuild_error"]
+        assert r["code"] == 1 and expected in r["tail"], f"as root: exit {r['code']}: {r['tail']}"
+        assert u["code"] == 1 and u["tail"] == r["tail"], f"as uid {NOBODY}: exit {u['code']}: {u['tail']}"
+        return
     assert r["code"] == 0, f"as root: exit {r['code']}: {r['tail']}"
     assert u["code"] == 0, f"as uid {NOBODY}: exit {u['code']}: {u['tail']}"
     assert u["sha256"] == r["sha256"], f"{case.name}: the unprivileged user's tarball differs from root's"

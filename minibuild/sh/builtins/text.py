@@ -196,6 +196,8 @@ def cat(ctx: Ctx, args: list[str]) -> int:
         except OSError as e:
             if e.errno == errno.EFBIG:  # the emulator's own refusal (an endless /dev/zero)
                 ctx.oserr(e, name)
+            elif e.errno == errno.EISDIR:  # busybox opens a directory, then its read fails
+                ctx.err(f"read error: {e.strerror}")
             else:
                 ctx.err(f"can't open '{name}': {e.strerror or e}")
             code = 1
