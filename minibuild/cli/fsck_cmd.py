@@ -18,8 +18,10 @@ def fsck(ctx: click.Context, repair: bool) -> None:
     """Check every blob's digest and every reference (index.json, cache records); exit 1 if problems remain.
 
     Leftovers of killed processes (dead leases, temp files) are listed as notes, not problems."""
+    from minibuild.engine.layertree import tree_matches
+
     store = Store.open(ctx.obj["store"])
-    report = run_fsck(store, repair=repair)
+    report = run_fsck(store, repair=repair, tree_check=tree_matches)
     for problem in report.problems:
         click.echo(str(problem))
     remaining = len(report.remaining)

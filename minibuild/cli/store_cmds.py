@@ -34,8 +34,11 @@ def human_size(n: int) -> str:
 @click.pass_context
 def load(ctx: click.Context, file: Path) -> None:
     """Load images from a `docker save` tarball, an OCI archive or an OCI layout directory."""
+    from minibuild.engine.layertree import index_image
+
     store = _store(ctx)
     for item in import_archive(store, file):
+        index_image(store, item.image)  # folded once here, as Docker unpacks at load: the first build is not slower
         if item.names:
             for name in item.names:
                 click.echo(f"Loaded image: {parse_reference(name).familiar}")

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from minibuild.engine.cachekey import base_key, key_of, layer_step_inputs, step_inputs
 from minibuild.engine.cachesync import CHAIN_KINDS, SOURCE_FIELD, chain_hit, hit_reason
@@ -64,7 +64,9 @@ if TYPE_CHECKING:  # imported where a step misses: a fully cached build never lo
     from minibuild.executors.mountpoints import RunMount
     from minibuild.limits import RunLimits
     from minibuild.engine.layertree import LayerTree
+    from minibuild.fs.layered import LayeredRoot
     from minibuild.store.gc import Lease, Scratch
+    from minibuild.store.layerindex import Row
     from minibuild.store.tarlayer import Entry
 
 Progress = Callable[[dict[str, Any]], None]
@@ -209,6 +211,7 @@ class _State:
     cmd_set: bool = False
     root: Path | None = None
     root_layers: int = 0  # how many of image.layers the root reflects
+    lazy: LayeredRoot | None = None  # the root is layered: filled from image.layers[:root_layers] on first touch
     base_layers: int = 0
     base_image_layers: int = 0  # how many of image.layers are the base image's own (exported as they are)
     own_layers: list[tuple[str, int]] = field(default_factory=list)
@@ -299,9 +302,12 @@ class Builder:
         run_limits: RunLimits | None = None,
         secrets: Mapping[str, bytes] | None = None,
         ssh: Mapping[str, str] | None = None,
+        layered: bool = True,
     ) -> None:
         from minibuild.engine.entitlements import parse_allow
 
+        # stage roots filled from their layers on first touch (minibuild.fs.layered); False: extracted whole
+        self.layered = layered and os.environ.get("MINIBUILD_LAYERED_ROOT", "1") != "0"
         self.allow = parse_allow(allow)  # entitlements granted on the command line (--allow network.host)
         self.store = store
         self.run_limits = run_limits  # None: read from the environment when a RUN runs (minibuild.limits)
@@ -397,17 +403,26 @@ class Builder:
         if self._scratch is not None:
             from minibuild.fs.ownership import release_under
 
+            from minibuild.fs.confine import forget_fillers_under
+
             release_under(self._scratch.path)  # the roots' ownership overlays go with them
+            forget_fillers_under(self._scratch.path)
             self._scratch.remove()
             self._scratch = None
         self.tmp = None
 
-    def _ensure_root(self, st: _State) -> Path:
-        """Materialise the state's root lazily: extract the layers it does not reflect yet."""
+    def _ensure_root(self, st: _State, *, whole: bool = False) -> Path:
+        """The state's root, made on first use: layered (nothing unpacked; filled from the layers on first touch)
+        when every layer can be read in place, else extracted. ``whole``: every path present on the host (the
+        chroot executor's real processes read the tree without minibuild's resolver)."""
         if st.root is None:
             st.root = self._tmpdir() / f"root-{st.label.replace('/', '_')}-{os.urandom(4).hex()}"
             st.root.mkdir()
             st.root_layers = 0
+            if st.image.layers and self.layered:
+                self._layer_root(st)
+        if st.lazy is not None and (whole or st.root_layers < len(st.image.layers)):
+            self._fill_whole(st)  # (a cached step after a miss: its layer is applied onto the whole tree)
         from minibuild.fs.rootfs import apply_layer
 
         todo = st.image.layers[st.root_layers:]
@@ -427,11 +442,62 @@ class Builder:
         self._emit({"type": "unpack", **event, "seconds": round(seconds, 3)})
         return st.root
 
+    def _layer_root(self, st: _State) -> None:
+        """Make ``st.root`` a layered root over the state's layers when they can all be read in place: their folded
+        tree is kept in the store (minibuild.store.layerindex), so a base is folded once, not once per build."""
+        from minibuild.fs.layered import LayeredRoot
+        from minibuild.store.layerindex import INDEX_DIR, LowerTable, load_tree
+
+        digests = [layer.digest for layer in st.image.layers]
+        rows = load_tree(self.store.meta_dir / INDEX_DIR, digests)
+        if rows is None:
+            rows = self._fold(st)
+            if rows is None:
+                return  # a compressed layer: extracted as before
+        else:
+            self.store.verify_layers(st.image.layers, where=f"stage {st.label}", pin=self.lease)
+        assert st.root is not None
+
+        def open_blob(digest: Digest) -> BinaryIO:
+            return self.store.blobs.open(digest, verify=False)  # read in place: verified when stored (fsck: again)
+
+        st.lazy = LayeredRoot(st.root, LowerTable(rows, digests, open_blob))
+        st.root_layers = len(st.image.layers)
+
+    def _fold(self, st: _State) -> list[Row] | None:
+        """Fold the state's layers from their headers and keep the result; None when one cannot be read in place."""
+        from minibuild.engine.layertree import LayerTree, lower_rows
+        from minibuild.store.layerindex import INDEX_DIR, save_tree
+
+        tree = self._source_tree(st)
+        if not isinstance(tree, LayerTree):
+            return None
+        rows = lower_rows(tree)
+        if rows is not None:
+            save_tree(self.store.meta_dir / INDEX_DIR, [layer.digest for layer in st.image.layers], rows)
+        return rows
+
+    def _fill_whole(self, st: _State) -> None:
+        """Fill a layered root completely and detach it (reported as the stage's unpack)."""
+        lazy = st.lazy
+        assert lazy is not None
+        t0 = time.monotonic()
+        layers = st.image.layers[:st.root_layers]
+        event = {"n": st.from_n, "stage": st.label, "layers": len(layers), "size": sum(la.size for la in layers),
+                 "vertex": 1, "vertices": st.vertices, "prefix": st.prefix}
+        self._emit({"type": "unpack_start", **event})
+        lazy.ensure_all()
+        lazy.detach()
+        st.lazy = None
+        seconds = time.monotonic() - t0
+        self._unpack_seconds += seconds
+        self._emit({"type": "unpack", **event, "seconds": round(seconds, 3)})
+
     def _source_tree(self, st: _State) -> BuildContext:
         """A COPY --from source as it stands: its root when materialised, else its layers read in place (no
         extraction: only the headers, and the content of the files the checksum needs). Either way each file is
         hashed once per build: the cache key and the explain record share the tree's hashes."""
-        if st.root is not None and st.root_layers == len(st.image.layers):
+        if st.root is not None and st.root_layers == len(st.image.layers) and st.lazy is None:
             return BuildContext(st.root, stat_cache=self._stage_hashes)
         key = tuple(layer.digest for layer in st.image.layers)
         tree = self._layer_trees.get(key)
@@ -439,7 +505,10 @@ class Builder:
             from minibuild.engine.layertree import LayerTree
 
             self.store.verify_layers(st.image.layers, where=f"stage {st.label}", pin=self.lease)
-            tree = self._layer_trees[key] = LayerTree(self.store.blobs, st.image)
+            from minibuild.store.layerindex import INDEX_DIR
+
+            tree = self._layer_trees[key] = LayerTree(self.store.blobs, st.image,
+                                                      index_dir=self.store.meta_dir / INDEX_DIR)
         return tree
 
     def _write_layer(self, entries: list[Entry]) -> Layer:
@@ -1126,11 +1195,14 @@ class Builder:
         def run() -> list[Entry]:
             from minibuild.engine.runmounts import Held
             from minibuild.executors.executor import RunRequest
-            from minibuild.fs.diff import diff_snapshot, snapshot
+            from minibuild.fs.diff import TreeSnapshot, diff_snapshot, snapshot
             from minibuild.limits import run_limits
 
-            root = self._ensure_root(st)
+            root = self._ensure_root(st, whole=self.executor_name != "emulate")
             before = snapshot(root)
+            lazy = st.lazy
+            if lazy is not None:
+                lazy.begin_step()
             limits = self.run_limits or run_limits()
             log = self._log_emitter(st, i, limits.log_limit)
             with Held(self._tmpdir()) as held:
@@ -1163,6 +1235,8 @@ class Builder:
                 raise ExecutorError(msg, span=ex.span, exit_code=result.exit_code, stderr_tail=stderr_tail,
                                     output_tail=tail)
             self.warnings.extend(result.warnings)
+            if lazy is not None:  # what the step filled, as it was: the diff sees only what it then changed
+                before = TreeSnapshot(root=before.root, records={**lazy.end_step(), **before.records})
             return diff_snapshot(root, before)
 
         self._fs_step(st, ex, text, i, total, t0, inputs, run)
@@ -1267,6 +1341,10 @@ class Builder:
                                                   span=ex.span)
                 elif base is not None:
                     source = base
+                if source is not None and base is not None and src is not None and src.lazy is not None \
+                        and source.is_dir() and not source.is_symlink():  # mounted: read past the resolver
+                    rel = os.path.relpath(os.path.realpath(source), os.path.realpath(base))
+                    src.lazy.ensure_tree("" if rel == "." else rel)
                 if m.type == "cache":
                     seed = None
                     if source is not None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from minibuild.fs.confine import resolve_components, resolve_relative
+from minibuild.fs.confine import filler_of, resolve_components, resolve_relative
 from minibuild.engine.dockerignore import IgnoreMatcher, clean_path, contains_wildcards, go_match, BadPatternError
 from minibuild.fs.ownership import find_overlay
 from minibuild.errors import ContextError
@@ -147,9 +147,12 @@ class BuildContext:
         self._real: str | None = None  # realpath of the root, for the resolver
         # a stage root's owners, modes and device nodes are the ownership overlay's; a build context has none
         self._overlay = find_overlay(self._root_s)
+        self._filler = filler_of(self._root_s)  # a layered stage root fills what is looked at (minibuild.fs.layered)
 
     # ------------------------------------------------------------------------------------------ visibility
     def _lstat_raw(self, rel: str) -> os.stat_result | None:
+        if self._filler is not None:
+            self._filler.ensure(rel)
         try:
             info = os.lstat(self._root_s + "/" + rel) if rel else os.stat(self._root_s)
         except (FileNotFoundError, NotADirectoryError):
@@ -215,6 +218,8 @@ class BuildContext:
 
     def listdir(self, rel: str) -> list[str]:
         """Names of the visible children of directory ``rel``, in Go's byte order."""
+        if self._filler is not None:
+            self._filler.ensure_children(rel)
         try:
             names = os.listdir(self._root_s + "/" + rel if rel else self._root_s)
         except (FileNotFoundError, NotADirectoryError):

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
 
-from minibuild.fs.confine import resolve_components
+from minibuild.fs.confine import filler_of, resolve_components
 from minibuild.engine.context import BuildContext, StatCache
 from minibuild.fs.ownership import overlay_of
 from minibuild.engine.dockerignore import IgnoreMatcher, clean_path, contains_wildcards
@@ -364,6 +364,7 @@ class _Writer:
         self.links: dict[tuple[int, int], str] = {}
         self._parents: dict[str, str] = {}  # parent path -> resolved; dropped whenever a symlink appears or goes
         self.overlay = overlay_of(self._base)  # owners, modes and device nodes (minibuild.fs.ownership)
+        self._filler = filler_of(self._base)
 
     def resolve(self, path: str, *, follow_final: bool = True) -> str:
         """``path`` resolved inside the root as a chroot would, relative to it ("" is the root)."""
@@ -379,7 +380,10 @@ class _Writer:
         parent = self._parents.get(head)
         if parent is None:
             parent = self._parents[head] = self.resolve(head)
-        return self._base + "/" + (parent + "/" + leaf if parent else leaf)
+        rel = parent + "/" + leaf if parent else leaf
+        if self._filler is not None:
+            self._filler.ensure(rel)  # a layered root: what the image has there, before it is looked at
+        return self._base + "/" + rel
 
     def lstat(self, rel: str) -> os.stat_result | None:
         try:

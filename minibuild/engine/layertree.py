@@ -18,22 +18,27 @@ itself then extracts through the verifying reader. Compressed layers are streame
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import os
-import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from minibuild.boundedtar import open_tar
 from minibuild.engine.context import BuildContext
 from minibuild.digest import Digest
-from minibuild.errors import ImageFormatError, MinibuildError
+from minibuild.errors import ImageFormatError
 from minibuild.oci.image import BlobSource, Image
 from minibuild.store.tarlayer import CHUNK
-from minibuild.store.tarread import entry_from_tarinfo, iter_layer
+from minibuild.store.tarread import iter_layer
 from minibuild.store.tarlayer import Entry
+from minibuild.store.layerindex import Member, MemberReader, Row
 from minibuild.view import FileInfo, MergedTree, layer_entries, merge_image
+
+if TYPE_CHECKING:
+    from minibuild.store import Store
 
 _PENDING = "pending"
 
@@ -41,11 +46,13 @@ _PENDING = "pending"
 class LayerTree(BuildContext):
     """The filesystem of ``image`` (layers in ``blobs``) as a COPY --from source; nothing is written to disk."""
 
-    def __init__(self, blobs: BlobSource, image: Image, *, merged: MergedTree | None = None) -> None:
+    def __init__(self, blobs: BlobSource, image: Image, *, merged: MergedTree | None = None,
+                 index_dir: Path | None = None) -> None:
         super().__init__(Path("/nonexistent-layer-tree"))
         self.blobs = blobs
         self.image = image
-        self._members: dict[Digest, dict[str, tarfile.TarInfo]] = {}  # seekable layers: member -> header
+        self.index_dir = index_dir  # where the headers of seekable layers are kept (minibuild.store.layerindex)
+        self._members: dict[Digest, dict[str, Member]] = {}  # seekable layers: file member -> where its bytes are
         self.merged = merged if merged is not None else merge_image(blobs, image, read=self._entries)
         self.hashes: dict[tuple[Digest, str], str] = {}
         self.wanted: set[tuple[Digest, str]] = set()
@@ -93,39 +100,33 @@ class LayerTree(BuildContext):
         return rec
 
     # ------------------------------------------------------------------ reading layers
-    def _open_seekable(self, digest: Digest) -> Any:
-        """The local blob file when it is an uncompressed tar (ustar/gnu magic), else None."""
-        try:
-            fh = self.blobs.open(digest, verify=False)  # type: ignore[call-arg]
-        except (TypeError, OSError, MinibuildError):
-            return None
-        try:
-            head = fh.read(512)
-            if len(head) == 512 and head[257:262] == b"ustar" and fh.seekable():
-                fh.seek(0)
-                return fh
-        except OSError:
-            pass
-        fh.close()
-        return None
-
     def _entries(self, digest: Digest) -> list[Entry]:
-        fh = self._open_seekable(digest)
-        if fh is None:
-            return layer_entries(self.blobs, digest)
-        out: list[Entry] = []
-        members: dict[str, tarfile.TarInfo] = {}
-        try:
-            with fh, open_tar(fh, mode="r:", what=f"layer {digest.short}") as tf:
+        from minibuild.store.layerindex import load_index, parse_index, save_index
+
+        kept = load_index(self.index_dir, digest) if self.index_dir is not None else None
+        if kept is None:
+            kept = parse_index(self.blobs, digest)  # type: ignore[arg-type]
+            if kept is None:
+                return layer_entries(self.blobs, digest)  # compressed: streamed through the verifying reader
+            if self.index_dir is not None:
+                save_index(self.index_dir, digest, kept.entries, kept.members)
+        self._members[digest] = kept.members
+        return list(kept.entries)
+
+    def _read_member(self, digest: Digest, m: Member) -> BinaryIO:
+        """The bytes of one file member of a seekable layer blob (a sparse member through tar's reader)."""
+        fh = self.blobs.open(digest, verify=False)  # type: ignore[call-arg]
+        if m.sparse:
+            with open_tar(fh, mode="r:", what=f"layer {digest.short}") as tf:
                 for ti in tf:
-                    entry = entry_from_tarinfo(ti)
-                    out.append(entry)
-                    if entry.type == "file":
-                        members[entry.path] = ti
-        except tarfile.TarError as err:
-            raise ImageFormatError(f"cannot read layer {digest.short}: {err}") from err
-        self._members[digest] = members
-        return out
+                    if ti.offset_data == m.offset and ti.isfile():
+                        stream = tf.extractfile(ti)
+                        if stream is not None:
+                            return cast(BinaryIO, io.BytesIO(stream.read()))
+            fh.close()
+            raise ImageFormatError(f"layer {digest.short}: a sparse member vanished while reading it")
+        fh.seek(m.offset)
+        return cast(BinaryIO, MemberReader(fh, m.size))
 
     # ------------------------------------------------------------------ content
     def _sha256(self, fi: FileInfo) -> str:
@@ -157,15 +158,12 @@ class LayerTree(BuildContext):
 
     def _hash_members(self, digest: Digest, members: set[str]) -> None:
         index = self._members.get(digest)
-        fh = self._open_seekable(digest) if index is not None else None
-        if fh is not None and index is not None:
-            with fh, open_tar(fh, mode="r:", what=f"layer {digest.short}") as tf:
-                for member in sorted(members, key=lambda m: index[m].offset_data if m in index else 0):
-                    ti = index.get(member)
-                    stream = tf.extractfile(ti) if ti is not None else None
-                    if stream is not None:
-                        self.hashes[(digest, member)] = _sha256_of(stream)
-                        self.members_read += 1
+        if index is not None and not any(index[m].sparse for m in members if m in index):
+            for member in sorted(members, key=lambda m: index[m].offset if m in index else 0):
+                if member in index:
+                    with self._read_member(digest, index[member]) as content:
+                        self.hashes[(digest, member)] = _sha256_of(content)
+                    self.members_read += 1
             return
         with self.blobs.open(digest) as blob:
             for entry, stream in iter_layer(blob):
@@ -179,3 +177,63 @@ def _sha256_of(stream: Any) -> str:
     while chunk := stream.read(CHUNK):
         h.update(chunk)
     return h.hexdigest()
+
+
+def lower_rows(tree: LayerTree) -> list[Row] | None:
+    """The tree's merged layers as the rows of a ``minibuild.store.layerindex.LowerTable`` (a layered root's lower
+    layers), or None when a layer cannot be read in place (a compressed blob: such a root is extracted)."""
+    digests = [layer.digest for layer in tree.image.layers]
+    if not all(d in tree._members for d in digests):
+        return None
+    where = {d: i for i, d in enumerate(digests)}
+    rows: list[Row] = []
+    for rel, fi in tree.merged.nodes.items():
+        if not rel:
+            continue
+        content: list[object] | None = None
+        c = fi._content
+        if c is not None and fi.type == "file":
+            m = tree._members[c.digest][c.member]
+            content = [where[c.digest], m.offset, m.size, m.sparse]
+        src = fi._entry
+        rows.append([rel, fi.type, fi.mode, fi.uid, fi.gid, fi.size if fi.type == "file" else 0, fi.mtime,
+                     fi.link_target or "", None if fi.hardlink_to is None else fi.hardlink_to.lstrip("/"),
+                     fi.devmajor, fi.devminor,
+                     [[n, base64.b64encode(v).decode()] for n, v in (src.xattrs if src is not None else ())],
+                     content])
+    return rows
+
+
+def index_image(store: "Store", image: Image) -> bool:
+    """Fold an image's layers once and keep the result in the store (``minibuild.store.layerindex``), so that the
+    first build FROM it starts from the kept tree, as Docker unpacks an image when it is loaded; False when a
+    layer cannot be read in place (compressed: a build extracts it)."""
+    from minibuild.store.layerindex import INDEX_DIR, load_tree, save_tree
+
+    directory = store.meta_dir / INDEX_DIR
+    digests = [layer.digest for layer in image.layers]
+    if not digests or load_tree(directory, digests) is not None:
+        return True
+    rows = lower_rows(LayerTree(store.blobs, image, index_dir=directory))
+    if rows is None:
+        return False
+    save_tree(directory, digests, rows)
+    return True
+
+
+class _Chain:
+    """Just the layers of an image (what folding needs), for a chain known by its digests."""
+
+    def __init__(self, digests: Sequence[Digest]) -> None:
+        self.layers = tuple(_Digested(d) for d in digests)
+
+
+class _Digested:
+    def __init__(self, digest: Digest) -> None:
+        self.digest = digest
+
+
+def tree_matches(store: "Store", digests: Sequence[Digest], rows: list[Row]) -> bool:
+    """Whether a kept folded tree is what folding its layers from their blobs again gives (``fsck``)."""
+    tree = LayerTree(store.blobs, cast(Image, _Chain(digests)))  # headers parsed again: no kept index read
+    return lower_rows(tree) == rows

@@ -10,6 +10,11 @@ destinations and sources, WORKDIR, USER and ``--chown`` lookups, the build conte
 * with ``follow_final=False`` the last component is returned as named (never followed);
 * more than ``max_links`` symlinks is an UnsafePathError (a loop).
 
+A root may be *layered* (``minibuild.fs.layered``): its host directory holds only what was touched so far, and the
+rest is filled in from the image's layers on first touch. Such a root registers a filler (``fill_on_touch``); the
+resolver asks it for every component it walks, before looking at the host, so every reader and writer that goes
+through this module sees the whole image.
+
 ``read_small_file`` reads a file such as /etc/passwd of an image, a Dockerfile or a .dockerignore: resolved
 inside its root, a regular file only (a FIFO, device or socket is refused WITHOUT being opened, so nothing blocks
 and no device driver runs), opened with ``O_NOFOLLOW|O_NONBLOCK`` and checked again with ``fstat``, and at most
@@ -23,12 +28,50 @@ import stat
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from minibuild.errors import UnsafePathError
 
 MAX_SYMLINKS = 40
 SMALL_FILE_LIMIT = 16 << 20  # a Dockerfile, .dockerignore, /etc/passwd or /etc/group is never near 16 MiB
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+class Filler(Protocol):
+    """What fills a layered root's host directory from its lower layers (``minibuild.fs.layered.LayeredRoot``)."""
+
+    def ensure(self, rel: str) -> None:
+        """Make the physical path ``rel`` (and its parents) present on the host if the lower layers hold it."""
+
+    def ensure_children(self, rel: str) -> None:
+        """Make every child of directory ``rel`` present on the host (before it is listed)."""
+
+    def ensure_tree(self, rel: str) -> None:
+        """Make everything below directory ``rel`` present on the host (before it is moved or handed over)."""
+
+
+_FILLERS: dict[str, Filler] = {}
+
+
+def fill_on_touch(root: Path | str, filler: Filler | None) -> None:
+    """Register (or with None forget) the filler of the layered root ``root``."""
+    key = os.path.realpath(root)
+    if filler is None:
+        _FILLERS.pop(key, None)
+    else:
+        _FILLERS[key] = filler
+
+
+def filler_of(root: Path | str) -> Filler | None:
+    """The filler of ``root`` when it is a layered root still being filled, else None."""
+    return _FILLERS.get(os.path.realpath(root)) if _FILLERS else None
+
+
+def forget_fillers_under(top: Path | str) -> None:
+    """Forget the fillers of every root under ``top`` (a build's scratch tree, removed)."""
+    prefix = os.path.realpath(top).rstrip("/") + "/"
+    for key in [k for k in _FILLERS if k.startswith(prefix)]:
+        del _FILLERS[key]
 
 
 def resolve_components(
@@ -44,6 +87,7 @@ def resolve_components(
     parts = deque(p for p in path.split("/") if p not in ("", "."))
     resolved: list[str] = []
     links = 0
+    filler = _FILLERS.get(base) if _FILLERS else None
     while parts:
         comp = parts.popleft()
         if comp == "..":
@@ -52,6 +96,8 @@ def resolve_components(
             elif strict:
                 raise UnsafePathError(f"{path!r} leads outside the root")
             continue
+        if filler is not None:
+            filler.ensure("/".join([*resolved, comp]))  # the last component too: a writer looks at what is there
         if parts or follow_final:
             rel = "/".join([*resolved, comp])
             if exists is None or exists(rel):

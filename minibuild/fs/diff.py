@@ -125,15 +125,22 @@ def snapshot(root: Path | str, *, hash_recent: bool = True, overlay_root: Path |
         with os.scandir(os.path.join(base, rel) if rel else base) as it:
             for de in it:
                 child = f"{rel}/{de.name}" if rel else de.name
-                rec = stat_record(de.path, overlay)
+                rec = snapshot_record(de.path, overlay, racy_after)
                 if rec is None:
                     continue
-                if racy_after is not None and rec.type == "file" and max(rec.mtime_ns, rec.ctime_ns) >= racy_after:
-                    rec = replace(rec, racy_digest=_hash_file(de.path))
                 records[child] = rec
                 if rec.type == "dir":
                     stack.append(child)
     return TreeSnapshot(root=base, records=records)
+
+
+def snapshot_record(path: str, overlay: Overlay | None, racy_after: int | None) -> StatRecord | None:
+    """What a snapshot records of one path: its StatRecord, plus a content hash when a file changed after
+    ``racy_after`` (ns since the epoch; None: never hashed)."""
+    rec = stat_record(path, overlay)
+    if rec is not None and racy_after is not None and rec.type == "file" and max(rec.mtime_ns, rec.ctime_ns) >= racy_after:
+        rec = replace(rec, racy_digest=_hash_file(path))
+    return rec
 
 
 def _groups(records: Mapping[str, StatRecord]) -> dict[tuple[int, int], frozenset[str]]:

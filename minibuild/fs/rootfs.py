@@ -38,7 +38,8 @@ from minibuild.record import record
 from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, normalize_path
 from minibuild.store.tarread import iter_layer
 
-__all__ = ["MAX_SYMLINKS", "ApplyStats", "apply_entries", "apply_layer", "apply_layers", "resolve_in_root", "safe_join"]
+__all__ = ["MAX_SYMLINKS", "ApplyStats", "apply_entries", "apply_layer", "apply_layers", "EntryMaker", "resolve_in_root",
+           "safe_join"]
 
 
 @record
@@ -262,6 +263,28 @@ class _Applier:
             self.overlay.set_mode(target, mode)
             os.utime(target, (mtime, mtime), follow_symlinks=False)
         return ApplyStats(**self.counts, warnings=tuple(self.warnings))
+
+
+class EntryMaker:
+    """Creates single entries (not hard links or whiteouts) at known host paths of one root, whose parents
+    exist: content from a stream (else ``data``/``source_path``), metadata in the root's ownership overlay, a
+    directory's mode and mtime set at once (a layered root's fills, ``minibuild.fs.layered``)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self._applier = _Applier(root)
+
+    def make(self, e: Entry, target: str, stream: BinaryIO | None) -> None:
+        a = self._applier
+        a.deferred_dirs.clear()
+        try:
+            a._create(e, target, stream)
+            for path, _rel, mode, mtime in a.deferred_dirs:
+                a.overlay.set_mode(path, mode)
+                os.utime(path, (mtime, mtime), follow_symlinks=False)
+        except OSError as err:
+            raise BuildError(f"cannot fill /{e.path} from its layer: {err.strerror or err}") from err
+        finally:
+            a.deferred_dirs.clear()
 
 
 def apply_entries(root: Path | str, entries: Iterable[Entry]) -> ApplyStats:

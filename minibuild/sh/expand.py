@@ -291,7 +291,7 @@ def glob_root(sh: "Shell", chars: list[tuple[str, bool]]) -> list[str]:
         for p in prefixes:
             try:
                 host = sh.fs.path(p or ".", sh.cwd)
-                names = sorted(os.listdir(host) + ([".", ".."] if dot_ok else []))  # .* matches . and ..
+                names = sorted(sh.fs.listdir(host) + ([".", ".."] if dot_ok else []))  # .* matches . and ..
             except OSError:
                 continue
             for n in names:

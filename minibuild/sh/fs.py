@@ -6,11 +6,12 @@ import errno
 import os
 import posixpath
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from minibuild.fs.confine import Filler, filler_of
 from minibuild.fs.ownership import Overlay, overlay_of
 
 MAX_SYMLINKS = 40
@@ -67,10 +68,12 @@ class RootFS:
     max_bytes: int | None = None  # the largest file read whole into memory (the shell's memory limit)
     mounts: Mapping[str, Mount] = field(default_factory=dict)
     meta: Overlay = field(init=False)  # owners, modes, device nodes: minibuild's, never the host's
+    filler: Filler | None = field(init=False)  # a layered root's: fills each path from the layers on first touch
 
     def __post_init__(self) -> None:
         self.root = Path(os.path.realpath(self.root))
         self.meta = overlay_of(self.root)
+        self.filler = filler_of(self.root)
         binds, self.binds = self.binds, {}
         resolved = {}
         for vpath, host in binds.items():
@@ -156,7 +159,10 @@ class RootFS:
                     done.pop()
                 continue
             cand = done + [comp]
-            hostp = (self._mounted("/" + "/".join(cand)) if self.mounts else None) or self.root.joinpath(*cand)
+            mounted = self._mounted("/" + "/".join(cand)) if self.mounts else None
+            if mounted is None and self.filler is not None:
+                self.filler.ensure("/".join(cand))
+            hostp = mounted or self.root.joinpath(*cand)
             try:
                 st = os.lstat(hostp)
             except FileNotFoundError:
@@ -199,14 +205,73 @@ class RootFS:
         rel = os.path.relpath(host, self.root)
         return "/" if rel == "." else "/" + rel
 
+    # ----- listing (a layered root fills a directory before it is listed)
+    def _fill_children(self, host: Path | str) -> None:
+        rel = self._filled_rel(host)
+        if rel is not None and self.filler is not None:
+            self.filler.ensure(rel)
+            self.filler.ensure_children(rel)
+
+    def _filled_rel(self, host: Path | str) -> str | None:
+        """``host`` relative to a layered root (None: not a layered root, or a mount's path)."""
+        if self.filler is None:
+            return None
+        rel = os.path.relpath(host, self.root)
+        if rel == ".":
+            return ""
+        return None if rel == ".." or rel.startswith("../") else rel
+
+    def before_rename(self, host: Path | str) -> None:
+        """A directory of a layered root is renamed only whole: what its lower layers hold moves with it."""
+        rel = self._filled_rel(host)
+        if rel is not None and self.filler is not None and os.path.isdir(host) and not os.path.islink(host):
+            self.filler.ensure_tree(rel)
+
+    def listdir(self, host: Path | str) -> list[str]:
+        """The names in a directory of the root (``os.listdir`` of its host path, whole in a layered root)."""
+        self._fill_children(host)
+        return os.listdir(host)
+
+    def walk(self, host: Path | str) -> Iterator[tuple[str, list[str], list[str]]]:
+        """``os.walk(host)`` (top-down, symlinks not followed; prune by editing the directory list) over the root."""
+        try:
+            names = self.listdir(host)
+        except OSError:
+            return
+        dirs: list[str] = []
+        files: list[str] = []
+        for name in names:
+            try:
+                is_dir = stat.S_ISDIR(os.lstat(os.path.join(host, name)).st_mode)
+            except OSError:
+                is_dir = False
+            (dirs if is_dir else files).append(name)
+        yield os.fspath(host), dirs, files
+        for name in dirs:
+            yield from self.walk(os.path.join(host, name))
+
     # ----- metadata through the ownership overlay (minibuild.fs.ownership)
     def lstat(self, host: Path | str) -> os.stat_result:
         """lstat of a host path of the root, with the owner, mode and node type the image has."""
-        return self.meta.view(os.lstat(host))
+        st = os.lstat(host)
+        if self.filler is not None and stat.S_ISDIR(st.st_mode):
+            st = self._whole_dir(host, st)
+        return self.meta.view(st)
 
     def stat(self, host: Path | str, *, follow_symlinks: bool = True) -> os.stat_result:
         """stat of a host path of the root (already resolved by ``resolve``), as the image has it."""
-        return self.meta.view(os.stat(host, follow_symlinks=follow_symlinks))
+        st = os.stat(host, follow_symlinks=follow_symlinks)
+        if self.filler is not None and stat.S_ISDIR(st.st_mode) and (not follow_symlinks or not os.path.islink(host)):
+            st = self._whole_dir(host, st)
+        return self.meta.view(st)
+
+    def _whole_dir(self, host: Path | str, st: os.stat_result) -> os.stat_result:
+        """A directory's stat counts its subdirectories (its link count): its children are filled first."""
+        rel = self._filled_rel(host)
+        if rel is None or self.filler is None:
+            return st
+        self.filler.ensure_children(rel)
+        return os.lstat(host)
 
     def chmod(self, host: Path | str, mode: int) -> None:
         self.check_write(host)

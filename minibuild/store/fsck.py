@@ -26,21 +26,25 @@ import dataclasses
 import json
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from minibuild.digest import CHUNK, Digest
-from minibuild.errors import ImageFormatError, StoreError
+from minibuild.errors import ImageFormatError, MinibuildError, StoreError
 from minibuild.oci.model import INDEX_TYPES, MANIFEST_TYPES, Descriptor, Index, Manifest
 from minibuild.record import record
 from minibuild.store import Store
 from minibuild.store.dirs import lstat_at, names, opened, remove
 from minibuild.store.gc import debris
 from minibuild.store.lock import FileLock, atomic_write
+from minibuild.store.layerindex import Row
 from minibuild.store.refs import entry_name
 
 ProblemKind = Literal["corrupt-blob", "stray-file", "damaged-index", "broken-ref", "bad-cache-record",
-                      "dangling-cache-record", "stale-temp", "dead-lease"]
+                      "dangling-cache-record", "stale-temp", "dead-lease", "bad-layer-index"]
+# Whether a kept folded tree (minibuild.store.layerindex) is what folding its layers again gives: supplied by the
+# engine, which owns the fold (the store knows only the files)
+TreeCheck = Callable[[Store, Sequence[Digest], list[Row]], bool]
 DEBRIS: tuple[ProblemKind, ...] = ("stale-temp", "dead-lease")  # notes: removed by the next build or prune
 
 
@@ -297,6 +301,48 @@ class _Checker:
                          repaired="deleted the record" if self._remove((".minibuild", "cache"), name) else None)
 
     # ------------------------------------------------------------------ 4. debris of killed processes
+    def check_indexes(self, tree_check: TreeCheck | None) -> None:
+        """The kept layer headers and folded trees: each must say what its blobs say (else removed when
+        repairing: they are a cache, made again by the next build that needs them)."""
+        from minibuild.store.layerindex import INDEX_DIR, load_index, load_tree, parse_index
+
+        where = (self.store.meta_dir.name, INDEX_DIR)
+        with opened(self.store.root, *where) as fd:
+            if fd is None:
+                return
+            found = names(fd)
+            directory = self.store.meta_dir / INDEX_DIR
+            for name in found:
+                if name.startswith(".tmp-"):
+                    continue  # a writer's temp file: leftovers are check_leftovers' and prune's
+                stem = name.removesuffix(".json")
+                problem: str | None = None
+                try:
+                    if stem.startswith("tree-"):
+                        layers = [Digest(v) for v in json.loads((directory / name).read_bytes()).get("layers", [])]
+                        rows = load_tree(directory, layers)
+                        if rows is None:
+                            problem = "not a well-formed folded tree of its layers"
+                        elif any(d in self.bad or not self.store.blobs.has(d) for d in layers):
+                            problem = "a layer it folds is missing or corrupt"
+                        elif tree_check is not None and not tree_check(self.store, layers, rows):
+                            problem = "differs from the fold of its layers"
+                    else:
+                        algo, _, hexpart = stem.partition("-")
+                        digest = Digest(f"{algo}:{hexpart}")
+                        kept = load_index(directory, digest)
+                        fresh = parse_index(self.store.blobs, digest) if digest not in self.bad else None
+                        if kept is None:
+                            problem = "not a well-formed header index"
+                        elif fresh is None or fresh != kept:
+                            problem = "differs from the headers of its layer blob"
+                except (OSError, ValueError, AttributeError, TypeError, MinibuildError) as err:
+                    problem = f"unreadable ({err})"
+                if problem is not None:
+                    if self.repair:
+                        remove(fd, name)
+                    self.add("bad-layer-index", "/".join((*where, name)), problem, repaired="removed")
+
     def check_leftovers(self) -> None:
         for where, lease in (((".minibuild", "tmp"), False), ((".minibuild", "leases"), True)):
             with opened(self.store.root, *where) as fd:
@@ -313,13 +359,15 @@ class _Checker:
                              repaired="removed")
 
 
-def fsck(store: Store, *, repair: bool = False) -> FsckReport:
-    """Check ``store``; with ``repair`` remove corrupt blobs, broken refs, dangling cache records and leftovers."""
+def fsck(store: Store, *, repair: bool = False, tree_check: TreeCheck | None = None) -> FsckReport:
+    """Check ``store``; with ``repair`` remove corrupt blobs, broken refs, dangling cache records, bad layer
+    indexes and leftovers. ``tree_check`` verifies a kept folded tree against its layers (the engine's fold)."""
     checker = _Checker(store, repair)
     with FileLock(store.lock_path, shared=not repair):
         checker.check_blobs()
         checker.check_refs()
         checker.check_cache()
+        checker.check_indexes(tree_check)
         checker.check_leftovers()
     return FsckReport(problems=tuple(checker.problems), blobs_checked=checker.blobs_checked,
                       refs_checked=checker.refs_checked, cache_records_checked=checker.records_checked)

@@ -300,6 +300,8 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
                 if not dry_run:
                     store.diff_ids.forget(digest)
         if not dry_run:
+            _forget_indexes(store)  # the kept headers and folded trees of layers that are gone
+        if not dry_run:
             _forget_memos(str(store.root))  # no-op build memos: removing blobs invalidates them anyway
     return PruneReport(removed=tuple(removed), freed_bytes=freed, kept=kept, temp_files_removed=len(reaped.temps),
                        cache_records_removed=cache_removed)
@@ -318,4 +320,37 @@ def _forget_memos(store: str) -> int:
         for name in names(fd):
             remove(fd, name)
             removed += 1
+    return removed
+
+
+def _forget_indexes(store: Store) -> int:
+    """Remove the kept layer headers and folded trees (``minibuild.store.layerindex``) of blobs no longer stored;
+    how many files were removed. Opened through directory fds, never following symlinks (store.dirs)."""
+    import json
+
+    from minibuild.store.dirs import names, opened, remove
+    from minibuild.store.layerindex import INDEX_DIR
+
+    removed = 0
+    with opened(store.root, store.meta_dir.name, INDEX_DIR) as fd:
+        if fd is None:
+            return 0
+        for name in names(fd):
+            stem = name.removesuffix(".json")
+            try:
+                if name.startswith(".tmp-"):
+                    gone = True
+                elif stem.startswith("tree-"):
+                    fh = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                    with os.fdopen(fh, "rb") as f:
+                        layers = json.loads(f.read()).get("layers", [])
+                    gone = not all(store.blobs.has(Digest(v)) for v in layers)
+                else:
+                    algo, _, hexpart = stem.partition("-")
+                    gone = not store.blobs.has(Digest(f"{algo}:{hexpart}"))
+            except (OSError, ValueError, AttributeError, TypeError):
+                gone = True  # unreadable: only a cache, made again when needed
+            if gone:
+                remove(fd, name)
+                removed += 1
     return removed

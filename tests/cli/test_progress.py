@@ -21,8 +21,12 @@ ENV = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0", "MINIBUILD_NO_MEMO": "1",
 DF = "FROM busybox\nENV X=1\nRUN echo hi > /hi\nCOPY a.txt /a.txt\n"
 
 
-def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "minibuild", *args], capture_output=True, text=True, env=ENV,
+# the unpacking lines show when a root is extracted (a compressed base, the chroot executor): here, forced
+EXTRACT = {**ENV, "MINIBUILD_LAYERED_ROOT": "0"}
+
+
+def _run(args: list[str], env: dict[str, str] = ENV) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "minibuild", *args], capture_output=True, text=True, env=env,
                           timeout=180)
 
 
@@ -61,11 +65,11 @@ def screen(data: str, width: int = 100) -> list[str]:
     return [line.rstrip() for line in lines if line.strip()]
 
 
-def _in_pty(args: list[str], cols: int = 100, rows: int = 40) -> tuple[int, str]:
+def _in_pty(args: list[str], cols: int = 100, rows: int = 40, env: dict[str, str] = ENV) -> tuple[int, str]:
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "minibuild", *args], stdin=slave, stdout=slave, stderr=slave,
-                            env=ENV, close_fds=True)
+                            env=env, close_fds=True)
     os.close(slave)
     out = b""
     while True:
@@ -86,7 +90,7 @@ def _in_pty(args: list[str], cols: int = 100, rows: int = 40) -> tuple[int, str]
 
 def test_live_view_on_a_terminal_ends_with_the_total_and_every_step(tmp_path: Path) -> None:
     ctx = write_context(tmp_path / "ctx", {"a.txt": "a", "Dockerfile": DF})
-    code, out = _in_pty(["--store", str(tmp_path / "s"), "build", str(ctx)])
+    code, out = _in_pty(["--store", str(tmp_path / "s"), "build", str(ctx)], env=EXTRACT)
     assert code == 0, out
     assert "\x1b[" in out  # redrawn in place, not plain blocks
     assert "#1 [" not in out
@@ -108,7 +112,7 @@ def test_live_view_on_a_terminal_ends_with_the_total_and_every_step(tmp_path: Pa
 
 def test_plain_progress_ends_with_a_total_line_and_shows_unpacking_as_its_own_lines(tmp_path: Path) -> None:
     ctx = write_context(tmp_path / "ctx", {"a.txt": "a", "Dockerfile": DF})
-    p = _run(["--store", str(tmp_path / "s"), "build", str(ctx)])  # not a terminal: auto is plain
+    p = _run(["--store", str(tmp_path / "s"), "build", str(ctx)], env=EXTRACT)  # not a terminal: auto is plain
     assert p.returncode == 0, p.stderr
     lines = p.stderr.splitlines()
     assert "\x1b[" not in p.stderr
@@ -125,7 +129,7 @@ def test_plain_progress_ends_with_a_total_line_and_shows_unpacking_as_its_own_li
 
 def test_json_progress_has_the_unpack_event_of_the_from_step(tmp_path: Path) -> None:
     ctx = write_context(tmp_path / "ctx", {"a.txt": "a", "Dockerfile": DF})
-    p = _run(["--store", str(tmp_path / "s"), "build", str(ctx), "--progress", "json"])
+    p = _run(["--store", str(tmp_path / "s"), "build", str(ctx), "--progress", "json"], env=EXTRACT)
     assert p.returncode == 0, p.stderr
     events = [json.loads(line) for line in p.stderr.splitlines()]
     unpack = [e for e in events if e["type"] == "unpack"]
@@ -183,3 +187,11 @@ def test_live_view_of_a_failed_build_marks_the_step_and_says_no_finished(tmp_pat
     assert any(re.fullmatch(r" => ERROR \[3/3\] RUN exit 3 +\d+\.\ds", line) for line in shown), shown
     assert shown[-1].startswith("error: Dockerfile:3: ") and "exit code 3" in shown[-1], shown
     assert "Traceback" not in out
+
+
+def test_a_layered_root_unpacks_nothing_so_no_extracting_line_shows(tmp_path: Path) -> None:
+    ctx = write_context(tmp_path / "ctx", {"a.txt": "a", "Dockerfile": DF})
+    p = _run(["--store", str(tmp_path / "s"), "build", "--progress", "plain", str(ctx)])
+    assert p.returncode == 0, p.stderr
+    assert "#2 [2/3] RUN echo hi > /hi" in p.stderr.splitlines()
+    assert "extracting" not in p.stderr

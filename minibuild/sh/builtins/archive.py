@@ -196,7 +196,7 @@ def _create(ctx: Ctx, opts: dict[str, object], names: list[str], base: str, fnam
         if opts.get("v"):
             listing.write(enc(name + "\n"))
         if kind == stat.S_IFDIR:
-            for n in sorted(os.listdir(host)):
+            for n in sorted(ctx.fs.listdir(host)):
                 add(vpath.rstrip("/") + "/" + n, arc.rstrip("/") + "/" + n)
 
     out_host = ctx.path(str(fname)) if fname not in (None, "-") else None

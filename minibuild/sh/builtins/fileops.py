@@ -96,7 +96,7 @@ def rmdir(ctx: Ctx, args: list[str]) -> int:
 def _remove(ctx: Ctx, host: Path) -> None:
     st = os.lstat(host)
     if stat.S_ISDIR(st.st_mode):
-        for name in os.listdir(host):
+        for name in ctx.fs.listdir(host):
             _remove(ctx, host / name)
         ctx.fs.check_write(host, remove=True)
         os.rmdir(host)
@@ -115,7 +115,7 @@ def _remove_asking(ctx: Ctx, host: Path, shown: str) -> int:
     if not ctx.ask(f"descend into directory '{shown}'"):
         return 0
     code = 0
-    for name in sorted(os.listdir(host)):
+    for name in sorted(ctx.fs.listdir(host)):
         code |= _remove_asking(ctx, host / name, shown + "/" + name)
     if ctx.ask(f"remove directory '{shown}'"):
         try:
@@ -154,7 +154,7 @@ def rm(ctx: Ctx, args: list[str]) -> int:
                     code = 1
                     continue
                 if host == ctx.fs.root:
-                    for name in os.listdir(host):
+                    for name in ctx.fs.listdir(host):
                         _remove(ctx, host / name)
                     continue
                 _remove(ctx, host)
@@ -233,7 +233,7 @@ def _copy_one(ctx: Ctx, src_v: str, dst_v: str, *, recursive: bool, deref: bool,
             dst_st = ctx.fs.stat(dst)
             _CREATED.add((dst_st.st_dev, dst_st.st_ino))
         ok = True
-        for name in sorted(os.listdir(src)):
+        for name in sorted(ctx.fs.listdir(src)):
             ok &= _copy_one(ctx, src_v.rstrip("/") + "/" + name, ctx.fs.to_virtual(dst) + "/" + name,
                             recursive=True, deref=deref, preserve=preserve, top=False, force=force,
                             no_clobber=no_clobber, update=update, ask=ask)
@@ -381,6 +381,7 @@ def mv(ctx: Ctx, args: list[str]) -> int:
                 continue
             ctx.fs.check_write(src, remove=True)
             ctx.fs.check_write(dst, remove=True)
+            ctx.fs.before_rename(src)
             os.rename(src, dst)
         except OSError as e:
             ctx.err(f"can't rename '{s}': {e.strerror}")
@@ -522,7 +523,7 @@ def chmod(ctx: Ctx, args: list[str]) -> int:
             continue
         apply(host, p)
         if recursive and os.path.isdir(host):
-            for dirpath, dirnames, filenames in os.walk(host):
+            for dirpath, dirnames, filenames in ctx.fs.walk(host):
                 for n in sorted(dirnames + filenames):
                     child = Path(dirpath) / n
                     if not os.path.islink(child):
@@ -583,7 +584,7 @@ def chown(ctx: Ctx, args: list[str]) -> int:
             continue
         apply(host, False, p)
         if opts.get("R") and os.path.isdir(host) and not os.path.islink(host):
-            for dirpath, dirnames, filenames in os.walk(host):
+            for dirpath, dirnames, filenames in ctx.fs.walk(host):
                 for n in sorted(dirnames + filenames):
                     apply(Path(dirpath) / n, False, n)
     return code
@@ -667,14 +668,14 @@ def ls(ctx: Ctx, args: list[str]) -> int:
         i += 1
         if opts.get("R"):
             try:
-                subs = [d.rstrip("/") + "/" + n for n in sorted(os.listdir(ctx.path(d)))
+                subs = [d.rstrip("/") + "/" + n for n in sorted(ctx.fs.listdir(ctx.path(d)))
                         if (opts.get("a") or opts.get("A") or not n.startswith("."))]
             except OSError:
                 subs = []
             subs = [x for x in subs if (st_x := _lstat(ctx, x)) is not None and stat.S_ISDIR(st_x.st_mode)]
             queue[i:i] = subs
         try:
-            names = os.listdir(ctx.path(d))
+            names = ctx.fs.listdir(ctx.path(d))
         except OSError as e:
             ctx.err(f"{d}: {e.strerror}")
             code = 2

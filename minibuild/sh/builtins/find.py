@@ -122,7 +122,7 @@ class _Find:
             case "-empty":
                 def empty(it: Item) -> bool:
                     if stat.S_ISDIR(it.st.st_mode):
-                        return not os.listdir(ctx.path(it.path, follow=False))
+                        return not ctx.fs.listdir(ctx.path(it.path, follow=False))
                     return stat.S_ISREG(it.st.st_mode) and it.st.st_size == 0
                 return empty
             case "-newer":
@@ -240,7 +240,7 @@ class _Find:
                 ctx.out(it.path + "\n")
         if stat.S_ISDIR(it.st.st_mode) and it.path not in self.pruned and (self.maxdepth is None or it.depth < self.maxdepth):
             try:
-                names = sorted(os.listdir(ctx.path(it.path, follow=self.follow or it.depth == 0)))
+                names = sorted(ctx.fs.listdir(ctx.path(it.path, follow=self.follow or it.depth == 0)))
             except OSError as e:
                 ctx.err(f"{it.path}: {e.strerror}")
                 self.code = 1

@@ -265,7 +265,7 @@ def _walk(ctx: Ctx, top: str) -> list[str]:
     if not stat.S_ISDIR(st.st_mode):
         return [top]
     host = ctx.path(top)
-    for name in sorted(os.listdir(host)):
+    for name in sorted(ctx.fs.listdir(host)):
         child = top.rstrip("/") + "/" + name
         try:
             cst = ctx.fs.lstat(ctx.path(child, follow=False))

@@ -141,9 +141,9 @@ def _make_home(ctx: Ctx, home: str, uid: int, gid: int) -> None:
             from minibuild.sh.builtins.fileops import copy_tree
 
             vhome = ctx.fs.to_virtual(host)
-            for item in sorted(os.listdir(skel)):
+            for item in sorted(ctx.fs.listdir(skel)):
                 copy_tree(ctx, ctx.fs.to_virtual(skel) + "/" + item, vhome + "/" + item)
-    for dirpath, dirnames, filenames in os.walk(host):
+    for dirpath, dirnames, filenames in ctx.fs.walk(host):
         ctx.fs.chown(dirpath, uid, gid)
         for n in dirnames + filenames:
             ctx.fs.chown(os.path.join(dirpath, n), uid, gid)

@@ -1,0 +1,193 @@
+"""The layered stage root (minibuild.fs.layered): builds that fill a root on first touch give exactly the bytes of
+builds that extract every layer first, without unpacking what the steps never read."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minibuild.digest import Digest
+from minibuild.store import Store
+from minibuild.store.layerindex import INDEX_DIR, chain_key, tree_path
+from minibuild.store.tarread import iter_layer
+from tests.engine.engine_support import run_build, write_context
+
+# A base of several layers: whiteouts, an opaque directory, hard links, symlinks, special modes and owners.
+BASE = """\
+FROM busybox
+RUN mkdir -p /data/keep /data/gone /data/opq/sub /links /modes \\
+ && echo keep > /data/keep/a && echo gone > /data/gone/b && echo x > /data/opq/sub/c && echo y > /data/opq/d \\
+ && echo shared > /links/one && ln /links/one /links/two && ln -s ../data/keep/a /links/sym \\
+ && echo secret > /modes/s && chmod 0600 /modes/s && chown 7:9 /modes/s && chmod 4755 /modes \\
+ && mkdir -p /deep/a/b/c/d && echo deep > /deep/a/b/c/d/e
+RUN rm -rf /data/gone && rm -rf /data/opq && mkdir -p /data/opq && echo new > /data/opq/n && touch -d '2001-02-03 04:05:06' /data/keep/a
+"""
+
+SCRIPTS = [
+    # a directory removed and made again: none of the old children show through
+    "RUN rm -rf /data/keep && mkdir /data/keep && ls -a /data/keep > /out",
+    # a change through one hard link is seen through the other
+    "RUN echo more >> /links/one && cat /links/two > /out",
+    "RUN find / -xdev -path /proc -prune -o -print | sort > /out",
+    "RUN ls -lR /data /links /modes > /out && ls -ld /deep/a/b > /out2",
+    "RUN cp -a /data /copy && mv /deep /moved && chmod -R go-rwx /moved",
+    "RUN sed -i s/keep/KEPT/ /data/keep/a && cat /links/sym > /out",
+    "RUN tar -cf /t.tar /data /links && tar -tvf /t.tar > /out",
+    "RUN echo /data/* /links/* > /out && [ -e /data/gone ] || echo absent >> /out",
+    "RUN rm /links/two && ln -s /nowhere /links/two && rm -rf /modes",
+    "WORKDIR /deep/a/b/c/new\nRUN pwd > here",
+    "COPY f.txt /data/keep/\nCOPY f.txt /links/one",
+    "RUN chown -R 5:6 /data && stat -c '%u %g %a %n' /data/keep/a /data/opq/n > /out",
+    # a mounted directory of another image is read past the resolver: it is filled whole first
+    "RUN --mount=type=bind,from=layered/base,source=/data,target=/mnt ls -R /mnt > /out && cat /mnt/keep/a >> /out",
+    "RUN --mount=type=cache,target=/c,from=layered/base,source=/links cat /c/one /c/sym > /out",
+]
+
+
+def _layers(store: Store, digests: list[Any], since: float) -> list[list[tuple[object, ...]]]:
+    """Each layer's entries: path, type, mode, owner, link, content and mtime (a time from this build: "new")."""
+    out = []
+    for digest in digests:
+        with store.blobs.open(digest) as fh:
+            out.append([(e.path, e.type, e.mode, e.uid, e.gid, e.linkname, e.devmajor, e.devminor, e.xattrs,
+                         stream.read() if stream is not None else None, "new" if e.mtime >= since else e.mtime)
+                        for e, stream in iter_layer(fh)])
+    return out
+
+
+def _build(tmp: Path, script: str, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any]]:
+    """The own layers of one Dockerfile built FROM the same base, layered and extracted."""
+    ctx = write_context(tmp / "ctx", {"f.txt": "from the context\n"})
+    store = tmp / "store"
+    monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "0")
+    base = run_build(ctx, store, BASE, executor="emulate", tags=["layered/base"])
+    df = "FROM layered/base\n" + script + "\nFROM layered/base AS other\nCOPY --from=0 / /from-first/\n"
+    got = []
+    for layered in ("1", "0"):
+        monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", layered)
+        since = time.time() - 1
+        result = run_build(ctx, store, df, executor="emulate", no_cache=True)
+        own = [la.digest for la in result.image.layers[len(base.image.layers):]]
+        got.append(_layers(Store.open(store), own, since))
+    return got[0], got[1]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_layered_and_extracted_roots_build_the_same_layers(tmp_path: Path, script: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    layered, extracted = _build(tmp_path, script, monkeypatch)
+    assert layered == extracted
+    assert layered, "the stage made layers"
+
+
+def test_an_emulated_build_unpacks_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "1")
+    events: list[dict[str, Any]] = []
+    ctx = write_context(tmp_path / "ctx", {"a.txt": "a\n"})
+    run_build(ctx, tmp_path / "store", BASE, executor="emulate", tags=["layered/base"])
+    run_build(ctx, tmp_path / "store", "FROM layered/base\nRUN echo one > /one\nCOPY a.txt /a.txt\n"
+              "RUN cat /a.txt >> /one\n", executor="emulate", progress=events.append)
+    assert [e for e in events if e["type"] == "step" and not e.get("cached")], "the steps ran"
+    assert not [e for e in events if e["type"] in ("unpack_start", "unpack")]
+    # and the folded tree of the base is kept in the store for the next build
+    st = Store.open(tmp_path / "store")
+    image = st.resolve("layered/base")
+    assert tree_path(st.meta_dir / INDEX_DIR, chain_key([la.digest for la in image.layers])).exists()
+
+
+def test_without_layering_the_base_is_unpacked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "0")
+    events: list[dict[str, Any]] = []
+    ctx = write_context(tmp_path / "ctx", {})
+    run_build(ctx, tmp_path / "store", "FROM busybox\nRUN echo one > /one\n", executor="emulate",
+              progress=events.append)
+    assert [e for e in events if e["type"] == "unpack"]
+
+
+@pytest.mark.parametrize("poison", [
+    lambda rows: [["../../escaped", "file", 0o644, 0, 0, 1, 0, "", None, 0, 0, [], [0, 512, 1, False]]] + rows,
+    lambda rows: [["data/../../x", "dir", 0o755, 0, 0, 0, 0, "", None, 0, 0, [], None]] + rows,
+    lambda rows: [[r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                   [0, 3, r[5], False] if r[12] else None] for r in rows],  # offsets off the tar's blocks
+    lambda rows: "not a list",
+])
+def test_a_hostile_kept_tree_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, poison: Any) -> None:
+    """The store on disk may be hostile: a kept tree that is not well formed is folded again, never used."""
+    monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "1")
+    ctx = write_context(tmp_path / "ctx", {})
+    run_build(ctx, tmp_path / "store", BASE, executor="emulate", tags=["layered/base"])
+    st = Store.open(tmp_path / "store")
+    image = st.resolve("layered/base")
+    path = tree_path(st.meta_dir / INDEX_DIR, chain_key([la.digest for la in image.layers]))
+    df = "FROM layered/base\nRUN cat /data/keep/a /links/two > /out && ls /data > /ls\n"
+    first = run_build(ctx, tmp_path / "store", df, executor="emulate", no_cache=True)
+    raw = json.loads(path.read_text())
+    raw["rows"] = poison(raw["rows"])
+    path.write_text(json.dumps(raw))
+    again = run_build(ctx, tmp_path / "store", df, executor="emulate", no_cache=True)
+    assert again.image.digest == first.image.digest
+    assert not (tmp_path / "escaped").exists() and not list(tmp_path.glob("**/escaped"))
+
+
+def test_prune_forgets_the_kept_trees_of_layers_that_are_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from minibuild.store.gc import prune
+
+    monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "1")
+    ctx = write_context(tmp_path / "ctx", {})
+    run_build(ctx, tmp_path / "store", BASE, executor="emulate", tags=["layered/base"])
+    run_build(ctx, tmp_path / "store", "FROM layered/base\nRUN echo x > /x\n", executor="emulate", tags=["layered/top"])
+    st = Store.open(tmp_path / "store")
+    directory = st.meta_dir / INDEX_DIR
+    base = st.resolve("layered/base")
+    kept = tree_path(directory, chain_key([la.digest for la in base.layers]))
+    assert kept.exists()
+    (directory / ".tmp-half-written").write_text("{")
+    prune(st)
+    assert kept.exists(), "the base is still stored: its tree is kept"
+    assert not (directory / ".tmp-half-written").exists()
+    st.untag("layered/top")
+    st.untag("layered/base")
+    st.cache.clear()
+    gone = [la.digest for la in base.layers if la.digest not in {x.digest for x in st.resolve("busybox").layers}]
+    assert gone
+    prune(st)
+    assert not kept.exists(), "its own layers are gone, and with them its folded tree"
+    left = {p.name for p in directory.iterdir()}
+    assert not {f"sha256-{d.hex}.json" for d in gone} & left
+    assert all(st.blobs.has(Digest("sha256:" + n.removesuffix(".json").partition("-")[2]))
+               for n in left if not n.startswith("tree-")), left
+
+
+def test_fsck_checks_the_kept_headers_and_trees_against_their_blobs(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from minibuild.engine.layertree import tree_matches
+    from minibuild.store.fsck import fsck
+
+    monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "1")
+    ctx = write_context(tmp_path / "ctx", {})
+    run_build(ctx, tmp_path / "store", BASE, executor="emulate", tags=["layered/base"])
+    run_build(ctx, tmp_path / "store", "FROM layered/base\nRUN cat /data/keep/a > /x\n", executor="emulate")
+    st = Store.open(tmp_path / "store")
+    assert fsck(st, tree_check=tree_matches).ok
+    directory = st.meta_dir / INDEX_DIR
+    image = st.resolve("layered/base")
+    tree = tree_path(directory, chain_key([la.digest for la in image.layers]))
+    raw = json.loads(tree.read_text())
+    row = next(r for r in raw["rows"] if r[0] == "data/keep/a")
+    row[2] = 0o4777  # well formed, but not what the layers say
+    tree.write_text(json.dumps(raw))
+    header = next(p for p in directory.iterdir() if not p.name.startswith("tree-"))
+    hraw = json.loads(header.read_text())
+    hraw["entries"][0][3] = 4242
+    header.write_text(json.dumps(hraw))
+    report = fsck(st, tree_check=tree_matches)
+    bad = {p.subject.rpartition("/")[2] for p in report.of_kind("bad-layer-index")}
+    assert bad == {tree.name, header.name}, report.problems
+    assert not report.ok
+    assert fsck(st, repair=True, tree_check=tree_matches).of_kind("bad-layer-index")
+    assert not tree.exists() and not header.exists()
+    assert fsck(st, tree_check=tree_matches).ok
