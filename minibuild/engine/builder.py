@@ -308,6 +308,8 @@ class Builder:
 
         # stage roots filled from their layers on first touch (minibuild.fs.layered); False: extracted whole
         self.layered = layered and os.environ.get("MINIBUILD_LAYERED_ROOT", "1") != "0"
+        # chroot RUNs on an overlay mount of the stage's tree (their layer is the upper directory); "0": diffed
+        self.overlay_runs = os.environ.get("MINIBUILD_OVERLAY_RUN", "1") != "0"
         self.allow = parse_allow(allow)  # entitlements granted on the command line (--allow network.host)
         self.store = store
         self.run_limits = run_limits  # None: read from the environment when a RUN runs (minibuild.limits)
@@ -476,6 +478,19 @@ class Builder:
         if rows is not None:
             save_tree(self.store.meta_dir / INDEX_DIR, [layer.digest for layer in st.image.layers], rows)
         return rows
+
+    def _upper_dir(self) -> Path | None:
+        """A fresh upper directory for a chroot RUN's overlay mount, or None where overlays cannot be mounted
+        (the step's layer is then a diff of the whole tree) or the executor is another."""
+        if self.executor_name != "chroot" or not self.overlay_runs:
+            return None
+        from minibuild.executors.chroot import overlay_problem
+
+        if overlay_problem() is not None:
+            return None
+        path = self._tmpdir() / f"upper-{os.urandom(4).hex()}"
+        path.mkdir()
+        return path
 
     def _fill_whole(self, st: _State) -> None:
         """Fill a layered root completely and detach it (reported as the stage's unpack)."""
@@ -1199,7 +1214,8 @@ class Builder:
             from minibuild.limits import run_limits
 
             root = self._ensure_root(st, whole=self.executor_name != "emulate")
-            before = snapshot(root)
+            upper = self._upper_dir()  # the chroot executor's overlay: the step's changes land there, no snapshot
+            before = snapshot(root) if upper is None else TreeSnapshot(root=str(root), records={})
             lazy = st.lazy
             if lazy is not None:
                 lazy.begin_step()
@@ -1213,7 +1229,7 @@ class Builder:
                                            for k, v in _with_epoch(run_env, self.sde)),
                                  workdir=workdir, user=user,
                                  network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span,
-                                 limits=limits, on_output=log, mounts=run_mounts)
+                                 limits=limits, on_output=log, mounts=run_mounts, upper=upper)
                 try:
                     result = self.executor.run(req)
                 finally:
@@ -1235,6 +1251,13 @@ class Builder:
                 raise ExecutorError(msg, span=ex.span, exit_code=result.exit_code, stderr_tail=stderr_tail,
                                     output_tail=tail)
             self.warnings.extend(result.warnings)
+            if upper is not None:  # the upper directory is the step's change; the stage's tree takes it in
+                from minibuild.fs.diff import diff_upper
+                from minibuild.fs.rootfs import apply_entries
+
+                entries = diff_upper(upper, root)
+                apply_entries(root, entries)
+                return entries
             if lazy is not None:  # what the step filled, as it was: the diff sees only what it then changed
                 before = TreeSnapshot(root=before.root, records={**lazy.end_step(), **before.records})
             return diff_snapshot(root, before)

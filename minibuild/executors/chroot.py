@@ -86,6 +86,7 @@ class _Plan:
     host_gid: int
     etc_binds: tuple[tuple[str, str], ...] = ()  # (host file, mount point in the root) for /etc/hosts and the like
     mounts: tuple[_RunMountPlan, ...] = ()  # RUN --mount, in order
+    overlay: tuple[str, str, str] | None = None  # (upper, work, merged): root is the lower of an overlay mount
 
 
 def platform_problem(platform: str | None = None, euid: int | None = None) -> str | None:
@@ -192,9 +193,17 @@ class ChrootExecutor:
                 raise exc.with_span(req.span) if req.span else exc
             mounts = tuple((None if m.source is None else str(m.source), m.target, m.readonly, m.size, m.file)
                            for m, _host in points)
+            layered = None
+            if req.upper is not None:
+                upper = Path(os.path.abspath(req.upper))
+                work, merged = upper.with_name(upper.name + "-work"), upper.with_name(upper.name + "-merged")
+                for d in (upper, work, merged):
+                    d.mkdir(exist_ok=True)
+                layered = (str(upper), str(work), str(merged))
             plan = _Plan(root=str(root), argv=req.argv, env=step_env(req.env_dict(), ident.home),
                          workdir=req.workdir or "/", ident=ident, network=req.network, userns=userns,
-                         host_uid=os.getuid(), host_gid=os.getgid(), etc_binds=binds, mounts=mounts)
+                         host_uid=os.getuid(), host_gid=os.getgid(), etc_binds=binds, mounts=mounts,
+                         overlay=layered)
             return _spawn(plan, req.stdin, req)
         finally:
             mountpoints.remove(stubs)
@@ -559,6 +568,11 @@ def _child(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int) -> int:
 
 def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn) -> int:  # type: ignore[no-untyped-def]
     root = plan.root
+    etc_binds = plan.etc_binds
+    if plan.overlay is not None:
+        root = _mount_overlay(plan.root, *plan.overlay, userns=plan.userns)
+        etc_binds = tuple((src, root + dst[len(plan.root):] if dst.startswith(plan.root + "/") else dst)
+                          for src, dst in etc_binds)
     arch = seccomp.native_arch()
     if arch is None:
         raise OSError(errno.ENOSYS, f"minibuild has no seccomp profile for {os.uname().machine} (it has x86_64 and "
@@ -568,7 +582,7 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
     except OSError:
         pass
     _bind_root(root)  # raises (the step never runs) when the root cannot be made a nodev mount of its own
-    _bind_etc_files(plan.etc_binds, warn)
+    _bind_etc_files(etc_binds, warn)
     proc = os.path.join(root, "proc")
     if os.path.isdir(proc) and not os.path.islink(proc):
         try:
@@ -628,6 +642,70 @@ def _grandchild(plan: _Plan, in_r: int, out_w: int, err_w: int, rep_w: int, warn
         os.write(rep_w, f'Xminibuild: exec "{argv[0]}": {exc.strerror}\n'.encode())
         return code
     return 127  # not reached
+
+
+def _overlay_options(lower: str, upper: str, work: str, userns: bool) -> str:
+    # no redirect_dir (a directory rename copies, as Docker's overlay2 gives it), no metacopy, no inode index;
+    # in a user namespace the overlay keeps its opaque marks in user.* xattrs (Linux 5.11+), where redirects are
+    # never made and the option may not be given
+    opts = f"lowerdir={lower},upperdir={upper},workdir={work},metacopy=off,index=off"
+    return opts + (",userxattr" if userns else ",redirect_dir=off")
+
+
+def _mount_overlay(lower: str, upper: str, work: str, merged: str, *, userns: bool) -> str:
+    """Mount the step's root as an overlay: the stage's tree read-only below, the step's changes in ``upper``."""
+    for path in (lower, upper, work):
+        if "," in path or ":" in path:
+            raise OSError(errno.EINVAL, f"cannot mount an overlay over {path!r}: ',' and ':' are not allowed there")
+    try:
+        _mount("overlay", merged, "overlay", 0, _overlay_options(lower, upper, work, userns))
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot mount the step's overlay ({exc.strerror})") from None
+    return merged
+
+
+_overlay_probe: list[str | None] = []
+
+
+def overlay_problem() -> str | None:
+    """Why the chroot executor cannot give a step an overlay mount here (None: it can), found once per process by
+    mounting one in a throwaway namespace, as a step's would be mounted."""
+    if _overlay_probe:
+        return _overlay_probe[0]
+    if platform_problem() is not None:
+        _overlay_probe.append("the chroot executor cannot run here")
+        return _overlay_probe[0]
+    import tempfile
+
+    userns = os.geteuid() != 0
+    with tempfile.TemporaryDirectory(prefix="minibuild-overlay-probe-") as top:
+        dirs = [os.path.join(top, n) for n in ("lower", "upper", "work", "merged")]
+        for d in dirs:
+            os.mkdir(d)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            msg = b""
+            try:
+                os.close(r)
+                uid, gid = os.getuid(), os.getgid()
+                _unshare(CLONE_NEWNS | (CLONE_NEWUSER if userns else 0))
+                if userns:
+                    Path("/proc/self/setgroups").write_text("deny")
+                    Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+                    Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+                _mount(None, "/", None, MS_REC | MS_PRIVATE)
+                _mount_overlay(dirs[0], dirs[1], dirs[2], dirs[3], userns=userns)
+            except BaseException as exc:  # noqa: BLE001
+                msg = _reason(exc).encode() or b"failed"
+            os.write(w, msg)
+            os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as fh:
+            said = fh.read().decode(errors="replace")
+        os.waitpid(pid, 0)
+    _overlay_probe.append(said or None)
+    return _overlay_probe[0]
 
 
 def _syscall(arch: str, name: str, *args: int | bytes | None) -> int:

@@ -39,6 +39,7 @@ class RunRequest:
     limits: RunLimits = field(default_factory=run_limits, compare=False)  # time, output, memory, depth
     on_output: OutputSink | None = field(default=None, compare=False)  # (stream, bytes) as they are produced
     mounts: tuple[RunMount, ...] = ()  # RUN --mount, in order (a later one over an earlier)
+    upper: Path | None = None  # chroot: ``root`` is the lower of an overlay mount whose changes go to this directory
 
     def env_dict(self) -> dict[str, str]:
         """The environment as a dict (a later duplicate key wins, as ENV does)."""

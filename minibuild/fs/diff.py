@@ -351,3 +351,73 @@ def entries_for_paths(root: Path | str, paths: Iterable[str], *, recursive: bool
                 first_of_inode[key] = path
         out.append(e)
     return out
+
+
+OVERLAY_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+
+
+def _opaque_dir(path: str) -> bool:
+    for name in OVERLAY_OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def diff_upper(upper: Path | str, lower: Path | str) -> list[Entry]:
+    """The layer entries of what an overlay mount's upper directory holds over ``lower`` (the tree it was mounted
+    on): overlay whiteouts (0/0 character devices) become OCI whiteouts, opaque directories OCI opaque markers, and
+    a path overlayfs only copied up (same metadata and content as below) is no change. Owners, modes and device
+    nodes as ``lower``'s ownership overlay records them: a copied-up file keeps its recorded owner and mode unless
+    the step changed them on the host."""
+    up = os.path.realpath(upper)
+    low = os.path.realpath(lower)
+    overlay = overlay_of(low)
+    after: dict[str, StatRecord] = {}
+    emit: set[str] = set()
+    extra: list[Entry] = []
+    opaque_dirs: set[str] = set()
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(os.path.join(up, rel) if rel else up) as it:
+            for de in it:
+                child = f"{rel}/{de.name}" if rel else de.name
+                host = os.lstat(de.path)
+                if stat.S_ISCHR(host.st_mode) and host.st_rdev == 0:
+                    extra.append(whiteout(child))
+                    continue
+                rec = stat_record(de.path, overlay)
+                if rec is None:
+                    continue
+                try:
+                    below: os.stat_result | None = os.lstat(os.path.join(low, child))
+                except OSError:
+                    below = None
+                seen = None
+                if below is not None and stat.S_IFMT(below.st_mode) == stat.S_IFMT(host.st_mode):
+                    seen = stat_record(os.path.join(low, child), overlay)
+                    if seen is not None and (host.st_uid, host.st_gid, stat.S_IMODE(host.st_mode)) == (
+                            below.st_uid, below.st_gid, stat.S_IMODE(below.st_mode)):
+                        rec = replace(rec, uid=seen.uid, gid=seen.gid, mode=seen.mode)
+                after[child] = rec
+                inside_opaque = any(p in opaque_dirs for p in _ancestors(child))
+                if rec.type == "dir":
+                    stack.append(child)
+                    if _opaque_dir(de.path) and not inside_opaque:
+                        opaque_dirs.add(child)
+                        extra.append(opaque(child))
+                        emit.add(child)
+                    elif inside_opaque or seen is None or (rec.mode, rec.uid, rec.gid, rec.capability) != (
+                            seen.mode, seen.uid, seen.gid, seen.capability):
+                        emit.add(child)
+                    continue
+                if inside_opaque or seen is None or (
+                        rec.mode, rec.uid, rec.gid, rec.capability, rec.linkname, rec.rdev, rec.size, rec.mtime_ns) != (
+                        seen.mode, seen.uid, seen.gid, seen.capability, seen.linkname, seen.rdev, seen.size,
+                        seen.mtime_ns) or (rec.type == "file" and not _same_content(de.path,
+                                                                                      os.path.join(low, child))):
+                    emit.add(child)
+    return _assemble(up, after, emit, extra)

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
@@ -313,8 +314,14 @@ class _Checker:
             found = names(fd)
             directory = self.store.meta_dir / INDEX_DIR
             for name in found:
-                if name.startswith(".tmp-"):
-                    continue  # a writer's temp file: leftovers are check_leftovers' and prune's
+                if name.startswith(".tmp-"):  # a writer killed before its rename (or one writing right now)
+                    st = lstat_at(fd, name)
+                    if st is not None and st.st_mtime < time.time() - 3600:
+                        if self.repair:
+                            remove(fd, name)
+                        self.add("stale-temp", "/".join((*where, name)), "a layer index half written by a killed "
+                                 "process; the next prune removes it", repaired="removed")
+                    continue
                 stem = name.removesuffix(".json")
                 problem: str | None = None
                 try:
