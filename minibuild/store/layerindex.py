@@ -25,6 +25,7 @@ from minibuild.store.tarlayer import ENTRY_TYPES, Entry, EntryType, normalize_pa
 
 VERSION = 1
 INDEX_DIR = "layer-index"
+UNPACKED_DIR = "unpacked"  # chains of layers unpacked whole (a chroot stage's tree hard-links into them)
 
 
 @dataclass(frozen=True, slots=True)
