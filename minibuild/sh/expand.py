@@ -13,7 +13,7 @@ from minibuild.sh.ast import DQ, SQ, Arith, CmdSub, Lit, Param, Part, Word
 from minibuild.sh.streams import dec, enc
 
 if TYPE_CHECKING:
-    from minibuild.sh.interp import Shell
+    from minibuild.sh.protocol import ShellLike as Shell
 
 BREAK = ("", "B")  # a field break produced by "$@"
 Piece = tuple[str, str]  # (text, kind): L unquoted literal, E unquoted expansion, Q quoted
@@ -280,7 +280,7 @@ def glob_root(sh: "Shell", chars: list[tuple[str, bool]]) -> list[str]:
             for p in prefixes:
                 cand = p + name
                 if last:
-                    if _lexists(sh, cand):
+                    if sh.lexists(cand):
                         new.append(cand)
                 else:
                     new.append(cand + "/")
@@ -308,10 +308,3 @@ def glob_root(sh: "Shell", chars: list[tuple[str, bool]]) -> list[str]:
                             pass
         prefixes = new
     return sorted(prefixes)
-
-
-def _lexists(sh: "Shell", vpath: str) -> bool:
-    try:
-        return os.path.lexists(sh.fs.path(vpath, sh.cwd, follow=False))
-    except OSError:
-        return False

@@ -14,7 +14,7 @@ from minibuild.sh.fs import RANDOM_DEVICES, RootFS, vnorm
 from minibuild.sh.streams import Stream, dec, enc
 
 if TYPE_CHECKING:
-    from minibuild.sh.interp import Shell
+    from minibuild.sh.protocol import ShellLike
 
 Builtin = Callable[["Ctx", list[str]], int]
 REGISTRY: dict[str, Builtin] = {}
@@ -39,7 +39,7 @@ class UsageError(Exception):
 class Ctx:
     """The environment of one builtin invocation."""
 
-    shell: "Shell"
+    shell: "ShellLike"
     name: str
     env: Mapping[str, str]
     stdin: Stream
