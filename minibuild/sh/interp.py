@@ -209,23 +209,28 @@ class Shell:
         except ShellError as e:
             syntax = e
             tree = self._before_syntax_error(text, e)
-        try:
+
+        def run() -> int:
             if tree is not None:
                 self.execute(tree)
-            code = self.status
             if syntax is not None:
                 self.err(re.sub(r"^sh: line \d+: ", "sh: ", syntax.message))
-                code = 2
-        except ExitShell as e:
-            code = e.code
-        except ReturnFn as e:
-            code = e.code
+                return 2
+            return self.status
+
+        return self.run_exit_trap(self._ended(run))
+
+    def _ended(self, run: Callable[[], int]) -> int:
+        """The status `run` gives, or the one an exit, return, break/continue or expansion error ends it with."""
+        try:
+            return run()
+        except (ExitShell, ReturnFn) as e:
+            return e.code
         except LoopCtl:
-            code = self.status
+            return self.status
         except ExpansionError as e:
             self.err(e.message)
-            code = 2
-        return self.run_exit_trap(code)
+            return 2
 
     @staticmethod
     def _before_syntax_error(text: str, e: ShellError) -> Node | None:
@@ -341,19 +346,11 @@ class Shell:
         self.status = (0 if code else 1) if node.negate else code
 
     def _run_forked(self, node: Node) -> int:
-        try:
+        def run() -> int:
             self.execute(node)
-            code = self.status
-        except ExitShell as e:
-            code = e.code
-        except (ReturnFn,) as e:
-            code = e.code
-        except LoopCtl:
-            code = self.status
-        except ExpansionError as e:
-            self.err(e.message)
-            code = 2
-        return self.run_exit_trap(code)
+            return self.status
+
+        return self.run_exit_trap(self._ended(run))
 
     def run_if(self, node: If) -> None:
         for cond, body in node.branches:
