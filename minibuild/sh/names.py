@@ -1,5 +1,4 @@
-"""The command names the emulated shell knows besides its registries (shells, ash's builtins, PATH), and the hint
-for a command it lacks."""
+"""Names the shell knows besides its registries (its shells, ash's builtins, the default PATH); the missing hint."""
 
 from __future__ import annotations
 

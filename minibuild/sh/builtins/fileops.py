@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from minibuild.fsperm import parse_mode_spec
+from minibuild.sh.builtins.accounts import group_name, login_gid, lookup_gid, lookup_uid, user_name
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.builtins.timestr import BadTime, parse_time
-from minibuild.sh.builtins.accounts import group_name, login_gid, lookup_gid, lookup_uid, user_name
 from minibuild.sh.fs import vnorm
 from minibuild.sh.streams import enc
 from minibuild.store.tarlayer import EntryType

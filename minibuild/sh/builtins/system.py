@@ -9,10 +9,10 @@ import time
 
 from minibuild.errors import UnsupportedCommandError
 from minibuild.sh import pattern
+from minibuild.sh.builtins.accounts import field_id, group_name, read_db, user_name
 from minibuild.sh.builtins.base import REGISTRY, Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.builtins.grep import compile_regex
 from minibuild.sh.builtins.timestr import BadTime, parse_time
-from minibuild.sh.builtins.accounts import field_id, group_name, read_db, user_name
 from minibuild.sh.fs import vnorm
 from minibuild.sh.names import DEFAULT_PATH, SHELLS, missing_hint
 
