@@ -6,8 +6,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "minibuild"
 
 # Lowest first. A module may import its own layer's modules and any lower layer's, never a higher one.
@@ -120,15 +118,9 @@ def test_no_module_imports_a_higher_layer() -> None:
     assert not wrong, "imports against the layer order:\n" + "\n".join(wrong)
 
 
-def test_no_import_cycles_outside_the_shell() -> None:
-    cycles = [c for c in _cycles(_edges()) if not all(m.startswith("minibuild.sh") for m in c)]
+def test_no_import_cycles() -> None:
+    cycles = _cycles(_edges())
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
-
-
-@pytest.mark.xfail(strict=True, reason="known defect (issue 15): the shell's interp <-> builtins cycle is not "
-                                       "broken yet; remove this mark when it is")
-def test_no_import_cycles_in_the_shell() -> None:
-    assert not _cycles(_edges())
 
 
 def test_the_checker_sees_a_planted_cycle_and_a_wrong_layer() -> None:

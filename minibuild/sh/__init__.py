@@ -21,8 +21,10 @@ from minibuild.limits import RunLimits
 from minibuild.record import record
 from minibuild.sh import builtins as _builtins
 from minibuild.sh import shellbuiltins as _shellbuiltins
+from minibuild.sh.control import ExitShell
 from minibuild.sh.fs import Mount, RootFS
-from minibuild.sh.interp import SHELLS, ExecHook, Shell
+from minibuild.sh.interp import ExecHook, Shell
+from minibuild.sh.names import SHELLS
 from minibuild.sh.streams import Input, Stream, Tail
 
 BUILTINS: frozenset[str] = frozenset(_builtins.REGISTRY) | frozenset(_shellbuiltins.SHELL_BUILTINS) | frozenset(SHELLS)
@@ -120,8 +122,6 @@ def run_argv(argv: Sequence[str], *, root: Path, env: Mapping[str, str], cwd: st
     sh, out, err = _shell(root, env, cwd, uid, gid, (), stdin, source_date_epoch, limits, binds=binds,
                           on_output=on_output, stdout=stdout, stderr=stderr, mounts=mounts)
     sh.exec_hook = exec_hook
-    from minibuild.sh.interp import ExitShell
-
     with _guarded(sh):
         try:
             code = sh.run_utility(list(argv), env=dict(env))

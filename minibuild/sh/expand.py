@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import re
 import stat
-from typing import TYPE_CHECKING
 
 from minibuild.errors import ShellError
 from minibuild.sh import arith, pattern
 from minibuild.sh.ast import DQ, SQ, Arith, CmdSub, Lit, Param, Part, Word
+from minibuild.sh.protocol import ShellLike
 from minibuild.sh.streams import dec, enc
-
-if TYPE_CHECKING:
-    from minibuild.sh.interp import Shell
 
 BREAK = ("", "B")  # a field break produced by "$@"
 Piece = tuple[str, str]  # (text, kind): L unquoted literal, E unquoted expansion, Q quoted
@@ -23,7 +20,7 @@ class ExpansionError(ShellError):
     """An expansion failed (`${x?}`, set -u, bad arithmetic): the shell prints it and exits."""
 
 
-def expand_words(sh: "Shell", words: tuple[Word, ...]) -> list[str]:
+def expand_words(sh: ShellLike, words: tuple[Word, ...]) -> list[str]:
     """Expand command words to fields: all expansions, field splitting, pathname expansion."""
     out: list[str] = []
     for w in words:
@@ -31,7 +28,7 @@ def expand_words(sh: "Shell", words: tuple[Word, ...]) -> list[str]:
     return out
 
 
-def expand_fields(sh: "Shell", word: Word, *, glob: bool = True) -> list[str]:
+def expand_fields(sh: ShellLike, word: Word, *, glob: bool = True) -> list[str]:
     pieces = _parts(sh, word.parts, in_dq=False, first=True)
     fields = _split(pieces, sh.ifs())
     result: list[str] = []
@@ -46,7 +43,7 @@ def expand_fields(sh: "Shell", word: Word, *, glob: bool = True) -> list[str]:
     return result
 
 
-def expand_string(sh: "Shell", word: Word | None) -> str:
+def expand_string(sh: ShellLike, word: Word | None) -> str:
     """Expand a word to one string without splitting or globbing (assignments, redirection targets, case)."""
     if word is None:
         return ""
@@ -54,7 +51,7 @@ def expand_string(sh: "Shell", word: Word | None) -> str:
     return "".join(t if k != "B" else " " for t, k in pieces)
 
 
-def expand_pattern(sh: "Shell", word: Word | None) -> list[tuple[str, bool]]:
+def expand_pattern(sh: ShellLike, word: Word | None) -> list[tuple[str, bool]]:
     """Expand a word into (char, quoted) pairs for pattern matching."""
     if word is None:
         return []
@@ -62,12 +59,12 @@ def expand_pattern(sh: "Shell", word: Word | None) -> list[tuple[str, bool]]:
     return [(c, k == "Q") for t, k in pieces for c in t]
 
 
-def expand_heredoc(sh: "Shell", word: Word) -> str:
+def expand_heredoc(sh: ShellLike, word: Word) -> str:
     pieces = _parts(sh, word.parts, in_dq=True, first=False)
     return "".join(t for t, _ in pieces)
 
 
-def _tilde(sh: "Shell", text: str) -> str:
+def _tilde(sh: ShellLike, text: str) -> str:
     if not text.startswith("~"):
         return text
     head, sep, rest = text.partition("/")
@@ -78,7 +75,7 @@ def _tilde(sh: "Shell", text: str) -> str:
     return (home + sep + rest) if home is not None else text
 
 
-def _parts(sh: "Shell", parts: tuple[Part, ...], *, in_dq: bool, first: bool, assign: bool = False) -> list[Piece]:
+def _parts(sh: ShellLike, parts: tuple[Part, ...], *, in_dq: bool, first: bool, assign: bool = False) -> list[Piece]:
     out: list[Piece] = []
     kind = "Q" if in_dq else "E"
     for idx, p in enumerate(parts):
@@ -133,7 +130,7 @@ def _parts(sh: "Shell", parts: tuple[Part, ...], *, in_dq: bool, first: bool, as
     return out
 
 
-def _param(sh: "Shell", p: Param, in_dq: bool) -> str:
+def _param(sh: ShellLike, p: Param, in_dq: bool) -> str:
     name, op = p.name, p.op
     val = sh.get(name)
     if op == "#len":
@@ -207,7 +204,7 @@ def _param(sh: "Shell", p: Param, in_dq: bool) -> str:
     raise ExpansionError(f"sh: bad substitution: {op}")
 
 
-def expand_string_dq(sh: "Shell", word: Word | None, in_dq: bool) -> str:
+def expand_string_dq(sh: ShellLike, word: Word | None, in_dq: bool) -> str:
     if word is None:
         return ""
     return "".join(t for t, k in _parts(sh, word.parts, in_dq=in_dq, first=not in_dq) if k != "B")
@@ -256,7 +253,7 @@ def _split(pieces: list[Piece], ifs: str) -> list[list[Piece]]:
     return fields
 
 
-def glob_root(sh: "Shell", chars: list[tuple[str, bool]]) -> list[str]:
+def glob_root(sh: ShellLike, chars: list[tuple[str, bool]]) -> list[str]:
     """Pathname expansion against the shell's root filesystem; sorted matches or [] when none."""
     comps: list[list[tuple[str, bool]]] = [[]]
     for c, q in chars:
@@ -280,7 +277,7 @@ def glob_root(sh: "Shell", chars: list[tuple[str, bool]]) -> list[str]:
             for p in prefixes:
                 cand = p + name
                 if last:
-                    if _lexists(sh, cand):
+                    if sh.lexists(cand):
                         new.append(cand)
                 else:
                     new.append(cand + "/")
@@ -308,10 +305,3 @@ def glob_root(sh: "Shell", chars: list[tuple[str, bool]]) -> list[str]:
                             pass
         prefixes = new
     return sorted(prefixes)
-
-
-def _lexists(sh: "Shell", vpath: str) -> bool:
-    try:
-        return os.path.lexists(sh.fs.path(vpath, sh.cwd, follow=False))
-    except OSError:
-        return False

@@ -9,42 +9,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from minibuild.errors import ShellError, UnsupportedCommandError
+from minibuild.fs.userdb import read_db
 from minibuild.limits import RunLimits
-from minibuild.sh import expand
+from minibuild.sh import expand, shellbuiltins
 from minibuild.sh.ast import AndOr, Case, For, FuncDef, Group, If, Node, Pipeline, Redirect, Seq, Simple, Subshell, While
 from minibuild.sh.builtins.base import REGISTRY, Ctx, UsageError
+from minibuild.sh.control import ExitShell, LoopCtl, ReturnFn
 from minibuild.sh.expand import ExpansionError
 from minibuild.sh.fs import RANDOM_DEVICES, RootFS, vnorm
+from minibuild.sh.names import ACCOUNT_TOOLS, ASH_BUILTINS, DEFAULT_PATH, SHELLS, SPECIAL, missing_hint
 from minibuild.sh.parser import parse
 from minibuild.sh.pattern import fullmatch
 from minibuild.sh.streams import Buffer, FileOut, Input, Null, Stream, dec, enc
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-SHELLS = ("sh", "bash", "ash", "dash")
-ASH_BUILTINS = frozenset({"echo", "printf", "test", "[", "[[", "kill", "true", "false"})  # errors say "sh: "
-ACCOUNT_TOOLS = frozenset({"adduser", "addgroup", "useradd", "groupadd"})  # emulated only as busybox's (or absent)
-SPECIAL = {"export", "readonly", "set", "unset", "eval", ".", "source", "exit", "return", "break", "continue",
-           "shift", ":", "exec", "trap", "times"}
-
-
 # (shell, script path in the root, argv, env, stdin, stdout, stderr) -> exit status, or None: run the script
 ExecHook = Callable[["Shell", str, list[str], Mapping[str, str], Stream, Stream, Stream], "int | None"]
-
-
-class ExitShell(Exception):
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
-class ReturnFn(Exception):
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
-class LoopCtl(Exception):
-    def __init__(self, kind: str, n: int) -> None:
-        self.kind = kind
-        self.n = n
 
 
 class Shell:
@@ -137,8 +116,6 @@ class Shell:
         return {k: self.vars[k] for k in sorted(self.exported) if k in self.vars}
 
     def user_home(self, user: str) -> str | None:
-        from minibuild.fs.userdb import read_db
-
         try:
             rows = read_db(self.fs.root, "/etc/passwd", error=UsageError)
         except UsageError:
@@ -232,23 +209,28 @@ class Shell:
         except ShellError as e:
             syntax = e
             tree = self._before_syntax_error(text, e)
-        try:
+
+        def run() -> int:
             if tree is not None:
                 self.execute(tree)
-            code = self.status
             if syntax is not None:
                 self.err(re.sub(r"^sh: line \d+: ", "sh: ", syntax.message))
-                code = 2
-        except ExitShell as e:
-            code = e.code
-        except ReturnFn as e:
-            code = e.code
+                return 2
+            return self.status
+
+        return self.run_exit_trap(self._ended(run))
+
+    def _ended(self, run: Callable[[], int]) -> int:
+        """The status `run` gives, or the one an exit, return, break/continue or expansion error ends it with."""
+        try:
+            return run()
+        except (ExitShell, ReturnFn) as e:
+            return e.code
         except LoopCtl:
-            code = self.status
+            return self.status
         except ExpansionError as e:
             self.err(e.message)
-            code = 2
-        return self.run_exit_trap(code)
+            return 2
 
     @staticmethod
     def _before_syntax_error(text: str, e: ShellError) -> Node | None:
@@ -364,19 +346,11 @@ class Shell:
         self.status = (0 if code else 1) if node.negate else code
 
     def _run_forked(self, node: Node) -> int:
-        try:
+        def run() -> int:
             self.execute(node)
-            code = self.status
-        except ExitShell as e:
-            code = e.code
-        except (ReturnFn,) as e:
-            code = e.code
-        except LoopCtl:
-            code = self.status
-        except ExpansionError as e:
-            self.err(e.message)
-            code = 2
-        return self.run_exit_trap(code)
+            return self.status
+
+        return self.run_exit_trap(self._ended(run))
 
     def run_if(self, node: If) -> None:
         for cond, body in node.branches:
@@ -558,8 +532,6 @@ class Shell:
 
     def dispatch(self, words: list[str], assigns: list[tuple[str, str]]) -> int:
         name, args = words[0], words[1:]
-        from minibuild.sh import shellbuiltins
-
         for n, _ in assigns:  # R=5 cmd with R readonly is fatal too
             if n in self.readonly:
                 raise ExpansionError(f"sh: {n}: is read only")
@@ -623,8 +595,6 @@ class Shell:
                     stdout: Stream | None = None, stderr: Stream | None = None, direct: bool = False) -> int:
         """Run a non-shell-builtin command: an emulated utility, a shell script in the root, or `sh -c`.
         `direct`: the script's own command (not env's, xargs' or find's), where ash's builtins speak as `sh`."""
-        from minibuild.sh import shellbuiltins
-
         env = dict(self.environ() if env is None else env)
         name = argv[0]
         in_ = Input(stdin) if stdin is not None else self.fds.get(0, Input(b""))
@@ -634,7 +604,7 @@ class Shell:
         script = self.find_script(name) if "/" in name and base not in SHELLS else None
         # a path names a file in the root: a missing one fails like exec would (Docker: RUN without /bin/sh
         # fails); a shell path that exists, even as a placeholder file or a symlink, is interpreted
-        if "/" in name and script is None and (base in SHELLS or base not in REGISTRY) and not self._lexists(name):
+        if "/" in name and script is None and (base in SHELLS or base not in REGISTRY) and not self.lexists(name):
             err.write(enc(f"sh: {name}: not found\n"))
             return 127
         if script is None and (base in SHELLS):
@@ -697,7 +667,7 @@ class Shell:
             return cand
         return None
 
-    def _lexists(self, p: str) -> bool:
+    def lexists(self, p: str) -> bool:
         try:
             return os.path.lexists(self.fs.path(p, self.cwd, follow=False))
         except OSError:
@@ -841,12 +811,3 @@ def _quote(w: str) -> str:
     if w and all(c.isalnum() or c in "-_./=:,+@%" for c in w):
         return w
     return "'" + w.replace("'", "'\\''") + "'"
-
-
-def missing_hint(name: str, binary: str | None = None) -> str:
-    """One line saying why the emulated shell could not run `name` (the list of what it has: docs/shell.md)."""
-    if binary:
-        return f"{name} is a program in this image ({binary}), not a shell script or busybox applet the emulated " \
-               f"shell can run: use --executor chroot"
-    return f"{name} is neither an emulated builtin nor a shell script on PATH (see docs/shell.md); " \
-           f"use --executor chroot to run the image's own programs"

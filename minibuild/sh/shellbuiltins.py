@@ -8,14 +8,18 @@ import stat
 from collections.abc import Callable
 
 from minibuild.errors import UnsupportedCommandError
-from minibuild.sh import interp as I
-from minibuild.sh.builtins.base import REGISTRY
+from minibuild.sh import arith
+from minibuild.sh.builtins.base import REGISTRY, UsageError
+from minibuild.sh.builtins.fileops import parse_mode
+from minibuild.sh.control import ExitShell, LoopCtl, ReturnFn
 from minibuild.sh.expand import ExpansionError
 from minibuild.sh.fs import vnorm
+from minibuild.sh.names import DEFAULT_PATH, SHELLS
 from minibuild.sh.parser import parse
+from minibuild.sh.protocol import ShellLike
 from minibuild.sh.streams import Input, dec, enc
 
-ShellBuiltin = Callable[["I.Shell", list[str]], int]
+ShellBuiltin = Callable[[ShellLike, list[str]], int]
 SHELL_BUILTINS: dict[str, ShellBuiltin] = {}
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -28,19 +32,19 @@ def sb(*names: str) -> Callable[[ShellBuiltin], ShellBuiltin]:
     return deco
 
 
-def out(sh: "I.Shell", text: str) -> None:
+def out(sh: ShellLike, text: str) -> None:
     stream = sh.fds.get(1)
     if stream:
         stream.write(enc(text))
 
 
 @sb(":")
-def _colon(sh: "I.Shell", args: list[str]) -> int:
+def _colon(sh: ShellLike, args: list[str]) -> int:
     return 0
 
 
 @sb("cd")
-def _cd(sh: "I.Shell", args: list[str]) -> int:
+def _cd(sh: ShellLike, args: list[str]) -> int:
     args = [a for a in args if a not in ("-L", "-P")]
     if not args:
         target = sh.get("HOME") or "/"
@@ -63,7 +67,7 @@ def _cd(sh: "I.Shell", args: list[str]) -> int:
     return 0
 
 
-def _assign_list(sh: "I.Shell", args: list[str], mark: Callable[[str], None], who: str = "export") -> int:
+def _assign_list(sh: ShellLike, args: list[str], mark: Callable[[str], None], who: str = "export") -> int:
     code = 0
     for a in args:
         name, eq, value = a.partition("=")
@@ -78,7 +82,7 @@ def _assign_list(sh: "I.Shell", args: list[str], mark: Callable[[str], None], wh
 
 
 @sb("export")
-def _export(sh: "I.Shell", args: list[str]) -> int:
+def _export(sh: ShellLike, args: list[str]) -> int:
     if args and args[0] == "-n":
         for n in args[1:]:
             sh.exported.discard(n)
@@ -93,7 +97,7 @@ def _export(sh: "I.Shell", args: list[str]) -> int:
 
 
 @sb("readonly")
-def _readonly(sh: "I.Shell", args: list[str]) -> int:
+def _readonly(sh: ShellLike, args: list[str]) -> int:
     args = [a for a in args if a != "-p"]
     if not args:
         for k in sorted(sh.readonly):
@@ -107,7 +111,7 @@ def _q(v: str) -> str:
 
 
 @sb("unset")
-def _unset(sh: "I.Shell", args: list[str]) -> int:
+def _unset(sh: ShellLike, args: list[str]) -> int:
     funcs = False
     if args and args[0] in ("-f", "-v"):
         funcs = args[0] == "-f"
@@ -127,7 +131,7 @@ OPTS = {"e": "errexit", "u": "nounset", "x": "xtrace", "f": "noglob", "a": "alle
 
 
 @sb("set")
-def _set(sh: "I.Shell", args: list[str]) -> int:
+def _set(sh: ShellLike, args: list[str]) -> int:
     if not args:
         for k in sorted(sh.vars):
             out(sh, f"{k}={_q(sh.vars[k])}\n")
@@ -167,7 +171,7 @@ def _set(sh: "I.Shell", args: list[str]) -> int:
 
 
 @sb("local")
-def _local(sh: "I.Shell", args: list[str]) -> int:
+def _local(sh: ShellLike, args: list[str]) -> int:
     if not sh.locals:
         sh.err(f"sh: local: line {sh.lineno - 1}: not in a function")
         return 2
@@ -184,7 +188,7 @@ def _local(sh: "I.Shell", args: list[str]) -> int:
 
 
 @sb("shift")
-def _shift(sh: "I.Shell", args: list[str]) -> int:
+def _shift(sh: ShellLike, args: list[str]) -> int:
     n = int(args[0]) if args and args[0].isdigit() else 1
     if n > len(sh.positional):
         return 1
@@ -193,7 +197,7 @@ def _shift(sh: "I.Shell", args: list[str]) -> int:
 
 
 @sb("read")
-def _read(sh: "I.Shell", args: list[str]) -> int:
+def _read(sh: ShellLike, args: list[str]) -> int:
     raw = False
     names: list[str] = []
     i = 0
@@ -257,13 +261,13 @@ def _read(sh: "I.Shell", args: list[str]) -> int:
 
 
 @sb(".", "source")
-def _dot(sh: "I.Shell", args: list[str]) -> int:
+def _dot(sh: ShellLike, args: list[str]) -> int:
     if not args:
         sh.err("sh: .: filename argument required")
         return 2
     path = args[0]
     if "/" not in path:
-        for d in (sh.get("PATH") or I.DEFAULT_PATH).split(":"):
+        for d in (sh.get("PATH") or DEFAULT_PATH).split(":"):
             cand = d.rstrip("/") + "/" + path
             if os.path.isfile(sh.fs.path(cand, sh.cwd)):
                 path = cand
@@ -272,13 +276,13 @@ def _dot(sh: "I.Shell", args: list[str]) -> int:
         text = dec(sh.fs.read_bytes(sh.fs.path(path, sh.cwd)))
     except OSError:
         sh.err(f"sh: .: can't open '{args[0]}'")
-        raise I.ExitShell(2)
+        raise ExitShell(2)
     saved = sh.positional
     if len(args) > 1:
         sh.positional = args[1:]
     try:
         sh.execute(parse(text))
-    except I.ReturnFn as e:
+    except ReturnFn as e:
         sh.status = e.code
     finally:
         if len(args) > 1:
@@ -287,7 +291,7 @@ def _dot(sh: "I.Shell", args: list[str]) -> int:
 
 
 @sb("eval")
-def _eval(sh: "I.Shell", args: list[str]) -> int:
+def _eval(sh: ShellLike, args: list[str]) -> int:
     text = " ".join(args)
     if not text.strip():
         return 0
@@ -296,7 +300,7 @@ def _eval(sh: "I.Shell", args: list[str]) -> int:
     return sh.status
 
 
-def _num(sh: "I.Shell", args: list[str], default: int) -> int:
+def _num(sh: ShellLike, args: list[str], default: int) -> int:
     if not args:
         return default
     try:
@@ -307,26 +311,26 @@ def _num(sh: "I.Shell", args: list[str], default: int) -> int:
 
 
 @sb("exit")
-def _exit(sh: "I.Shell", args: list[str]) -> int:
-    raise I.ExitShell(_num(sh, args, sh.status))
+def _exit(sh: ShellLike, args: list[str]) -> int:
+    raise ExitShell(_num(sh, args, sh.status))
 
 
 @sb("return")
-def _return(sh: "I.Shell", args: list[str]) -> int:
-    raise I.ReturnFn(_num(sh, args, sh.status))
+def _return(sh: ShellLike, args: list[str]) -> int:
+    raise ReturnFn(_num(sh, args, sh.status))
 
 
 @sb("break", "continue")
-def _break(sh: "I.Shell", args: list[str]) -> int:
+def _break(sh: ShellLike, args: list[str]) -> int:
     return 0
 
 
 def _loopctl(kind: str) -> ShellBuiltin:
-    def fn(sh: "I.Shell", args: list[str]) -> int:
+    def fn(sh: ShellLike, args: list[str]) -> int:
         n = int(args[0]) if args and args[0].isdigit() else 1
         if sh.loop_depth == 0:
             return 0
-        raise I.LoopCtl(kind, min(max(n, 1), sh.loop_depth))
+        raise LoopCtl(kind, min(max(n, 1), sh.loop_depth))
     return fn
 
 
@@ -335,14 +339,14 @@ SHELL_BUILTINS["continue"] = _loopctl("continue")
 
 
 @sb("exec")
-def _exec(sh: "I.Shell", args: list[str]) -> int:
+def _exec(sh: ShellLike, args: list[str]) -> int:
     if not args:
         return 0
-    raise I.ExitShell(sh.run_utility(args))
+    raise ExitShell(sh.run_utility(args))
 
 
 @sb("trap")
-def _trap(sh: "I.Shell", args: list[str]) -> int:
+def _trap(sh: ShellLike, args: list[str]) -> int:
     if len(args) >= 2:
         action = args[0]
         for sig in args[1:]:
@@ -355,12 +359,12 @@ def _trap(sh: "I.Shell", args: list[str]) -> int:
 
 
 @sb("wait", "hash", "times", "alias", "unalias", "ulimit")
-def _noop(sh: "I.Shell", args: list[str]) -> int:
+def _noop(sh: ShellLike, args: list[str]) -> int:
     return 0
 
 
 @sb("umask")
-def _umask(sh: "I.Shell", args: list[str]) -> int:
+def _umask(sh: ShellLike, args: list[str]) -> int:
     symbolic = bool(args) and args[0] == "-S"
     args = args[1:] if symbolic else args
     if not args:
@@ -371,9 +375,6 @@ def _umask(sh: "I.Shell", args: list[str]) -> int:
         else:
             out(sh, f"{sh.fs.umask:04o}\n")
         return 0
-    from minibuild.sh.builtins.base import UsageError
-    from minibuild.sh.builtins.fileops import parse_mode
-
     spec = args[0]
     try:
         if spec and all(c in "01234567" for c in spec):
@@ -386,13 +387,13 @@ def _umask(sh: "I.Shell", args: list[str]) -> int:
     return 0
 
 
-def describe(sh: "I.Shell", name: str) -> str | None:
+def describe(sh: ShellLike, name: str) -> str | None:
     """What `command -v` prints for name, or None."""
-    if name in sh.functions or name in SHELL_BUILTINS or name in REGISTRY or name in I.SHELLS:
+    if name in sh.functions or name in SHELL_BUILTINS or name in REGISTRY or name in SHELLS:
         return name  # busybox ash (standalone shell) reports its applets by name
     if "/" in name:
-        return name if sh._lexists(name) else None
-    path = sh.get("PATH") or I.DEFAULT_PATH
+        return name if sh.lexists(name) else None
+    path = sh.get("PATH") or DEFAULT_PATH
     for d in path.split(":"):
         cand = (d or ".").rstrip("/") + "/" + name
         try:
@@ -405,7 +406,7 @@ def describe(sh: "I.Shell", name: str) -> str | None:
 
 
 @sb("command")
-def _command(sh: "I.Shell", args: list[str]) -> int:
+def _command(sh: ShellLike, args: list[str]) -> int:
     if args and args[0] in ("-v", "-V"):
         code = 0
         for n in args[1:]:
@@ -425,7 +426,7 @@ def _command(sh: "I.Shell", args: list[str]) -> int:
 
 
 @sb("type")
-def _type(sh: "I.Shell", args: list[str]) -> int:
+def _type(sh: ShellLike, args: list[str]) -> int:
     code = 0
     for n in args:
         d = describe(sh, n)
@@ -440,7 +441,7 @@ def _type(sh: "I.Shell", args: list[str]) -> int:
 
 
 @sb("getopts")
-def _getopts(sh: "I.Shell", args: list[str]) -> int:
+def _getopts(sh: ShellLike, args: list[str]) -> int:
     if len(args) < 2:
         return 2
     spec, var = args[0], args[1]
@@ -497,10 +498,8 @@ __all__ = ["SHELL_BUILTINS", "UnsupportedCommandError", "Input", "describe"]
 
 
 @sb("let")
-def _let(sh: "I.Shell", args: list[str]) -> int:
+def _let(sh: ShellLike, args: list[str]) -> int:
     """ash's let: each argument an arithmetic expression; status 1 when the last is 0, 2 on an error."""
-    from minibuild.sh import arith
-
     if not args:
         sh.err(f"sh: let: line {sh.lineno - 1}: expression expected")
         return 2

@@ -20,7 +20,7 @@ from minibuild.limits import DECOMPRESS_ERRORS, open_decompressed
 from minibuild.store.tarlayer import EntryType
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
 from minibuild.sh.builtins.fileops import mode_string
-from minibuild.sh.builtins.users import group_name, lookup_gid, lookup_uid, user_name
+from minibuild.sh.builtins.accounts import group_name, lookup_gid, lookup_uid, user_name
 from minibuild.sh.fs import vnorm
 from minibuild.sh.pattern import compile_pattern, unquoted
 from minibuild.wildcard import Wildcard

@@ -7,14 +7,11 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from minibuild.errors import UnsupportedCommandError
 from minibuild.sh.fs import RANDOM_DEVICES, RootFS, vnorm
+from minibuild.sh.protocol import ShellLike
 from minibuild.sh.streams import Stream, dec, enc
-
-if TYPE_CHECKING:
-    from minibuild.sh.interp import Shell
 
 Builtin = Callable[["Ctx", list[str]], int]
 REGISTRY: dict[str, Builtin] = {}
@@ -39,7 +36,7 @@ class UsageError(Exception):
 class Ctx:
     """The environment of one builtin invocation."""
 
-    shell: "Shell"
+    shell: ShellLike
     name: str
     env: Mapping[str, str]
     stdin: Stream

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from minibuild.fsperm import parse_mode_spec
+from minibuild.sh.builtins.accounts import group_name, login_gid, lookup_gid, lookup_uid, user_name
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.builtins.timestr import BadTime, parse_time
-from minibuild.sh.builtins.users import group_name, lookup_gid, lookup_uid, user_name
 from minibuild.sh.fs import vnorm
 from minibuild.sh.streams import enc
 from minibuild.store.tarlayer import EntryType
@@ -548,8 +548,7 @@ def _parse_owner(ctx: Ctx, spec: str, group_only: bool = False) -> tuple[int | N
         if gid is None:
             raise UsageError(f"unknown group {group}")
     elif sep and user:
-        from minibuild.sh.builtins.users import db_id, read_db
-        gid = next((db_id(u[3], "group id") for u in read_db(ctx, "/etc/passwd") if len(u) > 3 and (u[0] == user or u[2] == user)), None)
+        gid = login_gid(ctx, user)
     return uid, gid
 
 

@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from minibuild.sh.builtins.accounts import lookup_gid, lookup_uid
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin
 from minibuild.sh.builtins.fileops import parse_mode
 from minibuild.sh.pattern import compile_pattern, unquoted
@@ -141,11 +142,9 @@ class _Find:
                     return lambda it: bool(it.st.st_mode & m)
                 return lambda it: stat.S_IMODE(it.st.st_mode) == m
             case "-user" | "-uid":
-                from minibuild.sh.builtins.users import lookup_uid
                 uid = lookup_uid(ctx, self.take())
                 return lambda it: it.st.st_uid == uid
             case "-group" | "-gid":
-                from minibuild.sh.builtins.users import lookup_gid
                 gid = lookup_gid(ctx, self.take())
                 return lambda it: it.st.st_gid == gid
             case "-size":

@@ -9,11 +9,12 @@ import time
 
 from minibuild.errors import UnsupportedCommandError
 from minibuild.sh import pattern
-from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
+from minibuild.sh.builtins.accounts import field_id, group_name, read_db, user_name
+from minibuild.sh.builtins.base import REGISTRY, Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.builtins.grep import compile_regex
 from minibuild.sh.builtins.timestr import BadTime, parse_time
-from minibuild.sh.builtins.users import field_id, group_name, read_db, user_name
 from minibuild.sh.fs import vnorm
+from minibuild.sh.names import DEFAULT_PATH, SHELLS, missing_hint
 
 
 @builtin("true", ":")
@@ -377,10 +378,8 @@ def hostname(ctx: Ctx, args: list[str]) -> int:
 
 @builtin("which")
 def which(ctx: Ctx, args: list[str]) -> int:
-    from minibuild.sh.builtins.base import REGISTRY
-
     code = 0
-    path = ctx.env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    path = ctx.env.get("PATH", DEFAULT_PATH)
     for name in (a for a in args if not a.startswith("-")):
         found = None
         if "/" in name:
@@ -399,7 +398,6 @@ def which(ctx: Ctx, args: list[str]) -> int:
             code = 1
         else:
             ctx.out(found + "\n")
-    del REGISTRY
     return code
 
 
@@ -572,9 +570,6 @@ __all__ = ["UsageError"]
 @builtin("busybox")
 def busybox(ctx: Ctx, args: list[str]) -> int:
     """`busybox APPLET ARGS`: the emulated applet (or shell) itself, whatever else the image has on PATH."""
-    from minibuild.sh.builtins.base import REGISTRY
-    from minibuild.sh.interp import SHELLS, missing_hint
-
     if not args or args[0].startswith("-"):
         raise UnsupportedCommandError(
             f"busybox {args[0] if args else ''}".rstrip() + ": the applet list depends on the image's busybox "

@@ -5,16 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from minibuild.fs import userdb
 from minibuild.fs.confine import read_small_file
+from minibuild.sh.builtins.accounts import lookup_gid, lookup_uid, numeric_id, read_db
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
+from minibuild.sh.builtins.fileops import copy_tree
 from minibuild.sh.streams import enc
-
-
-def read_db(ctx: Ctx, vpath: str) -> list[list[str]]:
-    """Rows of an account database of the root (``minibuild.fs.userdb.read_db``: a regular file, size-capped);
-    a FIFO, device or oversized file makes the builtin fail with one line."""
-    return userdb.read_db(ctx.fs.root, vpath, error=UsageError)
 
 
 def _append(ctx: Ctx, vpath: str, line: str) -> None:
@@ -34,49 +29,6 @@ def _rewrite(ctx: Ctx, vpath: str, rows: list[list[str]]) -> None:
     ctx.fs.chmod(host, mode)
 
 
-def field_id(text: str) -> int | None:
-    """A database id field as busybox's passwd/group parser reads it: blanks around it ignored, ASCII digits
-    only, at most 4294967295; anything else is None (busybox then stores (uid_t)-1 or skips the line)."""
-    text = text.strip(" \t")
-    if not text or not text.isascii() or not text.isdigit() or int(text) > 0xFFFFFFFF:
-        return None
-    return int(text)
-
-
-def user_name(ctx: Ctx, uid: int) -> str:
-    return next((u[0] for u in read_db(ctx, "/etc/passwd") if len(u) > 2 and field_id(u[2]) == uid), str(uid))
-
-
-def group_name(ctx: Ctx, gid: int) -> str:
-    return next((g[0] for g in read_db(ctx, "/etc/group") if len(g) > 2 and field_id(g[2]) == gid), str(gid))
-
-
-def db_id(text: str, what: str = "id") -> int:
-    """A numeric id (an argument or a database field): 0 to 4294967294, else the builtin fails with one line."""
-    value = userdb.parse_id(text, what=what, error=UsageError)
-    if value is None:
-        raise UsageError(f"invalid {what} {text!r}")
-    return value
-
-
-def _id_or_none(text: str, what: str) -> int | None:
-    return userdb.parse_id(text, what=what, error=UsageError)
-
-
-def lookup_uid(ctx: Ctx, name: str) -> int | None:
-    numeric = _id_or_none(name, "user id")
-    if numeric is not None:
-        return numeric
-    return next((db_id(u[2], "user id") for u in read_db(ctx, "/etc/passwd") if u[0] == name and len(u) > 2), None)
-
-
-def lookup_gid(ctx: Ctx, name: str) -> int | None:
-    numeric = _id_or_none(name, "group id")
-    if numeric is not None:
-        return numeric
-    return next((db_id(g[2], "group id") for g in read_db(ctx, "/etc/group") if g[0] == name and len(g) > 2), None)
-
-
 def _free_id(used: set[int], lo: int, hi: int, descending: bool = False) -> int:
     rng = range(hi, lo - 1, -1) if descending else range(lo, hi + 1)
     for i in rng:
@@ -86,7 +38,7 @@ def _free_id(used: set[int], lo: int, hi: int, descending: bool = False) -> int:
 
 
 def _used(ctx: Ctx, db: str) -> set[int]:
-    return {n for r in read_db(ctx, db) if len(r) > 2 and (n := _id_or_none(r[2], "id")) is not None}
+    return {n for r in read_db(ctx, db) if len(r) > 2 and (n := numeric_id(r[2], "id")) is not None}
 
 
 def _add_group(ctx: Ctx, name: str, gid: int | None, system: bool, descending: bool = False) -> int:
@@ -138,8 +90,6 @@ def _make_home(ctx: Ctx, home: str, uid: int, gid: int) -> None:
         ctx.fs.chmod(host, 0o755 & ~ctx.fs.umask | 0o700)
         skel = ctx.path("/etc/skel")
         if skel.is_dir():  # copied by cp's confined copier: links stay links, nodes are re-made, never opened
-            from minibuild.sh.builtins.fileops import copy_tree
-
             vhome = ctx.fs.to_virtual(host)
             for item in sorted(ctx.fs.listdir(skel)):
                 copy_tree(ctx, ctx.fs.to_virtual(skel) + "/" + item, vhome + "/" + item)
