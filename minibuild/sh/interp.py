@@ -20,7 +20,7 @@ from minibuild.sh.fs import RANDOM_DEVICES, RootFS, vnorm
 from minibuild.sh.names import ACCOUNT_TOOLS, ASH_BUILTINS, DEFAULT_PATH, SHELLS, SPECIAL, missing_hint
 from minibuild.sh.parser import parse
 from minibuild.sh.pattern import fullmatch
-from minibuild.sh.streams import Buffer, FileOut, Input, Null, Stream, dec, enc
+from minibuild.sh.streams import Buffer, DirectoryInput, FileOut, Input, Null, Stream, dec, enc
 
 # (shell, script path in the root, argv, env, stdin, stdout, stderr) -> exit status, or None: run the script
 ExecHook = Callable[["Shell", str, list[str], Mapping[str, str], Stream, Stream, Stream], "int | None"]
@@ -455,6 +455,8 @@ class Shell:
             return fds.get(0, Null())
         try:
             host = self.fs.path(target, self.cwd)
+            if op == "<" and os.path.isdir(host) and not os.path.islink(host):
+                return DirectoryInput()
             if op in ("<", "<>"):
                 return Input(self.fs.read_bytes(host))
             if os.path.isdir(host):

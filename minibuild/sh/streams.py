@@ -69,6 +69,17 @@ class Tail(Stream):
         return self.buf.getvalue()
 
 
+class DirectoryInput(Stream):
+    """Standard input redirected from a directory: the open succeeds (as open(2) of a directory for reading
+    does), every read fails with EISDIR."""
+
+    def read(self) -> bytes:
+        raise IsADirectoryError(21, "Is a directory")
+
+    def readline(self) -> bytes:
+        raise IsADirectoryError(21, "Is a directory")
+
+
 class Input(Stream):
     """Reads from bytes already in memory."""
 

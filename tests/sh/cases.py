@@ -24,6 +24,9 @@ CASES: dict[str, str] = {
     "grep_flags": "printf 'foo\\nbar\\nFoo\\nbaz\\n' > /w/f; grep -i foo /w/f; grep -c ba /w/f; grep -v ba /w/f; grep -n bar /w/f; grep -E 'fo+|baz' /w/f",
     "grep_r_l": "mkdir -p /w/s/d; echo needle > /w/s/a; echo hay > /w/s/d/b; echo needle > /w/s/d/c; grep -rl needle /w/s | sort",
     "grep_missing_file": "grep x /w/nope; echo rc=$?",
+    "directory_read_errors": "mkdir -p /w/d; echo x > /w/f; head -n 1 /w/d; echo rc=$?; head -n 1 /w/d /w/f; echo rc=$?; "
+                             "wc -l /w/d; echo rc=$?; wc -c < /w/d; echo rc=$?; head -n 1 < /w/d; echo rc=$?; "
+                             "od -c /w/d; echo rc=$?; cat < /w/d; echo rc=$?",
     "grep_directory_reads_empty": "mkdir -p /w/d; echo a > /w/f; echo b > /w/g; grep -c a /w/d; echo rc=$?; grep -c a /w/d /w/f; grep a /w/d; echo rc=$?; grep -L a /w/d /w/f; echo rc=$?; grep -L a /w/f; echo rc=$?; grep -L a /w/g; echo rc=$?",
     "find_name_delete": "mkdir -p /w/p/q; touch /w/p/a.pyc /w/p/q/b.pyc /w/p/keep.py; find /w/p -name '*.pyc' -exec rm {} +; find /w/p | sort",
     "find_type": "mkdir -p /w/t/d; touch /w/t/f; ln -s f /w/t/l; find /w/t -type f | sort; find /w/t -type d | sort; find /w/t -type l",

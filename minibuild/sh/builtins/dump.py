@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import re
 
 from minibuild.errors import UnsupportedCommandError
@@ -140,7 +142,11 @@ def od(ctx: Ctx, args: list[str]) -> int:
             data += ctx.read_input(f)
             opened = True
         except OSError as e:
-            ctx.oserr(e, f)
+            if e.errno == errno.EISDIR:  # opened, then the read fails: busybox's words, and the dump goes on
+                ctx.err(f"{'standard input' if f == '-' else f}: read error")
+                opened = True
+            else:
+                ctx.oserr(e, f)
             code = 1
     if not opened:
         return code

@@ -171,15 +171,28 @@ def _lines(data: bytes) -> list[bytes]:
     return data.splitlines(keepends=True)
 
 
-def _inputs(ctx: Ctx, files: list[str], limit: int | None = None) -> list[tuple[str, bytes | None]]:
+IS_DIR = b"\0directory"  # _inputs' marker of an operand that is a directory (each applet says it its own way)
+
+
+def _inputs(ctx: Ctx, files: list[str], limit: int | None = None,
+            dirs: bool = False) -> list[tuple[str, bytes | None]]:
+    """Each operand's bytes (None after an error was shown); with ``dirs`` a directory is IS_DIR, unreported:
+    busybox opens it, and what its read's failure prints differs from applet to applet."""
     out: list[tuple[str, bytes | None]] = []
     for f in files or ["-"]:
         try:
             out.append((f, ctx.read_input(f, limit)))
         except OSError as e:
+            if dirs and e.errno == errno.EISDIR:
+                out.append((f, IS_DIR))
+                continue
             ctx.oserr(e, f)
             out.append((f, None))
     return out
+
+
+def _shown_name(name: str) -> str:
+    return "standard input" if name == "-" else name
 
 
 @builtin("cat")
@@ -248,13 +261,17 @@ def head(ctx: Ctx, args: list[str]) -> int:
     opts, files = parse_flags(_legacy_num(args), "qv", "nc")
     code = 0
     limit = int(str(opts["c"])) if "c" in opts and str(opts["c"]).isdigit() else None
-    ins = _inputs(ctx, files, limit)  # head -c N reads only N bytes (of /dev/zero too)
+    ins = _inputs(ctx, files, limit, dirs=True)  # head -c N reads only N bytes (of /dev/zero too)
     for idx, (name, data) in enumerate(ins):
         if data is None:
             code = 1
             continue
         if len(ins) > 1:
             ctx.out(("\n" if idx else "") + f"==> {name} <==\n")
+        if data is IS_DIR:  # busybox's head reports a directory's failed read as EIO
+            ctx.err(f"{_shown_name(name)}: Input/output error")
+            code = 1
+            continue
         if "c" in opts:
             n = int(str(opts["c"]))
             ctx.out(data[:n] if n >= 0 else data[:n])
@@ -292,13 +309,16 @@ def wc(ctx: Ctx, args: list[str]) -> int:
     sel = [c for c in "lwmcL" if opts.get(c)] or ["l", "w", "c"]
     code = 0
     totals = dict.fromkeys("lwmcL", 0)
-    ins = _inputs(ctx, files)
+    ins = _inputs(ctx, files, dirs=True)
     # busybox: %9u columns joined by a space, except one column for one input, which is bare
     fmt = "{:d}" if len(ins) <= 1 and len(sel) == 1 else "{:9d}"
     for name, data in ins:
         if data is None:
             code = 1
             continue
+        if data is IS_DIR:  # the read fails after the open: the error, then the counts so far (none)
+            ctx.err(f"{_shown_name(name)}: Is a directory")
+            code, data = 1, b""
         counts = _wc_counts(data)
         for k in totals:
             totals[k] = max(totals[k], counts[k]) if k == "L" else totals[k] + counts[k]
