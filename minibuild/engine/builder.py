@@ -315,6 +315,8 @@ class Builder:
         self.tags = tuple(tags)
         self.labels = dict(labels or {})  # --label: added to the final image's config (no history entry, as BuildKit)
         self._executor = executor  # a name is resolved (and its module imported) on the first RUN that misses
+        self._auto: dict[str, str] = {}  # --executor auto: stage label -> the executor its RUNs use
+        self._auto_instances: dict[str, Executor] = {}
         self.no_cache = no_cache
         self.output = output
         self.progress = progress
@@ -363,8 +365,38 @@ class Builder:
 
     @property
     def executor_name(self) -> str:
-        """The name of the executor RUN steps run with (a part of their cache keys), without importing it."""
+        """The name of the executor RUN steps run with (``auto``: resolved per stage by ``_stage_executor``),
+        without importing it."""
         return self._executor if isinstance(self._executor, str) else self._executor.name
+
+    def _stage_executor(self, st: _State, argv: tuple[str, ...], env: Sequence[tuple[str, str]], workdir: str) -> str:
+        """The executor name the RUN steps of stage ``st`` run with and have in their cache keys: ``auto`` is
+        resolved at the stage's first RUN (``minibuild.executors.auto``) and announced once, never keyed."""
+        if self.executor_name != "auto":
+            return self.executor_name
+        name = self._auto.get(st.label)
+        if name is None:
+            from minibuild.executors.auto import ExecutorEvent, RootFiles, TreeFiles, choose
+
+            on_disk = st.root is not None and st.root_layers == len(st.image.layers)
+            files = RootFiles(st.root) if on_disk and st.root is not None else TreeFiles.of_image(self.store.blobs,
+                                                                                                 st.image)
+            choice = choose(files, argv, dict(env).get("PATH", DEFAULT_PATH), workdir)
+            name = self._auto[st.label] = choice.executor
+            self._emit(dict(ExecutorEvent(type="executor", n=self._step_no + 1, stage=st.label,
+                                          executor=choice.executor, reason=choice.reason)))
+        return name
+
+    def _executor_named(self, name: str) -> Executor:
+        """The executor instance for a resolved name (one per name and build)."""
+        if self.executor_name != "auto":
+            return self.executor
+        from minibuild.executors.select import get_executor
+
+        ex = self._auto_instances.get(name)
+        if ex is None:
+            ex = self._auto_instances[name] = get_executor(name)
+        return ex
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, event: dict[str, Any]) -> None:
@@ -1118,8 +1150,9 @@ class Builder:
             self._dry_miss(st, i, total, progress_text(ex), ex.span.line, "MISS: a mounted stage would rebuild")
             return
         extra: dict[str, Any] = {"mounts": [key for _, _, _, key in mounts]} if mounts else {}
+        how = self._stage_executor(st, argv, env, workdir)
         inputs = layer_step_inputs(parent=st.fs_key, kind="run", instruction=instruction_inputs(ex),
-                                   source_date_epoch=self.sde, executor=self.executor_name, argv=list(argv),
+                                   source_date_epoch=self.sde, executor=how, argv=list(argv),
                                    env=[f"{k}={v}" for k, v in env if k not in _proxy_names()], workdir=workdir,
                                    user=user, network=ex.network or "default", **extra)
 
@@ -1143,7 +1176,7 @@ class Builder:
                                  network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span,
                                  limits=limits, on_output=log, mounts=run_mounts)
                 try:
-                    result = self.executor.run(req)
+                    result = self._executor_named(how).run(req)
                 finally:
                     if log is not None:
                         log.close()
