@@ -376,12 +376,17 @@ class Builder:
             return self.executor_name
         name = self._auto.get(st.label)
         if name is None:
-            from minibuild.executors.auto import ExecutorEvent, RootFiles, TreeFiles, choose
+            from minibuild.engine.layertree import LayerTree
+            from minibuild.executors.auto import Choice, ExecutorEvent, ProgramFiles, RootFiles, TreeFiles, choose
 
-            on_disk = st.root is not None and st.root_layers == len(st.image.layers)
-            files = RootFiles(st.root) if on_disk and st.root is not None else TreeFiles.of_image(self.store.blobs,
-                                                                                                 st.image)
-            choice = choose(files, argv, dict(env).get("PATH", DEFAULT_PATH), workdir)
+            try:  # the root when extracted, else its layers' headers (as COPY --from reads them)
+                src = self._source_tree(st)
+            except MinibuildError as exc:  # plan before a fixture base is imported: its layers are not here yet
+                choice = Choice(executor="emulate", reason=f"the base's files cannot be read: {exc}")
+            else:
+                files: ProgramFiles = (TreeFiles(src.merged, src.head) if isinstance(src, LayerTree)
+                                       else RootFiles(src.root))
+                choice = choose(files, argv, dict(env).get("PATH", DEFAULT_PATH), workdir)
             name = self._auto[st.label] = choice.executor
             self._emit(dict(ExecutorEvent(type="executor", n=self._step_no + 1, stage=st.label,
                                           executor=choice.executor, reason=choice.reason)))

@@ -128,6 +128,20 @@ class LayerTree(BuildContext):
         return out
 
     # ------------------------------------------------------------------ content
+    def head(self, fi: FileInfo, n: int) -> bytes:
+        """The first ``n`` bytes of a file: a seek to the member in an uncompressed layer, else a read of the layer
+        up to it (``FileInfo.head``)."""
+        c = fi._content
+        if c is None:
+            return b""
+        ti = self._members.get(c.digest, {}).get(c.member)
+        fh = self._open_seekable(c.digest) if ti is not None else None
+        if fh is None or ti is None:
+            return fi.head(n)
+        with fh, open_tar(fh, mode="r:", what=f"layer {c.digest.short}") as tf:
+            stream = tf.extractfile(ti)
+            return stream.read(n) if stream is not None else b""
+
     def _sha256(self, fi: FileInfo) -> str:
         c = fi._content
         if c is None:  # an empty file

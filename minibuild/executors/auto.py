@@ -13,7 +13,7 @@ from minibuild.record import record
 
 if TYPE_CHECKING:
     from minibuild.oci.image import Image
-    from minibuild.view import MergedTree, _BlobOpener
+    from minibuild.view import FileInfo, MergedTree, _BlobOpener
 
 AUTO = "auto"
 HEAD = 64  # bytes of a program read to tell a real ELF binary from a stand-in
@@ -131,8 +131,9 @@ class TreeFiles:
     """An image's files merged from its layer headers (``minibuild.view``): only the program's first bytes are
     read from its layer, nothing is extracted."""
 
-    def __init__(self, tree: MergedTree) -> None:
+    def __init__(self, tree: MergedTree, read_head: Callable[[FileInfo, int], bytes] | None = None) -> None:
         self.tree = tree
+        self.read_head = read_head  # e.g. a seek in an uncompressed layer (engine.layertree); else FileInfo.head
 
     @classmethod
     def of_image(cls, blobs: _BlobOpener, image: Image) -> TreeFiles:
@@ -145,4 +146,4 @@ class TreeFiles:
         node = self.tree.nodes.get(rel) if rel else None
         if node is None or node.type != "file" or (executable and not node.mode & 0o111):
             return None
-        return node.head(HEAD)
+        return self.read_head(node, HEAD) if self.read_head is not None else node.head(HEAD)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import minibuild
+from minibuild.api import plan as api_plan
 from minibuild.engine.builder import BuildResult
 from minibuild.errors import ConfigError
 from minibuild.executors.auto import RootFiles, TreeFiles, choose, find_program, is_elf
@@ -162,6 +163,16 @@ def test_the_key_holds_the_resolved_executor(tmp_path: Path) -> None:
     step = next(e for e in events if e["type"] == "step" and e["instruction"].startswith("RUN"))
     assert picked[0]["n"] == step["n"]
     assert ImageView(store, auto.image).read("/out") == b"built\n"
+    (ctx / "Dockerfile").write_text(REAL)
+    assert all(s.cached for s in api_plan(ctx, store=store).steps)  # plan resolves auto as build does
+
+
+def test_plan_before_a_fixture_base_is_imported_emulates(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo hi\n")
+    steps = api_plan(ctx, store=tmp_path / "fresh").steps
+    assert [s.cached for s in steps] == [False, False]
 
 
 def test_auto_on_a_stand_in_base_hits_an_emulated_build(tmp_path: Path) -> None:
