@@ -376,17 +376,19 @@ class Builder:
             return self.executor_name
         name = self._auto.get(st.label)
         if name is None:
-            from minibuild.engine.layertree import LayerTree
-            from minibuild.executors.auto import Choice, ExecutorEvent, ProgramFiles, RootFiles, TreeFiles, choose
+            import hashlib
 
-            try:  # the root when extracted, else its layers' headers (as COPY --from reads them)
+            from minibuild.engine.layertree import LayerTree
+            from minibuild.executors.auto import ExecutorEvent, MemoFiles, ProgramFiles, RootFiles, TreeFiles, choose
+
+            def files() -> ProgramFiles:  # the root when extracted, else its layers' headers (as COPY --from reads)
                 src = self._source_tree(st)
-            except MinibuildError as exc:  # plan before a fixture base is imported: its layers are not here yet
-                choice = Choice(executor="emulate", reason=f"the base's files cannot be read: {exc}")
-            else:
-                files: ProgramFiles = (TreeFiles(src.merged, src.head) if isinstance(src, LayerTree)
-                                       else RootFiles(src.root))
-                choice = choose(files, argv, dict(env).get("PATH", DEFAULT_PATH), workdir)
+                return TreeFiles(src.merged, src.head) if isinstance(src, LayerTree) else RootFiles(src.root)
+
+            chain = hashlib.sha256(" ".join(str(la.digest) for la in st.image.layers).encode()).hexdigest()
+            memo = MemoFiles(chain, files, None if self.dry_run else self.store.meta_dir / "program-heads.json")
+            choice = choose(memo, argv, dict(env).get("PATH", DEFAULT_PATH), workdir)
+            memo.save()
             name = self._auto[st.label] = choice.executor
             self._emit(dict(ExecutorEvent(type="executor", n=self._step_no + 1, stage=st.label,
                                           executor=choice.executor, reason=choice.reason)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -147,3 +148,58 @@ class TreeFiles:
         if node is None or node.type != "file" or (executable and not node.mode & 0o111):
             return None
         return self.read_head(node, HEAD) if self.read_head is not None else node.head(HEAD)
+
+
+class MemoFiles:
+    """``ProgramFiles`` of an image remembered across builds: layers are content-addressed, so what a path held
+    in a chain of layers (``chain``: a digest of their digests) never changes. ``files`` makes the real reader on
+    the first path the memo lacks; the memo (a small JSON file, at most ``MEMO_LIMIT`` entries, replaced whole)
+    is written by ``save``. ``memo_path`` None: remember for this object only."""
+
+    MEMO_LIMIT = 512
+
+    def __init__(self, chain: str, files: Callable[[], ProgramFiles], memo_path: Path | None) -> None:
+        self.chain = chain
+        self.make = files
+        self.inner: ProgramFiles | None = None
+        self.path = memo_path
+        self.memo: dict[str, str | None] = {}
+        self.dirty = False
+        if memo_path is not None:
+            try:
+                raw = json.loads(memo_path.read_text())
+                if isinstance(raw, dict):
+                    self.memo = {k: v for k, v in raw.items() if v is None or isinstance(v, str)}
+            except (OSError, ValueError):
+                self.memo = {}
+
+    def head(self, path: str, *, executable: bool) -> bytes | None:
+        key = f"{self.chain} {int(executable)} {path}"
+        if key in self.memo:
+            hit = self.memo[key]
+            try:
+                return None if hit is None else bytes.fromhex(hit)
+            except ValueError:
+                pass  # a damaged memo entry: read the file again
+        if self.inner is None:
+            self.inner = self.make()
+        got = self.inner.head(path, executable=executable)
+        self.memo[key] = None if got is None else got.hex()
+        self.dirty = True
+        return got
+
+    def save(self) -> None:
+        """Write the memo when it learnt something (best effort: a read-only store just does not remember)."""
+        if self.path is None or not self.dirty:
+            return
+        keep = dict(list(self.memo.items())[-self.MEMO_LIMIT:])
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(keep, sort_keys=False))
+            os.replace(tmp, self.path)
+        except OSError:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+        self.dirty = False

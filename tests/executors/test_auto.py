@@ -4,6 +4,7 @@ RUN's cache key holds, so emulated and chroot layers are never mixed up."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -236,3 +237,40 @@ def test_get_executor_auto_picks_per_command(tmp_path: Path) -> None:
     assert (root / "tmp" / "x").read_text() == "emulated\n"
     with pytest.raises(ConfigError, match="known executors: auto, emulate, chroot"):
         get_executor("docker")
+
+
+def test_the_memo_answers_a_known_chain_without_reading_the_files(tmp_path: Path) -> None:
+    from minibuild.executors.auto import MemoFiles
+
+    root = _root(tmp_path, {"bin/busybox": ELF_HEAD}, {"bin/sh": "busybox"})
+    made: list[int] = []
+
+    def files() -> RootFiles:
+        made.append(1)
+        return RootFiles(root)
+
+    memo_path = tmp_path / "program-heads.json"
+    first = MemoFiles("chain-a", files, memo_path)
+    assert choose(first, ("/bin/sh", "-c", "x"), PATH, problem=_can, euid=0).executor == "chroot"
+    first.save()
+    assert made == [1]
+    shutil.rmtree(root)  # the memo alone answers now
+    again = MemoFiles("chain-a", files, memo_path)
+    assert choose(again, ("/bin/sh", "-c", "x"), PATH, problem=_can, euid=0).executor == "chroot"
+    assert made == [1]
+    other = MemoFiles("chain-b", files, memo_path)  # another chain of layers is read
+    assert choose(other, ("/bin/sh", "-c", "x"), PATH, problem=_can).reason == "no /bin/sh in the base"
+    assert made == [1, 1]
+    memo_path.write_text('{"chain-a 0 /bin/sh": "zz"}')  # damaged: read again, never trusted
+    assert MemoFiles("chain-a", files, memo_path).head("/bin/sh", executable=False) is None
+    memo_path.write_text("not json")
+    assert MemoFiles("chain-a", files, memo_path).memo == {}
+
+
+def test_a_build_remembers_its_base_s_program(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    _build(ctx, "FROM busybox\nRUN echo hi > /hi\n", store, "auto")
+    memo = json.loads((tmp_path / "store" / ".minibuild" / "program-heads.json").read_text())
+    assert [k.split(" ", 1)[1] for k in memo] == ["0 /bin/sh"]
