@@ -17,7 +17,7 @@ from minibuild.store import Store, default_store_path
 if TYPE_CHECKING:
     from minibuild.executors.executor import Executor
 
-_EXECUTORS = ("emulate", "chroot")  # resolved by the builder on the first RUN that misses (lazy import)
+_EXECUTORS = ("auto", "emulate", "chroot")  # resolved by the builder at a stage's first RUN (lazy import)
 
 __all__ = ["BuildResult", "PlanResult", "StageResult", "StepResult", "build", "plan"]
 
@@ -65,9 +65,9 @@ def _read_dockerfile(ctx: Path, dockerfile: Path | str | None, dockerfile_text: 
 def _executor_name(name: str) -> str:
     """A known executor name as given (its module is imported only when a RUN runs), else ConfigError."""
     if name not in _EXECUTORS:
-        from minibuild.executors.select import get_executor
+        from minibuild.executors.select import check_executor_name
 
-        get_executor(name)  # raises the unknown-executor error
+        check_executor_name(name)  # raises the unknown-executor error
     return name
 
 
@@ -80,14 +80,15 @@ def plan(
     store: Store | Path | str | None = None,
     no_cache: bool = False,
     dockerfile_text: str | None = None,
-    executor: str = "emulate",
+    executor: str = "auto",
     source_date_epoch: int | None = None,
     allow: Sequence[str] = (),
 ) -> PlanResult:
     """Predict what ``build`` with the same arguments would do: per step HIT or MISS with the reason, the
     expanded instruction and the ARG/ENV values it sees. Runs nothing and writes no layer or cache record (a
-    step needing an entitlement that ``allow`` lacks is a warning). ``executor`` and ``source_date_epoch``
-    (default $SOURCE_DATE_EPOCH) are in the keys as they are in build's."""
+    step needing an entitlement that ``allow`` lacks is a warning). ``executor`` (``auto``: resolved per stage as
+    build resolves it) and ``source_date_epoch`` (default $SOURCE_DATE_EPOCH) are in the keys as they are in
+    build's."""
     ctx = _context_dir(context)
     df, df_path = _read_dockerfile(ctx, dockerfile, dockerfile_text)
     st = store if isinstance(store, Store) else Store.open(Path(store) if store is not None else default_store_path())
@@ -105,7 +106,7 @@ def build(
     build_args: Mapping[str, str] | None = None,
     tags: Sequence[str] = (),
     store: Store | Path | str | None = None,
-    executor: str | Executor = "emulate",
+    executor: str | Executor = "auto",
     no_cache: bool = False,
     output: Path | str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
@@ -137,6 +138,9 @@ def build(
     are added to the final image's config (``docker build --label``); ``iidfile`` receives the image ID. Tags and
     every destination are checked before the build starts.
     ``run_timeout`` is each RUN's wall-time limit in seconds (0 = none; default $MINIBUILD_RUN_TIMEOUT, else 1 h).
+    ``executor`` is how RUN runs: ``auto`` (default) picks per stage at its first RUN, the chroot executor when
+    the program the RUN starts is a real binary of the base and the sandbox can run here, else emulate (an
+    ``executor`` progress event says which and why); ``emulate``/``chroot``/an Executor override it.
     ``secrets`` (id -> value) are what ``RUN --mount=type=secret`` reads, as ``docker build --secret``; they never
     reach a layer, a cache key or the history. ``ssh`` (id -> agent socket path) is ``docker build --ssh``."""
     from minibuild.engine.outputs import ARCHIVE_TYPES, check_file_dest, check_output, check_tags, parse_output

@@ -22,7 +22,8 @@ SHARED_ENV = "MINIBUILD_ALLOW_SHARED_STORE"
 MEMO_DIR = os.path.join(".minibuild", "noop")  # the no-op build memos (minibuild.noop): never needed, only faster
 DIRS = ("blobs", "blobs/sha256", ".minibuild", ".minibuild/tmp", ".minibuild/leases", ".minibuild/cache",
         ".minibuild/diffids", ".minibuild/noop")
-FILES = ("oci-layout", "index.json", ".minibuild/lock", ".minibuild/refs.lock", ".minibuild/stat-cache.json")
+FILES = ("oci-layout", "index.json", ".minibuild/lock", ".minibuild/refs.lock", ".minibuild/stat-cache.json",
+         ".minibuild/program-heads.json")
 
 
 def shared_allowed(environ: Mapping[str, str] | None = None) -> bool:

@@ -4,7 +4,7 @@ Registered through the ``pytest11`` entry point, so installing minibuild enables
 import the build engine: ``minibuild.api`` is imported the first time a build is asked for.
 
 Fixtures: ``minibuild_store`` (session: a temporary store, or a shared one), ``minibuild_build`` (session: a factory
-``minibuild_build(context, dockerfile=None, target=None, build_args=None, executor="emulate", allow=()) -> BuiltImage``
+``minibuild_build(context, dockerfile=None, target=None, build_args=None, executor="auto", allow=()) -> BuiltImage``
 that builds each distinct request once per session; ``allow`` grants entitlements such as ``network.host``),
 ``image`` (the ``BuiltImage`` that the test's ``@pytest.mark.minibuild(...)`` marker asks for).  Options: ``--minibuild-store DIR`` and the ini option
 ``minibuild_store`` (``temp``, the default, or ``shared``).  See docs/pytest-plugin.md.
@@ -35,7 +35,7 @@ __all__ = ["BuildRequest", "BuiltImage", "SessionBuilds", "assert_config", "asse
            "assert_no_file"]
 
 STORE_MODES = ("temp", "shared")
-_MARKER_HELP = ("minibuild(context='.', dockerfile=None, target=None, build_args=None, executor='emulate', "
+_MARKER_HELP = ("minibuild(context='.', dockerfile=None, target=None, build_args=None, executor='auto', "
                 "allow=()): the "
                 "image the `image` fixture builds (context relative to the rootdir, dockerfile relative to the context)")
 
@@ -63,7 +63,7 @@ class BuildRequest:
         if self.target is not None:
             extra.append(f"target {self.target}")
         extra.extend(f"{k}={v}" for k, v in self.build_args)
-        if self.executor != "emulate":
+        if self.executor != "auto":
             extra.append(f"executor {self.executor}")
         extra.extend(f"allow {a}" for a in self.allow)
         return f"{ctx} ({', '.join(extra)})"
@@ -133,10 +133,10 @@ class BuiltImage:
 
 def _request(rootdir: Path, context: str | os.PathLike[str] = ".", dockerfile: str | os.PathLike[str] | None = None,
              target: str | None = None, build_args: Mapping[str, str] | None = None,
-             executor: str = "emulate", allow: Sequence[str] = ()) -> BuildRequest:
+             executor: str = "auto", allow: Sequence[str] = ()) -> BuildRequest:
     """Normalise build arguments: context relative to ``rootdir``, Dockerfile relative to the context."""
     if not isinstance(executor, str):
-        raise TypeError(f"executor must be an executor name such as 'emulate' or 'chroot', got {executor!r}")
+        raise TypeError(f"executor must be an executor name such as 'auto', 'emulate' or 'chroot', got {executor!r}")
     if target is not None and not isinstance(target, str):
         raise TypeError(f"target must be a stage name or None, got {target!r}")
     if isinstance(allow, str) or not all(isinstance(a, str) for a in allow):
@@ -164,7 +164,7 @@ class SessionBuilds:
 
     def __call__(self, context: str | os.PathLike[str] = ".", dockerfile: str | os.PathLike[str] | None = None,
                  target: str | None = None, build_args: Mapping[str, str] | None = None,
-                 executor: str = "emulate", allow: Sequence[str] = ()) -> BuiltImage:
+                 executor: str = "auto", allow: Sequence[str] = ()) -> BuiltImage:
         __tracebackhide__ = True
         req = _request(self.rootdir, context, dockerfile, target, build_args, executor, allow)
         if req not in self._done:
@@ -271,7 +271,7 @@ def minibuild_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
 
 @pytest.fixture(scope="session")
 def minibuild_build(request: pytest.FixtureRequest, minibuild_store: Store) -> SessionBuilds:
-    """``minibuild_build(context, dockerfile=None, target=None, build_args=None, executor="emulate", allow=())``
+    """``minibuild_build(context, dockerfile=None, target=None, build_args=None, executor="auto", allow=())``
     builds once per session per distinct request and returns a BuiltImage.  ``context`` is relative to the
     rootdir, ``dockerfile`` relative to the context (default ``CONTEXT/Dockerfile``); ``allow`` grants
     entitlements (``["network.host"]`` for ``RUN --network=host``)."""
@@ -282,7 +282,7 @@ def minibuild_build(request: pytest.FixtureRequest, minibuild_store: Store) -> S
 
 def _marker_args(context: str | os.PathLike[str] = ".", dockerfile: str | os.PathLike[str] | None = None,
                  target: str | None = None, build_args: Mapping[str, str] | None = None,
-                 executor: str = "emulate", allow: Sequence[str] = ()) -> dict[str, Any]:
+                 executor: str = "auto", allow: Sequence[str] = ()) -> dict[str, Any]:
     return {"context": context, "dockerfile": dockerfile, "target": target, "build_args": build_args,
             "executor": executor, "allow": allow}
 

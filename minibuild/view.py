@@ -155,6 +155,19 @@ class FileInfo:
                     return stream.read()
         raise ImageFormatError(f"layer {c.digest.short}: member {c.member!r} vanished while reading {self.path}")
 
+    def head(self, n: int) -> bytes:
+        """The first ``n`` bytes of a file, read from its layer blob without reading the member past them."""
+        if self.type != "file":
+            raise ConfigError(f"cannot read {self.path}: it is a {_TYPE_WORDS.get(self.type, self.type)}, not a file")
+        if self._content is None or self.size == 0:
+            return b""
+        c = self._content
+        with c.blobs.open(c.digest) as blob:
+            for entry, stream in iter_layer(blob):  # left at the member: the rest is never decompressed
+                if entry.path == c.member and stream is not None:
+                    return stream.read(n)
+        raise ImageFormatError(f"layer {c.digest.short}: member {c.member!r} vanished while reading {self.path}")
+
     def text(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         """The content decoded as text."""
         return self.read().decode(encoding, errors)

@@ -91,7 +91,9 @@ def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
               help="Add a label to the final image's config (repeatable), as docker build --label.")
 @click.option("--iidfile", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Write the image ID (sha256:...) to FILE, as docker build --iidfile.")
-@click.option("--executor", default="emulate", help="How RUN runs: emulate (default) or chroot.")
+@click.option("--executor", default="auto", show_default=True,
+              help="How RUN runs: auto (per stage: chroot for a base with real binaries when it can run here, else "
+                   "emulate), emulate or chroot.")
 @click.option("--run-timeout", default=None, metavar="SECONDS",
               help="Wall-time limit of each RUN (3600, 90s, 30m, 2h; 0 = none; default $MINIBUILD_RUN_TIMEOUT or 1h).")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty", "json", "quiet"]),

@@ -35,7 +35,8 @@ def plan_document(result: Any) -> dict[str, Any]:
 @click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE, or KEY to take it from the environment.")
 @click.option("--no-cache", is_flag=True, help="Plan a --no-cache build (every step runs).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: stages, steps, ARG/ENV per step.")
-@click.option("--executor", default="emulate", help="Plan a build whose RUNs run with this executor (emulate, chroot).")
+@click.option("--executor", default="auto", show_default=True,
+              help="Plan a build whose RUNs run with this executor (auto, emulate, chroot).")
 @click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
               help="Plan a build granted this entitlement (network.host), as minibuild build --allow.")
 @click.pass_context

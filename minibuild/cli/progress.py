@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
 
+from minibuild.executors.auto import executor_line
 from minibuild.executors.runlog import Splitter, log_seconds
 from minibuild.plan.steps import step_label
 from minibuild.record import record
@@ -78,6 +79,11 @@ class Plain:
             return
         if kind in ("unpack_start", "unpack", "image", "step_start", "step", "step_error"):
             self._end_line()
+        if kind == "executor":  # what --executor auto picked for a stage (BuildKit's #0: the build's own lines)
+            self._end_line()
+            self.out.write(f"#0 {executor_line(ev)}\n")  # type: ignore[arg-type]
+            self.out.flush()
+            return
         if kind == "step_error" and ev.get("vertex") is not None:  # BuildKit's line for a failed step
             self.out.write(f"#{self._no(ev)} ERROR: {ev['message']}\n")
             self.out.flush()
@@ -231,6 +237,9 @@ class Tty:
                 self.logs.pop(ev["n"], None)
                 if self.explain and ev.get("reason"):
                     self.rows[("why", ev["n"], 0)] = _Row(text=ev["reason"], started=now, seconds=0.0, sub=True)
+            elif kind == "executor":
+                self.rows[("executor", ev["n"], 0)] = _Row(text=executor_line(ev),  # type: ignore[arg-type]
+                                                                  started=now, seconds=0.0, sub=True)
             elif kind in ("unpack_start", "unpack"):
                 text = f"extracting {plural(ev['layers'], 'layer')}, {human_bytes(ev['size'])}"
                 if kind == "unpack_start":

@@ -23,8 +23,9 @@ from minibuild.errors import ConfigError
               help="Grant an entitlement to --build (network.host), as minibuild build --allow.")
 @click.option("-c", "--config", "configs", multiple=True, required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="Structure-test YAML/JSON file (repeatable).")
-@click.option("--executor", type=click.Choice(["emulate", "chroot"]), default="emulate", show_default=True,
-              help="How command tests run: the emulated shell, or real binaries in a chroot.")
+@click.option("--executor", type=click.Choice(["auto", "emulate", "chroot"]), default="auto", show_default=True,
+              help="How --build's RUNs and the command tests run: auto (a real binary in the chroot executor when it "
+                   "can run here, a stand-in in the emulated shell), emulate or chroot.")
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="Report format.")
 @click.option("--test-report", type=click.Path(dir_okay=False, path_type=Path), default=None,

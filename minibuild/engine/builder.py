@@ -323,6 +323,8 @@ class Builder:
         self.tags = tuple(tags)
         self.labels = dict(labels or {})  # --label: added to the final image's config (no history entry, as BuildKit)
         self._executor = executor  # a name is resolved (and its module imported) on the first RUN that misses
+        self._auto: dict[str, str] = {}  # --executor auto: stage label -> the executor its RUNs use
+        self._auto_instances: dict[str, Executor] = {}
         self.no_cache = no_cache
         self.output = output
         self.progress = progress
@@ -371,8 +373,45 @@ class Builder:
 
     @property
     def executor_name(self) -> str:
-        """The name of the executor RUN steps run with (a part of their cache keys), without importing it."""
+        """The name of the executor RUN steps run with (``auto``: resolved per stage by ``_stage_executor``),
+        without importing it."""
         return self._executor if isinstance(self._executor, str) else self._executor.name
+
+    def _stage_executor(self, st: _State, argv: tuple[str, ...], env: Sequence[tuple[str, str]], workdir: str) -> str:
+        """The executor name the RUN steps of stage ``st`` run with and have in their cache keys: ``auto`` is
+        resolved at the stage's first RUN (``minibuild.executors.auto``) and announced once, never keyed."""
+        if self.executor_name != "auto":
+            return self.executor_name
+        name = self._auto.get(st.label)
+        if name is None:
+            import hashlib
+
+            from minibuild.engine.layertree import LayerTree
+            from minibuild.executors.auto import ExecutorEvent, MemoFiles, ProgramFiles, RootFiles, TreeFiles, choose
+
+            def files() -> ProgramFiles:  # the root when extracted, else its layers' headers (as COPY --from reads)
+                src = self._source_tree(st)
+                return TreeFiles(src.merged, src.head) if isinstance(src, LayerTree) else RootFiles(src.root)
+
+            chain = hashlib.sha256(" ".join(str(la.digest) for la in st.image.layers).encode()).hexdigest()
+            memo = MemoFiles(chain, files, None if self.dry_run else self.store.meta_dir / "program-heads.json")
+            choice = choose(memo, argv, dict(env).get("PATH", DEFAULT_PATH), workdir)
+            memo.save()
+            name = self._auto[st.label] = choice.executor
+            self._emit(dict(ExecutorEvent(type="executor", n=self._step_no + 1, stage=st.label,
+                                          executor=choice.executor, reason=choice.reason)))
+        return name
+
+    def _executor_named(self, name: str) -> Executor:
+        """The executor instance for a resolved name (one per name and build)."""
+        if self.executor_name != "auto":
+            return self.executor
+        from minibuild.executors.select import get_executor
+
+        ex = self._auto_instances.get(name)
+        if ex is None:
+            ex = self._auto_instances[name] = get_executor(name)
+        return ex
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, event: dict[str, Any]) -> None:
@@ -413,7 +452,7 @@ class Builder:
             self._scratch = None
         self.tmp = None
 
-    def _ensure_root(self, st: _State, *, whole: bool = False) -> Path:
+    def _ensure_root(self, st: _State, *, whole: bool = False, executor: str = "") -> Path:
         """The state's root, made on first use: layered (nothing unpacked; filled from the layers on first touch)
         when every layer can be read in place, else extracted. ``whole``: every path present on the host (the
         chroot executor's real processes read the tree without minibuild's resolver)."""
@@ -424,7 +463,7 @@ class Builder:
             if st.image.layers and self.layered:
                 self._layer_root(st)
         if st.lazy is not None and (whole or st.root_layers < len(st.image.layers)):
-            self._fill_whole(st)  # (a cached step after a miss: its layer is applied onto the whole tree)
+            self._fill_whole(st, executor)  # (a cached step after a miss: its layer is applied onto the tree)
         from minibuild.fs.rootfs import apply_layer
 
         todo = st.image.layers[st.root_layers:]
@@ -479,8 +518,9 @@ class Builder:
             save_tree(self.store.meta_dir / INDEX_DIR, [layer.digest for layer in st.image.layers], rows)
         return rows
 
-    def _overlay_ok(self) -> bool:
-        if self.executor_name != "chroot" or not self.overlay_runs:
+    def _overlay_ok(self, executor: str) -> bool:
+        """Whether RUNs of ``executor`` run on an overlay mount here (the chroot executor, where one mounts)."""
+        if executor != "chroot" or not self.overlay_runs:
             return False
         from minibuild.executors.chroot import overlay_problem
 
@@ -496,16 +536,16 @@ class Builder:
         layers = st.image.layers[:st.root_layers]
         return unpack_chain(self.store, [la.digest for la in layers], lazy.lower)
 
-    def _upper_dir(self) -> Path | None:
+    def _upper_dir(self, executor: str) -> Path | None:
         """A fresh upper directory for a chroot RUN's overlay mount, or None where overlays cannot be mounted
         (the step's layer is then a diff of the whole tree) or the executor is another."""
-        if not self._overlay_ok():
+        if not self._overlay_ok(executor):
             return None
         path = self._tmpdir() / f"upper-{os.urandom(4).hex()}"
         path.mkdir()
         return path
 
-    def _fill_whole(self, st: _State) -> None:
+    def _fill_whole(self, st: _State, executor: str = "") -> None:
         """Fill a layered root completely and detach it (reported as the stage's unpack)."""
         lazy = st.lazy
         assert lazy is not None
@@ -514,7 +554,7 @@ class Builder:
         event = {"n": st.from_n, "stage": st.label, "layers": len(layers), "size": sum(la.size for la in layers),
                  "vertex": 1, "vertices": st.vertices, "prefix": st.prefix}
         self._emit({"type": "unpack_start", **event})
-        shared = self._unpacked_chain(st) if self.executor_name == "chroot" and self._overlay_ok() else None
+        shared = self._unpacked_chain(st) if self._overlay_ok(executor) else None
         lazy.ensure_all(link_from=shared)  # hard links: the chroot executor's overlays never write the tree
         lazy.detach()
         st.lazy = None
@@ -1216,8 +1256,9 @@ class Builder:
             self._dry_miss(st, i, total, progress_text(ex), ex.span.line, "MISS: a mounted stage would rebuild")
             return
         extra: dict[str, Any] = {"mounts": [key for _, _, _, key in mounts]} if mounts else {}
+        how = self._stage_executor(st, argv, env, workdir)
         inputs = layer_step_inputs(parent=st.fs_key, kind="run", instruction=instruction_inputs(ex),
-                                   source_date_epoch=self.sde, executor=self.executor_name, argv=list(argv),
+                                   source_date_epoch=self.sde, executor=how, argv=list(argv),
                                    env=[f"{k}={v}" for k, v in env if k not in _proxy_names()], workdir=workdir,
                                    user=user, network=ex.network or "default", **extra)
 
@@ -1227,8 +1268,8 @@ class Builder:
             from minibuild.fs.diff import TreeSnapshot, diff_snapshot, snapshot
             from minibuild.limits import run_limits
 
-            root = self._ensure_root(st, whole=self.executor_name != "emulate")
-            upper = self._upper_dir()  # the chroot executor's overlay: the step's changes land there, no snapshot
+            root = self._ensure_root(st, whole=how != "emulate", executor=how)
+            upper = self._upper_dir(how)  # the chroot executor's overlay: the step's changes land there, no snapshot
             before = snapshot(root) if upper is None else TreeSnapshot(root=str(root), records={})
             lazy = st.lazy
             if lazy is not None:
@@ -1245,7 +1286,7 @@ class Builder:
                                  network=ex.network == "host", source_date_epoch=self.sde or 0, span=ex.span,
                                  limits=limits, on_output=log, mounts=run_mounts, upper=upper)
                 try:
-                    result = self.executor.run(req)
+                    result = self._executor_named(how).run(req)
                 finally:
                     if log is not None:
                         log.close()

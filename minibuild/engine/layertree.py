@@ -130,6 +130,18 @@ class LayerTree(BuildContext):
         return cast(BinaryIO, MemberReader(fh, m.size))
 
     # ------------------------------------------------------------------ content
+    def head(self, fi: FileInfo, n: int) -> bytes:
+        """The first ``n`` bytes of a file: a seek to the member in an uncompressed layer, else a read of the layer
+        up to it (``FileInfo.head``)."""
+        c = fi._content
+        if c is None:
+            return b""
+        m = self._members.get(c.digest, {}).get(c.member)
+        if m is None:
+            return fi.head(n)
+        with self._read_member(c.digest, m) as stream:
+            return stream.read(n)
+
     def _sha256(self, fi: FileInfo) -> str:
         c = fi._content
         if c is None:  # an empty file

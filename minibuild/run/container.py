@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -42,47 +41,23 @@ class RunOptions:
     interactive: bool = False  # -i: the program reads minibuild's stdin (else it reads nothing)
 
 
-def _program(root: Path, spec: ContainerSpec) -> tuple[str, bytes] | None:
-    """The file argv[0] names in ``root`` (a path, or the first executable on the container's PATH) and its first
-    bytes; None when there is none."""
-    from minibuild.sh.fs import RootFS
-
-    fs = RootFS(root=root)
-    name = spec.argv[0]
-    path = spec.env_dict().get("PATH", "")
-    cands = [name] if "/" in name else [(d or ".").rstrip("/") + "/" + name for d in path.split(":")]
-    for cand in cands:
-        try:
-            host = fs.path(cand, spec.workdir)
-            st = os.stat(host, follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode) or ("/" not in name and not st.st_mode & 0o111):
-                continue
-            return cand, fs.read_bytes(host, 64)
-        except OSError:
-            continue
-    return None
-
-
 def choose_executor(root: Path, spec: ContainerSpec, wanted: Executor) -> Literal["emulate", "chroot"]:
     """``auto``: a real program (an ELF binary) runs in the chroot executor; a stand-in (a script, or a placeholder
-    binary of a stand-in base) in the emulated shell. RunError 127 when argv[0] is nowhere, as Docker's exec fails."""
+    binary of a stand-in base) in the emulated shell (``minibuild.executors.auto``, the rule builds use too; a real
+    server cannot be emulated, so here the chroot executor's own error says when it cannot run). RunError 127 when
+    argv[0] is nowhere, as Docker's exec fails."""
     if wanted != "auto":
         return wanted
+    from minibuild.executors.auto import RootFiles, find_program
     from minibuild.sh import BUILTINS
 
-    found = _program(root, spec)
+    found = find_program(RootFiles(root), spec.argv[0], spec.env_dict().get("PATH", ""), spec.workdir)
     if found is None:
         if "/" not in spec.argv[0] and spec.argv[0] in BUILTINS:
             return "emulate"  # a busybox applet of a stand-in base (its busybox is a placeholder)
         where = "no such file or directory" if "/" in spec.argv[0] else "executable file not found in $PATH"
         raise RunError(f'exec: "{spec.argv[0]}": {where}', status=127)
-    return "chroot" if is_elf(found[1]) else "emulate"
-
-
-def is_elf(head: bytes) -> bool:
-    """A real ELF header (magic, class 32/64, byte order, version 1): the stand-in bases' placeholders begin
-    with ``\\x7fELF minibuild stand-in`` and are not."""
-    return len(head) >= 7 and head[:4] == b"\x7fELF" and head[4] in (1, 2) and head[5] in (1, 2) and head[6] == 1
+    return "chroot" if found.real else "emulate"
 
 
 def _rmtree(path: Path) -> None:

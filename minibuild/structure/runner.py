@@ -416,7 +416,7 @@ def _timed(fn, *args) -> tuple[_Result, int]:  # type: ignore[no-untyped-def]
     return res, time.monotonic_ns() - start
 
 
-def run_config(view: ImageView, cfg: StructureConfig, *, executor: str | object = "emulate",
+def run_config(view: ImageView, cfg: StructureConfig, *, executor: str | object = "auto",
                roots: CommandRoot | None = None) -> tuple[TestResult, ...]:
     """Run every test of one config against ``view``; command tests use ``executor`` (a name or an Executor)."""
     from minibuild.executors.select import get_executor
@@ -477,7 +477,7 @@ def run_config(view: ImageView, cfg: StructureConfig, *, executor: str | object 
 
 
 def run_structure_tests(view: ImageView, configs: Sequence[StructureConfig | Path | str], *,
-                        executor: str | object = "emulate") -> Summary:
+                        executor: str | object = "auto") -> Summary:
     """Run config files (paths or parsed) in order; a file that fails to parse becomes a failed result."""
     from minibuild.structure.schema import load_config
 

@@ -122,3 +122,13 @@ def test_missing_source_is_the_same_error(stage) -> None:  # type: ignore[no-unt
     with pytest.raises(ContextError) as layers:
         source_checksum(LayerTree(store.blobs, image), ["/app/old.txt"], from_context=False)
     assert str(layers.value) == str(disk.value)
+
+
+@pytest.mark.parametrize("path", ["app/a.txt", "app/b.txt", "app/b2", "usr/lib/libz.so.1.2", "app/empty"])
+def test_head_reads_a_file_s_first_bytes_as_the_extracted_root_has_them(stage, path: str) -> None:  # type: ignore[no-untyped-def]
+    """An uncompressed layer's member by a seek, the gzip layer's (app/b.txt, its hard link) by a read up to it."""
+    store, image, root = stage
+    tree = LayerTree(store.blobs, image)
+    fi = tree.merged.nodes[path]
+    assert tree.head(fi, 2) == (root / path).read_bytes()[:2]
+    assert fi.head(2) == (root / path).read_bytes()[:2]
