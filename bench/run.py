@@ -684,6 +684,8 @@ class Bench:
                         self.record(load, eng.name, pulled)
                     self.record(cold, eng.name, eng.build(s))
                 else:
+                    # the FROM scratch stage descends from no base: its images go by the tag (rmi prunes parents)
+                    run(["docker", "rmi", "-f", s.tag], env=eng.env, check=False)
                     eng.reset()
                     self.record(cold, eng.name, eng.build(s))
                 for k in range(self.rounds):
@@ -692,6 +694,7 @@ class Bench:
                     self.record(edit, eng.name, eng.build(s, executor="chroot"))
                 (s.context / "hello.c").write_text(tc.HELLO_C)
         if self.docker is not None:
+            run(["docker", "rmi", "-f", s.tag], env=self.docker.env, check=False)
             self.docker.unload(tc.IMAGE_NAME)
         if self.buildah is not None:
             self.buildah.reset()
