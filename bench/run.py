@@ -1,6 +1,7 @@
 """Benchmark minibuild against Docker's classic builder and Buildah on the same Dockerfiles (issue 8).
 
-One command:  python bench/run.py [--rounds N] [--quick] [--only seed,edit,big,many,linear,export,startup]
+One command:  python bench/run.py [--rounds N] [--quick] [--only seed,edit,big,many,linear,export,startup,
+                                  big-base,toolchain] [--big-base-scale 5]
                                   [--docker-host unix:///...] [--own-dockerd] [--no-docker] [--no-buildah]
                                   [--buildah-driver overlay|vfs] [--keep DIR] [--output-dir docs]
 
@@ -50,8 +51,9 @@ class CommandFailed(RuntimeError):
 
 
 def measure(argv: list[str] | str, *, env: dict[str, str] | None = None, cwd: Path | None = None,
-            shell: bool = False) -> Sample:
-    """Run ``argv`` under GNU time; return its wall time and peak RSS (largest process of its tree).
+            shell: bool = False, stderr: list[bytes] | None = None) -> Sample:
+    """Run ``argv`` under GNU time; return its wall time and peak RSS (largest process of its tree); the
+    command's stderr is appended to ``stderr`` when given (minibuild's JSON progress).
 
     GNU time is needed for the memory: ``wait4`` on a child forked from this (larger) Python process reports at
     least this process's own RSS, because Linux keeps the high-water mark across fork+exec."""
@@ -65,6 +67,8 @@ def measure(argv: list[str] | str, *, env: dict[str, str] | None = None, cwd: Pa
             shown = argv if isinstance(argv, str) else " ".join(argv)
             raise CommandFailed(f"{shown} exited {proc.returncode}:\n{proc.stderr.decode(errors='replace')[-3000:]}"
                                 f"{proc.stdout.decode(errors='replace')[-1000:]}")
+        if stderr is not None:
+            stderr.append(proc.stderr)
         rss, cpu = 0, 0.0
         if TIME:
             last = (Path(tf.name).read_text().strip().splitlines() or [""])[-1].split()
@@ -133,15 +137,33 @@ class Minibuild:
     def version(self) -> str:
         return run([*self.cmd, "--version"], env=self.env).stdout.strip()
 
-    def reset(self) -> None:
+    def reset(self, template: Path | None = None) -> None:
+        """A fresh store: a copy of ``template`` (default: the store holding only the busybox base)."""
         if self.store.exists():
             shutil.rmtree(self.store)
-        shutil.copytree(self.template, self.store, symlinks=True)
+        shutil.copytree(template or self.template, self.store, symlinks=True)
 
-    def build(self, s: sc.Scenario, *, executor: str = "emulate", memo: bool = True) -> Sample:
+    def load_template(self, name: str, archive: Path) -> tuple[Path, Sample]:
+        """A store holding only the image of ``archive`` (``minibuild load``, timed), to start cold builds from."""
+        store = self.work / f"store-template-{name}"
+        if store.exists():
+            shutil.rmtree(store)
+        return store, measure([*self.cmd, "--store", str(store), "load", str(archive)], env=self.env)
+
+    def build(self, s: sc.Scenario, *, executor: str = "emulate", memo: bool = True,
+              build_args: tuple[str, ...] = (), events: list[dict[str, object]] | None = None) -> Sample:
+        """One build; with ``events`` the build runs with ``--progress json`` and its events are appended."""
         env = self.env if memo else {**self.env, "MINIBUILD_NO_MEMO": "1"}
-        return measure([*self.cmd, "--store", str(self.store), "build", "--progress", "quiet", "--executor",
-                        executor, "-t", s.tag, str(s.context)], env=env)
+        err: list[bytes] = []
+        args = [a for kv in build_args for a in ("--build-arg", kv)]
+        smp = measure([*self.cmd, "--store", str(self.store), "build", "--progress",
+                       "quiet" if events is None else "json", "--executor", executor, *args, "-t", s.tag,
+                       str(s.context)], env=env, stderr=err)
+        if events is not None:
+            for line in err[0].decode(errors="replace").splitlines():
+                if line.startswith("{"):
+                    events.append(json.loads(line))
+        return smp
 
     def export(self, tag: str, out: Path) -> Sample:
         return measure([*self.cmd, "--store", str(self.store), "save", tag, "-o", str(out)], env=self.env)
@@ -158,8 +180,20 @@ class Docker:
         self.host = host
         self.env = dict(os.environ, DOCKER_HOST=host, DOCKER_BUILDKIT="0")
         self.own, self.own_dir = own, own_dir
-        run(["docker", "load", "-i", str(base_tar)], env=self.env)
-        self.base_id = run(["docker", "image", "inspect", "-f", "{{.Id}}", sc.BASE_NAME], env=self.env).stdout.strip()
+        self.bases: dict[str, str] = {}  # tag -> image ID of every base the bench loaded
+        self.load(base_tar, sc.BASE_NAME)
+
+    def load(self, archive: Path, tag: str) -> Sample:
+        """``docker load`` of a base archive (timed); cold builds remove the images descending from it."""
+        smp = measure(["docker", "load", "-q", "-i", str(archive)], env=self.env)
+        self.bases[tag] = run(["docker", "image", "inspect", "-f", "{{.Id}}", tag], env=self.env).stdout.strip()
+        return smp
+
+    def unload(self, tag: str) -> None:
+        """Remove a loaded base and everything built on it."""
+        self.reset()
+        run(["docker", "rmi", "-f", tag], env=self.env, check=False)
+        self.bases.pop(tag, None)
 
     def version(self) -> str:
         v = run(["docker", "version", "-f", "{{.Server.Version}}"], env=self.env, check=False).stdout.strip()
@@ -178,26 +212,29 @@ class Docker:
             parts = line.split()
             parents[parts[0]] = parts[1] if len(parts) > 1 else ""
 
+        base_ids = set(self.bases.values())
+
         def depth(i: str) -> int:
             d = 0
-            while i and i != self.base_id:
+            while i and i not in base_ids:
                 i = parents.get(i, "")
                 d += 1
-            return d if i == self.base_id else -1
+            return d if i in base_ids else -1
 
-        doomed = sorted((i for i in parents if i != self.base_id and depth(i) > 0), key=depth, reverse=True)
+        doomed = sorted((i for i in parents if i not in base_ids and depth(i) > 0), key=depth, reverse=True)
         if doomed:
             run(["docker", "rmi", "-f", *doomed], env=self.env, check=False)
 
-    def build(self, s: sc.Scenario, **_: str) -> Sample:
-        return measure(["docker", "build", "-q", "-t", s.tag, str(s.context)], env=self.env)
+    def build(self, s: sc.Scenario, *, build_args: tuple[str, ...] = (), **_: object) -> Sample:
+        args = [a for kv in build_args for a in ("--build-arg", kv)]
+        return measure(["docker", "build", "-q", *args, "-t", s.tag, str(s.context)], env=self.env)
 
     def export(self, tag: str, out: Path) -> Sample:
         return measure(["docker", "save", "-o", str(out), tag], env=self.env)
 
     def close(self) -> None:
         self.reset()
-        run(["docker", "rmi", "-f", sc.BASE_NAME], env=self.env, check=False)
+        run(["docker", "rmi", "-f", *self.bases], env=self.env, check=False)
         if self.own is not None:
             self.own.terminate()
             try:
@@ -226,14 +263,16 @@ class Buildah:
     def version(self) -> str:
         return run(["buildah", "--version"]).stdout.strip() + f" ({self.driver})"
 
-    def reset(self) -> None:
+    def reset(self, base: Path | None = None) -> Sample:
+        """Every container and image removed, then ``base`` (default the busybox base) pulled again (timed)."""
         run([*self.g, "rm", "--all"], env=self.env, check=False)
         run([*self.g, "rmi", "--all", "--force"], env=self.env, check=False)
-        run([*self.g, "pull", "-q", f"docker-archive:{self.base_tar}"], env=self.env)
+        return measure([*self.g, "pull", "-q", f"docker-archive:{base or self.base_tar}"], env=self.env)
 
-    def build(self, s: sc.Scenario, **_: str) -> Sample:
-        return measure([*self.g, "bud", "--isolation", "chroot", "--layers", "--pull=false", "-q", "-t", s.tag,
-                        str(s.context)], env=self.env)
+    def build(self, s: sc.Scenario, *, build_args: tuple[str, ...] = (), **_: object) -> Sample:
+        args = [a for kv in build_args for a in ("--build-arg", kv)]
+        return measure([*self.g, "bud", "--isolation", "chroot", "--layers", "--pull=false", "-q", *args,
+                        "-t", s.tag, str(s.context)], env=self.env)
 
     def export(self, tag: str, out: Path) -> Sample:
         out.unlink(missing_ok=True)
@@ -298,6 +337,8 @@ class Row:
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     targets: dict[str, float] = field(default_factory=dict)  # e.g. {"docker": 1.0}
     note: str = ""
+    x1_of: str = ""  # the row this one is the scaled-up version of (its "vs x1" ratio)
+    x1_what: str = "time"  # what that ratio compares: "time" (medians) or "rss" (peak RSS)
 
     def add(self, engine: str, s: Sample) -> None:
         self.samples.setdefault(engine, []).append(s)
@@ -519,10 +560,149 @@ class Bench:
         lc.targets = {"x1": 1.2 * f}
         lw.targets = {"x1": 1.2 * f}
 
+    # -------------------------------------------------------------- big base
+    def big_base(self) -> None:
+        """The big-base rows at x1 and at x``--big-base-scale``: cold builds (both executors) and the build where
+        one RUN misses (``--build-arg ROUND=k`` reaches only the last RUN), minibuild's step cost from its JSON
+        progress; the loads are timed on rows of their own, outside every build."""
+        a = self.args
+        files, total = (sc.QUICK_BIG_BASE_FILES, sc.QUICK_BIG_BASE_BYTES) if a.quick else \
+            (sc.BIG_BASE_FILES, sc.BIG_BASE_BYTES)
+        files = a.big_base_files or files
+        total = int(a.big_base_mb * 1e6) if a.big_base_mb else total
+        cache = Path(a.work_root) / "cache"
+        slow = max(1, min(self.rounds, a.slow_peer_rounds))
+        for mult in dict.fromkeys((1, a.big_base_scale)):
+            t0 = time.perf_counter()
+            base = sc.big_base(cache, files * mult, total * mult)
+            self.log(f"big base x{mult}: {base.files} files, {base.bytes / 1e6:.0f} MB, archive "
+                     f"{base.archive.stat().st_size / 1e6:.0f} MB ({time.perf_counter() - t0:.1f}s; cached in {cache})")
+            s = sc.make_big_base_ctx(self.work / "ctx", base)
+            x = f"x{mult}"
+            size = f"{base.files} files / {base.bytes / 1e6:.0f} MB"
+            load = self.row(f"bigbase-{x}-load", f"big base {x} ({size}): loading the base (outside the builds)",
+                            note="minibuild load / docker load / buildah pull docker-archive: of the base archive; "
+                                 "not part of any build's time")
+            tmpl, smp = self.mb.load_template(f"bigbase-{x}", base.archive)
+            self.record(load, "minibuild", smp)
+            if self.docker is not None:
+                self.record(load, "docker", self.docker.load(base.archive, base.tag))
+            settle()
+            for ex in ("emulate", "chroot"):
+                cold = self.row(f"bigbase-{x}-cold-{ex}", f"big base {x} cold, --executor {ex}",
+                                {"docker": 0.3 if ex == "emulate" else 1.0})
+                one = self.row(f"bigbase-{x}-onerun-{ex}", f"big base {x}: one RUN misses, whole build, "
+                               f"--executor {ex}")
+                step = self.row(f"bigbase-{x}-step-{ex}", f"big base {x}: one RUN misses, the step alone "
+                                f"(JSON progress: step + unpack seconds), --executor {ex}",
+                                note="minibuild only: the `seconds` of the step events that missed plus the "
+                                     "`unpack` events of the build (unpacking is not billed to the step)")
+                if mult != 1:
+                    cold.x1_of, cold.x1_what = f"bigbase-x1-cold-{ex}", "rss"
+                    cold.targets["x1"] = 1.5
+                    one.x1_of = f"bigbase-x1-onerun-{ex}"
+                    step.x1_of = f"bigbase-x1-step-{ex}"
+                    step.targets["x1"] = 2.0
+                self.log(f"big base {x} ({ex})")
+                k = 0
+                for _ in range(slow):
+                    self.mb.reset(tmpl)
+                    ev: list[dict[str, object]] = []
+                    self.record(cold, "minibuild", self.mb.build(s, executor=ex, build_args=("ROUND=0",),
+                                                                 events=ev))
+                    self.log("    " + _steps_line(ev))
+                    for _ in range(self.rounds):
+                        k += 1
+                        ev = []
+                        smp = self.mb.build(s, executor=ex, build_args=(f"ROUND={k}",), events=ev)
+                        self.record(one, "minibuild", smp)
+                        missed, cost = _step_cost(ev)
+                        self.log("    " + _steps_line(ev))
+                        if missed != 1:
+                            self.log(f"    expected one missed step, got {missed}")
+                        self.record(step, "minibuild", Sample(cost, smp.rss_kb, 0.0))
+            for eng in self.engines()[1:]:
+                self.log(f"big base {x} ({eng.name})")
+                for r in range(slow):
+                    if isinstance(eng, Buildah):
+                        pulled = eng.reset(base.archive)
+                        if r == 0:
+                            self.record(load, eng.name, pulled)
+                    else:
+                        eng.reset()
+                    smp = eng.build(s, build_args=("ROUND=0",))
+                    self.record(self.rows[f"bigbase-{x}-cold-emulate"], eng.name, smp)
+                    self.rows[f"bigbase-{x}-cold-chroot"].add(eng.name, smp)
+                    for k in range(self.rounds):
+                        smp = eng.build(s, build_args=(f"ROUND={1000 * (r + 1) + k}",))
+                        self.record(self.rows[f"bigbase-{x}-onerun-emulate"], eng.name, smp)
+                        self.rows[f"bigbase-{x}-onerun-chroot"].add(eng.name, smp)
+            # reclaim the disk before the next size
+            if self.docker is not None:
+                self.docker.unload(base.tag)
+            if self.buildah is not None:
+                self.buildah.reset()
+            shutil.rmtree(tmpl, ignore_errors=True)
+            shutil.rmtree(self.mb.store, ignore_errors=True)
+            shutil.rmtree(s.context, ignore_errors=True)
+
+    # -------------------------------------------------------------- real toolchain
+    def toolchain(self) -> None:
+        """Debian bookworm + gcc (debootstrap, cached): a static C program built in stage 1, copied FROM scratch;
+        cold and with the source edited (COPY + the gcc RUN miss). minibuild runs with ``--executor chroot``."""
+        import toolchain as tc
+
+        label = "toolchain: Debian bookworm + gcc, `gcc -static` then FROM scratch, --executor chroot"
+        try:
+            base = tc.debian_gcc_base(Path(self.args.work_root) / "cache", log=self.log)
+        except tc.Unavailable as exc:
+            self.row("toolchain-cold", f"{label}: skipped ({exc})")
+            self.log(f"toolchain skipped: {exc}")
+            return
+        s = sc.make_toolchain(self.work / "ctx", tc.DOCKERFILE, tc.HELLO_C)
+        load = self.row("toolchain-load", f"toolchain base ({base.stat().st_size / 1e6:.0f} MB archive): loading "
+                        "it (outside the builds)")
+        tmpl, smp = self.mb.load_template("toolchain", base)
+        self.record(load, "minibuild", smp)
+        if self.docker is not None:
+            self.record(load, "docker", self.docker.load(base, tc.IMAGE_NAME))
+        cold = self.row("toolchain-cold", f"{label}: cold", {"docker": 1.0})
+        edit = self.row("toolchain-edit", "toolchain: hello.c edited (COPY + the gcc RUN miss)")
+        settle()
+        slow = max(1, min(self.rounds, self.args.slow_peer_rounds))
+        for eng in self.engines():
+            self.log(f"toolchain ({eng.name})")
+            for r in range(slow):
+                if eng is self.mb:
+                    self.mb.reset(tmpl)
+                    ev: list[dict[str, object]] = []
+                    self.record(cold, eng.name, self.mb.build(s, executor="chroot", events=ev))
+                    self.log("    " + _steps_line(ev))
+                elif isinstance(eng, Buildah):
+                    pulled = eng.reset(base)
+                    if r == 0:
+                        self.record(load, eng.name, pulled)
+                    self.record(cold, eng.name, eng.build(s))
+                else:
+                    # the FROM scratch stage descends from no base: its images go by the tag (rmi prunes parents)
+                    run(["docker", "rmi", "-f", s.tag], env=eng.env, check=False)
+                    eng.reset()
+                    self.record(cold, eng.name, eng.build(s))
+                for k in range(self.rounds):
+                    src = s.context / "hello.c"
+                    src.write_text(tc.HELLO_C + f"/* edit {r}.{k} */\n")
+                    self.record(edit, eng.name, eng.build(s, executor="chroot"))
+                (s.context / "hello.c").write_text(tc.HELLO_C)
+        if self.docker is not None:
+            run(["docker", "rmi", "-f", s.tag], env=self.docker.env, check=False)
+            self.docker.unload(tc.IMAGE_NAME)
+        if self.buildah is not None:
+            self.buildah.reset()
+        shutil.rmtree(tmpl, ignore_errors=True)
+
     # -------------------------------------------------------------- all
     def run_all(self) -> None:
-        only = set(self.args.only.split(",")) if self.args.only else \
-            {"startup", "seed", "edit", "big", "export", "many", "linear"}
+        only = set(self.args.only.split(",")) if self.args.only else set(SCENARIOS)
         try:
             if "startup" in only:
                 self.startup()
@@ -532,6 +712,10 @@ class Bench:
                 self.many("linear" in only)
             if only & {"big", "export"}:
                 self.big("export" in only)
+            if "big-base" in only:
+                self.big_base()
+            if "toolchain" in only:
+                self.toolchain()
         finally:
             for eng in (self.docker, self.buildah):
                 if eng is not None:
@@ -543,8 +727,44 @@ class Bench:
                 shutil.rmtree(self.work, ignore_errors=True)
 
 
+SCENARIOS = ("startup", "seed", "edit", "big", "export", "many", "linear", "big-base", "toolchain")
+
+
+def _step_cost(events: list[dict[str, object]]) -> tuple[int, float]:
+    """(steps that missed, their seconds + every unpack's seconds) of one build's JSON progress."""
+    missed = [e for e in events if e.get("type") == "step" and not e.get("cached") and e.get("index") != 0]
+    unpack = sum(_secs(e) for e in events if e.get("type") == "unpack")
+    return len(missed), sum(_secs(e) for e in missed) + unpack
+
+
+def _secs(event: dict[str, object]) -> float:
+    v = event.get("seconds")
+    return float(v) if isinstance(v, (int, float)) else 0.0
+
+
+def _steps_line(events: list[dict[str, object]]) -> str:
+    """The per-step seconds of one build, for the log: ``unpack 3.2s | RUN echo one > /one 0.4s | COPY ... hit``."""
+    out = []
+    for e in events:
+        if e.get("type") == "unpack":
+            out.append(f"unpack {e['layers']} layer(s) {_secs(e):.2f}s")
+        elif e.get("type") == "step" and e.get("index") != 0:
+            what = str(e.get("instruction", ""))[:40]
+            out.append(f"{what} {'hit' if e.get('cached') else f'{_secs(e):.2f}s'}")
+    return " | ".join(out)
+
+
 # ============================================================================ reporting
 def ratio_of(b: Bench, row: Row, peer: str) -> float | None:
+    if peer == "x1" and row.x1_of:
+        base = b.rows.get(row.x1_of)
+        if base is None:
+            return None
+        if row.x1_what == "rss":
+            a, z = row.peak_rss_mb("minibuild"), base.peak_rss_mb("minibuild")
+        else:
+            a, z = row.median("minibuild"), base.median("minibuild")
+        return a / z if a is not None and z else None
     if peer == "x1":
         if row.key not in ("linear-cold", "linear-warm"):
             return None
@@ -585,9 +805,10 @@ def render_table(b: Bench) -> str:
         rd = fmt_r(row.ratio("docker"), td) + (f" (≤ {td:g})" if td is not None and row.ratio("docker") else "")
         other = ""
         for peer in ("reference", "x1"):
-            if peer in row.targets or row.median(peer) is not None:
+            if peer in row.targets or row.median(peer) is not None or (peer == "x1" and row.x1_of):
                 t = row.targets.get(peer)
-                name = "vs tar|sha256sum" if peer == "reference" else "vs x1"
+                name = "vs tar|sha256sum" if peer == "reference" else \
+                    ("peak RSS vs x1" if row.x1_what == "rss" else "vs x1")
                 other = f"{name}: {fmt_r(ratio_of(b, row, peer), t)}" + (f" (≤ {t:g})" if t is not None else "")
         ref = row.median("reference")
         mb_cell = fmt_s(row.median("minibuild")) + (f" (tar: {fmt_s(ref)})" if ref is not None else "")
@@ -722,7 +943,7 @@ def write_docs(b: Bench, out_dir: Path, started: str, elapsed: float,
     (out_dir / "performance.svg").write_text(render_svg(b))
     if isinstance(b, _Rendered):
         return
-    raw = {k: {"label": r.label, "targets": r.targets, "note": r.note,
+    raw = {k: {"label": r.label, "targets": r.targets, "note": r.note, "x1_of": r.x1_of, "x1_what": r.x1_what,
                "samples": {e: [[s.seconds, s.rss_kb, s.cpu] for s in xs] for e, xs in r.samples.items()}}
            for k, r in b.rows.items()}
     (out_dir / "performance.json").write_text(json.dumps({
@@ -739,7 +960,8 @@ class _Rendered:
         self.versions = doc["versions"]
         self.rows: dict[str, Row] = {}
         for key, r in doc["rows"].items():  # type: ignore[union-attr]
-            row = Row(key=key, label=r["label"], targets=r["targets"], note=r.get("note", ""))
+            row = Row(key=key, label=r["label"], targets=r["targets"], note=r.get("note", ""),
+                      x1_of=r.get("x1_of", ""), x1_what=r.get("x1_what", "time"))
             for eng, xs in r["samples"].items():
                 for x in xs:
                     row.add(eng, Sample(x[0], x[1], x[2] if len(x) > 2 else 0.0))
@@ -760,7 +982,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3; 1 with --quick)")
     ap.add_argument("--quick", action="store_true", help="one round, smaller sizes: a smoke run")
-    ap.add_argument("--only", default="", help="comma list of: startup,seed,edit,big,export,many,linear")
+    ap.add_argument("--only", default="", help="comma list of: " + ",".join(SCENARIOS))
+    ap.add_argument("--big-base-scale", type=int, default=5,
+                    help="big-base: the second base size, as a multiple of the first (default 5)")
+    ap.add_argument("--big-base-files", type=int, default=0,
+                    help="big-base: files of the x1 base (default 20000; 1000 with --quick)")
+    ap.add_argument("--big-base-mb", type=float, default=0.0,
+                    help="big-base: MB of file content of the x1 base (default 200; 10 with --quick)")
     ap.add_argument("--work-root", default=str(default_work_root()),
                     help="parent of every engine's working directory (default: ~/.cache/minibuild-bench)")
     ap.add_argument("--install", choices=("venv", "current"), default="venv",
@@ -772,12 +1000,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-buildah", action="store_true")
     ap.add_argument("--buildah-driver", default="overlay", choices=("overlay", "vfs"))
     ap.add_argument("--slow-peer-rounds", type=int, default=1,
-                    help="rounds for the peers' many-steps builds and minibuild's x10 build (default 1)")
+                    help="rounds for the peers' many-steps builds, minibuild's x10 build and the cold builds of "
+                    "big-base and toolchain (default 1)")
     ap.add_argument("--keep", default=None, help="work in this directory and keep it")
-    ap.add_argument("--output-dir", default=str(REPO / "docs"), help="where performance.md/.svg/.json go")
+    ap.add_argument("--output-dir", default=None,
+                    help="where performance.md/.svg/.json go (default: docs/; with --only: WORK_ROOT/results, "
+                    "so that a partial run does not replace the full table)")
     ap.add_argument("--render-only", action="store_true",
                     help="re-write performance.md/.svg from the performance.json of the last run (no measuring)")
     args = ap.parse_args(argv)
+    unknown = sorted(set(filter(None, args.only.split(","))) - set(SCENARIOS))
+    if unknown:
+        print(f"error: unknown scenario(s) for --only: {','.join(unknown)} (known: {','.join(SCENARIOS)})",
+              file=sys.stderr)
+        return 1
+    if args.output_dir is None:
+        args.output_dir = str(Path(args.work_root) / "results" if args.only and not args.render_only
+                              else REPO / "docs")
     if args.render_only:
         return render_only(args)
     # clean up (engines' images, buildah mounts) on Ctrl-C and on kill: a background job ignores SIGINT otherwise
@@ -789,6 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
     b.run_all()
     write_docs(b, Path(args.output_dir), started, time.perf_counter() - t0)
     print(render_table(b))
+    print(f"results written to {args.output_dir}/performance.md", file=sys.stderr)
     return 0
 
 

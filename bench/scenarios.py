@@ -63,6 +63,11 @@ def _info(name: str, kind: bytes, mode: int, *, size: int = 0, link: str = "") -
 
 def busybox_layer() -> bytes:
     """The base layer: Debian's static /bin/busybox, its applet links, /etc/passwd+group, a few dirs."""
+    return _tar_bytes(busybox_members())
+
+
+def busybox_members() -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    """The busybox base layer's entries, sorted by name (mtime 0, root-owned)."""
     if not BUSYBOX.exists():
         raise SystemExit("bench needs Debian's busybox-static at /bin/busybox (apt-get install busybox-static)")
     bb = BUSYBOX.read_bytes()
@@ -78,7 +83,7 @@ def busybox_layer() -> bytes:
     members.append((_info("etc/passwd", tarfile.REGTYPE, 0o644, size=len(passwd)), passwd))
     members.append((_info("etc/group", tarfile.REGTYPE, 0o644, size=len(group)), group))
     members.sort(key=lambda m: m[0].name)
-    return _tar_bytes(members)
+    return members
 
 
 def write_base_archive(path: Path) -> Path:
@@ -256,3 +261,184 @@ def tree_bytes(root: Path) -> int:
         for name in files:
             total += os.lstat(os.path.join(dirpath, name)).st_size
     return total
+
+
+# ------------------------------------------------------------------------------------------ big base image
+BIG_BASE_REPO = "mbbench/bigbase"
+BIG_BASE_FILES = 20_000  # at x1; the bench multiplies both by --big-base-scale for the second size
+BIG_BASE_BYTES = 200 * 1000 * 1000
+QUICK_BIG_BASE_FILES = 1_000
+QUICK_BIG_BASE_BYTES = 10 * 1000 * 1000
+_BIG_BASE_VERSION = 1  # bump when the generator's output changes: it names the cached archive
+_BIG_MTIME = 1_700_000_000
+_POOL = 4 << 20
+# (share of the files, directory pattern, file name pattern, median size in bytes, log-normal sigma, content)
+_BIG_KINDS: tuple[tuple[float, str, str, int, float, str], ...] = (
+    (0.20, "usr/share/doc/{pkg}", "{word}{n}", 2_000, 1.2, "text"),
+    (0.17, "usr/lib/python3/dist-packages/{pkg}/{sub}", "{word}{n}.py", 6_000, 1.0, "text"),
+    (0.12, "usr/include/{pkg}", "{word}{n}.h", 4_000, 1.0, "text"),
+    (0.10, "usr/share/locale/{lang}/LC_MESSAGES", "{pkg}.mo", 20_000, 1.0, "mixed"),
+    (0.09, "usr/share/man/man{sec}", "{pkg}-{word}{n}.{sec}.gz", 3_000, 0.8, "random"),
+    (0.08, "usr/lib/x86_64-linux-gnu/{pkg}", "lib{word}{n}.so.{sec}", 120_000, 1.3, "binary"),
+    (0.06, "usr/libexec/{pkg}", "{word}-{n}", 60_000, 1.2, "binary"),
+    (0.08, "usr/share/{pkg}/data/{sub}", "{word}{n}.dat", 15_000, 1.5, "mixed"),
+    (0.05, "var/lib/dpkg/info", "{pkg}.{word}{n}", 1_500, 1.0, "text"),
+    (0.05, "etc/{pkg}", "{word}{n}.conf", 1_200, 0.8, "text"),
+)
+_LANGS = ("ar", "bg", "ca", "cs", "da", "de", "el", "es", "et", "fi", "fr", "gl", "he", "hr", "hu", "id", "it",
+          "ja", "ko", "lt", "nb", "nl", "pl", "pt", "pt_BR", "ro", "ru", "sk", "sl", "sr", "sv", "tr", "uk", "zh_CN")
+
+
+@dataclass(frozen=True, slots=True)
+class BigBase:
+    """A generated base image: its tag, file count and bytes of file content, and its docker-save archive."""
+
+    tag: str
+    files: int
+    bytes: int
+    archive: Path
+
+
+def big_base_tag(files: int) -> str:
+    return f"{BIG_BASE_REPO}:{files}"
+
+
+def _big_base_plan(files: int, total: int, seed: int) -> list[tuple[str, int, str]]:
+    """(path, size, content kind) of every generated file: a Debian-like tree, log-normal sizes summing to total."""
+    rnd = random.Random(seed)
+    words = [w.decode() for w in _WORDS]
+    pkgs = [f"{rnd.choice(words)}{i}" for i in range(max(8, files // 60))]
+    subs = ("core", "util", "io", "net", "tests", "ext", "compat", "_impl")
+    weights = [k[0] for k in _BIG_KINDS]
+    seen: set[str] = set()
+    plan: list[tuple[str, float, str]] = []
+    for i in range(files):
+        _w, dpat, npat, median, sigma, content = rnd.choices(_BIG_KINDS, weights)[0]
+        fields = {"pkg": rnd.choice(pkgs), "sub": rnd.choice(subs), "lang": rnd.choice(_LANGS),
+                  "sec": rnd.choice("1234578"), "word": rnd.choice(words), "n": rnd.randrange(100)}
+        path = dpat.format(**fields) + "/" + npat.format(**fields)
+        if path in seen:
+            path += f".{i}"
+        seen.add(path)
+        plan.append((path, rnd.lognormvariate(0.0, sigma) * median, content))
+    cap = max(total / 40, 1.0)  # no single file above 2.5 % of the base
+    raw = [min(size, cap) for _p, size, _c in plan]
+    scale = total / sum(raw)
+    sizes = [max(1, int(s * scale)) for s in raw]
+    sizes[-1] = max(1, sizes[-1] + total - sum(sizes))
+    return [(p, n, c) for (p, _s, c), n in zip(plan, sizes)]
+
+
+def _pools(seed: int) -> dict[str, bytes]:
+    """Content pools (doubled, so any slice up to _POOL bytes wraps): incompressible, text, and a half-and-half
+    'binary' (random 4 KiB blocks between runs of text and zeros, as code and data sections are)."""
+    rnd = random.Random(seed)
+    rand = rnd.randbytes(_POOL)
+    text = b" ".join(rnd.choice(_WORDS) for _ in range(_POOL // 4))[:_POOL]
+    blocks = []
+    for i in range(_POOL // 4096):
+        blocks.append(rand[i * 4096:(i + 1) * 4096] if i % 2 else
+                      (text[i * 4096:i * 4096 + 2048] + bytes(2048)))
+    binary = b"".join(blocks)
+    mixed = b"".join(rand[i:i + 8192] if (i // 8192) % 2 else text[i:i + 8192] for i in range(0, _POOL, 8192))
+    return {k: v + v for k, v in (("random", rand), ("text", text), ("binary", binary), ("mixed", mixed))}
+
+
+def _content(pools: dict[str, bytes], kind: str, path: str, size: int, off: int) -> bytes:
+    head = f"{path}\n".encode()
+    pool = pools[kind]
+    if size <= _POOL:
+        body = pool[off:off + size]
+    else:
+        body = (pool[off:off + _POOL] * (size // _POOL + 1))[:size]
+    return (head + body[len(head):])[:size] if size > len(head) else head[:size]
+
+
+def write_big_base(out: Path, files: int, total: int, *, seed: int = 20_000) -> Path:
+    """A ``docker save`` archive of one layer: the busybox base (so RUN lines work everywhere) plus ``files``
+    generated files of ``total`` bytes in a Debian-like tree (docs, python modules, headers, locales, man pages,
+    shared libraries, data; sizes log-normal per kind, content text-like, random or half-and-half). Deterministic:
+    fixed seed, fixed mtimes, sorted entries. Written beside ``out`` first and renamed (a cache of it stays whole)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plan = _big_base_plan(files, total, seed)
+    pools = _pools(seed)
+    rnd = random.Random(seed + 1)
+    entries: dict[str, tuple[tarfile.TarInfo, bytes | None] | tuple[str, int, str]] = {}
+    for info, data in busybox_members():
+        entries[info.name] = (info, data)
+    for path, size, kind in plan:
+        parts = path.split("/")
+        for k in range(1, len(parts)):
+            d = "/".join(parts[:k]) + "/"
+            if d not in entries:
+                di = _info(d, tarfile.DIRTYPE, 0o755)
+                di.mtime = _BIG_MTIME
+                entries[d] = (di, None)
+        entries[path] = (path, size, kind)
+    layer = out.with_name(out.name + ".layer.tmp")
+    with tarfile.open(layer, "w", format=tarfile.PAX_FORMAT) as tf:
+        for name in sorted(entries):
+            e = entries[name]
+            if isinstance(e[0], tarfile.TarInfo):
+                info, data = e  # type: ignore[misc]
+                tf.addfile(info, io.BytesIO(data) if data is not None else None)
+                continue
+            path, size, kind = e  # type: ignore[misc]
+            mode = 0o755 if kind == "binary" and "/lib" not in path[:8] else 0o644
+            ti = _info(path, tarfile.REGTYPE, mode, size=size)
+            ti.mtime = _BIG_MTIME
+            tf.addfile(ti, io.BytesIO(_content(pools, kind, path, size, rnd.randrange(_POOL))))
+    h = hashlib.sha256()
+    with open(layer, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    hexd = h.hexdigest()
+    tag = big_base_tag(files)
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
+        "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hexd}"]},
+        "history": [{"created": "1970-01-01T00:00:00Z",
+                     "created_by": f"minibuild bench: big base, {files} files, {total} bytes"}],
+    }, sort_keys=True, separators=(",", ":")).encode()
+    cfg = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps([{"Config": f"{cfg}.json", "RepoTags": [tag], "Layers": [f"{hexd}/layer.tar"]}]).encode()
+    tmp = out.with_name(out.name + ".tmp")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tf:
+        tf.addfile(_info(f"{hexd}/", tarfile.DIRTYPE, 0o755))
+        with open(layer, "rb") as f:
+            tf.addfile(_info(f"{hexd}/layer.tar", tarfile.REGTYPE, 0o644, size=layer.stat().st_size), f)
+        for name, data in ((f"{cfg}.json", config), ("manifest.json", manifest)):
+            tf.addfile(_info(name, tarfile.REGTYPE, 0o644, size=len(data)), io.BytesIO(data))
+    layer.unlink()
+    tmp.replace(out)
+    return out
+
+
+def big_base(cache: Path, files: int, total: int) -> BigBase:
+    """The big base of this size, from ``cache`` when an archive of this generator version is there."""
+    out = cache / f"bigbase-v{_BIG_BASE_VERSION}-{files}-{total}.tar"
+    if not out.exists():
+        write_big_base(out, files, total)
+    return BigBase(tag=big_base_tag(files), files=files, bytes=total, archive=out)
+
+
+def make_big_base_ctx(root: Path, base: BigBase) -> Scenario:
+    """Two RUNs and a COPY on the big base; ``--build-arg ROUND=k`` changes only the last RUN's key."""
+    ctx = _reset(root / f"bigbase-{base.files}")
+    (ctx / "Dockerfile").write_text(
+        f"FROM {base.tag}\n"
+        "RUN echo one > /one\n"
+        "COPY a.txt /a.txt\n"
+        "ARG ROUND=0\n"
+        "RUN cat /a.txt >> /one && echo \"round $ROUND\" >> /one\n")
+    (ctx / "a.txt").write_text("a line from the context\n")
+    return Scenario(name=f"bigbase-{base.files}", context=ctx, tag=f"mbbench/bigbase-app:{base.files}")
+
+
+def make_toolchain(root: Path, dockerfile: str, source: str) -> Scenario:
+    """The multi-stage gcc build: hello.c compiled statically in stage 1, copied FROM scratch in stage 2."""
+    ctx = _reset(root / "toolchain")
+    (ctx / "Dockerfile").write_text(dockerfile)
+    (ctx / "hello.c").write_text(source)
+    return Scenario(name="toolchain", context=ctx, tag="mbbench/toolchain:latest")
