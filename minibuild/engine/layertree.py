@@ -219,42 +219,19 @@ def lower_rows(tree: LayerTree) -> list[Row] | None:
 
 def index_image(store: "Store", image: Image) -> bool:
     """Fold an image's layers once and keep the result in the store (``minibuild.store.layerindex``), so that the
-    first build FROM it starts from the kept tree, as Docker unpacks an image when it is loaded; and when its
-    RUNs would run in the chroot executor (``--executor auto``: a real ``/bin/sh``, the sandbox available, an
-    overlay to mount), unpack it whole too, for its stages' trees to hard-link into. False when a layer cannot
-    be read in place (compressed: a build extracts it)."""
-    from minibuild.store.layerindex import INDEX_DIR, LowerTable, load_tree, save_tree
+    first build FROM it starts from the kept tree, as Docker unpacks an image when it is loaded; False when a
+    layer cannot be read in place (compressed: a build extracts it)."""
+    from minibuild.store.layerindex import INDEX_DIR, load_tree, save_tree
 
     directory = store.meta_dir / INDEX_DIR
     digests = [layer.digest for layer in image.layers]
-    if not digests:
+    if not digests or load_tree(directory, digests) is not None:
         return True
-    rows = load_tree(directory, digests)
-    tree = None
+    rows = lower_rows(LayerTree(store.blobs, image, index_dir=directory))
     if rows is None:
-        tree = LayerTree(store.blobs, image, index_dir=directory)
-        rows = lower_rows(tree)
-        if rows is None:
-            return False
-        save_tree(directory, digests, rows)
-    if _runs_in_chroot(tree if tree is not None else LayerTree(store.blobs, image, index_dir=directory), image):
-        def open_blob(digest: Digest) -> BinaryIO:
-            return store.blobs.open(digest, verify=False)
-
-        unpack_chain(store, digests, LowerTable(rows, digests, open_blob))
-    return True
-
-
-def _runs_in_chroot(tree: LayerTree, image: Image) -> bool:
-    from minibuild.executors.auto import TreeFiles, choose
-    from minibuild.executors.chroot import overlay_problem
-
-    env = dict(e.partition("=")[::2] for e in (image.config.env or ()))
-    path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    shell = tuple(image.config.shell or ("/bin/sh", "-c"))
-    if choose(TreeFiles(tree.merged, tree.head), shell, path).executor != "chroot":
         return False
-    return overlay_problem() is None
+    save_tree(directory, digests, rows)
+    return True
 
 
 class _Chain:
