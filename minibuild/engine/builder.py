@@ -526,16 +526,6 @@ class Builder:
 
         return overlay_problem() is None
 
-    def _unpacked_chain(self, st: _State) -> Path | None:
-        """The state's base layers unpacked whole, once per chain and shared by every build of the store
-        (minibuild.store.layerindex.UNPACKED_DIR): a stage's tree is then a hard-link farm of it."""
-        from minibuild.engine.layertree import unpack_chain
-
-        lazy = st.lazy
-        assert lazy is not None
-        layers = st.image.layers[:st.root_layers]
-        return unpack_chain(self.store, [la.digest for la in layers], lazy.lower)
-
     def _upper_dir(self, executor: str) -> Path | None:
         """A fresh upper directory for a chroot RUN's overlay mount, or None where overlays cannot be mounted
         (the step's layer is then a diff of the whole tree) or the executor is another."""
@@ -554,8 +544,7 @@ class Builder:
         event = {"n": st.from_n, "stage": st.label, "layers": len(layers), "size": sum(la.size for la in layers),
                  "vertex": 1, "vertices": st.vertices, "prefix": st.prefix}
         self._emit({"type": "unpack_start", **event})
-        shared = self._unpacked_chain(st) if self._overlay_ok(executor) else None
-        lazy.ensure_all(link_from=shared)  # hard links: the chroot executor's overlays never write the tree
+        lazy.ensure_all()
         lazy.detach()
         st.lazy = None
         seconds = time.monotonic() - t0

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from minibuild.boundedtar import open_tar
 from minibuild.engine.context import BuildContext
 from minibuild.digest import Digest
-from minibuild.errors import ImageFormatError, MinibuildError
+from minibuild.errors import ImageFormatError
 from minibuild.oci.image import BlobSource, Image
 from minibuild.store.tarlayer import CHUNK
 from minibuild.store.tarread import iter_layer
@@ -38,7 +38,6 @@ from minibuild.store.layerindex import Member, MemberReader, Row
 from minibuild.view import FileInfo, MergedTree, layer_entries, merge_image
 
 if TYPE_CHECKING:
-    from minibuild.fs.layered import LowerTree
     from minibuild.store import Store
 
 _PENDING = "pending"
@@ -250,50 +249,3 @@ def tree_matches(store: "Store", digests: Sequence[Digest], rows: list[Row]) -> 
     """Whether a kept folded tree is what folding its layers from their blobs again gives (``fsck``)."""
     tree = LayerTree(store.blobs, cast(Image, _Chain(digests)))  # headers parsed again: no kept index read
     return lower_rows(tree) == rows
-
-
-def unpack_chain(store: "Store", digests: Sequence[Digest], lower: LowerTree) -> Path | None:
-    """The chain of layers ``digests`` unpacked whole in the store (``meta/unpacked/<chain key>``), made from
-    ``lower`` (its folded tree) the first time; None when it cannot be made (the caller copies instead).
-
-    Complete when its record ``<chain key>.json`` (the chain's digests) exists: it is written after the tree was
-    renamed into place, so a killed unpack leaves only a temp directory (removed by ``prune``). Shared by every
-    build of the store and never written after it is made (stage trees hard-link into it)."""
-    import json
-    import shutil
-    import tempfile
-
-    from minibuild.fs.confine import fill_on_touch
-    from minibuild.fs.layered import LayeredRoot
-    from minibuild.fs.ownership import release_under
-    from minibuild.store.layerindex import UNPACKED_DIR, chain_key
-
-    top = store.meta_dir / UNPACKED_DIR
-    key = chain_key(digests)
-    tree, done = top / key, top / f"{key}.json"
-    if done.is_file() and tree.is_dir() and not tree.is_symlink():
-        return tree
-    try:
-        top.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=top, prefix=".tmp-"))
-    except OSError:
-        return None
-    try:
-        work = tmp / "tree"
-        work.mkdir()
-        filler = LayeredRoot(work, lower)
-        filler.ensure_all()
-        fill_on_touch(work, None)
-        release_under(tmp)
-        try:
-            os.rename(work, tree)
-        except OSError:
-            if not (tree.is_dir() and done.is_file()):  # another build made it first: theirs is as good
-                return None
-        else:
-            done.write_text(json.dumps({"layers": [d.value for d in digests]}))
-        return tree
-    except (OSError, MinibuildError):
-        return None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -68,7 +68,6 @@ class LayeredRoot:
         self._busy = False
         self._records: dict[str, StatRecord] | None = None
         self._racy_after: int | None = None
-        self._link_from: str | None = None
         self.filled = 0  # paths copied up
         self.bytes = 0  # file bytes copied up
         fill_on_touch(self.root, self)
@@ -114,18 +113,9 @@ class LayeredRoot:
         finally:
             self._busy = False
 
-    def ensure_all(self, *, link_from: Path | None = None) -> None:
-        """Fill every lower path: the host directory becomes the whole root (the chroot executor's tree).
-
-        ``link_from``: the same lower layers unpacked whole (a shared cache): a regular file is filled as a hard
-        link to its copy there instead of a copy of its bytes. Only for a tree nobody writes in place afterwards
-        (the chroot executor's overlay mounts write to their upper directories; layer application and COPY
-        replace a file, never rewrite it)."""
-        self._link_from = None if link_from is None else os.path.realpath(link_from)
-        try:
-            self.ensure_tree("")
-        finally:
-            self._link_from = None
+    def ensure_all(self) -> None:
+        """Fill every lower path: the host directory becomes the whole root (the chroot executor's tree)."""
+        self.ensure_tree("")
 
     def detach(self) -> None:
         """Stop filling: the host directory is the root from now on."""
@@ -202,9 +192,7 @@ class LayeredRoot:
         host = self._host(rel)
         if os.path.lexists(host):
             return  # made by the build before anything looked: the build's own
-        if e.type == "file" and self._link_from is not None and self._linked(rel, e, host):
-            pass
-        elif e.type == "file" and e.size:
+        if e.type == "file" and e.size:
             with self.lower.open(rel) as stream:
                 self._maker.make(e, host, stream)
             self.bytes += e.size
@@ -221,21 +209,6 @@ class LayeredRoot:
             for other in self.lower.links(rel):
                 if other != rel and other not in self._done:
                     self._link(other, host)
-
-    def _linked(self, rel: str, e: Entry, host: str) -> bool:
-        """Fill a file as a hard link to its unpacked copy (``ensure_all(link_from=...)``); False: not there."""
-        assert self._link_from is not None
-        source = self._link_from + "/" + rel
-        try:
-            st = os.lstat(source)
-            if not stat.S_ISREG(st.st_mode) or st.st_size != e.size:
-                return False
-            os.link(source, host, follow_symlinks=False)
-        except OSError:
-            return False
-        if not self.overlay.as_root:  # the host holds the owner's access bits: the image's metadata is data
-            self.overlay.adopt(host, e.uid, e.gid, e.mode, xattrs=e.xattrs or None)
-        return True
 
     def _link(self, rel: str, source: str) -> None:
         """Fill the hard link ``rel`` of the file just filled at ``source`` (its whole group is filled at once, so

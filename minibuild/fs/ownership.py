@@ -146,17 +146,6 @@ class Overlay:
             host_perm=stat.S_IMODE(st.st_mode), uid=0, gid=0, gen=self._gen)
         self.set_owner(path, uid, gid)
 
-    def adopt(self, path: str | Path, uid: int, gid: int, perm: int, kind: str | None = None, rdev: int = 0,
-              xattrs: tuple[tuple[str, bytes], ...] | None = None) -> None:
-        """Record what an existing inode is in the image without touching the host (a hard link into a shared
-        unpacked tree, whose host metadata is already what a fill would have set)."""
-        st = os.lstat(path)
-        self._gen += 1
-        self._meta[(st.st_dev, st.st_ino)] = Meta(
-            host_fmt=stat.S_IFMT(st.st_mode), host_uid=st.st_uid, host_gid=st.st_gid,
-            host_perm=stat.S_IMODE(st.st_mode), uid=uid, gid=gid, perm=perm & 0o7777, kind=kind, rdev=rdev,
-            xattrs=xattrs, gen=self._gen)
-
     def set_owner(self, path: str | Path, uid: int, gid: int) -> None:
         """chown ``path`` (never followed) in the image; as root on the host too.  As the kernel does (even for
         root), a non-directory loses its setuid bit, its setgid bit when group-executable, and its file

@@ -301,7 +301,6 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
                     store.diff_ids.forget(digest)
         if not dry_run:
             _forget_indexes(store)  # the kept headers and folded trees of layers that are gone
-            _forget_unpacked(store)  # and their trees unpacked whole
         if not dry_run:
             _forget_memos(str(store.root))  # no-op build memos: removing blobs invalidates them anyway
     return PruneReport(removed=tuple(removed), freed_bytes=freed, kept=kept, temp_files_removed=len(reaped.temps),
@@ -351,44 +350,6 @@ def _forget_indexes(store: Store) -> int:
                     gone = not store.blobs.has(Digest(f"{algo}:{hexpart}"))
             except (OSError, ValueError, AttributeError, TypeError):
                 gone = True  # unreadable: only a cache, made again when needed
-            if gone:
-                remove(fd, name)
-                removed += 1
-    return removed
-
-
-def _forget_unpacked(store: Store) -> int:
-    """Remove every chain unpacked whole (``minibuild.engine.layertree.unpack_chain``) one of whose layers is no
-    longer stored, every tree without its record, and temp trees older than an hour (a killed unpack); how many."""
-    import json
-
-    from minibuild.store.dirs import lstat_at, names, opened, remove
-    from minibuild.store.layerindex import UNPACKED_DIR
-
-    removed = 0
-    with opened(store.root, store.meta_dir.name, UNPACKED_DIR) as fd:
-        if fd is None:
-            return 0
-        found = set(names(fd))
-        for name in sorted(found):
-            if name.startswith(".tmp-"):
-                st = lstat_at(fd, name)
-                gone = st is not None and st.st_mtime < time.time() - 3600
-            elif name.endswith(".json"):
-                try:
-                    fh = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-                    with os.fdopen(fh, "rb") as f:
-                        layers = json.loads(f.read()).get("layers", [])
-                    gone = not all(store.blobs.has(Digest(v)) for v in layers)
-                except (OSError, ValueError, AttributeError, TypeError):
-                    gone = True
-                if gone:
-                    remove(fd, name)  # the record first: a half-removed tree is never taken as complete
-                    remove(fd, name.removesuffix(".json"))
-                    removed += 1
-                continue
-            else:
-                gone = f"{name}.json" not in found
             if gone:
                 remove(fd, name)
                 removed += 1

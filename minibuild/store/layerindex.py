@@ -25,7 +25,6 @@ from minibuild.store.tarlayer import ENTRY_TYPES, Entry, EntryType, normalize_pa
 
 VERSION = 1
 INDEX_DIR = "layer-index"
-UNPACKED_DIR = "unpacked"  # chains of layers unpacked whole (a chroot stage's tree hard-links into them)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ builds that extract every layer first, without unpacking what the steps never re
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -237,40 +236,3 @@ def test_chroot_runs_on_an_overlay_give_the_layers_of_a_diffed_tree(tmp_path: Pa
     # hard link removed: the tree's diff stores the other name again, as its link count changed; Docker's overlay2
     # layer, like this upper directory, does not)
     assert got[0] == got[1]
-
-
-def test_a_chroot_stage_links_into_one_shared_unpacked_tree_and_prune_removes_it(
-        tmp_path: Path, busybox_rootfs: Path) -> None:
-    import shutil
-
-    from minibuild.executors.chroot import overlay_problem, platform_problem
-    from minibuild.store.gc import prune
-    from minibuild.store.layerindex import UNPACKED_DIR
-    from tests.support import require
-
-    require(platform_problem() is None, f"the chroot executor cannot run here: {platform_problem()}")
-    require(overlay_problem() is None, f"no overlay mount here: {overlay_problem()}")
-    ctx = tmp_path / "ctx"
-    shutil.copytree(busybox_rootfs, ctx / "rootfs", symlinks=True)
-    store = tmp_path / "store"
-    run_build(ctx, store, CHROOT_BASE, executor="chroot", tags=["bb/base"])
-    df = "FROM bb/base\nRUN cat /data/keep/a > /seen && echo x >> /links/one\n"
-    first = run_build(ctx, store, df, executor="chroot", tags=["bb/top"])
-    st = Store.open(store)
-    top = st.meta_dir / UNPACKED_DIR
-    base = st.resolve("bb/base")
-    key = chain_key([la.digest for la in base.layers])
-    shared = top / key
-    assert (top / f"{key}.json").is_file() and (shared / "data/keep/a").read_text() == "keep\n"
-    assert (shared / "links/one").read_text() == "shared\n", "the shared tree is never written by a step"
-    again = run_build(ctx, store, df, executor="chroot", no_cache=True)
-    assert image_files(store, again) == image_files(store, first)
-    (top / ".tmp-old").mkdir()
-    os.utime(top / ".tmp-old", (0, 0))
-    prune(st)
-    assert shared.is_dir() and not (top / ".tmp-old").exists()
-    for name in ("bb/top", "bb/base"):
-        st.untag(name)
-    st.cache.clear()
-    prune(st)
-    assert not shared.exists() and not (top / f"{key}.json").exists()
