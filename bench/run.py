@@ -87,18 +87,6 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, check: bool = Tru
     return proc
 
 
-MEMO_OFF = ("MINIBUILD_NO_MEMO=1: minibuild runs the whole fully cached build (start-up, parse, every cache look-up) "
-            "instead of replaying the memo the previous build left (docs/no-op-builds.md); the peers' figure is "
-            "their warm build")
-
-
-def settle() -> None:
-    """Wait until freshly generated inputs are older than minibuild's racy window (minibuild.noop.RACY_NS): a build
-    leaves a memo only for inputs that could not change again within the same timestamp tick. A user's files are
-    rarely seconds old when they build twice; without the wait every warm row would be a full cached build."""
-    time.sleep(2.2)
-
-
 # ============================================================================ engines
 class Minibuild:
     """minibuild as a user runs it: the ``minibuild`` script of a clean venv holding a regular (non-editable) install
@@ -150,10 +138,10 @@ class Minibuild:
             shutil.rmtree(store)
         return store, measure([*self.cmd, "--store", str(store), "load", str(archive)], env=self.env)
 
-    def build(self, s: sc.Scenario, *, executor: str = "emulate", memo: bool = True,
+    def build(self, s: sc.Scenario, *, executor: str = "emulate",
               build_args: tuple[str, ...] = (), events: list[dict[str, object]] | None = None) -> Sample:
         """One build; with ``events`` the build runs with ``--progress json`` and its events are appended."""
-        env = self.env if memo else {**self.env, "MINIBUILD_NO_MEMO": "1"}
+        env = self.env
         err: list[bytes] = []
         args = [a for kv in build_args for a in ("--build-arg", kv)]
         smp = measure([*self.cmd, "--store", str(self.store), "build", "--progress",
@@ -411,16 +399,10 @@ class Bench:
         row.add(engine, s)
         self.log(f"  {row.key:<22} {engine:<9} {s.seconds:8.3f}s  {s.rss_kb / 1024:7.1f} MB  cpu {s.cpu:6.2f}s")
 
-    def warm_rows(self, eng: Minibuild | Docker | Buildah, s: sc.Scenario, warm: Row, again: Row, full: Row) -> None:
-        """The builds after a cold one: warm, warm again and (minibuild only) the full cached build with the memo
-        off; a peer has no memo, so its warm build stands in the memo-off row."""
-        smp = eng.build(s)
-        self.record(warm, eng.name, smp)
+    def warm_rows(self, eng: Minibuild | Docker | Buildah, s: sc.Scenario, warm: Row, again: Row) -> None:
+        """The builds after a cold one: warm and warm again (both fully cached builds)."""
+        self.record(warm, eng.name, eng.build(s))
         self.record(again, eng.name, eng.build(s))
-        if eng is self.mb:
-            self.record(full, eng.name, self.mb.build(s, memo=False))
-        else:
-            full.add(eng.name, smp)
 
     # -------------------------------------------------------------- startup
     def startup(self) -> None:
@@ -441,21 +423,17 @@ class Bench:
     # -------------------------------------------------------------- seed + edit
     def seed(self, with_edit: bool) -> None:
         s = sc.make_seed(self.work / "ctx", self.sizes)
-        settle()
         for ex in ("emulate", "chroot"):
             cold = self.row(f"seed-cold-{ex}", f"seed cold, --executor {ex}",
-                            {"docker": 0.5 if ex == "emulate" else 1.0})
-            warm = self.row(f"seed-warm-{ex}", f"seed warm, --executor {ex}", {"docker": 1.0})
-            again = self.row(f"seed-again-{ex}", f"seed warm again, --executor {ex}", {"docker": 1.0})
-            full = self.row(f"seed-full-{ex}", f"seed warm, memo off (the full cached build), --executor {ex}",
-                            {"docker": 1.0}, note=MEMO_OFF)
+                            {"docker": 0.35 if ex == "emulate" else 1.0})
+            warm = self.row(f"seed-warm-{ex}", f"seed warm (fully cached), --executor {ex}", {"docker": 0.75})
+            again = self.row(f"seed-again-{ex}", f"seed warm again, --executor {ex}", {"docker": 0.75})
             self.log(f"seed ({ex})")
             for _ in range(self.rounds):
                 self.mb.reset()
                 self.record(cold, "minibuild", self.mb.build(s, executor=ex))
                 self.record(warm, "minibuild", self.mb.build(s, executor=ex))
                 self.record(again, "minibuild", self.mb.build(s, executor=ex))
-                self.record(full, "minibuild", self.mb.build(s, executor=ex, memo=False))
         for eng in self.engines()[1:]:
             self.log(f"seed ({eng.name})")
             for _ in range(self.rounds):
@@ -465,8 +443,7 @@ class Bench:
                 self.rows["seed-cold-chroot"].add(eng.name, smp)
                 smp = eng.build(s)
                 self.record(self.rows["seed-warm-emulate"], eng.name, smp)
-                for key in ("seed-warm-chroot", "seed-full-emulate", "seed-full-chroot"):
-                    self.rows[key].add(eng.name, smp)
+                self.rows["seed-warm-chroot"].add(eng.name, smp)
                 smp = eng.build(s)
                 self.record(self.rows["seed-again-emulate"], eng.name, smp)
                 self.rows["seed-again-chroot"].add(eng.name, smp)
@@ -495,19 +472,15 @@ class Bench:
         cold = self.row("big-cold", f"big context cold ({size})", {"docker": 1.0})
         warm = self.row("big-warm", "big context warm", {"docker": 1.0})
         again = self.row("big-again", "big context warm again", {"docker": 1.0})
-        full = self.row("big-full", "big context warm, memo off (the full cached build)", {"docker": 1.0},
-                        note=MEMO_OFF)
         touched = self.row("big-touched", "big context warm, every mtime touched", {"docker": 1.0})
-        settle()
         for eng in self.engines():
             self.log(f"big ({eng.name})")
             for r in range(self.rounds):
                 eng.reset()
                 self.record(cold, eng.name, eng.build(s))
-                self.warm_rows(eng, s, warm, again, full)
+                self.warm_rows(eng, s, warm, again)
                 sc.touch_all(s.context, 1_600_000_000 + r * 1000 + 7)
                 self.record(touched, eng.name, eng.build(s))
-                settle()  # touching changed every ctime: the next round's memo must not see them as racy
         if not with_export:
             return
         export = self.row("export", f"export: docker-load tar of the big image ({total / 1e6:.0f} MB of files)",
@@ -533,9 +506,6 @@ class Bench:
         cold = self.row("many-cold", f"many steps cold ({st} stages x {per} instructions)", {"docker": 1.0})
         warm = self.row("many-warm", "many steps warm", {"docker": 1.0})
         again = self.row("many-again", "many steps warm again", {"docker": 1.0})
-        full = self.row("many-full", "many steps warm, memo off (the full cached build)", {"docker": 1.0},
-                        note=MEMO_OFF)
-        settle()
         for eng in self.engines():
             self.log(f"many ({eng.name})")
             # a peer's cold many-steps build takes minutes (a container per RUN, a commit per step): fewer rounds
@@ -543,20 +513,20 @@ class Bench:
             for _ in range(rounds):
                 eng.reset()
                 self.record(cold, eng.name, eng.build(s))
-                self.warm_rows(eng, s, warm, again, full)
+                self.warm_rows(eng, s, warm, again)
         if not with_linear:
             return
         f = self.sizes.linear_factor
         big = sc.make_many(self.work / "ctx", st, per * f, name="many10")
         lc = self.row("linear-cold", f"many steps x{f} cold ({st} x {per * f}), minibuild only",
                       note=f"ratio column = time / time of the x1 build; target <= {1.2 * f:.0f}")
-        lw = self.row("linear-warm", f"many steps x{f} warm, memo off, minibuild only",
-                      note="ratio column = time / time of the x1 memo-off build (both full cached builds)")
+        lw = self.row("linear-warm", f"many steps x{f} warm, minibuild only",
+                      note="ratio column = time / time of the x1 warm build (both fully cached builds)")
         self.log(f"many x{f} (minibuild)")
         for _ in range(max(1, min(self.rounds, self.args.slow_peer_rounds))):
             self.mb.reset()
             self.record(lc, "minibuild", self.mb.build(big))
-            self.record(lw, "minibuild", self.mb.build(big, memo=False))
+            self.record(lw, "minibuild", self.mb.build(big))
         lc.targets = {"x1": 1.2 * f}
         lw.targets = {"x1": 1.2 * f}
 
@@ -587,7 +557,6 @@ class Bench:
             self.record(load, "minibuild", smp)
             if self.docker is not None:
                 self.record(load, "docker", self.docker.load(base.archive, base.tag))
-            settle()
             for ex in ("emulate", "chroot"):
                 cold = self.row(f"bigbase-{x}-cold-{ex}", f"big base {x} cold, --executor {ex}",
                                 {"docker": 0.3 if ex == "emulate" else 1.0})
@@ -668,7 +637,6 @@ class Bench:
             self.record(load, "docker", self.docker.load(base, tc.IMAGE_NAME))
         cold = self.row("toolchain-cold", f"{label}: cold", {"docker": 1.0})
         edit = self.row("toolchain-edit", "toolchain: hello.c edited (COPY + the gcc RUN miss)")
-        settle()
         slow = max(1, min(self.rounds, self.args.slow_peer_rounds))
         for eng in self.engines():
             self.log(f"toolchain ({eng.name})")
@@ -768,7 +736,7 @@ def ratio_of(b: Bench, row: Row, peer: str) -> float | None:
     if peer == "x1":
         if row.key not in ("linear-cold", "linear-warm"):
             return None
-        base = b.rows.get("many-cold" if row.key == "linear-cold" else "many-full")  # full builds, not replays
+        base = b.rows.get("many-cold" if row.key == "linear-cold" else "many-warm")
         a, z = row.median("minibuild"), base.median("minibuild") if base else None
         return a / z if a is not None and z else None
     return row.ratio(peer)

@@ -1,6 +1,6 @@
 """Run the command line as ``python -m minibuild``."""
 
-from minibuild.noop import main
+from minibuild.cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,4 @@
-"""Where the store lives when no ``--store`` is given, and whether it is safe to use (standard library only:
-the entry point's no-op replay reads both)."""
+"""Where the store lives when no ``--store`` is given, and whether it is safe to use (standard library only)."""
 
 from __future__ import annotations
 
@@ -19,9 +18,8 @@ def default_store_dir(environ: Mapping[str, str] | None = None) -> str:
 
 
 SHARED_ENV = "MINIBUILD_ALLOW_SHARED_STORE"
-MEMO_DIR = os.path.join(".minibuild", "noop")  # the no-op build memos (minibuild.noop): never needed, only faster
 DIRS = ("blobs", "blobs/sha256", ".minibuild", ".minibuild/tmp", ".minibuild/leases", ".minibuild/cache",
-        ".minibuild/diffids", ".minibuild/noop")
+        ".minibuild/diffids")
 FILES = ("oci-layout", "index.json", ".minibuild/lock", ".minibuild/refs.lock", ".minibuild/stat-cache.json",
          ".minibuild/program-heads.json")
 

@@ -13,8 +13,6 @@ manifest, index or image config from a registry or an archive, a cache records d
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
 import lzma
 import os
@@ -164,8 +162,12 @@ def open_decompressed(fh: BinaryIO, *, what: str, limit: int | None | bool = Tru
         raise error(f"{what} is zstd-compressed, which minibuild cannot decompress")
     dec: BinaryIO
     if kind == "gzip":
+        import gzip  # the decompressors are imported when a stream needs one (a cached build reads none)
+
         dec = gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[assignment]
     elif kind == "bzip2":
+        import bz2
+
         dec = bz2.BZ2File(src, "rb")  # type: ignore[assignment]
     elif kind == "xz":
         dec = lzma.LZMAFile(src, "rb")  # type: ignore[assignment]

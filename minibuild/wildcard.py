@@ -24,6 +24,8 @@ Pred = str | re.Pattern[str] | None
 
 @record(kw_only=False)
 class Token:
+    """One element of a compiled pattern: a kind (CHAR, STAR, DIRS) and, for CHAR, what the char must be."""
+
     kind: str
     pred: Pred = None
 

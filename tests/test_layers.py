@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("executors",),
     ("engine",),
     ("teach", "structure", "testing", "api", "run"),
-    ("cli", "pytest_plugin", "noop", "__main__", "__init__"),
+    ("cli", "pytest_plugin", "__main__", "__init__"),
 )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from pathlib import Path
@@ -120,10 +119,13 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
           ssh: tuple[str, ...]) -> None:
     """Build an image from a Dockerfile, offline, into the store."""
     from minibuild.api import build as api_build
-    from minibuild.engine.runmounts import parse_secret, parse_ssh
+    secret_map: dict[str, bytes] = {}
+    ssh_map: dict[str, str] = {}
+    if secrets or ssh:  # runmounts imports tempfile and csv: only when a secret or agent is given
+        from minibuild.engine.runmounts import parse_secret, parse_ssh
 
-    secret_map = dict(parse_secret(spec, os.environ) for spec in secrets)
-    ssh_map = dict(parse_ssh(spec, os.environ) for spec in ssh)
+        secret_map = dict(parse_secret(spec, os.environ) for spec in secrets)
+        ssh_map = dict(parse_ssh(spec, os.environ) for spec in ssh)
 
     args = parse_build_args(build_args)
     label_map = parse_labels(labels)
@@ -140,95 +142,29 @@ def build(ctx: click.Context, context: Path, dockerfile: str | None, tags: tuple
         text = decode_dockerfile(sys.stdin.buffer.read())
         df_path = None
     registry = registry_build_kwargs(ctx)
-    memo = _memo_plan(text is None and output is None and report is None and iidfile is None and not no_cache
-                      and not secrets and not ssh
-                      and progress != "json"
-                      and not (registry["pull"] or registry["cache_from"] or registry["cache_to"]),
-                      ctx.obj["store"], context, df_path)
-
     from minibuild.cli import progress as views
 
     mode = views.resolve_mode("quiet" if quiet else progress, sys.stderr)
 
-    def run_and_print(out: Any, err: Any) -> Any:
-        renderer = views.renderer(mode, err, explain=explain, size_from=sys.stderr)
-        try:
-            result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
-                               executor=executor, no_cache=no_cache, output=output, progress=renderer,
-                               dockerfile_text=text, report=report, allow=allow, labels=label_map,
-                               iidfile=iidfile, run_timeout=timeout, secrets=secret_map, ssh=ssh_map,
-                               **registry)
-        except BaseException:
-            if renderer is not None:
-                renderer.close(ok=False)
-            raise
+    renderer = views.renderer(mode, sys.stderr, explain=explain, size_from=sys.stderr)
+    try:
+        result = api_build(context, df_path, target=target, build_args=args, tags=tags, store=ctx.obj["store"],
+                           executor=executor, no_cache=no_cache, output=output, progress=renderer,
+                           dockerfile_text=text, report=report, allow=allow, labels=label_map,
+                           iidfile=iidfile, run_timeout=timeout, secrets=secret_map, ssh=ssh_map,
+                           **registry)
+    except BaseException:
         if renderer is not None:
-            renderer.close(ok=True)
-        if mode == "quiet":  # docker build -q: the image ID alone
-            click.echo(result.config_digest.value, file=out)
-            return result
-        if mode != "json":
-            for line in _summary(result):
-                click.echo(line, file=err)
-            if report is not None:
-                click.echo(f"wrote report {report}", file=err)
-        click.echo(result.digest.value if hasattr(result.digest, "value") else str(result.digest), file=out)
-        return result
-
-    if memo is None:
-        run_and_print(sys.stdout, sys.stderr)
+            renderer.close(ok=False)
+        raise
+    if renderer is not None:
+        renderer.close(ok=True)
+    if mode == "quiet":  # docker build -q: the image ID alone
+        click.echo(result.config_digest.value)
         return
-    from minibuild import noop
-
-    recorder = noop.Recorder(sys.stdout, sys.stderr)
-    result = run_and_print(recorder.stdout, recorder.stderr)
-    try:
-        _remember(memo, result, recorder, run_and_print)
-    except Exception:  # noqa: BLE001 - a memo is an optimisation: the build itself succeeded and was printed
-        pass
-
-
-def _memo_plan(eligible: bool, store: Path, context: Path, dockerfile: str | None) -> Any:
-    """When this command may leave a no-op memo (it came through the entry point, and writes or fetches nothing
-    besides tags): the stamps of its inputs and of the store taken before the build; else None."""
-    from minibuild import noop
-
-    if not eligible or noop.entry_argv() is None or os.environ.get("MINIBUILD_NO_MEMO"):
-        return None
-    df = dockerfile if dockerfile is not None else os.path.join(context, "Dockerfile")
-    try:
-        return noop.Before.take(store=str(store), context=str(context), dockerfile=str(df))
-    except OSError:
-        return None
-
-
-def _remember(before: Any, result: Any, recorder: Any, run_and_print: Any) -> None:
-    """Write the memo the next identical command replays: this build's output when every step hit the cache,
-    else the output of a fully cached build run at once, silently, in this process (the build the next command
-    would run). Nothing is written if an input changed meanwhile or the store changed under the cached build."""
-    from minibuild import noop
-
-    if not before.settled():
-        return
-    if _no_op(result):
-        if recorder.overflowed:
-            return
-        chunks = recorder.chunks
-        store_before = before.store
-    else:
-        store_before = noop.store_stamp(before.store_dir)
-        silent = noop.Recorder(io.StringIO(), io.StringIO())
-        again = run_and_print(silent.stdout, silent.stderr)
-        if not _no_op(again) or again.digest != result.digest or silent.overflowed:
-            return
-        chunks = silent.chunks
-    if noop.store_stamp(before.store_dir) != store_before or not before.unchanged():
-        return
-    noop.save(before, chunks, store_before)
-
-
-def _no_op(result: Any) -> bool:
-    """Every step hit the cache and nothing was fetched (an ``ADD`` of a URL is fetched again by every build)."""
-    return all(s.cached for s in result.steps) and all(st.status != "built" for st in result.stages) and not any(
-        s.instruction.startswith("ADD ") and ("://" in s.instruction or "git@" in s.instruction)
-        for s in result.steps)
+    if mode != "json":
+        for line in _summary(result):
+            click.echo(line, err=True)
+        if report is not None:
+            click.echo(f"wrote report {report}", err=True)
+    click.echo(result.digest.value if hasattr(result.digest, "value") else str(result.digest))

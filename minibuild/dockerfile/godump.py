@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 
 _SIMPLE_ESCAPES = {
@@ -50,6 +49,8 @@ def go_trim_left_space(s: str) -> str:
 def _is_print(ch: str) -> bool:
     if ch == " ":
         return True
+    import unicodedata  # error messages only: the parse of a valid Dockerfile never quotes
+
     return unicodedata.category(ch)[0] in "LMNPS"
 
 

@@ -182,6 +182,8 @@ class ExposeInstruction(Instruction):
 
 @record
 class _SourcesAndDest(Instruction):
+    """The shared shape of COPY and ADD: sources, a destination, heredoc contents."""
+
     sources: tuple[str, ...] = ()  # source paths (heredoc words removed)
     dest: str = ""
     contents: tuple[SourceContent, ...] = ()  # heredoc sources, in order

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import posixpath
 import re
 
@@ -21,6 +20,8 @@ class MountFrom:
 
 def mount_fields(raw: str) -> list[tuple[str, str | None]]:
     """(lower-cased key, value; None for a bare key such as ``ro``) of each field of a ``--mount`` value."""
+    import csv  # only for RUN --mount values (a Dockerfile without them never imports it)
+
     try:
         fields = next(csv.reader([raw], strict=False), [])
     except csv.Error:
@@ -111,6 +112,8 @@ def _uint(value: str, base: int, what: str) -> int:
 def parse_mount(raw: str) -> Mount:
     """A ``--mount`` value (expanded) as BuildKit's ``parseMount`` reads it: fields in order, keys lower-cased,
     BuildKit's error for each bad option (MountError)."""
+    import csv
+
     try:
         fields = next(csv.reader([raw], strict=True), [])
     except csv.Error as exc:

@@ -36,6 +36,8 @@ class _LineError(DockerfileError):
 
 @dataclass(slots=True)
 class _Directives:
+    """The parser directives read so far (escape, syntax) and whether the directive lines are over."""
+
     escape: str = "\\"
     done: bool = False
     seen: set[str] = field(default_factory=set)

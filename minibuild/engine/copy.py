@@ -134,6 +134,8 @@ class CopyResult:
 
 @dataclass(slots=True, kw_only=True)
 class _Item:
+    """One entry to copy: its name in the destination and where its bytes come from."""
+
     name: str
     rel: str | None = None
     data: bytes | None = None

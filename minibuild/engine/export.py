@@ -49,8 +49,6 @@ def exported_layer(store: Store, layer: Layer, epoch: int, *, pin: Pin | None,
     """``layer`` with every mtime clamped to ``epoch``: itself when nothing in it is newer, else a new blob. The
     layer's claimed diff_id is verified first (a cache record's claim is otherwise only checked when the image
     is stored, which the clamped blob's honest diff_id would pass)."""
-    from minibuild.store.retime import clamp_layer_mtimes
-
     store.verify_layers((layer,), where="exported layer", pin=pin)
     key = exported_key(layer, epoch)
     memo = store.cache.get(key)
@@ -58,6 +56,8 @@ def exported_layer(store: Store, layer: Layer, epoch: int, *, pin: Pin | None,
         found = _layer_of(memo.get("layer"))
         if found is not None and (found.digest == layer.digest or pin_blobs is None or pin_blobs((found.digest,))):
             return found
+    from minibuild.store.retime import clamp_layer_mtimes  # tarfile: only when a layer is rewritten
+
     with store.blobs.open(layer.digest) as src, store.blobs.writer(pin=pin) as w:
         result = clamp_layer_mtimes(src, w, epoch=epoch)
         if result.changed:

@@ -8,7 +8,6 @@ both a ``docker load`` tarball and an OCI archive), ``type=tar,dest=F`` (a plain
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -186,6 +185,8 @@ def write_filesystem(store: Store, image: Image, spec: OutputSpec) -> None:
             os.rename(tmp, dest)
         finally:
             if tmp.exists():
+                import shutil
+
                 shutil.rmtree(tmp, ignore_errors=True)
     except OSError as exc:
         raise ConfigError(f"cannot write -o type={spec.type} {dest}: {exc.strerror or exc}") from None

@@ -88,7 +88,7 @@ class Store:
         try:
             if not os.path.lexists(root):
                 root.mkdir(parents=True, mode=dir_mode())
-            for rel in DIRS[:-1]:  # .minibuild/noop is made by the first memo
+            for rel in DIRS:
                 if not os.path.lexists(root / rel):
                     try:
                         os.mkdir(root / rel, dir_mode())

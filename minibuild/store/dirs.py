@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -121,6 +120,8 @@ def remove(fd: int, name: str, *, measure: bool = False) -> int:
     if st is None:
         return 0
     if stat.S_ISDIR(st.st_mode):
+        import shutil  # zlib, bz2, lzma and more: imported only when a tree is removed
+
         if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover - Linux always has the fd-based rmtree
             raise StoreError(f"cannot safely remove the directory {name}: this platform's rmtree follows symlinks")
         size = tree_size(fd, name) if measure else 0

@@ -301,26 +301,8 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
                     store.diff_ids.forget(digest)
         if not dry_run:
             _forget_indexes(store)  # the kept headers and folded trees of layers that are gone
-        if not dry_run:
-            _forget_memos(str(store.root))  # no-op build memos: removing blobs invalidates them anyway
     return PruneReport(removed=tuple(removed), freed_bytes=freed, kept=kept, temp_files_removed=len(reaped.temps),
                        cache_records_removed=cache_removed)
-
-
-def _forget_memos(store: str) -> int:
-    """Remove every no-op build memo of a store (a memo is never needed, only faster); how many were removed.
-    The memo folder is opened without following symlinks (store.dirs): never a way to delete files elsewhere."""
-    from minibuild.home import MEMO_DIR
-    from minibuild.store.dirs import names, opened, remove
-
-    removed = 0
-    with opened(store, *MEMO_DIR.split(os.sep)) as fd:
-        if fd is None:
-            return 0
-        for name in names(fd):
-            remove(fd, name)
-            removed += 1
-    return removed
 
 
 def _forget_indexes(store: Store) -> int:

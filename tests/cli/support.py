@@ -30,7 +30,7 @@ def _as_user(user: str) -> list[str]:
 def mb(store: Path, *args: str, cwd: Path | None = None, stdin: str | None = None,
        user: str | None = None) -> subprocess.CompletedProcess[str]:
     """``minibuild --store STORE ARGS...`` (as ``user`` through runuser when given); fixtures without padding."""
-    env = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0", "MINIBUILD_NO_MEMO": "1"}
+    env = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0"}
     interp = _as_user(user) if user is not None else [sys.executable]
     argv = [*interp, "-m", "minibuild", "--store", str(store), *args]
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, cwd=cwd, timeout=180)

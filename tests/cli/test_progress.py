@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.engine.engine_support import write_context
 
-ENV = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0", "MINIBUILD_NO_MEMO": "1", "TERM": "xterm"}
+ENV = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0", "TERM": "xterm"}
 DF = "FROM busybox\nENV X=1\nRUN echo hi > /hi\nCOPY a.txt /a.txt\n"
 
 

@@ -40,7 +40,7 @@ def test_canonical_json_keeps_invalid_bytes_apart_and_stays_utf8() -> None:
 
 
 def _mb(store: Path, cwd: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0", "MINIBUILD_NO_MEMO": "1"}
+    env = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0"}
     return subprocess.run([sys.executable, "-m", "minibuild", "--store", str(store), *args], cwd=cwd, env=env,
                           input=stdin, capture_output=True, timeout=300)
 

@@ -177,7 +177,7 @@ def test_cli_failure_message_names_the_stdout_reason(ctx: Path, tmp_path: Path) 
 # --------------------------------------------------------------------------------------------- json and quiet
 
 def _mb(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0", "MINIBUILD_NO_MEMO": "1"}
+    env = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0"}
     return subprocess.run([sys.executable, "-m", "minibuild", "--store", str(store), *args], capture_output=True,
                           text=True, env=env, timeout=300)
 
@@ -327,19 +327,6 @@ def test_tty_shows_the_last_lines_of_the_running_step() -> None:
                          " => => # line 8", " => => # red     part"]
     t({"type": "step", "n": 2, "instruction": "RUN make", "cached": False, "seconds": 0.5, **pos})
     assert [line for line in screen(out.getvalue()) if "=> => #" in line] == []  # gone once the step is done
-
-
-def test_no_op_recorder_does_not_hold_a_chatty_builds_output() -> None:
-    from minibuild.noop import Recorder
-
-    out, err = io.StringIO(), io.StringIO()
-    rec = Recorder(out, err, limit=10)
-    rec.stderr.write("#3 0.1 ab\n")
-    assert rec.chunks == [(2, "#3 0.1 ab\n")] and not rec.overflowed
-    rec.stderr.write("#3 0.2 more output\n")
-    rec.stdout.write("sha256:x\n")
-    assert rec.overflowed and rec.chunks == []  # nothing more is kept (and no memo is written from it)
-    assert err.getvalue() == "#3 0.1 ab\n#3 0.2 more output\n" and out.getvalue() == "sha256:x\n"
 
 
 def test_plain_output_is_the_same_for_a_non_root_user() -> None:

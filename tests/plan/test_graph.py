@@ -182,7 +182,6 @@ def test_build_plan_and_graph_give_the_same_error(  # type: ignore[no-untyped-de
     from minibuild.cli import main
 
     monkeypatch.setenv("MINIBUILD_FIXTURE_PADDING", "0")
-    monkeypatch.setenv("MINIBUILD_NO_MEMO", "1")
     (tmp_path / "Dockerfile").write_text(text)
     for command in ("build", "plan", "graph"):
         with pytest.raises(SystemExit) as exit_:

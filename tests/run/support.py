@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ENV = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0", "MINIBUILD_NO_MEMO": "1"}
+ENV = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0"}
 
 
 def free_port() -> int:

@@ -25,7 +25,7 @@ REPO = str(Path(__file__).resolve().parents[2])
 
 def _cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "minibuild", "--store", str(store), *args], capture_output=True,
-                          text=True, env=dict(os.environ, PYTHONPATH=REPO, MINIBUILD_NO_MEMO="1"), timeout=120)
+                          text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=120)
 
 
 def _dead_pid() -> int:
@@ -43,7 +43,7 @@ def _kill_a_build(store: Path, ctx: Path) -> int:
     (ctx / "Dockerfile").write_text("FROM busybox\nCOPY a.txt /a.txt\nRUN echo started > /s && sleep 60\n")
     proc = subprocess.Popen([sys.executable, "-m", "minibuild", "--store", str(store), "build", "-t", "k:1",
                              "--progress", "plain", str(ctx)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, PYTHONPATH=REPO, MINIBUILD_NO_MEMO="1"))
+                            env=dict(os.environ, PYTHONPATH=REPO))
     try:
         assert proc.stdout is not None
         for line in proc.stdout:  # the RUN step has started: its scratch root and lease exist

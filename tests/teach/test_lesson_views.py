@@ -17,7 +17,7 @@ from minibuild.teach.report import layer_chart_svg, render_html, report_from_jso
 from minibuild.view import ImageView
 
 NODE_NGINX = Path(__file__).resolve().parents[2] / "examples" / "node-nginx"
-ENV = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0", "MINIBUILD_NO_MEMO": "1"}
+ENV = {**os.environ, "MINIBUILD_FIXTURE_PADDING": "0"}
 
 # ENV lines between the filesystem steps: a step's place in the Dockerfile is not its [stage N/M] number
 LESSON = """\
