@@ -42,11 +42,11 @@ from minibuild.store.layerindex import Row
 from minibuild.store.refs import entry_name
 
 ProblemKind = Literal["corrupt-blob", "stray-file", "damaged-index", "broken-ref", "bad-cache-record",
-                      "dangling-cache-record", "stale-temp", "dead-lease", "bad-layer-index"]
+                      "dangling-cache-record", "stale-temp", "dead-lease", "bad-layer-index", "stale-index"]
 # Whether a kept folded tree (minibuild.store.layerindex) is what folding its layers again gives: supplied by the
 # engine, which owns the fold (the store knows only the files)
 TreeCheck = Callable[[Store, Sequence[Digest], list[Row]], bool]
-DEBRIS: tuple[ProblemKind, ...] = ("stale-temp", "dead-lease")  # notes: removed by the next build or prune
+DEBRIS: tuple[ProblemKind, ...] = ("stale-temp", "dead-lease", "stale-index")  # notes: removed by the next build or prune
 
 
 @record
@@ -324,14 +324,17 @@ class _Checker:
                     continue
                 stem = name.removesuffix(".json")
                 problem: str | None = None
+                stale = False  # a cache entry of blobs prune removed (or was killed removing): debris, not damage
                 try:
                     if stem.startswith("tree-"):
                         layers = [Digest(v) for v in json.loads((directory / name).read_bytes()).get("layers", [])]
                         rows = load_tree(directory, layers)
                         if rows is None:
                             problem = "not a well-formed folded tree of its layers"
-                        elif any(d in self.bad or not self.store.blobs.has(d) for d in layers):
-                            problem = "a layer it folds is missing or corrupt"
+                        elif any(d in self.bad for d in layers):
+                            problem = "a layer it folds is corrupt"
+                        elif not all(self.store.blobs.has(d) for d in layers):
+                            problem, stale = "a layer it folds is no longer stored; the next prune removes it", True
                         elif tree_check is not None and not tree_check(self.store, layers, rows):
                             problem = "differs from the fold of its layers"
                     else:
@@ -339,7 +342,9 @@ class _Checker:
                         digest = Digest(f"{algo}:{hexpart}")
                         kept = load_index(directory, digest)
                         fresh = parse_index(self.store.blobs, digest) if digest not in self.bad else None
-                        if kept is None:
+                        if not self.store.blobs.has(digest) and digest not in self.bad:
+                            problem, stale = "its layer blob is no longer stored; the next prune removes it", True
+                        elif kept is None:
                             problem = "not a well-formed header index"
                         elif fresh is None or fresh != kept:
                             problem = "differs from the headers of its layer blob"
@@ -348,7 +353,8 @@ class _Checker:
                 if problem is not None:
                     if self.repair:
                         remove(fd, name)
-                    self.add("bad-layer-index", "/".join((*where, name)), problem, repaired="removed")
+                    self.add("stale-index" if stale else "bad-layer-index", "/".join((*where, name)), problem,
+                             repaired="removed")
 
     def check_leftovers(self) -> None:
         for where, lease in (((".minibuild", "tmp"), False), ((".minibuild", "leases"), True)):
