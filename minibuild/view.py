@@ -144,19 +144,11 @@ class FileInfo:
 
     def read(self) -> bytes:
         """The file's content, read from the layer blob that wrote it (raises for anything but a file)."""
-        if self.type != "file":
-            raise ConfigError(f"cannot read {self.path}: it is a {_TYPE_WORDS.get(self.type, self.type)}, not a file")
-        if self._content is None or self.size == 0:
-            return b""
-        c = self._content
-        with c.blobs.open(c.digest) as blob:
-            for entry, stream in iter_layer(blob):
-                if entry.path == c.member and stream is not None:
-                    return stream.read()
-        raise ImageFormatError(f"layer {c.digest.short}: member {c.member!r} vanished while reading {self.path}")
+        return self.head(-1)
 
     def head(self, n: int) -> bytes:
-        """The first ``n`` bytes of a file, read from its layer blob without reading the member past them."""
+        """The first ``n`` bytes of a file (all of it for -1), read from its layer blob without reading the member
+        past them (raises for anything but a file)."""
         if self.type != "file":
             raise ConfigError(f"cannot read {self.path}: it is a {_TYPE_WORDS.get(self.type, self.type)}, not a file")
         if self._content is None or self.size == 0:

@@ -20,7 +20,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
@@ -119,19 +119,24 @@ def snapshot(root: Path | str, *, hash_recent: bool = True, overlay_root: Path |
     overlay = overlay_of(base) if overlay_root is None else overlay_of(overlay_root)
     racy_after = time.time_ns() - RACY_WINDOW_NS if hash_recent else None
     records: dict[str, StatRecord] = {}
+    for child, path in _below(base):
+        rec = snapshot_record(path, overlay, racy_after)
+        if rec is not None:
+            records[child] = rec
+    return TreeSnapshot(root=base, records=records)
+
+
+def _below(base: str) -> Iterator[tuple[str, str]]:
+    """Every path under the directory ``base``: (relative path, host path), directories entered (never a symlink)."""
     stack = [""]
     while stack:
         rel = stack.pop()
         with os.scandir(os.path.join(base, rel) if rel else base) as it:
             for de in it:
                 child = f"{rel}/{de.name}" if rel else de.name
-                rec = snapshot_record(de.path, overlay, racy_after)
-                if rec is None:
-                    continue
-                records[child] = rec
-                if rec.type == "dir":
+                yield child, de.path
+                if de.is_dir(follow_symlinks=False):
                     stack.append(child)
-    return TreeSnapshot(root=base, records=records)
 
 
 def snapshot_record(path: str, overlay: Overlay | None, racy_after: int | None) -> StatRecord | None:
@@ -379,45 +384,39 @@ def diff_upper(upper: Path | str, lower: Path | str) -> list[Entry]:
     emit: set[str] = set()
     extra: list[Entry] = []
     opaque_dirs: set[str] = set()
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        with os.scandir(os.path.join(up, rel) if rel else up) as it:
-            for de in it:
-                child = f"{rel}/{de.name}" if rel else de.name
-                host = os.lstat(de.path)
-                if stat.S_ISCHR(host.st_mode) and host.st_rdev == 0:
-                    extra.append(whiteout(child))
-                    continue
-                rec = stat_record(de.path, overlay)
-                if rec is None:
-                    continue
-                try:
-                    below: os.stat_result | None = os.lstat(os.path.join(low, child))
-                except OSError:
-                    below = None
-                seen = None
-                if below is not None and stat.S_IFMT(below.st_mode) == stat.S_IFMT(host.st_mode):
-                    seen = stat_record(os.path.join(low, child), overlay)
-                    if seen is not None and (host.st_uid, host.st_gid, stat.S_IMODE(host.st_mode)) == (
-                            below.st_uid, below.st_gid, stat.S_IMODE(below.st_mode)):
-                        rec = replace(rec, uid=seen.uid, gid=seen.gid, mode=seen.mode)
-                after[child] = rec
-                inside_opaque = any(p in opaque_dirs for p in _ancestors(child))
-                if rec.type == "dir":
-                    stack.append(child)
-                    if _opaque_dir(de.path) and not inside_opaque:
-                        opaque_dirs.add(child)
-                        extra.append(opaque(child))
-                        emit.add(child)
-                    elif inside_opaque or seen is None or (rec.mode, rec.uid, rec.gid, rec.capability) != (
-                            seen.mode, seen.uid, seen.gid, seen.capability):
-                        emit.add(child)
-                    continue
-                if inside_opaque or seen is None or (
-                        rec.mode, rec.uid, rec.gid, rec.capability, rec.linkname, rec.rdev, rec.size, rec.mtime_ns) != (
-                        seen.mode, seen.uid, seen.gid, seen.capability, seen.linkname, seen.rdev, seen.size,
-                        seen.mtime_ns) or (rec.type == "file" and not _same_content(de.path,
-                                                                                      os.path.join(low, child))):
-                    emit.add(child)
+    for child, path in _below(up):
+        host = os.lstat(path)
+        if stat.S_ISCHR(host.st_mode) and host.st_rdev == 0:
+            extra.append(whiteout(child))
+            continue
+        rec = stat_record(path, overlay)
+        if rec is None:
+            continue
+        try:
+            below: os.stat_result | None = os.lstat(os.path.join(low, child))
+        except OSError:
+            below = None
+        seen = None
+        if below is not None and stat.S_IFMT(below.st_mode) == stat.S_IFMT(host.st_mode):
+            seen = stat_record(os.path.join(low, child), overlay)
+            if seen is not None and (host.st_uid, host.st_gid, stat.S_IMODE(host.st_mode)) == (
+                    below.st_uid, below.st_gid, stat.S_IMODE(below.st_mode)):
+                rec = replace(rec, uid=seen.uid, gid=seen.gid, mode=seen.mode)
+        after[child] = rec
+        inside_opaque = any(p in opaque_dirs for p in _ancestors(child))
+        if rec.type == "dir":
+            if _opaque_dir(path) and not inside_opaque:
+                opaque_dirs.add(child)
+                extra.append(opaque(child))
+                emit.add(child)
+            elif inside_opaque or seen is None or (rec.mode, rec.uid, rec.gid, rec.capability) != (
+                    seen.mode, seen.uid, seen.gid, seen.capability):
+                emit.add(child)
+            continue
+        if inside_opaque or seen is None or (
+                rec.mode, rec.uid, rec.gid, rec.capability, rec.linkname, rec.rdev, rec.size, rec.mtime_ns) != (
+                seen.mode, seen.uid, seen.gid, seen.capability, seen.linkname, seen.rdev, seen.size,
+                seen.mtime_ns) or (rec.type == "file" and not _same_content(path,
+                                                                              os.path.join(low, child))):
+            emit.add(child)
     return _assemble(up, after, emit, extra)
