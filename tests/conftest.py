@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,3 +43,20 @@ def busybox_image(docker: Docker, busybox_rootfs: Path, tmp_path_factory: pytest
     out = tmp_path_factory.mktemp("busybox-image") / "busybox.tar"
     docker.run("save", "-o", str(out), BUSYBOX_TAG)
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def registry_auth_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """skopeo, podman and buildah read their credentials from ``$REGISTRY_AUTH_FILE``, else from
+    ``/run/containers/$UID/auth.json``: as an ordinary user that path is unreadable once a root podman or
+    buildah has made ``/run/containers`` (mode 0700), and the tools then fail before they talk to a registry.
+    Every test's tools get an empty credentials file of their own (the tests pass credentials explicitly)."""
+    path = tmp_path_factory.mktemp("registry-auth") / "auth.json"
+    path.write_text("{}")
+    old = os.environ.get("REGISTRY_AUTH_FILE")
+    os.environ["REGISTRY_AUTH_FILE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("REGISTRY_AUTH_FILE", None)
+    else:
+        os.environ["REGISTRY_AUTH_FILE"] = old
