@@ -66,7 +66,6 @@ if TYPE_CHECKING:  # imported where a step misses: a fully cached build never lo
     from minibuild.engine.layertree import LayerTree
     from minibuild.fs.layered import LayeredRoot
     from minibuild.store.gc import Lease, Scratch
-    from minibuild.store.layerindex import Row
     from minibuild.store.tarlayer import Entry
 
 Progress = Callable[[dict[str, Any]], None]
@@ -486,37 +485,21 @@ class Builder:
     def _layer_root(self, st: _State) -> None:
         """Make ``st.root`` a layered root over the state's layers when they can all be read in place: their folded
         tree is kept in the store (minibuild.store.layerindex), so a base is folded once, not once per build."""
+        from minibuild.engine.layertree import folded_rows
         from minibuild.fs.layered import LayeredRoot
-        from minibuild.store.layerindex import INDEX_DIR, LowerTable, load_tree
+        from minibuild.store.layerindex import LowerTable
 
-        digests = [layer.digest for layer in st.image.layers]
-        rows = load_tree(self.store.meta_dir / INDEX_DIR, digests)
+        rows = folded_rows(self.store, st.image, lambda: self._source_tree(st))
         if rows is None:
-            rows = self._fold(st)
-            if rows is None:
-                return  # a compressed layer: extracted as before
-        else:
-            self.store.verify_layers(st.image.layers, where=f"stage {st.label}", pin=self.lease)
+            return  # a compressed layer: extracted as before
+        self.store.verify_layers(st.image.layers, where=f"stage {st.label}", pin=self.lease)  # before reading in place
         assert st.root is not None
 
         def open_blob(digest: Digest) -> BinaryIO:
             return self.store.blobs.open(digest, verify=False)  # read in place: verified when stored (fsck: again)
 
-        st.lazy = LayeredRoot(st.root, LowerTable(rows, digests, open_blob))
+        st.lazy = LayeredRoot(st.root, LowerTable(rows, [la.digest for la in st.image.layers], open_blob))
         st.root_layers = len(st.image.layers)
-
-    def _fold(self, st: _State) -> list[Row] | None:
-        """Fold the state's layers from their headers and keep the result; None when one cannot be read in place."""
-        from minibuild.engine.layertree import LayerTree, lower_rows
-        from minibuild.store.layerindex import INDEX_DIR, save_tree
-
-        tree = self._source_tree(st)
-        if not isinstance(tree, LayerTree):
-            return None
-        rows = lower_rows(tree)
-        if rows is not None:
-            save_tree(self.store.meta_dir / INDEX_DIR, [layer.digest for layer in st.image.layers], rows)
-        return rows
 
     def _overlay_ok(self, executor: str) -> bool:
         """Whether RUNs of ``executor`` run on an overlay mount here (the chroot executor, where one mounts)."""

@@ -22,7 +22,7 @@ import base64
 import hashlib
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -216,21 +216,28 @@ def lower_rows(tree: LayerTree) -> list[Row] | None:
     return rows
 
 
-def index_image(store: "Store", image: Image) -> bool:
-    """Fold an image's layers once and keep the result in the store (``minibuild.store.layerindex``), so that the
-    first build FROM it starts from the kept tree, as Docker unpacks an image when it is loaded; False when a
-    layer cannot be read in place (compressed: a build extracts it)."""
+def folded_rows(store: "Store", image: Image, tree: Callable[[], BuildContext] | None = None) -> list[Row] | None:
+    """The folded tree of ``image``'s layers as rows (``minibuild.store.layerindex``): the kept one, else folded
+    from the layer headers (``tree``: the LayerTree to fold, when the caller has one) and kept; None when a layer
+    cannot be read in place (compressed: such a root is extracted)."""
     from minibuild.store.layerindex import INDEX_DIR, load_tree, save_tree
 
     directory = store.meta_dir / INDEX_DIR
     digests = [layer.digest for layer in image.layers]
-    if not digests or load_tree(directory, digests) is not None:
-        return True
-    rows = lower_rows(LayerTree(store.blobs, image, index_dir=directory))
-    if rows is None:
-        return False
-    save_tree(directory, digests, rows)
-    return True
+    rows = load_tree(directory, digests)
+    if rows is not None:
+        return rows
+    source = tree() if tree is not None else LayerTree(store.blobs, image, index_dir=directory)
+    rows = lower_rows(source) if isinstance(source, LayerTree) else None
+    if rows is not None:
+        save_tree(directory, digests, rows)
+    return rows
+
+
+def index_image(store: "Store", image: Image) -> bool:
+    """Fold an image's layers once and keep the result in the store, so that the first build FROM it starts from
+    the kept tree, as Docker unpacks an image when it is loaded; False when a layer cannot be read in place."""
+    return not image.layers or folded_rows(store, image) is not None
 
 
 class _Chain:
