@@ -49,6 +49,9 @@ class Filler(Protocol):
     def ensure_tree(self, rel: str) -> None:
         """Make everything below directory ``rel`` present on the host (before it is moved or handed over)."""
 
+    def pending_subdirs(self, rel: str) -> int:
+        """How many subdirectories of directory ``rel`` the lower layers hold that are not on the host yet."""
+
 
 _FILLERS: dict[str, Filler] = {}
 

@@ -113,6 +113,25 @@ class LayeredRoot:
         finally:
             self._busy = False
 
+    def pending_subdirs(self, rel: str) -> int:
+        """How many subdirectories of ``rel`` its lower layers hold that were never filled (a directory's link
+        count counts them; filling them for a stat would copy every file beside them)."""
+        if rel in self._listed or rel not in self._dirs or self._busy:
+            return 0
+        try:
+            if self._identity(os.lstat(self._host(rel))) != self._dirs[rel]:
+                return 0  # removed and made again: opaque, nothing of the lower layers shows through
+        except OSError:
+            return 0
+        prefix = rel + "/" if rel else ""
+        count = 0
+        for name in self.lower.names(rel):
+            child = prefix + name
+            if child not in self._done:
+                e = self.lower.entry(child)
+                count += e is not None and e.type == "dir"
+        return count
+
     def ensure_all(self) -> None:
         """Fill every lower path: the host directory becomes the whole root (the chroot executor's tree)."""
         self.ensure_tree("")

@@ -266,12 +266,20 @@ class RootFS:
         return self.meta.view(st)
 
     def _whole_dir(self, host: Path | str, st: os.stat_result) -> os.stat_result:
-        """A directory's stat counts its subdirectories (its link count): its children are filled first."""
+        """A directory's stat as the image has it: its link count counts the subdirectories its lower layers hold
+        and nothing filled yet (without filling them: a stat copies no file)."""
         rel = self._filled_rel(host)
         if rel is None or self.filler is None:
             return st
-        self.filler.ensure_children(rel)
-        return os.lstat(host)
+        extra = self.filler.pending_subdirs(rel)
+        if not extra:
+            return st
+        return os.stat_result(
+            (st.st_mode, st.st_ino, st.st_dev, st.st_nlink + extra, st.st_uid, st.st_gid, st.st_size,
+             int(st.st_atime), int(st.st_mtime), int(st.st_ctime)),
+            {"st_atime": st.st_atime, "st_mtime": st.st_mtime, "st_ctime": st.st_ctime, "st_atime_ns": st.st_atime_ns,
+             "st_mtime_ns": st.st_mtime_ns, "st_ctime_ns": st.st_ctime_ns, "st_blksize": st.st_blksize,
+             "st_blocks": st.st_blocks, "st_rdev": st.st_rdev})
 
     def chmod(self, host: Path | str, mode: int) -> None:
         self.check_write(host)
