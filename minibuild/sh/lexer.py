@@ -220,24 +220,7 @@ class Lexer:
             self.pos = m.end()
             return SQ(_DOLLAR_SQ_ESC.sub(_dollar_sq_escape, m.group(1)))
         if src.startswith("$((", self.pos):
-            depth = 0
-            i = self.pos + 3
-            start = i
-            while i < len(src):
-                ch = src[i]
-                if ch == "(":
-                    depth += 1
-                elif ch == ")":
-                    if depth == 0:
-                        if src.startswith("))", i):
-                            expr_src = src[start:i]
-                            self.pos = i + 2
-                            sub = Lexer(expr_src, self.subparse, self.parse_text)
-                            return Arith(Word(sub.read_parts(mode="heredoc"), expr_src))
-                        break
-                    depth -= 1
-                i += 1
-            # not arithmetic: a command substitution starting with a subshell
+            return self.read_arith()
         if n == "(":
             self.pos += 2
             body = self.subparse(self)
@@ -253,6 +236,42 @@ class Lexer:
             return Param(m.group())
         self.pos += 1
         return Lit("$") if mode in ("word", "brace") else SQ("$")
+
+    def read_arith(self) -> Part:
+        """`$((...))` as busybox ash reads it: always arithmetic, ended by the first `))` outside nested
+        parentheses; an unbalanced `)` is part of the expression, and no `))` is a syntax error."""
+        start = self.pos = self.pos + 3
+        depth = 0
+        parts: list[Part] = []
+        while self.pos < len(self.src):
+            src = self.src
+            c = src[self.pos]
+            if c == ")":
+                if depth:
+                    depth -= 1
+                elif src.startswith("))", self.pos):
+                    text = src[start:self.pos]
+                    self.pos += 2
+                    return Arith(Word(_merge(parts), text))
+            elif c == "(":
+                depth += 1
+            elif c == "\\" and self._peekc(1) == "\n":
+                self.pos += 2
+                continue
+            elif c == "\\":
+                n = self._peekc(1)
+                parts.append(SQ(n) if n in ("$", "`", "\\") else SQ("\\"))
+                self.pos += 2 if n in ("$", "`", "\\") else 1
+                continue
+            elif c == "$":
+                parts.append(self.read_dollar("heredoc"))
+                continue
+            elif c == "`":
+                parts.append(self.read_backquote())
+                continue
+            parts.append(SQ(c))
+            self.pos += 1
+        raise self.error("missing '))'")
 
     def read_brace(self, outer: str = "word") -> Part:
         src = self.src

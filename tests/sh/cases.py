@@ -149,6 +149,10 @@ CASES: dict[str, str] = {
     "arith_bad_octal_is_an_error": "echo $((08)); echo after",
     "arith_bad_octal_variable": "x=09; echo $((x+1)); echo after",
     "arith_constants": "echo $((2#101)) $((16#ff)) $((36#Z)) $((64#_)) $((010)) $((0x10)) $((0X1f)) $((8#)) $((10#08)) $((9999999999999999999)); x=' 7 '; echo $((x)); (echo $((1a))); echo rc=$?; (echo $((0x))); echo rc=$?; (echo $((2#2))); echo rc=$?",
+    # $(( is always arithmetic in busybox ash: an unbalanced ) belongs to the expression (no fall back to a
+    # command substitution), no )) is a syntax error; ) inside "$(...)", ${...} and `...` does not count
+    "arith_never_a_subshell": "(echo $((cd /w && touch made) )); echo rc=$?; ls /w; (echo \"$((1) + 2))\"); echo rc=$?; echo $(( (1+2) )) $(( $(echo \")\") 1 + 2 )); echo rc=$?; x=1; echo $(( ${x:-)} + 1 )) $(( `echo 4` * 2 )); (echo $(( ')' 1 ))); echo rc=$?",
+    "arith_missing_close_is_fatal": "echo $((1) + (2)); echo not_reached",
     # getopts sets OPTARG to '' for a flag and unsets it on an error; readonly variables stay read only
     "getopts_optarg": "set -- -a x -b -c; while getopts a:bc o; do echo \"$o [$OPTARG] ${OPTARG-unset}\"; done; echo $OPTIND; OPTIND=1; set -- -q; getopts a: o; echo \"$o [${OPTARG-unset}] $?\"; OPTIND=1; set -- -a; getopts a: o; echo \"$o [${OPTARG-unset}] $?\"; OPTIND=1; getopts :a: o; echo \"$o [$OPTARG] $?\"; OPTIND=1; set -- -z -ab -cfoo; while getopts :a:bc: o; do echo \"$o [$OPTARG]\"; done; echo $OPTIND; set -- -x; OPTIND=9; getopts x o; echo \"$o $OPTIND\"",
     "readonly_assignment_is_fatal": "readonly R=1; R=2; echo after $R",
