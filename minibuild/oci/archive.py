@@ -35,7 +35,7 @@ from minibuild.oci.model import (
     pairs,
     parse_json,
 )
-from minibuild.oci.reference import parse_reference
+from minibuild.oci.reference import entry_name, parse_reference
 from minibuild.oci.validate import scan_layer, validate_image
 from minibuild.owner import is_locked_by_someone, pid_alive
 from minibuild.record import record
@@ -521,7 +521,7 @@ class _Loader:
                     images[target.digest] = image
                     order.append(target.digest)
                 found = names.setdefault(target.digest, [])
-                name = _descriptor_name(desc)
+                name = entry_name(desc)
                 for candidate in ([name] if name else []) + repo_tags.get(image.config_digest.hex, []):
                     if candidate not in found:
                         found.append(candidate)
@@ -599,17 +599,6 @@ class _Loader:
             self.sink.record_diff_id(digest, diff_id)
         media_type = MEDIA_OCI_LAYER_GZIP if kind == "gzip" else MEDIA_OCI_LAYER
         return Layer(descriptor=Descriptor(media_type=media_type, digest=digest, size=size), diff_id=diff_id)
-
-
-def _descriptor_name(desc: Descriptor) -> str | None:
-    for key in (ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME):
-        value = desc.annotation(key)
-        if value:
-            try:
-                return str(parse_reference(value))
-            except ConfigError:
-                continue
-    return None
 
 
 def _normalise_names(tags: list[Any]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from minibuild.errors import ConfigError
+from minibuild.oci.model import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor
 from minibuild.record import record
 
 DEFAULT_REGISTRY = "docker.io"
@@ -105,3 +106,15 @@ def normalize_name(name: str) -> str:
 def familiar_name(name: str) -> str:
     """``docker.io/library/busybox:latest`` -> ``busybox:latest``."""
     return parse_reference(name).familiar
+
+
+def entry_name(desc: Descriptor) -> str | None:
+    """The normalised name of an index entry (io.containerd.image.name, else org.opencontainers.image.ref.name)."""
+    for key in (ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME):
+        value = desc.annotation(key)
+        if value:
+            try:
+                return str(parse_reference(value))
+            except ConfigError:
+                continue
+    return None

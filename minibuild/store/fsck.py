@@ -39,7 +39,7 @@ from minibuild.store.dirs import lstat_at, names, opened, remove
 from minibuild.store.gc import debris
 from minibuild.store.lock import FileLock, atomic_write
 from minibuild.store.layerindex import Row
-from minibuild.store.refs import entry_name
+from minibuild.oci.reference import entry_name
 
 ProblemKind = Literal["corrupt-blob", "stray-file", "damaged-index", "broken-ref", "bad-cache-record",
                       "dangling-cache-record", "stale-temp", "dead-lease", "bad-layer-index", "stale-index"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from minibuild.errors import ConfigError, ImageFormatError, StoreError
+from minibuild.errors import ImageFormatError, StoreError
 from minibuild.oci.model import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor, Index, pairs
-from minibuild.oci.reference import REF_NAME_RE, parse_reference
+from minibuild.oci.reference import REF_NAME_RE, entry_name, parse_reference
 from minibuild.record import record
 from minibuild.store.lock import FileLock, atomic_write
 
@@ -33,18 +33,6 @@ def name_annotations(name: str) -> tuple[tuple[str, str], ...]:
     if REF_NAME_RE.match(ref.familiar):
         out[ANNOTATION_REF_NAME] = ref.familiar
     return pairs(out)
-
-
-def entry_name(desc: Descriptor) -> str | None:
-    """The normalised name of an index.json entry (io.containerd.image.name, else ref.name), or None."""
-    for key in (ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME):
-        value = desc.annotation(key)
-        if value:
-            try:
-                return str(parse_reference(value))
-            except ConfigError:
-                continue
-    return None
 
 
 class RefStore:
