@@ -17,7 +17,7 @@ _VIEW_NAMES = frozenset({"ImageView", "FileInfo", "load"})
 
 def __getattr__(name: str) -> Any:
     """``MinibuildError``, ``minibuild.build`` and the image view (``load``, ``ImageView``, ``FileInfo``) are
-    imported lazily so that ``import minibuild`` (and the no-op replay of the CLI) stays fast. The engine package
+    imported lazily so that ``import minibuild`` (and a fully cached CLI build) stays fast. The engine package
     is ``minibuild.engine``, so no submodule import can rebind ``minibuild.build``."""
     if name == "MinibuildError":
         from minibuild.errors import MinibuildError

@@ -84,6 +84,7 @@ class StageGraph:
     nodes: tuple[StageNode, ...]
     target: int
     needed: tuple[int, ...]  # build order, the target last
+    needed_by: tuple[tuple[int, Edge], ...] = ()  # each needed stage but the target: the first edge reading it
 
     @property
     def skipped(self) -> tuple[int, ...]:
@@ -217,16 +218,22 @@ def build_graph(df: Dockerfile, target: str | None, from_env: Mapping[str, str])
         nodes.append(StageNode(index=stage.index, name=stage.name, base=base, edges=tuple(edges),
                                line=span.line, steps=len(vertex_numbers(stage.instructions))))
     tgt = resolve_target(df, target)
-    seen: set[int] = set()
-    stack = [tgt]
-    while stack:
-        i = stack.pop()
-        if i in seen:
-            continue
-        seen.add(i)
-        stack.extend(nodes[i].deps)
+    by = _reach(nodes, tgt)
     # references only point backwards, so index order is a valid build order
-    return StageGraph(nodes=tuple(nodes), target=tgt, needed=tuple(sorted(seen)))
+    return StageGraph(nodes=tuple(nodes), target=tgt, needed=tuple(sorted({tgt, *by})), needed_by=tuple(by.items()))
+
+
+def _reach(nodes: list[StageNode], target: int) -> dict[int, Edge]:
+    """The stages ``target`` reads, directly or not, each with the first edge found reading it (depth first)."""
+    by: dict[int, Edge] = {}
+    stack = [target]
+    while stack:
+        cur = stack.pop()
+        for e in nodes[cur].edges:
+            if e.stage is not None and e.stage != target and e.stage not in by:
+                by[e.stage] = e
+                stack.append(e.stage)
+    return by
 
 
 def graph_of(df: Dockerfile, target: str | None, build_args: Mapping[str, str]) -> StageGraph:

@@ -149,19 +149,9 @@ def stage_graph(
              for e in plan.edges]
     target_index = plan.target
 
-    # reachability from the target, with the first reason each stage is needed
-    reasons: dict[int, str] = {target_index: "the target"}
-    stack = [target_index]
-    while stack:
-        cur = stack.pop()
-        for e in edges:
-            if e.target != cur or not e.source.startswith("s"):
-                continue
-            src_index = int(e.source[1:])
-            if src_index not in reasons:
-                how = {"from": "FROM", "copy": "COPY --from", "mount": "RUN --mount from"}[e.kind]
-                reasons[src_index] = f"needed by {dockerfile.stages[cur].ref} ({how}, line {e.line})"
-                stack.append(src_index)
+    how = {"from": "FROM", "copy": "COPY --from", "mount": "RUN --mount from"}
+    reasons = {target_index: "the target"} | {
+        i: f"needed by {dockerfile.stages[e.target].ref} ({how[e.kind]}, line {e.line})" for i, e in plan.needed_by}
     target_ref = dockerfile.stages[target_index].ref
 
     def size_of(st_index: int, name: str | None) -> int | None:
