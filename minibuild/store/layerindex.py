@@ -179,25 +179,31 @@ def save_tree(directory: Path, digests: Sequence[Digest], rows: Sequence[Row]) -
         return
 
 
+_KINDS = ENTRY_TYPES - {"hardlink"}  # a kept tree holds a hard link as its own row
+
+
 def _row_ok(row: object, layers: int) -> bool:
-    if not isinstance(row, list) or len(row) != _ROW_LEN:
+    """Whether one kept row is well formed (run on every row of a base's tree: kept to plain type checks)."""
+    if type(row) is not list or len(row) != _ROW_LEN:
         return False
     rel, kind, mode, uid, gid, size, mtime, link, hard, major, minor, xattrs, content = row
-    if not isinstance(rel, str) or not rel or kind not in ENTRY_TYPES or kind == "hardlink":
+    if type(rel) is not str or not rel or type(kind) is not str or kind not in _KINDS:
         return False
-    parts = rel.split("/")
-    if "" in parts or "." in parts or ".." in parts or "\0" in rel:
+    framed = "/" + rel + "/"  # an empty, "." or ".." component, or a NUL: never a path of a root
+    if "//" in framed or "/./" in framed or "/../" in framed or "\0" in rel:
         return False
-    for v in (mode, uid, gid, size, major, minor):
-        if type(v) is not int or v < 0:
-            return False
-    if type(mtime) is not int or not isinstance(link, str) or not (hard is None or isinstance(hard, str)):
+    if type(mode) is not int or type(uid) is not int or type(gid) is not int or type(size) is not int \
+            or type(major) is not int or type(minor) is not int or type(mtime) is not int:
         return False
-    if not isinstance(xattrs, list) or not all(
-            isinstance(x, list) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], str) for x in xattrs):
+    if mode < 0 or uid < 0 or gid < 0 or size < 0 or major < 0 or minor < 0:
+        return False
+    if type(link) is not str or not (hard is None or type(hard) is str) or type(xattrs) is not list:
+        return False
+    if xattrs and not all(type(x) is list and len(x) == 2 and type(x[0]) is str and type(x[1]) is str
+                          for x in xattrs):
         return False
     if content is not None:
-        if not isinstance(content, list) or len(content) != 4:
+        if type(content) is not list or len(content) != 4:
             return False
         layer, offset, csize, sparse = content
         if type(layer) is not int or not 0 <= layer < layers or type(offset) is not int or offset < 0 \
