@@ -14,6 +14,7 @@ from minibuild.sh.awk.parse import (Assign, Binary, Block, Builtin, Call, Cond, 
 from minibuild.sh.awk.value import (PROGRAM_END, AwkError, StrNum, Value, compare, format_number, is_numeric, num_to_str, to_num,
                                     to_str, truth)
 from minibuild.sh.builtins.grep import bre_to_re, ere_to_re
+from minibuild.sh.cformat import Spec, render_bytes
 from minibuild.sh.streams import Buffer
 
 if TYPE_CHECKING:
@@ -1003,10 +1004,8 @@ def _c_string(spec: str, text: str) -> str:
     if not m:
         return spec
     flags, width, prec = m.groups()
-    if prec is not None:
-        text = text[:int(prec or 0)]
-    w = int(width or 0)
-    return text.ljust(w) if "-" in flags else text.rjust(w)
+    c_spec = Spec(flags, int(width) if width else None, int(prec or 0) if prec is not None else None, "s")
+    return latin(render_bytes(c_spec, unlatin(text)))
 
 
 def _awk_sub(rx: re.Pattern[str], repl: str, count: int, text: str, *, subexp: bool) -> tuple[str, int]:

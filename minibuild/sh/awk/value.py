@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 import re
 
+from minibuild.sh.cformat import Spec, render_float, render_int
+from minibuild.sh.cformat import strtod as c_strtod
+
 
 class StrNum(str):
     """A string from input (a field, getline, split, -v, ENVIRON): numeric when it looks like a number."""
@@ -17,8 +20,6 @@ class StrNum(str):
 
 Value = float | str | None  # None: never assigned (both "" and 0)
 
-_DEC = re.compile(r"[ \t\n\v\f\r]*[+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?"
-                  r"|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.IGNORECASE)
 _OCT = re.compile(r"0[0-7]*")
 _HEX = re.compile(r"0[xX][0-9a-fA-F]*")
 
@@ -35,22 +36,9 @@ class AwkError(Exception):
         self.line = line
 
 
-def _c_strtod(s: str, pos: int = 0) -> tuple[float, int]:
-    m = _DEC.match(s, pos)
-    if not m:
-        return 0.0, pos
-    t = m.group().strip(" \t\n\v\f\r")
-    sign = -1.0 if t.startswith("-") else 1.0
-    body = t.lstrip("+-")
-    if body[:2].lower() == "0x":
-        try:
-            return sign * float.fromhex(body), m.end()
-        except (ValueError, OverflowError):
-            return sign * float(int(body[2:] or "0", 16)), m.end()
-    try:
-        return float(t), m.end()
-    except OverflowError:  # pragma: no cover - float() returns inf instead
-        return sign * math.inf, m.end()
+def _c_strtod(s: str) -> tuple[float, int]:
+    value, end, _ = c_strtod(s)
+    return (value, end) if end else (0.0, 0)
 
 
 def strtod(s: str) -> tuple[float, int]:
@@ -120,18 +108,11 @@ def format_number(fmt: str, n: float) -> str:
     if not sm:
         raise AwkError("Invalid format specifier")
     flags, width, prec, _ = sm.groups()
-    spec = "%" + flags + width + (f".{prec or 0}" if prec is not None else "")
+    spec = Spec(flags, int(width) if width else None, int(prec or 0) if prec is not None else None, conv)
     if conv in "diouxX":
         i = _c_int(n)
-        if conv in "ouxX" and i < 0:
-            i += 1 << 32
-        if "#" in flags and conv == "o":  # C's %#o is 010, Python's 0o10
-            digits = len("%o" % i) + (i != 0)
-            spec = "%" + flags.replace("#", "") + width + f".{max(int(prec or 0), digits)}"
-        return head + (spec + ("d" if conv in "iu" else conv)) % i
-    if math.isnan(n):
-        return head + (spec.replace("0", "") + "s") % ("-nan" if math.copysign(1, n) < 0 else "nan")
-    return head + (spec + conv) % n
+        return head + render_int(spec, i + (1 << 32) if conv in "ouxX" and i < 0 else i)
+    return head + render_float(spec, n)
 
 
 def num_to_str(n: float, fmt: str) -> str:

@@ -7,12 +7,11 @@ import re
 from dataclasses import dataclass
 
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags, values
-from minibuild.sh.streams import enc
+from minibuild.sh.cformat import strtod as c_strtod
+from minibuild.sh.streams import dec, enc
 
 KEY_TYPES = "ngbrdfi"  # the modifiers a -k key may carry (busybox: b after the comma strips trailing blanks)
 SPACE = b" \t\n\v\f\r"
-_NUMBER = re.compile(rb"[ \t\n\v\f\r]*([+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?"
-                     rb"|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -29,15 +28,9 @@ class Key:
 def strtod(s: bytes, *, whole: bool = False) -> float | None:
     """The number C's strtod reads at the start of `s`, or None when it reads none (atof then gives 0);
     with `whole`, None too when anything follows the number (busybox's bb_strtod)."""
-    m = _NUMBER.fullmatch(s) if whole else _NUMBER.match(s)
-    if not m:
-        return None
-    text = m.group(1).decode()
-    if "x" in text.lower():
-        sign = -1.0 if text.startswith("-") else 1.0
-        body = text.lstrip("+-")
-        return sign * float.fromhex(body if "p" in body.lower() else body + "p0")
-    return float(text)
+    text = dec(s)
+    value, end, _ = c_strtod(text)
+    return None if end == 0 or whole and end != len(text) else value
 
 
 def parse_key(spec: str) -> Key:

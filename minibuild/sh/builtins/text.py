@@ -9,6 +9,8 @@ import re
 from minibuild.errors import ShellError
 from minibuild.sh.builtins.base import Ctx, UsageError, builtin, parse_flags
 from minibuild.sh.builtins.sort import strtod
+from minibuild.sh.cformat import C_SPACE, UINT64_MAX, Spec, render_bytes, render_float, render_int, strtoll
+from minibuild.sh.cformat import strtod as c_strtod
 from minibuild.sh.streams import dec, enc
 
 ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", "e": "\x1b"}
@@ -79,19 +81,54 @@ def echo(ctx: Ctx, args: list[str]) -> int:
     return 0
 
 
-FMT_RE = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+)?)?([diouxXeEfFgGcsb%])")
+INT_CONVS, FLOAT_CONVS = "diouxX", "feEgG"
+ALNUM = re.compile(r"[0-9A-Za-z]")
 
 
-def _to_int(ctx: Ctx, s: str) -> tuple[int, bool]:
-    t = s.strip()
-    if t[:1] in ("'", '"'):
-        return (ord(t[1]) if len(t) > 1 else 0), True
-    try:
-        return int(t, 0) if not re.fullmatch(r"[-+]?0\d+", t) else int(t, 8), True
-    except ValueError:
-        m = re.match(r"[-+]?\d+", t)
-        ctx.err(f"invalid number '{s}'")
-        return (int(m.group()) if m else 0), False
+def _int_arg(ctx: Ctx, arg: str, unsigned: bool) -> tuple[int, bool]:
+    """busybox's my_xstrto[u]ll: blanks skipped, 'c is the byte's code, one + dropped, then the whole rest must
+    be a C integer in range (an unsigned one may be negative: strtoll's value modulo 2**64); else 0 and a message."""
+    a = arg.lstrip(C_SPACE)
+    if a[:1] in ("'", '"'):
+        return enc(a)[1:2][0] if len(a) > 1 else 0, True
+    t = a[1:] if a[:1] == "+" else a
+    if unsigned and ALNUM.match(t):
+        v, end, over = strtoll(t, unsigned=True)
+        if end == len(t) and not over:
+            return v, True
+    if ALNUM.match(t[1:] if t[:1] == "-" else t):
+        v, end, over = strtoll(t)
+        if end == len(t) and not over:
+            return (v & UINT64_MAX if unsigned else v), True
+    ctx.err(f"invalid number '{a}'")
+    return 0, False
+
+
+def _float_arg(ctx: Ctx, arg: str) -> tuple[float, bool]:
+    """busybox's my_xstrtod: 'c is the byte's code; else strtod must read it all (else 0), in range (else its
+    inf or denormal, with a message)."""
+    if arg[:1] in ("'", '"'):
+        return float(enc(arg)[1:2][0] if len(arg) > 1 else 0), True
+    v, end, out_of_range = c_strtod(arg)
+    if end != len(arg):
+        v = 0.0
+    if end != len(arg) or out_of_range:
+        ctx.err(f"invalid number '{arg}'")
+        return v, False
+    return v, True
+
+
+def _star_arg(ctx: Ctx, arg: str | None) -> int:
+    """The value of a * width or precision: a plain decimal int (else 0, with a message that leaves the status)."""
+    if arg is None:
+        return 0
+    if re.fullmatch(r"-?[0-9]+", arg) and -2**31 <= int(arg) < 2**31:
+        return int(arg)
+    ctx.err(f"invalid number '{arg}'")
+    return 0
+
+
+DIRECTIVE = re.compile(r"%([-+ #0]*)(\*|\d*)(?:\.(\*|\d*))?([lLhz]*)(.?)", re.DOTALL)
 
 
 @builtin("printf")
@@ -103,67 +140,74 @@ def printf(ctx: Ctx, args: list[str]) -> int:
         return 1
     fmt, rest = args[0], args[1:]
     code = 0
-    out: list[str] = []
+    out = ctx.out  # written as it is made: busybox flushes its output before each message
     first = True
     while first or rest:
         first = False
         consumed = False
         pos = 0
         while pos < len(fmt):
-            m = FMT_RE.search(fmt, pos)
-            lit_end = m.start() if m else len(fmt)
+            lit_end = fmt.find("%", pos)
+            lit_end = len(fmt) if lit_end < 0 else lit_end
             text, stop = unescape(fmt[pos:lit_end], echo=False)
-            out.append(text)
-            if stop:
-                ctx.out("".join(out))
-                return code
-            if not m:
+            out(enc(text))
+            if stop or lit_end == len(fmt):
+                if stop:
+                    return code
                 break
-            pos = m.end()
-            flags, width, prec, conv = m.groups()
-            if conv == "%":
-                out.append("%")
+            if fmt[lit_end + 1:lit_end + 2] in ("%", "b"):
+                pos = lit_end + 2
+                if fmt[lit_end + 1] == "%":
+                    out(b"%")
+                    continue
+                if rest:  # %b only straight after the %, as busybox has it; without an argument, nothing
+                    consumed = True
+                    val, stop = unescape(rest.pop(0), echo=True)
+                    out(enc(val))
+                    if stop:
+                            return code
                 continue
+            m = DIRECTIVE.match(fmt, lit_end)
+            assert m is not None  # every part after the % may be empty
+            flags, width, prec, mods, conv = m.groups()
+            if not conv or conv not in INT_CONVS + FLOAT_CONVS + "cs":
+                ctx.err(fmt[lit_end:m.start(4)] + fmt[m.end(4):] + ": invalid format")
+                return 1
+            pos = m.end()
+            w = p = None
             if width == "*":
-                width = rest.pop(0) if rest else "0"
+                consumed = consumed or bool(rest)
+                w = _star_arg(ctx, rest.pop(0) if rest else None)
+            elif width:
+                w = int(width)
             if prec == "*":
-                prec = rest.pop(0) if rest else "0"
-            for field in (width, prec):  # a field as wide as the memory limit is never built
-                if field and field.lstrip("-").isdigit() and abs(int(field)) > ctx.shell.limits.max_bytes:
+                consumed = consumed or bool(rest)
+                p = _star_arg(ctx, rest.pop(0) if rest else None)
+                p = None if p < 0 else p
+            elif prec is not None:
+                p = int(prec or 0)
+            if w is not None and w < 0:
+                flags, w = flags + "-", -w
+            for field in (w, p):  # a field as wide as the memory limit is never built
+                if field and field > ctx.shell.limits.max_bytes:
                     raise ShellError("printf: " + ctx.shell.limits.bytes_message(f"the field width {field}"))
+            spec = Spec(flags, w, p, conv)
             arg = rest.pop(0) if rest else None
             consumed = consumed or arg is not None
-            spec = "%" + flags + (width or "") + (f".{prec}" if prec is not None else "")
-            if conv in "sb":
-                val = arg or ""
-                if conv == "b":
-                    val, stop = unescape(val, echo=True)
-                    if stop:
-                        out.append(val)
-                        ctx.out("".join(out))
-                        return code
-                out.append((spec + "s") % val)
+            if conv == "s":
+                out(render_bytes(spec, enc(arg or "")))
             elif conv == "c":
-                out.append((spec + "s") % (dec(enc(arg or "")[:1]) or "\0"))  # the first byte; none is a NUL
-            elif conv in "diouxX":
-                n, ok = _to_int(ctx, arg or "")  # busybox: %d of "" (or of no argument) is an error
+                out(render_bytes(Spec(flags, w, None, conv), enc(arg or "")[:1] or b"\0"))
+            elif conv in INT_CONVS:
+                n, ok = _int_arg(ctx, arg or "", unsigned=conv not in "di")  # busybox: "" is an error
                 code = code if ok else 1
-                if conv in "ouxX" and n < 0:
-                    n += 1 << 64
-                if "#" in flags and (conv == "o" or n == 0):  # C: %#o is 010 (Python: 0o10), %#x of 0 is 0
-                    digits = len("%o" % n) + (conv == "o" and n != 0)
-                    spec = "%" + flags.replace("#", "") + (width or "") + f".{max(int(prec or 0), digits)}"
-                out.append((spec + ("d" if conv in "iu" else conv)) % n)
+                out(render_int(spec, n).encode())
             else:
-                try:
-                    f = float(arg) if arg else 0.0
-                except ValueError:
-                    ctx.err(f"invalid number '{arg}'")
-                    f, code = 0.0, 1
-                out.append((spec + conv) % f)
+                f, ok = _float_arg(ctx, arg or "")
+                code = code if ok else 1
+                out(render_float(spec, f).encode())
         if not consumed:
             break
-    ctx.out("".join(out))
     return code
 
 
