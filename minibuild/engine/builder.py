@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import posixpath
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # imported where a step misses: a fully cached build never lo
     from minibuild.engine.runmounts import Held
     from minibuild.executors.executor import Executor
     from minibuild.executors.mountpoints import RunMount
+    from minibuild.executors.stagemount import StageMounts
     from minibuild.limits import RunLimits
     from minibuild.engine.layertree import LayerTree
     from minibuild.fs.layered import LayeredRoot
@@ -309,6 +311,9 @@ class Builder:
         self.layered = layered and os.environ.get("MINIBUILD_LAYERED_ROOT", "1") != "0"
         # chroot RUNs on an overlay mount of the stage's tree (their layer is the upper directory); "0": diffed
         self.overlay_runs = os.environ.get("MINIBUILD_OVERLAY_RUN", "1") != "0"
+        # as root, a chroot stage's tree is an overlay of its unpacked layers (executors/stagemount); "0": filled
+        self.stage_mounts = os.environ.get("MINIBUILD_STAGE_MOUNT", "1") != "0"
+        self._stage_mnt: StageMounts | None = None
         self.allow = parse_allow(allow)  # entitlements granted on the command line (--allow network.host)
         self.store = store
         self.run_limits = run_limits  # None: read from the environment when a RUN runs (minibuild.limits)
@@ -440,6 +445,9 @@ class Builder:
         return self.tmp
 
     def _drop_tmpdir(self) -> None:
+        if self._stage_mnt is not None:  # the stage roots' mounts first: the scratch under them goes next
+            self._stage_mnt.close()
+            self._stage_mnt = None
         if self._scratch is not None:
             from minibuild.fs.ownership import release_under
 
@@ -461,7 +469,9 @@ class Builder:
             st.root_layers = 0
             if st.image.layers and self.layered:
                 self._layer_root(st)
-        if st.lazy is not None and (whole or st.root_layers < len(st.image.layers)):
+        if st.lazy is not None and whole and executor == "chroot" and self._mount_stage(st):
+            pass  # its tree is an overlay of its layers, unpacked once in the store: nothing copied
+        elif st.lazy is not None and (whole or st.root_layers < len(st.image.layers)):
             self._fill_whole(st, executor)  # (a cached step after a miss: its layer is applied onto the tree)
         from minibuild.fs.rootfs import apply_layer
 
@@ -517,6 +527,54 @@ class Builder:
         path = self._tmpdir() / f"upper-{os.urandom(4).hex()}"
         path.mkdir()
         return path
+
+    def _mount_stage(self, st: _State) -> bool:
+        """Make the layered root of ``st`` an overlay mount of its layers (each unpacked once in the store, as
+        Docker unpacks at load) with an upper directory in the scratch; False where that cannot be (not root, no
+        overlay, too many layers: the root is then filled)."""
+        if os.geteuid() != 0 or not self.stage_mounts or not self._overlay_ok("chroot"):
+            return False
+        from minibuild.executors.stagemount import StageMounts
+        from minibuild.fs.ownership import release_under
+        from minibuild.store.unpacked import unpacked_layer
+
+        assert st.lazy is not None and st.root is not None
+        layers = st.image.layers
+        self.store.verify_layers(layers, where=f"stage {st.label}", pin=self.lease)
+        t0 = time.monotonic()
+        event = {"n": st.from_n, "stage": st.label, "layers": len(layers), "size": sum(la.size for la in layers),
+                 "vertex": 1, "vertices": st.vertices, "prefix": st.prefix}
+        lowers: list[str] = []
+        unpacked = False
+        for layer in reversed(layers):  # topmost first, as overlayfs lists them
+            path, made = unpacked_layer(self.store, layer.digest, lambda d: self.store.blobs.open(d, verify=False))
+            if made and not unpacked:
+                self._emit({"type": "unpack_start", **event})
+            unpacked = unpacked or made
+            lowers.append(str(path))
+        base = self._tmpdir() / f"mount-{st.label.replace('/', '_')}-{os.urandom(4).hex()}"
+        upper, work, merged = base / "upper", base / "work", base / "root"
+        for d in (base, upper, work, merged):
+            d.mkdir(mode=0o755)
+        if self._stage_mnt is None:
+            self._stage_mnt = StageMounts()
+        try:
+            self._stage_mnt.mount(lowers, str(upper), str(work), str(merged))
+        except OSError as exc:
+            self.warnings.append(f"stage {st.label}: its tree is copied, not mounted ({exc.strerror or exc})")
+            return False
+        old = st.root
+        st.lazy.detach()
+        st.lazy = None
+        release_under(old)
+        shutil.rmtree(old, ignore_errors=True)
+        st.root = merged
+        st.root_layers = len(layers)
+        if unpacked:
+            seconds = time.monotonic() - t0
+            self._unpack_seconds += seconds
+            self._emit({"type": "unpack", **event, "seconds": round(seconds, 3)})
+        return True
 
     def _fill_whole(self, st: _State, executor: str = "") -> None:
         """Fill a layered root completely and detach it (reported as the stage's unpack)."""

@@ -38,6 +38,9 @@ from minibuild.record import record
 from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, normalize_path
 from minibuild.store.tarread import iter_layer
 
+OVERLAY_OPAQUE = "trusted.overlay.opaque"
+OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
+
 __all__ = ["MAX_SYMLINKS", "ApplyStats", "apply_entries", "apply_layer", "apply_layers", "EntryMaker", "resolve_in_root",
            "safe_join"]
 
@@ -85,8 +88,9 @@ def _remove(path: str) -> None:
 class _Applier:
     """Applies the entries of one layer; tracks what the layer wrote (for whiteouts and opaque markers)."""
 
-    def __init__(self, root: Path | str, *, export: bool = False) -> None:
+    def __init__(self, root: Path | str, *, export: bool = False, overlay_format: bool = False) -> None:
         self.root = os.path.realpath(root)
+        self.overlay_format = overlay_format  # whiteouts kept as overlayfs marks (an unpacked lower layer)
         if not os.path.isdir(self.root):
             raise BuildError(f"root directory {root} does not exist")
         # a build root's owners, modes and nodes are minibuild's (its overlay); an export's are the host's own
@@ -150,7 +154,10 @@ class _Applier:
         parent = self._parent_dir(head, e.path)
         if name == OPAQUE_NAME:
             self.counts["whiteouts"] += 1
-            self._clear_lower(parent)
+            if self.overlay_format:
+                os.setxattr(parent, OVERLAY_OPAQUE, b"y", follow_symlinks=False)
+            else:
+                self._clear_lower(parent)
             return
         if name.startswith(WHITEOUT_PREFIX):
             victim = name[len(WHITEOUT_PREFIX):]
@@ -160,6 +167,8 @@ class _Applier:
             target = os.path.join(parent, victim)
             if target not in self.written:
                 _remove(target)
+                if self.overlay_format:  # overlayfs's whiteout: a 0:0 character device
+                    os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
             return
         target = os.path.join(parent, name)
         self._create(e, target, stream)
@@ -235,6 +244,8 @@ class _Applier:
 
     def _xattrs(self, target: str, e: Entry) -> None:
         for name, value in e.xattrs:
+            if name.startswith(OVERLAY_XATTRS) and self.overlay_format:
+                continue  # a layer never speaks for the overlay (as Docker's overlay2 drops them)
             self.overlay.set_xattr(target, name, value)  # held by minibuild where the host may not set it
 
     def _clear_lower(self, directory: str) -> None:
@@ -295,13 +306,16 @@ def apply_entries(root: Path | str, entries: Iterable[Entry]) -> ApplyStats:
     return applier.finish()
 
 
-def apply_layer(root: Path | str, layer: BinaryIO, *, export: bool = False) -> ApplyStats:
+def apply_layer(root: Path | str, layer: BinaryIO, *, export: bool = False,
+                overlay_format: bool = False) -> ApplyStats:
     """Extract one layer blob (tar, gzip, bzip2 or xz; sniffed) onto ``root`` with whiteouts honoured.
 
     A build root records owners, modes and device nodes in its ownership overlay; with ``export`` (``-o
     type=local``, ``materialize``) the tree is the product: modes are set exactly on the host, and owners and
-    device nodes only as root (otherwise skipped, device nodes with a warning), as ``tar -x`` does."""
-    applier = _Applier(root, export=export)
+    device nodes only as root (otherwise skipped, device nodes with a warning), as ``tar -x`` does.
+    ``overlay_format`` (with ``export``, as root): one layer alone, its whiteouts as overlayfs lower layers hold
+    them (a 0:0 character device; an opaque directory's ``trusted.overlay.opaque=y``)."""
+    applier = _Applier(root, export=export, overlay_format=overlay_format)
     for entry, stream in iter_layer(layer):
         applier.apply(entry, stream)
     return applier.finish()
