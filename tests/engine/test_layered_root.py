@@ -236,3 +236,46 @@ def test_chroot_runs_on_an_overlay_give_the_layers_of_a_diffed_tree(tmp_path: Pa
     # hard link removed: the tree's diff stores the other name again, as its link count changed; Docker's overlay2
     # layer, like this upper directory, does not)
     assert got[0] == got[1]
+
+
+STAGE_SCRIPTS = [  # after a base whose layers hold whiteouts and opaque directories (unpacked: 0:0 devices, xattrs)
+    # (no link counts: a merged directory's is 1 on the overlay, as under Docker's overlay2, and a file keeps the
+    # count its lower layer gave it)
+    "RUN stat -c '%A %u %g %s %Y %n' /data /data/* /data/keep/* /links/* /one > /seen && cat /data/keep/a "
+    "/links/one /one >> /seen; test ! -e /data/gone && echo gone-stays-gone >> /seen; find / -xdev | sort >> /seen",
+    "RUN echo changed > /data/only && rm -rf /deep && rm /links/one && mkdir -p /data/keep/n && echo z > /data/keep/n/z",
+]
+
+
+@pytest.mark.parametrize("script", STAGE_SCRIPTS)
+def test_a_mounted_chroot_stage_gives_the_files_of_a_filled_one(tmp_path: Path, script: str,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               busybox_rootfs: Path) -> None:
+    """As root the stage's tree is an overlay of its unpacked layers (MINIBUILD_STAGE_MOUNT=1), else a copy of
+    every file: the same image either way, and only the first unpacks into the store."""
+    import os
+    import shutil
+
+    from minibuild.executors.chroot import overlay_problem, platform_problem
+    from minibuild.store.unpacked import unpacked_root
+    from tests.support import require
+
+    require(platform_problem() is None, f"the chroot executor cannot run here: {platform_problem()}")
+    require(overlay_problem() is None, f"no overlay mount here: {overlay_problem()}")
+    require(os.geteuid() == 0, "stage roots are mounted only as root")
+    ctx = tmp_path / "ctx"
+    shutil.copytree(busybox_rootfs, ctx / "rootfs", symlinks=True)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    got = []
+    for mount in ("1", "0"):
+        monkeypatch.setenv("MINIBUILD_STAGE_MOUNT", mount)
+        store = tmp_path / f"store{mount}"
+        base = CHROOT_BASE + CHROOT_SCRIPTS[0] + "\n" + CHROOT_SCRIPTS[1] + "\n"
+        base_layers = run_build(ctx, store, base, executor="chroot", tags=["bb/base"]).image.layers
+        result = run_build(ctx, store, "FROM bb/base\n" + script + "\nRUN cat /seen /data/only 2>/dev/null; true\n",
+                           executor="chroot")
+        folders = sorted(p.name for p in unpacked_root(Store(store)).iterdir()) if unpacked_root(
+            Store(store)).exists() else []
+        assert folders == (sorted(la.digest.hex for la in base_layers) if mount == "1" else [])  # each base layer once
+        got.append((image_files(store, result), result.image.digest))
+    assert got[0] == got[1]
