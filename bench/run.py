@@ -129,7 +129,8 @@ class Minibuild:
         """A fresh store: a copy of ``template`` (default: the store holding only the busybox base)."""
         if self.store.exists():
             shutil.rmtree(self.store)
-        shutil.copytree(template or self.template, self.store, symlinks=True)
+        # cp -a: the unpacked layers hold overlayfs whiteouts (0:0 devices) and trusted xattrs, which copytree loses
+        run(["cp", "-a", "--", str(template or self.template), str(self.store)], env=self.env)
 
     def load_template(self, name: str, archive: Path) -> tuple[Path, Sample]:
         """A store holding only the image of ``archive`` (``minibuild load``, timed), to start cold builds from."""

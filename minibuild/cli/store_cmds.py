@@ -35,10 +35,14 @@ def human_size(n: int) -> str:
 def load(ctx: click.Context, file: Path) -> None:
     """Load images from a `docker save` tarball, an OCI archive or an OCI layout directory."""
     from minibuild.engine.layertree import index_image
+    from minibuild.executors.stagemount import mounts_available, unpack_image
 
     store = _store(ctx)
+    unpack = mounts_available()
     for item in import_archive(store, file):
         index_image(store, item.image)  # folded once here, as Docker unpacks at load: the first build is not slower
+        if unpack:
+            unpack_image(store, item.image)  # and, as root, unpacked for the chroot executor's overlay mounts
         if item.names:
             for name in item.names:
                 click.echo(f"Loaded image: {parse_reference(name).familiar}")

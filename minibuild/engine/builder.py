@@ -311,8 +311,6 @@ class Builder:
         self.layered = layered and os.environ.get("MINIBUILD_LAYERED_ROOT", "1") != "0"
         # chroot RUNs on an overlay mount of the stage's tree (their layer is the upper directory); "0": diffed
         self.overlay_runs = os.environ.get("MINIBUILD_OVERLAY_RUN", "1") != "0"
-        # as root, a chroot stage's tree is an overlay of its unpacked layers (executors/stagemount); "0": filled
-        self.stage_mounts = os.environ.get("MINIBUILD_STAGE_MOUNT", "1") != "0"
         self._stage_mnt: StageMounts | None = None
         self.allow = parse_allow(allow)  # entitlements granted on the command line (--allow network.host)
         self.store = store
@@ -532,9 +530,10 @@ class Builder:
         """Make the layered root of ``st`` an overlay mount of its layers (each unpacked once in the store, as
         Docker unpacks at load) with an upper directory in the scratch; False where that cannot be (not root, no
         overlay, too many layers: the root is then filled)."""
-        if os.geteuid() != 0 or not self.stage_mounts or not self._overlay_ok("chroot"):
+        from minibuild.executors.stagemount import StageMounts, mounts_available
+
+        if not self.overlay_runs or not mounts_available():  # MINIBUILD_STAGE_MOUNT=0: filled
             return False
-        from minibuild.executors.stagemount import StageMounts
         from minibuild.fs.ownership import release_under
         from minibuild.store.unpacked import unpacked_layer
 

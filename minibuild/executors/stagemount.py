@@ -14,9 +14,14 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from minibuild.executors.chroot import (CLONE_NEWNS, MNT_DETACH, MS_PRIVATE, MS_REC, _check, _lib, _mount,
                                         _overlay_options, _unshare)
+
+if TYPE_CHECKING:
+    from minibuild.oci.image import Image
+    from minibuild.store import Store
 
 MOUNT_DATA_MAX = 4000  # the kernel takes one page of mount options; a little is left for safety
 
@@ -105,3 +110,22 @@ def _tid() -> int:
     import threading
 
     return threading.get_native_id()
+
+
+def mounts_available() -> bool:
+    """Whether stage roots can be overlay mounts here: root, the chroot executor and overlayfs usable, and not
+    turned off (``MINIBUILD_STAGE_MOUNT=0``)."""
+    from minibuild.executors.chroot import overlay_problem
+
+    return os.geteuid() == 0 and os.environ.get("MINIBUILD_STAGE_MOUNT", "1") != "0" and overlay_problem() is None
+
+
+def unpack_image(store: Store, image: Image) -> int:
+    """Unpack every layer of ``image`` into the store's folders (at ``load``, as Docker unpacks there, so the first
+    chroot build starts from them); how many were unpacked now."""
+    from minibuild.store.unpacked import unpacked_layer
+
+    made = 0
+    for layer in image.layers:
+        made += unpacked_layer(store, layer.digest, store.blobs.open)[1]
+    return made
