@@ -312,6 +312,7 @@ class Builder:
         # chroot RUNs on an overlay mount of the stage's tree (their layer is the upper directory); "0": diffed
         self.overlay_runs = os.environ.get("MINIBUILD_OVERLAY_RUN", "1") != "0"
         self._stage_mnt: StageMounts | None = None
+        self._stage_mnt_failed = False
         self.allow = parse_allow(allow)  # entitlements granted on the command line (--allow network.host)
         self.store = store
         self.run_limits = run_limits  # None: read from the environment when a RUN runs (minibuild.limits)
@@ -465,7 +466,9 @@ class Builder:
             st.root = self._tmpdir() / f"root-{st.label.replace('/', '_')}-{os.urandom(4).hex()}"
             st.root.mkdir()
             st.root_layers = 0
-            if st.image.layers and self.layered:
+            if st.image.layers and whole and executor == "chroot" and self._mount_stage(st):
+                pass  # mounted straight away: the layers' folded tree is never needed
+            elif st.image.layers and self.layered:
                 self._layer_root(st)
         if st.lazy is not None and whole and executor == "chroot" and self._mount_stage(st):
             pass  # its tree is an overlay of its layers, unpacked once in the store: nothing copied
@@ -527,17 +530,17 @@ class Builder:
         return path
 
     def _mount_stage(self, st: _State) -> bool:
-        """Make the layered root of ``st`` an overlay mount of its layers (each unpacked once in the store, as
+        """Make the root of ``st`` (new, or layered) an overlay mount of its layers (each unpacked once in the store, as
         Docker unpacks at load) with an upper directory in the scratch; False where that cannot be (not root, no
         overlay, too many layers: the root is then filled)."""
         from minibuild.executors.stagemount import StageMounts, mounts_available
 
-        if not self.overlay_runs or not mounts_available():  # MINIBUILD_STAGE_MOUNT=0: filled
+        if not self.overlay_runs or self._stage_mnt_failed or not mounts_available():  # MINIBUILD_STAGE_MOUNT=0
             return False
         from minibuild.fs.ownership import release_under
         from minibuild.store.unpacked import unpacked_layer
 
-        assert st.lazy is not None and st.root is not None
+        assert st.root is not None
         layers = st.image.layers
         self.store.verify_layers(layers, where=f"stage {st.label}", pin=self.lease)
         t0 = time.monotonic()
@@ -560,11 +563,13 @@ class Builder:
         try:
             self._stage_mnt.mount(lowers, str(upper), str(work), str(merged))
         except OSError as exc:
+            self._stage_mnt_failed = True  # said once; every stage of the build is then filled
             self.warnings.append(f"stage {st.label}: its tree is copied, not mounted ({exc.strerror or exc})")
             return False
         old = st.root
-        st.lazy.detach()
-        st.lazy = None
+        if st.lazy is not None:
+            st.lazy.detach()
+            st.lazy = None
         release_under(old)
         shutil.rmtree(old, ignore_errors=True)
         st.root = merged
