@@ -12,6 +12,7 @@ Layout of ``$MINIBUILD_HOME``::
     .minibuild/leases/<pid>-<id>.lease              blobs pinned by in-flight builds (flock'ed while alive)
     .minibuild/stat-cache.json                      sha256 of context files by path + stat (builds skip unchanged files)
     .minibuild/program-heads.json                   --executor auto: the first bytes of a program per layer chain
+    .minibuild/unpacked/<blob hex>/                 as root: a layer unpacked in overlayfs format (minibuild.store.unpacked)
 
 ``Store.open`` refuses a store whose own directories are symlinks, belong to another user or are writable by
 others (``minibuild.home.store_problem``); every walk and removal inside it goes through ``store.dirs``.
