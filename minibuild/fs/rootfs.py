@@ -102,9 +102,23 @@ class _Applier:
         self.counts = {"entries": 0, "files": 0, "dirs": 0, "symlinks": 0, "hardlinks": 0, "specials": 0,
                        "whiteouts": 0, "bytes": 0}
         self.warnings: list[str] = []
+        # each entry's parent as resolved (a real directory): kept until anything is removed or a symlink made
+        self._parents: dict[str, str] = {}
 
     # -- paths -------------------------------------------------------------------------------------------------
+    def _rm(self, path: str) -> None:
+        self._parents.clear()  # a resolved parent may have been this path or below it
+        _remove(path)
+
     def _parent_dir(self, head: str, entry_name: str) -> str:
+        known = self._parents.get(head)
+        if known is not None:
+            return known
+        parent = self._resolve_parent(head, entry_name)
+        self._parents[head] = parent
+        return parent
+
+    def _resolve_parent(self, head: str, entry_name: str) -> str:
         try:
             parent = str(resolve_in_root(self.root, head, strict=True))
         except UnsafePathError as err:
@@ -166,7 +180,7 @@ class _Applier:
             self.counts["whiteouts"] += 1
             target = os.path.join(parent, victim)
             if target not in self.written:
-                _remove(target)
+                self._rm(target)
                 if self.overlay_format:  # overlayfs's whiteout: a 0:0 character device
                     os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
             return
@@ -178,7 +192,7 @@ class _Applier:
         existing = _lstat(target)
         if e.type == "dir":
             if existing is not None and not stat.S_ISDIR(existing.st_mode):
-                _remove(target)
+                self._rm(target)
                 existing = None
             if existing is None:
                 os.mkdir(target, 0o700)
@@ -192,7 +206,7 @@ class _Applier:
             self.counts["dirs"] += 1
             return
         if existing is not None:
-            _remove(target)
+            self._rm(target)
         if e.type == "file":
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             with os.fdopen(fd, "wb") as f:
@@ -215,6 +229,7 @@ class _Applier:
             self._xattrs(target, e)
             self.counts["files"] += 1
         elif e.type == "symlink":
+            self._parents.clear()  # (never a parent resolved before: the path did not exist, but cheap to be sure)
             os.symlink(e.linkname, target)
             self.overlay.created(target, e.uid, e.gid)
             os.utime(target, (e.mtime, e.mtime), follow_symlinks=False)
@@ -260,7 +275,7 @@ class _Applier:
                 if is_dir:
                     self._clear_lower(cp)
             else:
-                _remove(cp)
+                self._rm(cp)
 
     def finish(self) -> ApplyStats:
         for target, rel, mode, mtime in reversed(self.deferred_dirs):

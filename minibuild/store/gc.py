@@ -303,7 +303,7 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
             _forget_indexes(store)  # the kept headers and folded trees of layers that are gone
             from minibuild.store.unpacked import forget_unpacked
 
-            freed += forget_unpacked(store, store.blobs.has)  # and their unpacked folders
+            forget_unpacked(store, store.blobs.has)  # and their unpacked folders (caches, like the indexes)
     return PruneReport(removed=tuple(removed), freed_bytes=freed, kept=kept, temp_files_removed=len(reaped.temps),
                        cache_records_removed=cache_removed)
 
