@@ -42,7 +42,8 @@ from minibuild.store.layerindex import Row
 from minibuild.oci.reference import entry_name
 
 ProblemKind = Literal["corrupt-blob", "stray-file", "damaged-index", "broken-ref", "bad-cache-record",
-                      "dangling-cache-record", "stale-temp", "dead-lease", "bad-layer-index", "stale-index"]
+                      "dangling-cache-record", "stale-temp", "dead-lease", "bad-layer-index", "stale-index",
+                      "bad-unpacked-layer"]
 # Whether a kept folded tree (minibuild.store.layerindex) is what folding its layers again gives: supplied by the
 # engine, which owns the fold (the store knows only the files)
 TreeCheck = Callable[[Store, Sequence[Digest], list[Row]], bool]
@@ -302,6 +303,45 @@ class _Checker:
                          repaired="deleted the record" if self._remove((".minibuild", "cache"), name) else None)
 
     # ------------------------------------------------------------------ 4. debris of killed processes
+    def check_unpacked(self) -> None:
+        """The unpacked layers (minibuild.store.unpacked): each must be what its blob says, path by path (else
+        removed when repairing: unpacked again by the next build that mounts it); one of a blob no longer stored
+        is debris the next prune removes."""
+        from minibuild.store.unpacked import UNPACKED_DIR, unpacked_problem
+
+        where = (self.store.meta_dir.name, UNPACKED_DIR)
+        with opened(self.store.root, *where) as fd:
+            if fd is None:
+                return
+            for name in names(fd):
+                subject = "/".join((*where, name))
+                st = lstat_at(fd, name)
+                try:
+                    digest: Digest | None = Digest(f"sha256:{name}")
+                except ImageFormatError:
+                    digest = None
+                if st is None:
+                    continue
+                if digest is None or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                    problem: str | None = "not a folder minibuild unpacks a layer into"
+                elif digest in self.bad:
+                    problem = "its layer's blob is corrupt"
+                elif not self.store.blobs.has(digest):
+                    if self.repair:
+                        remove(fd, name)
+                    self.add("stale-index", subject, "the unpacked folder of a layer no longer stored; the next "
+                             "prune removes it", repaired="removed")
+                    continue
+                else:
+                    try:
+                        problem = unpacked_problem(self.store, digest)
+                    except (OSError, MinibuildError) as exc:
+                        problem = f"cannot be compared with its layer ({exc})"
+                if problem is not None:
+                    if self.repair:
+                        remove(fd, name)
+                    self.add("bad-unpacked-layer", subject, problem, repaired="removed")
+
     def check_indexes(self, tree_check: TreeCheck | None) -> None:
         """The kept layer headers and folded trees: each must say what its blobs say (else removed when
         repairing: they are a cache, made again by the next build that needs them)."""
@@ -381,6 +421,7 @@ def fsck(store: Store, *, repair: bool = False, tree_check: TreeCheck | None = N
         checker.check_refs()
         checker.check_cache()
         checker.check_indexes(tree_check)
+        checker.check_unpacked()
         checker.check_leftovers()
     return FsckReport(problems=tuple(checker.problems), blobs_checked=checker.blobs_checked,
                       refs_checked=checker.refs_checked, cache_records_checked=checker.records_checked)

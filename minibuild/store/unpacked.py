@@ -100,3 +100,87 @@ def forget_unpacked(store: Store, keep: Callable[[Digest], bool]) -> int:
             if gone:
                 freed += remove(fd, name, measure=True)
     return freed
+
+
+def unpacked_problem(store: Store, digest: Digest) -> str | None:
+    """What differs between the folder of layer ``digest`` and the layer itself (None: nothing): every path's
+    type, permission bits, owner, size, bytes, link target and device, each whiteout's 0:0 device and each opaque
+    mark, and no path the layer does not make (``fsck``)."""
+    import hashlib
+
+    from minibuild.fs.rootfs import OVERLAY_OPAQUE
+    from minibuild.store.tarlayer import OPAQUE_NAME, WHITEOUT_PREFIX, normalize_path
+    from minibuild.store.tarread import iter_layer
+
+    top = unpacked_root(store) / digest.hex
+    want: dict[str, tuple[object, ...]] = {}
+    links: dict[str, str] = {}
+    opaque: set[str] = set()
+    with store.blobs.open(digest) as fh:
+        for e, stream in iter_layer(fh):
+            rel = normalize_path(e.path)
+            head, _, name = rel.rpartition("/")
+            if not rel:
+                continue
+            if name == OPAQUE_NAME:
+                opaque.add(head)
+            elif name.startswith(WHITEOUT_PREFIX):
+                victim = (head + "/" if head else "") + name[len(WHITEOUT_PREFIX):]
+                if victim not in want:
+                    want[victim] = ("char", 0o600, 0, 0, os.makedev(0, 0))
+            elif e.type == "hardlink":
+                links[rel] = normalize_path(e.linkname)
+            elif e.type == "file":
+                h = hashlib.sha256()
+                while stream is not None and (chunk := stream.read(1 << 20)):
+                    h.update(chunk)
+                want[rel] = ("file", e.mode & 0o7777, e.uid, e.gid, h.hexdigest())
+            elif e.type == "symlink":
+                want[rel] = ("symlink", e.uid, e.gid, e.linkname)
+            elif e.type == "dir":
+                want[rel] = ("dir", e.mode & 0o7777, e.uid, e.gid)
+            else:
+                want[rel] = (e.type, e.mode & 0o7777, e.uid, e.gid, os.makedev(e.devmajor, e.devminor))
+    for rel, target in links.items():
+        if target in want:
+            want[rel] = want[target]
+    parents = {p for rel in [*want, *opaque] for p in _ancestors(rel)}
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, top)
+            seen.add(rel)
+            got = _described(path)
+            if rel in want and got != want[rel]:
+                return f"/{rel} is {got}, its layer makes {want[rel]}"
+            if rel not in want and not (rel in parents and got[0] == "dir"):
+                return f"/{rel} is not in its layer"
+            if got[0] == "dir" and (rel in opaque) != (OVERLAY_OPAQUE in os.listxattr(path, follow_symlinks=False)):
+                return f"/{rel} is {'not ' if rel in opaque else ''}marked opaque, unlike its layer"
+    missing = sorted(set(want) - seen)
+    return f"/{missing[0]} of its layer is missing" if missing else None
+
+
+def _ancestors(rel: str) -> list[str]:
+    parts = rel.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))] + ([rel] if rel else [])
+
+
+def _described(path: str) -> tuple[object, ...]:
+    import hashlib
+
+    st = os.lstat(path)
+    perm = stat.S_IMODE(st.st_mode)
+    if stat.S_ISREG(st.st_mode):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        return ("file", perm, st.st_uid, st.st_gid, h.hexdigest())
+    if stat.S_ISLNK(st.st_mode):
+        return ("symlink", st.st_uid, st.st_gid, os.readlink(path))
+    if stat.S_ISDIR(st.st_mode):
+        return ("dir", perm, st.st_uid, st.st_gid)
+    kind = "char" if stat.S_ISCHR(st.st_mode) else "block" if stat.S_ISBLK(st.st_mode) else "fifo"
+    return (kind, perm, st.st_uid, st.st_gid, st.st_rdev)

@@ -67,3 +67,29 @@ def test_prune_removes_the_folders_of_pruned_blobs(tmp_path: Path) -> None:
     (unpacked_root(store) / "not-a-digest").mkdir()
     report = prune(store)
     assert digest in report.removed and not path.exists() and list(unpacked_root(store).iterdir()) == []
+
+
+@pytest.mark.parametrize("tamper", ["bytes", "extra", "whiteout", "opaque", "owner"])
+def test_fsck_finds_a_folder_that_is_not_its_layer(tmp_path: Path, tamper: str) -> None:
+    require(os.geteuid() == 0, "layers are unpacked only as root")
+    from minibuild.store.fsck import fsck
+
+    store = Store.open(tmp_path / "store")
+    digest = store.blobs.put_bytes(_layer())
+    path, _ = unpacked_layer(store, digest, store.blobs.open)
+    assert fsck(store).ok
+    if tamper == "bytes":
+        (path / "opq" / "new").write_bytes(b"N\n")  # same size
+    elif tamper == "extra":
+        (path / "planted").write_text("")
+    elif tamper == "whiteout":
+        os.unlink(path / "gone")
+    elif tamper == "opaque":
+        os.removexattr(path / "opq", "trusted.overlay.opaque")
+    else:
+        os.lchown(path / "x", 0, 0)
+    report = fsck(store)
+    assert [p.subject for p in report.of_kind("bad-unpacked-layer")] == [f".minibuild/unpacked/{digest.hex}"]
+    assert fsck(store, repair=True).of_kind("bad-unpacked-layer") and not path.exists()
+    assert fsck(store).ok
+    assert unpacked_layer(store, digest, store.blobs.open) == (path, True)  # made again when next needed
