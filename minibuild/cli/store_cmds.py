@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from minibuild.errors import ConfigError
+from minibuild.errors import ConfigError, MinibuildError
 from minibuild.units import plural
 from minibuild.oci.archive import import_archive, save_image_tar
 from minibuild.oci.image import Image
@@ -41,8 +41,11 @@ def load(ctx: click.Context, file: Path) -> None:
     unpack = mounts_available()
     for item in import_archive(store, file):
         index_image(store, item.image)  # folded once here, as Docker unpacks at load: the first build is not slower
-        if unpack:
-            unpack_image(store, item.image)  # and, as root, unpacked for the chroot executor's overlay mounts
+        if unpack:  # and, as root, unpacked for the chroot executor's overlay mounts: a cache, so best effort (a
+            try:    # full disk or a name this filesystem refuses is met again, and said, by a build that needs it)
+                unpack_image(store, item.image)
+            except (MinibuildError, OSError):
+                unpack = False
         if item.names:
             for name in item.names:
                 click.echo(f"Loaded image: {parse_reference(name).familiar}")

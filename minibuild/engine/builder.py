@@ -533,12 +533,11 @@ class Builder:
         """Make the root of ``st`` (new, or layered) an overlay mount of its layers (each unpacked once in the store, as
         Docker unpacks at load) with an upper directory in the scratch; False where that cannot be (not root, no
         overlay, too many layers: the root is then filled)."""
-        from minibuild.executors.stagemount import StageMounts, mounts_available
+        from minibuild.executors.stagemount import StageMounts, mounts_available, unpack_layer
 
         if not self.overlay_runs or self._stage_mnt_failed or not mounts_available():  # MINIBUILD_STAGE_MOUNT=0
             return False
         from minibuild.fs.ownership import release_under
-        from minibuild.store.unpacked import unpacked_layer
 
         assert st.root is not None
         layers = st.image.layers
@@ -549,7 +548,10 @@ class Builder:
         lowers: list[str] = []
         unpacked = False
         for layer in reversed(layers):  # topmost first, as overlayfs lists them
-            path, made = unpacked_layer(self.store, layer.digest, lambda d: self.store.blobs.open(d, verify=False))
+            try:
+                path, made = unpack_layer(self.store, layer.digest, lambda d: self.store.blobs.open(d, verify=False))
+            except (MinibuildError, OSError):
+                return False  # (nothing half-made is left) the tree is filled instead, which says what is wrong
             if made and not unpacked:
                 self._emit({"type": "unpack_start", **event})
             unpacked = unpacked or made

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from minibuild.executors.chroot import (CLONE_NEWNS, MNT_DETACH, MS_PRIVATE, MS_REC, _check, _lib, _mount,
                                         _overlay_options, _unshare)
 
 if TYPE_CHECKING:
+    from minibuild.digest import Digest
     from minibuild.oci.image import Image
     from minibuild.store import Store
 
@@ -123,9 +125,19 @@ def mounts_available() -> bool:
 def unpack_image(store: Store, image: Image) -> int:
     """Unpack every layer of ``image`` into the store's folders (at ``load``, as Docker unpacks there, so the first
     chroot build starts from them); how many were unpacked now."""
-    from minibuild.store.unpacked import unpacked_layer
-
     made = 0
     for layer in image.layers:
-        made += unpacked_layer(store, layer.digest, store.blobs.open)[1]
+        made += unpack_layer(store, layer.digest, store.blobs.open)[1]
     return made
+
+
+def unpack_layer(store: Store, digest: Digest, open_blob: Callable[[Digest], BinaryIO]) -> tuple[Path, bool]:
+    """The store's unpacked folder of layer ``digest`` (minibuild.store.unpacked), extracted by the confined
+    applier when it is not there yet; whether it was extracted now."""
+    from minibuild.fs.rootfs import apply_layer
+    from minibuild.store.unpacked import unpacked_layer
+
+    def extract(dest: Path, blob: BinaryIO) -> None:
+        apply_layer(dest, blob, export=True, overlay_format=True)
+
+    return unpacked_layer(store, digest, open_blob, extract)

@@ -35,11 +35,9 @@ from minibuild.fs.confine import MAX_SYMLINKS, resolve_in_root, safe_join
 from minibuild.fs.ownership import Overlay, overlay_of
 from minibuild.errors import BuildError, ImageFormatError, UnsafePathError
 from minibuild.record import record
-from minibuild.store.tarlayer import CHUNK, OPAQUE_NAME, WHITEOUT_PREFIX, Entry, normalize_path
+from minibuild.store.tarlayer import (CHUNK, OPAQUE_NAME, OVERLAY_OPAQUE, OVERLAY_XATTRS, WHITEOUT_PREFIX, Entry,
+                                      normalize_path)
 from minibuild.store.tarread import iter_layer
-
-OVERLAY_OPAQUE = "trusted.overlay.opaque"
-OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 
 __all__ = ["MAX_SYMLINKS", "ApplyStats", "apply_entries", "apply_layer", "apply_layers", "EntryMaker", "resolve_in_root",
            "safe_join"]

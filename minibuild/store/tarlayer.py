@@ -45,6 +45,8 @@ ENTRY_TYPES: frozenset[str] = frozenset({"file", "dir", "symlink", "hardlink", "
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_NAME = ".wh..wh..opq"
+OVERLAY_OPAQUE = "trusted.overlay.opaque"  # overlayfs's mark of an opaque directory in a lower layer
+OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")  # what overlayfs reads: never a layer's to set
 
 MEDIA_TYPE_TAR = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_TYPE_TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"

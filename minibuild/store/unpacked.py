@@ -41,10 +41,13 @@ def _existing(path: Path) -> bool:
     return True
 
 
-def unpacked_layer(store: Store, digest: Digest, open_blob: Callable[[Digest], BinaryIO]) -> tuple[Path, bool]:
-    """The folder of layer ``digest``, extracted now when it is not there yet; whether it was extracted now."""
-    from minibuild.fs.rootfs import apply_layer
+Extract = Callable[[Path, BinaryIO], object]  # one layer blob into an empty folder, in overlay format
 
+
+def unpacked_layer(store: Store, digest: Digest, open_blob: Callable[[Digest], BinaryIO],
+                   extract: Extract) -> tuple[Path, bool]:
+    """The folder of layer ``digest``, extracted now (by ``extract``: the confined applier, a layer above the
+    store) when it is not there yet; whether it was extracted now."""
     top = unpacked_root(store)
     path = top / digest.hex
     if _existing(path):
@@ -56,7 +59,7 @@ def unpacked_layer(store: Store, digest: Digest, open_blob: Callable[[Digest], B
     tmp.mkdir(mode=0o755)
     try:
         with open_blob(digest) as fh:
-            apply_layer(tmp, fh, export=True, overlay_format=True)
+            extract(tmp, fh)
         os.chmod(tmp, 0o755)
         try:
             os.rename(tmp, path)
@@ -108,8 +111,7 @@ def unpacked_problem(store: Store, digest: Digest) -> str | None:
     mark, and no path the layer does not make (``fsck``)."""
     import hashlib
 
-    from minibuild.fs.rootfs import OVERLAY_OPAQUE
-    from minibuild.store.tarlayer import OPAQUE_NAME, WHITEOUT_PREFIX, normalize_path
+    from minibuild.store.tarlayer import OPAQUE_NAME, OVERLAY_OPAQUE, WHITEOUT_PREFIX, normalize_path
     from minibuild.store.tarread import iter_layer
 
     top = unpacked_root(store) / digest.hex

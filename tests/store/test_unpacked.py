@@ -13,7 +13,8 @@ import pytest
 from minibuild.errors import StoreError
 from minibuild.store import Store
 from minibuild.store.gc import prune
-from minibuild.store.unpacked import unpacked_layer, unpacked_root
+from minibuild.executors.stagemount import unpack_layer as unpacked_layer
+from minibuild.store.unpacked import unpacked_root
 from tests.support import require
 
 
