@@ -55,8 +55,7 @@ def render_int(spec: Spec, n: int) -> str:
 
 
 def _digits(n: int, base: int, upper: bool) -> str:
-    text = format(n, {8: "o", 10: "d", 16: "X" if upper else "x"}[base])
-    return text
+    return format(n, {8: "o", 10: "d", 16: "X" if upper else "x"}[base])
 
 
 def render_float(spec: Spec, x: float) -> str:

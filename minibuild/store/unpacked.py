@@ -87,11 +87,11 @@ def _remove_tree(path: Path) -> None:
 
 
 def forget_unpacked(store: Store, keep: Callable[[Digest], bool]) -> int:
-    """Remove the folders of layers ``keep`` refuses (and anything else found there); the bytes freed. Walked
+    """Remove the folders of layers ``keep`` refuses (and anything else found there); how many went. Walked
     through directory fds, never following symlinks (store.dirs)."""
     from minibuild.store.dirs import names, opened, remove
 
-    freed = 0
+    removed = 0
     with opened(store.root, store.meta_dir.name, UNPACKED_DIR) as fd:
         if fd is None:
             return 0
@@ -101,8 +101,9 @@ def forget_unpacked(store: Store, keep: Callable[[Digest], bool]) -> int:
             except ImageFormatError:
                 gone = True  # not a name minibuild makes
             if gone:
-                freed += remove(fd, name, measure=True)
-    return freed
+                remove(fd, name)
+                removed += 1
+    return removed
 
 
 def unpacked_problem(store: Store, digest: Digest) -> str | None:
