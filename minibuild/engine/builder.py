@@ -212,7 +212,8 @@ class _State:
     cmd_set: bool = False
     root: Path | None = None
     root_layers: int = 0  # how many of image.layers the root reflects
-    lazy: LayeredRoot | None = None  # the root is layered: filled from image.layers[:root_layers] on first touch
+    lazy: LayeredRoot | None = None  # the root is layered: filled from image.layers[:lazy_layers] on first touch
+    lazy_layers: int = 0
     base_layers: int = 0
     base_image_layers: int = 0  # how many of image.layers are the base image's own (exported as they are)
     own_layers: list[tuple[str, int]] = field(default_factory=list)
@@ -472,8 +473,8 @@ class Builder:
                 self._layer_root(st)
         if st.lazy is not None and whole and executor == "chroot" and self._mount_stage(st):
             pass  # its tree is an overlay of its layers, unpacked once in the store: nothing copied
-        elif st.lazy is not None and (whole or st.root_layers < len(st.image.layers)):
-            self._fill_whole(st, executor)  # (a cached step after a miss: its layer is applied onto the tree)
+        elif st.lazy is not None and whole:
+            self._fill_whole(st, executor)
         from minibuild.fs.rootfs import apply_layer
 
         todo = st.image.layers[st.root_layers:]
@@ -484,7 +485,7 @@ class Builder:
         event = {"n": st.from_n, "stage": st.label, "layers": len(todo), "size": sum(la.size for la in todo),
                  "vertex": 1, "vertices": st.vertices, "prefix": st.prefix}
         self._emit({"type": "unpack_start", **event})
-        for layer in todo:
+        for layer in todo:  # (onto a layered root: through its filler, so only the paths a layer names are filled)
             with self.store.blobs.open(layer.digest) as fh:
                 apply_layer(st.root, fh)
         st.root_layers = len(st.image.layers)
@@ -495,22 +496,30 @@ class Builder:
 
     def _layer_root(self, st: _State) -> None:
         """Make ``st.root`` a layered root over the state's layers when they can all be read in place: their folded
-        tree is kept in the store (minibuild.store.layerindex), so a base is folded once, not once per build."""
-        from minibuild.engine.layertree import folded_rows
+        tree is kept in the store (minibuild.store.layerindex), so a base is folded once, not once per build. A
+        chain that has no kept tree but whose base part has one (a build's own steps on a loaded base) is that
+        tree with the few small layers above it applied (``_ensure_root``): nothing of the base is folded again."""
+        from minibuild.engine.layertree import folded_rows, kept_base, kept_tree
         from minibuild.fs.layered import LayeredRoot
         from minibuild.store.layerindex import LowerTable
 
-        rows = folded_rows(self.store, st.image, lambda: self._source_tree(st))
+        layers = st.image.layers
+        k, rows = len(layers), kept_tree(self.store, layers)
+        based = kept_base(self.store, layers, st.base_image_layers) if rows is None else None
+        if based is not None:
+            k, rows = based
+        elif rows is None:
+            rows = folded_rows(self.store, st.image, lambda: self._source_tree(st))
         if rows is None:
             return  # a compressed layer: extracted as before
-        self.store.verify_layers(st.image.layers, where=f"stage {st.label}", pin=self.lease)  # before reading in place
+        self.store.verify_layers(layers[:k], where=f"stage {st.label}", pin=self.lease)  # before reading in place
         assert st.root is not None
 
         def open_blob(digest: Digest) -> BinaryIO:
             return self.store.blobs.open(digest, verify=False)  # read in place: verified when stored (fsck: again)
 
-        st.lazy = LayeredRoot(st.root, LowerTable(rows, [la.digest for la in st.image.layers], open_blob))
-        st.root_layers = len(st.image.layers)
+        st.lazy = LayeredRoot(st.root, LowerTable(rows, [la.digest for la in layers[:k]], open_blob))
+        st.root_layers = st.lazy_layers = k
 
     def _overlay_ok(self, executor: str) -> bool:
         """Whether RUNs of ``executor`` run on an overlay mount here (the chroot executor, where one mounts)."""
@@ -587,7 +596,7 @@ class Builder:
         lazy = st.lazy
         assert lazy is not None
         t0 = time.monotonic()
-        layers = st.image.layers[:st.root_layers]
+        layers = st.image.layers[:st.lazy_layers]
         event = {"n": st.from_n, "stage": st.label, "layers": len(layers), "size": sum(la.size for la in layers),
                  "vertex": 1, "vertices": st.vertices, "prefix": st.prefix}
         self._emit({"type": "unpack_start", **event})

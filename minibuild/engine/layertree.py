@@ -30,7 +30,7 @@ from minibuild.boundedtar import open_tar
 from minibuild.engine.context import BuildContext
 from minibuild.digest import Digest
 from minibuild.errors import ImageFormatError
-from minibuild.oci.image import BlobSource, Image
+from minibuild.oci.image import BlobSource, Image, Layer
 from minibuild.store.tarlayer import CHUNK
 from minibuild.store.tarread import iter_layer
 from minibuild.store.tarlayer import Entry
@@ -232,6 +232,35 @@ def folded_rows(store: "Store", image: Image, tree: Callable[[], BuildContext] |
     if rows is not None:
         save_tree(directory, digests, rows)
     return rows
+
+
+STACK_LAYERS = 16  # above a kept tree, at most this many layers are applied onto the layered root ...
+STACK_BYTES = 64 * 1024 * 1024  # ... holding at most this much (else the chain is folded once, and kept)
+
+
+def kept_tree(store: "Store", layers: Sequence[Layer]) -> list[Row] | None:
+    """The kept folded tree of a chain of layers, None when there is none (nothing is folded here)."""
+    from minibuild.store.layerindex import INDEX_DIR, load_tree
+
+    return load_tree(store.meta_dir / INDEX_DIR, [la.digest for la in layers])
+
+
+def kept_base(store: "Store", layers: Sequence[Layer], floor: int) -> tuple[int, list[Row]] | None:
+    """The longest proper prefix of a chain of layers, at least ``floor`` long (the base image's own layers), whose
+    folded tree is kept, as (its length, its rows), when the layers above it are few and small enough to be applied
+    onto a layered root over it (a build's own steps on its base: the base is never folded again); None
+    otherwise."""
+    from minibuild.store.layerindex import INDEX_DIR, chain_key, load_tree, tree_path
+
+    directory = store.meta_dir / INDEX_DIR
+    digests = [la.digest for la in layers]
+    for k in range(len(digests) - 1, max(floor, len(digests) - STACK_LAYERS, 1) - 1, -1):
+        if sum(la.size for la in layers[k:]) > STACK_BYTES:
+            return None
+        if tree_path(directory, chain_key(digests[:k])).is_file():
+            rows = load_tree(directory, digests[:k])
+            return None if rows is None else (k, rows)
+    return None
 
 
 def index_image(store: "Store", image: Image) -> bool:

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from minibuild.fs.confine import MAX_SYMLINKS, resolve_in_root, safe_join
+from minibuild.fs.confine import MAX_SYMLINKS, filler_of, resolve_in_root, safe_join
 from minibuild.fs.ownership import Overlay, overlay_of
 from minibuild.errors import BuildError, ImageFormatError, UnsafePathError
 from minibuild.record import record
@@ -102,6 +102,17 @@ class _Applier:
         self.warnings: list[str] = []
         # each entry's parent as resolved (a real directory): kept until anything is removed or a symlink made
         self._parents: dict[str, str] = {}
+        # a layered root (minibuild.fs.layered): each path an entry writes, removes or clears is filled first, so
+        # that a lower path never shows through where this layer replaced or removed it
+        self._filler = filler_of(self.root)
+
+    def _touch(self, phys: str, *, children: bool = False) -> None:
+        if self._filler is not None:
+            rel = phys[len(self.root) + 1:]
+            if children:
+                self._filler.ensure_children(rel)
+            else:
+                self._filler.ensure(rel)
 
     # -- paths -------------------------------------------------------------------------------------------------
     def _rm(self, path: str) -> None:
@@ -178,11 +189,14 @@ class _Applier:
             self.counts["whiteouts"] += 1
             target = os.path.join(parent, victim)
             if target not in self.written:
+                self._touch(target)
                 self._rm(target)
                 if self.overlay_format:  # overlayfs's whiteout: a 0:0 character device
                     os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
             return
         target = os.path.join(parent, name)
+        if target not in self.written:
+            self._touch(target)
         self._create(e, target, stream)
         self._mark(target)
 
@@ -263,6 +277,7 @@ class _Applier:
 
     def _clear_lower(self, directory: str) -> None:
         """Remove every child of ``directory`` that this layer did not write (opaque whiteout)."""
+        self._touch(directory, children=True)
         for child in sorted(os.listdir(directory)):
             cp = os.path.join(directory, child)
             st = _lstat(cp)

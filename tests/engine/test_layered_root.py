@@ -99,6 +99,44 @@ def test_an_emulated_build_unpacks_nothing(tmp_path: Path, monkeypatch: pytest.M
     assert tree_path(st.meta_dir / INDEX_DIR, chain_key([la.digest for la in image.layers])).exists()
 
 
+# the last RUN alone misses on the second build: its root is the base's kept tree with the earlier steps' layers
+# (whiteouts, opaque directories, replaced directories, hard links, owners) applied onto it
+INSPECT = ("ARG R\nRUN echo $R > /r && find / -xdev -path /proc -prune -o -print | sort > /tree"
+           " && ls -lnR /data /links /modes /deep > /ls && { cat /links/one /links/two /data/keep/* > /cat 2>&1 || true; }"
+           " && echo again >> /links/one && rm -rf /data/opq && mkdir -p /data/keep/more")
+STACKED = [
+    "RUN rm -rf /data/keep && mkdir /data/keep && echo k > /data/keep/k",
+    "RUN echo more >> /links/one && rm /links/sym && ln /links/two /links/three",
+    "RUN rm /links/two && ln -s /nowhere /links/two && rm -rf /modes && echo m > /modes",
+    "RUN rm -rf /deep/a/b && echo file > /deep/a/b && chown -R 5:6 /data",
+    "COPY f.txt /data/keep/\nCOPY f.txt /links/one\nRUN mv /data/opq /data/opq2",
+]
+
+
+@pytest.mark.parametrize("script", STACKED)
+def test_a_miss_above_cached_steps_applies_their_layers_onto_the_kept_base(tmp_path: Path, script: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = write_context(tmp_path / "ctx", {"f.txt": "from the context\n"})
+    store = tmp_path / "store"
+    monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "1")
+    base = run_build(ctx, store, BASE, executor="emulate", tags=["layered/base"])
+    df = "FROM layered/base\n" + script + "\n" + INSPECT + "\n"
+    run_build(ctx, store, df, executor="emulate", build_args={"R": "1"})
+    events: list[dict[str, Any]] = []
+    since = time.time() - 1
+    stacked = run_build(ctx, store, df, executor="emulate", build_args={"R": "2"}, progress=events.append)
+    missed = [e for e in events if e["type"] == "step" and not e.get("cached")]
+    assert len(missed) == 1, "only the last RUN missed"
+    own = len(stacked.image.layers) - len(base.image.layers) - 1  # the cached steps' layers, applied
+    assert [e["layers"] for e in events if e["type"] == "unpack"] == [own], "the base was not unpacked"
+    monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "0")
+    extracted = run_build(ctx, store, df, executor="emulate", build_args={"R": "2"}, no_cache=True)
+    st = Store.open(store)
+    assert _layers(st, [stacked.image.layers[-1].digest], since) == \
+        _layers(st, [extracted.image.layers[-1].digest], since)
+    assert image_files(store, stacked) == image_files(store, extracted)
+
+
 def test_without_layering_the_base_is_unpacked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "0")
     events: list[dict[str, Any]] = []
