@@ -499,18 +499,18 @@ class Builder:
         tree is kept in the store (minibuild.store.layerindex), so a base is folded once, not once per build. A
         chain that has no kept tree but whose base part has one (a build's own steps on a loaded base) is that
         tree with the few small layers above it applied (``_ensure_root``): nothing of the base is folded again."""
-        from minibuild.engine.layertree import folded_rows, kept_base, kept_tree
+        from minibuild.engine.layertree import folded_tree, kept_base, kept_tree, refold
         from minibuild.fs.layered import LayeredRoot
-        from minibuild.store.layerindex import LowerTable
+        from minibuild.store.keptree import LowerTable
 
         layers = st.image.layers
-        k, rows = len(layers), kept_tree(self.store, layers)
-        based = kept_base(self.store, layers, st.base_image_layers) if rows is None else None
+        k, tree = len(layers), kept_tree(self.store, layers)
+        based = kept_base(self.store, layers, st.base_image_layers) if tree is None else None
         if based is not None:
-            k, rows = based
-        elif rows is None:
-            rows = folded_rows(self.store, st.image, lambda: self._source_tree(st))
-        if rows is None:
+            k, tree = based
+        elif tree is None:
+            tree = folded_tree(self.store, st.image, lambda: self._source_tree(st))
+        if tree is None:
             return  # a compressed layer: extracted as before
         self.store.verify_layers(layers[:k], where=f"stage {st.label}", pin=self.lease)  # before reading in place
         assert st.root is not None
@@ -518,7 +518,8 @@ class Builder:
         def open_blob(digest: Digest) -> BinaryIO:
             return self.store.blobs.open(digest, verify=False)  # read in place: verified when stored (fsck: again)
 
-        st.lazy = LayeredRoot(st.root, LowerTable(rows, [la.digest for la in layers[:k]], open_blob))
+        chain = [la.digest for la in layers[:k]]
+        st.lazy = LayeredRoot(st.root, LowerTable(tree, open_blob, lambda: refold(self.store, chain)))
         st.root_layers = st.lazy_layers = k
 
     def _overlay_ok(self, executor: str) -> bool:

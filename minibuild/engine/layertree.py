@@ -34,7 +34,9 @@ from minibuild.oci.image import BlobSource, Image, Layer
 from minibuild.store.tarlayer import CHUNK
 from minibuild.store.tarread import iter_layer
 from minibuild.store.tarlayer import Entry
-from minibuild.store.layerindex import Member, MemberReader, Row
+from minibuild.store.keptree import (Row, TreeFile, chain_key, encode_tree, open_tree, save_tree,
+                                     tree_path)
+from minibuild.store.layerindex import INDEX_DIR, Member, MemberReader
 from minibuild.view import FileInfo, MergedTree, layer_entries, merge_image
 
 if TYPE_CHECKING:
@@ -192,7 +194,7 @@ def _sha256_of(stream: Any) -> str:
 
 
 def lower_rows(tree: LayerTree) -> list[Row] | None:
-    """The tree's merged layers as the rows of a ``minibuild.store.layerindex.LowerTable`` (a layered root's lower
+    """The tree's merged layers as the rows of a ``minibuild.store.keptree.LowerTable`` (a layered root's lower
     layers), or None when a layer cannot be read in place (a compressed blob: such a root is extracted)."""
     digests = [layer.digest for layer in tree.image.layers]
     if not all(d in tree._members for d in digests):
@@ -216,57 +218,57 @@ def lower_rows(tree: LayerTree) -> list[Row] | None:
     return rows
 
 
-def folded_rows(store: "Store", image: Image, tree: Callable[[], BuildContext] | None = None) -> list[Row] | None:
-    """The folded tree of ``image``'s layers as rows (``minibuild.store.layerindex``): the kept one, else folded
-    from the layer headers (``tree``: the LayerTree to fold, when the caller has one) and kept; None when a layer
-    cannot be read in place (compressed: such a root is extracted)."""
-    from minibuild.store.layerindex import INDEX_DIR, load_tree, save_tree
-
+def folded_tree(store: "Store", image: Image, tree: Callable[[], BuildContext] | None = None) -> TreeFile | None:
+    """The folded tree of ``image``'s layers (``minibuild.store.keptree``): the kept one, else folded from the layer
+    headers (``tree``: the LayerTree to fold, when the caller has one) and kept; None when a layer cannot be read
+    in place (compressed: such a root is extracted)."""
     directory = store.meta_dir / INDEX_DIR
     digests = [layer.digest for layer in image.layers]
-    rows = load_tree(directory, digests)
-    if rows is not None:
-        return rows
+    kept = open_tree(directory, digests)
+    if kept is not None:
+        return kept
     source = tree() if tree is not None else LayerTree(store.blobs, image, index_dir=directory)
     rows = lower_rows(source) if isinstance(source, LayerTree) else None
-    if rows is not None:
-        save_tree(directory, digests, rows)
-    return rows
+    return None if rows is None else TreeFile.of_bytes(save_tree(directory, digests, rows))
+
+
+def refold(store: "Store", digests: Sequence[Digest]) -> bytes:
+    """Fold a chain again from its layers' headers (a kept tree found damaged) and keep the fold; its bytes."""
+    rows = lower_rows(LayerTree(store.blobs, cast(Image, _Chain(digests))))
+    if rows is None:
+        raise ImageFormatError("a layer of a kept folded tree can no longer be read in place")
+    return save_tree(store.meta_dir / INDEX_DIR, digests, rows)
+
+
+def kept_tree(store: "Store", layers: Sequence[Layer]) -> TreeFile | None:
+    """The kept folded tree of a chain of layers, None when there is none (nothing is folded here)."""
+    return open_tree(store.meta_dir / INDEX_DIR, [la.digest for la in layers])
 
 
 STACK_LAYERS = 16  # above a kept tree, at most this many layers are applied onto the layered root ...
 STACK_BYTES = 64 * 1024 * 1024  # ... holding at most this much (else the chain is folded once, and kept)
 
 
-def kept_tree(store: "Store", layers: Sequence[Layer]) -> list[Row] | None:
-    """The kept folded tree of a chain of layers, None when there is none (nothing is folded here)."""
-    from minibuild.store.layerindex import INDEX_DIR, load_tree
-
-    return load_tree(store.meta_dir / INDEX_DIR, [la.digest for la in layers])
-
-
-def kept_base(store: "Store", layers: Sequence[Layer], floor: int) -> tuple[int, list[Row]] | None:
+def kept_base(store: "Store", layers: Sequence[Layer], floor: int) -> tuple[int, TreeFile] | None:
     """The longest proper prefix of a chain of layers, at least ``floor`` long (the base image's own layers), whose
-    folded tree is kept, as (its length, its rows), when the layers above it are few and small enough to be applied
-    onto a layered root over it (a build's own steps on its base: the base is never folded again); None
+    folded tree is kept, as (its length, its tree), when the layers above it are few and small enough to be
+    applied onto a layered root over it (a build's own steps on its base: the base is never folded again); None
     otherwise."""
-    from minibuild.store.layerindex import INDEX_DIR, chain_key, load_tree, tree_path
-
     directory = store.meta_dir / INDEX_DIR
     digests = [la.digest for la in layers]
     for k in range(len(digests) - 1, max(floor, len(digests) - STACK_LAYERS, 1) - 1, -1):
         if sum(la.size for la in layers[k:]) > STACK_BYTES:
             return None
         if tree_path(directory, chain_key(digests[:k])).is_file():
-            rows = load_tree(directory, digests[:k])
-            return None if rows is None else (k, rows)
+            tree = open_tree(directory, digests[:k])
+            return None if tree is None else (k, tree)
     return None
 
 
 def index_image(store: "Store", image: Image) -> bool:
     """Fold an image's layers once and keep the result in the store, so that the first build FROM it starts from
     the kept tree, as Docker unpacks an image when it is loaded; False when a layer cannot be read in place."""
-    return not image.layers or folded_rows(store, image) is not None
+    return not image.layers or folded_tree(store, image) is not None
 
 
 class _Chain:
@@ -281,7 +283,8 @@ class _Digested:
         self.digest = digest
 
 
-def tree_matches(store: "Store", digests: Sequence[Digest], rows: list[Row]) -> bool:
-    """Whether a kept folded tree is what folding its layers from their blobs again gives (``fsck``)."""
+def tree_matches(store: "Store", digests: Sequence[Digest], data: bytes) -> bool:
+    """Whether a kept folded tree's bytes are what folding its layers from their blobs again gives (``fsck``)."""
     tree = LayerTree(store.blobs, cast(Image, _Chain(digests)))  # headers parsed again: no kept index read
-    return lower_rows(tree) == rows
+    rows = lower_rows(tree)
+    return rows is not None and encode_tree(digests, rows) == data

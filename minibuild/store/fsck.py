@@ -38,15 +38,14 @@ from minibuild.store import Store
 from minibuild.store.dirs import lstat_at, names, opened, remove
 from minibuild.store.gc import debris
 from minibuild.store.lock import FileLock, atomic_write
-from minibuild.store.layerindex import Row
 from minibuild.oci.reference import entry_name
 
 ProblemKind = Literal["corrupt-blob", "stray-file", "damaged-index", "broken-ref", "bad-cache-record",
                       "dangling-cache-record", "stale-temp", "dead-lease", "bad-layer-index", "stale-index",
                       "bad-unpacked-layer"]
-# Whether a kept folded tree (minibuild.store.layerindex) is what folding its layers again gives: supplied by the
-# engine, which owns the fold (the store knows only the files)
-TreeCheck = Callable[[Store, Sequence[Digest], list[Row]], bool]
+# Whether a kept folded tree's bytes (minibuild.store.keptree) are what folding its layers again gives: supplied by
+# the engine, which owns the fold (the store knows only the files)
+TreeCheck = Callable[[Store, Sequence[Digest], bytes], bool]
 DEBRIS: tuple[ProblemKind, ...] = ("stale-temp", "dead-lease", "stale-index")  # notes: removed by the next build or prune
 
 
@@ -345,7 +344,8 @@ class _Checker:
     def check_indexes(self, tree_check: TreeCheck | None) -> None:
         """The kept layer headers and folded trees: each must say what its blobs say (else removed when
         repairing: they are a cache, made again by the next build that needs them)."""
-        from minibuild.store.layerindex import INDEX_DIR, load_index, load_tree, parse_index
+        from minibuild.store.keptree import SUFFIX, Malformed, TreeFile
+        from minibuild.store.layerindex import INDEX_DIR, load_index, parse_index
 
         where = (self.store.meta_dir.name, INDEX_DIR)
         with opened(self.store.root, *where) as fd:
@@ -362,20 +362,26 @@ class _Checker:
                         self.add("stale-temp", "/".join((*where, name)), "a layer index half written by a killed "
                                  "process; the next prune removes it", repaired="removed")
                     continue
-                stem = name.removesuffix(".json")
+                stem = name.removesuffix(".json").removesuffix(SUFFIX)
                 problem: str | None = None
                 stale = False  # a cache entry of blobs prune removed (or was killed removing): debris, not damage
                 try:
                     if stem.startswith("tree-"):
-                        layers = [Digest(v) for v in json.loads((directory / name).read_bytes()).get("layers", [])]
-                        rows = load_tree(directory, layers)
-                        if rows is None:
+                        data = (directory / name).read_bytes()
+                        try:
+                            tree = TreeFile.of_bytes(data)
+                            layers = tree.layers
+                            for _ in tree.rows():
+                                pass
+                        except Malformed:
+                            tree = None
+                        if tree is None or not name.endswith(SUFFIX):
                             problem = "not a well-formed folded tree of its layers"
                         elif any(d in self.bad for d in layers):
                             problem = "a layer it folds is corrupt"
                         elif not all(self.store.blobs.has(d) for d in layers):
                             problem, stale = "a layer it folds is no longer stored; the next prune removes it", True
-                        elif tree_check is not None and not tree_check(self.store, layers, rows):
+                        elif tree_check is not None and not tree_check(self.store, layers, data):
                             problem = "differs from the fold of its layers"
                     else:
                         algo, _, hexpart = stem.partition("-")

@@ -311,9 +311,8 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
 def _forget_indexes(store: Store) -> int:
     """Remove the kept layer headers and folded trees (``minibuild.store.layerindex``) of blobs no longer stored;
     how many files were removed. Opened through directory fds, never following symlinks (store.dirs)."""
-    import json
-
     from minibuild.store.dirs import names, opened, remove
+    from minibuild.store.keptree import tree_layers
     from minibuild.store.layerindex import INDEX_DIR
 
     removed = 0
@@ -326,10 +325,8 @@ def _forget_indexes(store: Store) -> int:
                 if name.startswith(".tmp-"):
                     gone = True
                 elif stem.startswith("tree-"):
-                    fh = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-                    with os.fdopen(fh, "rb") as f:
-                        layers = json.loads(f.read()).get("layers", [])
-                    gone = not all(store.blobs.has(Digest(v)) for v in layers)
+                    layers = tree_layers(name, fd)
+                    gone = layers is None or not all(store.blobs.has(d) for d in layers)
                 else:
                     algo, _, hexpart = stem.partition("-")
                     gone = not store.blobs.has(Digest(f"{algo}:{hexpart}"))

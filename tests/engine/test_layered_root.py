@@ -12,7 +12,8 @@ import pytest
 
 from minibuild.digest import Digest
 from minibuild.store import Store
-from minibuild.store.layerindex import INDEX_DIR, chain_key, tree_path
+from minibuild.store.keptree import TreeFile, chain_key, encode_tree, tree_path
+from minibuild.store.layerindex import INDEX_DIR
 from minibuild.store.tarread import iter_layer
 from tests.engine.engine_support import image_files, run_build, write_context
 
@@ -146,12 +147,33 @@ def test_without_layering_the_base_is_unpacked(tmp_path: Path, monkeypatch: pyte
     assert [e for e in events if e["type"] == "unpack"]
 
 
+def _rows_poison(change: Any) -> Any:
+    """A poison that rewrites a kept tree's rows and encodes them again (each file well formed but for the rows)."""
+    def poison(data: bytes) -> bytes:
+        tree = TreeFile.of_bytes(data)
+        return encode_tree(tree.layers, change(list(tree.rows())))
+    return poison
+
+
+def _groups_poison(data: bytes) -> bytes:
+    tree = TreeFile.of_bytes(data)
+    rows = list(tree.rows())
+    out = encode_tree(tree.layers, rows)
+    return out.replace(b'"groups":[["links/one","links/two"]]', b'"groups":[["links/one","../../../escaped"]]')
+
+
 @pytest.mark.parametrize("poison", [
-    lambda rows: [["../../escaped", "file", 0o644, 0, 0, 1, 0, "", None, 0, 0, [], [0, 512, 1, False]]] + rows,
-    lambda rows: [["data/../../x", "dir", 0o755, 0, 0, 0, 0, "", None, 0, 0, [], None]] + rows,
-    lambda rows: [[r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                   [0, 3, r[5], False] if r[12] else None] for r in rows],  # offsets off the tar's blocks
-    lambda rows: "not a list",
+    _rows_poison(lambda rows: [["../../escaped", "file", 0o644, 0, 0, 1, 0, "", None, 0, 0, [], [0, 512, 1, False]]]
+                 + rows),
+    _rows_poison(lambda rows: [["data/../../x", "dir", 0o755, 0, 0, 0, 0, "", None, 0, 0, [], None]] + rows),
+    _rows_poison(lambda rows: [[r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                                [0, 3, r[5], False] if r[12] else None] for r in rows]),  # off the tar's blocks
+    _rows_poison(lambda rows: [[r[0], r[1], "0755", *r[3:]] for r in rows]),
+    _groups_poison,
+    lambda data: data[:len(data) // 2],  # truncated
+    lambda data: data[:-40] + b"\xff" * 40,  # the last row's bytes
+    lambda data: data[:200] + b"\x7f" * 64 + data[264:],  # the offsets
+    lambda data: b"not a tree at all",
 ])
 def test_a_hostile_kept_tree_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, poison: Any) -> None:
     """The store on disk may be hostile: a kept tree that is not well formed is folded again, never used."""
@@ -161,14 +183,19 @@ def test_a_hostile_kept_tree_is_ignored(tmp_path: Path, monkeypatch: pytest.Monk
     st = Store.open(tmp_path / "store")
     image = st.resolve("layered/base")
     path = tree_path(st.meta_dir / INDEX_DIR, chain_key([la.digest for la in image.layers]))
-    df = "FROM layered/base\nRUN cat /data/keep/a /links/two > /out && ls /data > /ls\n"
+    df = ("FROM layered/base\nRUN cat /data/keep/a /links/two > /out && ls -lnR / > /ls && echo x >> /links/one"
+          " && rm -rf /data/opq\n")
     first = run_build(ctx, tmp_path / "store", df, executor="emulate", no_cache=True)
-    raw = json.loads(path.read_text())
-    raw["rows"] = poison(raw["rows"])
-    path.write_text(json.dumps(raw))
+    good = path.read_bytes()
+    path.write_bytes(poison(good))
+    assert path.read_bytes() != good
     again = run_build(ctx, tmp_path / "store", df, executor="emulate", no_cache=True)
     assert again.image.digest == first.image.digest
     assert not (tmp_path / "escaped").exists() and not list(tmp_path.glob("**/escaped"))
+    if path.read_bytes() != good:  # a row no lookup reached: it stays, and fsck says so
+        from minibuild.store.fsck import fsck
+
+        assert {p.subject.rpartition("/")[2] for p in fsck(st).of_kind("bad-layer-index")} == {path.name}
 
 
 def test_prune_forgets_the_kept_trees_of_layers_that_are_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,10 +241,11 @@ def test_fsck_checks_the_kept_headers_and_trees_against_their_blobs(tmp_path: Pa
     directory = st.meta_dir / INDEX_DIR
     image = st.resolve("layered/base")
     tree = tree_path(directory, chain_key([la.digest for la in image.layers]))
-    raw = json.loads(tree.read_text())
-    row = next(r for r in raw["rows"] if r[0] == "data/keep/a")
+    kept = TreeFile.of_bytes(tree.read_bytes())
+    rows = list(kept.rows())
+    row = next(r for r in rows if r[0] == "data/keep/a")
     row[2] = 0o4777  # well formed, but not what the layers say
-    tree.write_text(json.dumps(raw))
+    tree.write_bytes(encode_tree(kept.layers, rows))
     header = next(p for p in directory.iterdir() if not p.name.startswith("tree-"))
     hraw = json.loads(header.read_text())
     hraw["entries"][0][3] = 4242
