@@ -496,7 +496,7 @@ class Builder:
 
     def _layer_root(self, st: _State) -> None:
         """Make ``st.root`` a layered root over the state's layers when they can all be read in place: their folded
-        tree is kept in the store (minibuild.store.layerindex), so a base is folded once, not once per build. A
+        tree is kept in the store (minibuild.store.keptree), so a base is folded once, not once per build. A
         chain that has no kept tree but whose base part has one (a build's own steps on a loaded base) is that
         tree with the few small layers above it applied (``_ensure_root``): nothing of the base is folded again."""
         from minibuild.engine.layertree import folded_tree, kept_base, kept_tree, refold
