@@ -309,8 +309,8 @@ def prune(store: Store, *, clear_cache: bool = False, dry_run: bool = False) -> 
 
 
 def _forget_indexes(store: Store) -> int:
-    """Remove the kept layer headers and folded trees (``minibuild.store.layerindex``, ``minibuild.store.keptree``) of blobs no longer stored;
-    how many files were removed. Opened through directory fds, never following symlinks (store.dirs)."""
+    """Remove the kept layer headers and folded trees (``minibuild.store.layerindex``, ``minibuild.store.keptree``)
+    of blobs no longer stored; how many files were removed. Opened through directory fds, never following symlinks (store.dirs)."""
     from minibuild.store.dirs import names, opened, remove
     from minibuild.store.keptree import tree_layers
     from minibuild.store.layerindex import INDEX_DIR
