@@ -366,16 +366,21 @@ class _Checker:
                 problem: str | None = None
                 stale = False  # a cache entry of blobs prune removed (or was killed removing): debris, not damage
                 try:
-                    if stem.startswith("tree-"):
-                        data = (directory / name).read_bytes()
+                    if stem.startswith("tree-") and not name.endswith(SUFFIX):
+                        problem, stale = "a folded tree of an earlier minibuild; the next prune removes it", True
+                    elif stem.startswith("tree-"):
+                        with os.fdopen(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd),
+                                       "rb") as fh:
+                            data = fh.read()
                         try:
-                            tree = TreeFile.of_bytes(data)
-                            layers = tree.layers
-                            for _ in tree.rows():
+                            read = TreeFile.of_bytes(data)
+                            layers = read.layers
+                            for _ in read.rows():  # every row well formed
                                 pass
+                            ok = True
                         except Malformed:
-                            tree = None
-                        if tree is None or not name.endswith(SUFFIX):
+                            ok = False
+                        if not ok:
                             problem = "not a well-formed folded tree of its layers"
                         elif any(d in self.bad for d in layers):
                             problem = "a layer it folds is corrupt"

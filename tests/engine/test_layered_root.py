@@ -211,7 +211,15 @@ def test_prune_forgets_the_kept_trees_of_layers_that_are_gone(tmp_path: Path, mo
     kept = tree_path(directory, chain_key([la.digest for la in base.layers]))
     assert kept.exists()
     (directory / ".tmp-half-written").write_text("{")
+    earlier = directory / ("tree-" + "0" * 64 + ".json")  # a kept tree of an earlier minibuild (JSON rows)
+    earlier.write_text('{"version":1,"layers":[],"rows":[]}')
+    from minibuild.store.fsck import fsck
+
+    report = fsck(st)
+    assert [p.subject.rpartition("/")[2] for p in report.of_kind("stale-index")] == [earlier.name]
+    assert report.ok, "debris, not damage"
     prune(st)
+    assert not earlier.exists()
     assert kept.exists(), "the base is still stored: its tree is kept"
     assert not (directory / ".tmp-half-written").exists()
     st.untag("layered/top")
