@@ -52,6 +52,9 @@ class Filler(Protocol):
     def pending_subdirs(self, rel: str) -> int:
         """How many subdirectories of directory ``rel`` the lower layers hold that are not on the host yet."""
 
+    def drop(self, rel: str) -> None:
+        """``rel`` (whose parent is present) is removed: never fill it, nor anything below it."""
+
 
 _FILLERS: dict[str, Filler] = {}
 

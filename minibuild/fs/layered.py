@@ -132,6 +132,10 @@ class LayeredRoot:
                 count += e is not None and e.type == "dir"
         return count
 
+    def drop(self, rel: str) -> None:
+        """``rel`` is removed (a layer's whiteout): it is never filled, so nothing of it is copied up first."""
+        self._done.add(rel)
+
     def ensure_all(self) -> None:
         """Fill every lower path: the host directory becomes the whole root (the chroot executor's tree)."""
         self.ensure_tree("")

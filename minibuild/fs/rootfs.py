@@ -102,14 +102,16 @@ class _Applier:
         self.warnings: list[str] = []
         # each entry's parent as resolved (a real directory): kept until anything is removed or a symlink made
         self._parents: dict[str, str] = {}
-        # a layered root (minibuild.fs.layered): each path an entry writes, removes or clears is filled first, so
-        # that a lower path never shows through where this layer replaced or removed it
+        # a layered root (minibuild.fs.layered): each directory an entry merges into, removes or clears is filled
+        # first, so that a lower path never shows through where this layer replaced or removed it
         self._filler = filler_of(self.root)
 
-    def _touch(self, phys: str, *, children: bool = False) -> None:
+    def _touch(self, phys: str, *, children: bool = False, drop: bool = False) -> None:
         if self._filler is not None:
             rel = phys[len(self.root) + 1:]
-            if children:
+            if drop:
+                self._filler.drop(rel)
+            elif children:
                 self._filler.ensure_children(rel)
             else:
                 self._filler.ensure(rel)
@@ -189,14 +191,14 @@ class _Applier:
             self.counts["whiteouts"] += 1
             target = os.path.join(parent, victim)
             if target not in self.written:
-                self._touch(target)
+                self._touch(target, drop=True)
                 self._rm(target)
                 if self.overlay_format:  # overlayfs's whiteout: a 0:0 character device
                     os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
             return
         target = os.path.join(parent, name)
-        if target not in self.written:
-            self._touch(target)
+        if e.type == "dir" and target not in self.written:
+            self._touch(target)  # merged with the lower directory (a file or link simply replaces what was there)
         self._create(e, target, stream)
         self._mark(target)
 
