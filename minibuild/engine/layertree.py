@@ -245,8 +245,12 @@ def kept_tree(store: "Store", layers: Sequence[Layer]) -> TreeFile | None:
     return open_tree(store.meta_dir / INDEX_DIR, [la.digest for la in layers])
 
 
-STACK_LAYERS = 16  # above a kept tree, at most this many layers are applied onto the layered root ...
-STACK_BYTES = 64 * 1024 * 1024  # ... holding at most this much (else the chain is folded once, and kept)
+# Above a kept tree, at most this many layers holding at most this much are applied onto the layered root (a
+# build's own small steps: a COPY of sources, a RUN's few files). A chain with more above its kept part, such as
+# a stage FROM a stage that installed packages, is folded once and kept: every later build FROM the same chain
+# (each edit of the sources after it) finds its tree, where applying would write those bytes again every time.
+STACK_LAYERS = 16
+STACK_BYTES = 16 * 1024 * 1024
 
 
 def kept_base(store: "Store", layers: Sequence[Layer], floor: int) -> tuple[int, TreeFile] | None:

@@ -138,6 +138,32 @@ def test_a_miss_above_cached_steps_applies_their_layers_onto_the_kept_base(tmp_p
     assert image_files(store, stacked) == image_files(store, extracted)
 
 
+def test_a_chain_with_much_above_its_kept_base_is_folded_once_and_kept(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from minibuild.engine import layertree
+
+    monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "1")
+    monkeypatch.setattr(layertree, "STACK_BYTES", 0)  # every layer above the base counts as big
+    ctx = write_context(tmp_path / "ctx", {"f.txt": "from the context\n"})
+    store = tmp_path / "store"
+    run_build(ctx, store, BASE, executor="emulate", tags=["layered/base"])
+    df = "FROM layered/base\n" + STACKED[0] + "\n" + INSPECT + "\n"
+    first = run_build(ctx, store, df, executor="emulate", build_args={"R": "1"})
+    directory = Store.open(store).meta_dir / INDEX_DIR
+
+    def trees() -> list[int]:
+        return sorted(len(TreeFile.of_file(p).layers) for p in directory.glob("tree-*"))
+
+    before = trees()
+    events: list[dict[str, Any]] = []
+    run_build(ctx, store, df, executor="emulate", build_args={"R": "2"}, progress=events.append)
+    assert not [e for e in events if e["type"] == "unpack"], "nothing applied: the chain was folded"
+    kept = sorted(before + [len(first.image.layers) - 1])
+    assert trees() == kept, "and its fold kept for the next build"
+    run_build(ctx, store, df, executor="emulate", build_args={"R": "3"})
+    assert trees() == kept, "which the next build found (nothing folded again)"
+
+
 def test_without_layering_the_base_is_unpacked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "0")
     events: list[dict[str, Any]] = []
