@@ -55,6 +55,9 @@ class Filler(Protocol):
     def drop(self, rel: str) -> None:
         """``rel`` (whose parent is present) is removed: never fill it, nor anything below it."""
 
+    def drop_children(self, rel: str) -> None:
+        """Directory ``rel`` is made opaque: none of its lower children not on the host yet is ever filled."""
+
 
 _FILLERS: dict[str, Filler] = {}
 

@@ -136,6 +136,13 @@ class LayeredRoot:
         """``rel`` is removed (a layer's whiteout): it is never filled, so nothing of it is copied up first."""
         self._done.add(rel)
 
+    def drop_children(self, rel: str) -> None:
+        """Directory ``rel`` is opaque (a layer's opaque marker): its lower children never show through."""
+        self.ensure(rel)
+        prefix = rel + "/" if rel else ""
+        self._done.update(prefix + name for name in self.lower.names(rel))
+        self._listed.add(rel)
+
     def ensure_all(self) -> None:
         """Fill every lower path: the host directory becomes the whole root (the chroot executor's tree)."""
         self.ensure_tree("")

@@ -106,13 +106,13 @@ class _Applier:
         # first, so that a lower path never shows through where this layer replaced or removed it
         self._filler = filler_of(self.root)
 
-    def _touch(self, phys: str, *, children: bool = False, drop: bool = False) -> None:
+    def _touch(self, phys: str, *, drop: bool = False, opaque: bool = False) -> None:
         if self._filler is not None:
             rel = phys[len(self.root) + 1:]
-            if drop:
+            if opaque:
+                self._filler.drop_children(rel)
+            elif drop:
                 self._filler.drop(rel)
-            elif children:
-                self._filler.ensure_children(rel)
             else:
                 self._filler.ensure(rel)
 
@@ -279,7 +279,7 @@ class _Applier:
 
     def _clear_lower(self, directory: str) -> None:
         """Remove every child of ``directory`` that this layer did not write (opaque whiteout)."""
-        self._touch(directory, children=True)
+        self._touch(directory, opaque=True)  # (its lower children are never copied up only to be removed)
         for child in sorted(os.listdir(directory)):
             cp = os.path.join(directory, child)
             st = _lstat(cp)
