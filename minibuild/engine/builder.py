@@ -614,6 +614,8 @@ class Builder:
         hashed once per build: the cache key and the explain record share the tree's hashes."""
         if st.root is not None and st.root_layers == len(st.image.layers) and st.lazy is None:
             return BuildContext(st.root, stat_cache=self._stage_hashes)
+        if self._layered_source(st):
+            return BuildContext(self._ensure_root(st), stat_cache=self._stage_hashes)
         key = tuple(layer.digest for layer in st.image.layers)
         tree = self._layer_trees.get(key)
         if tree is None:
@@ -625,6 +627,22 @@ class Builder:
             tree = self._layer_trees[key] = LayerTree(self.store.blobs, st.image,
                                                       index_dir=self.store.meta_dir / INDEX_DIR)
         return tree
+
+    def _layered_source(self, st: _State) -> bool:
+        """Whether a COPY --from source is best read through its layered root: it has one, or one can be made over a
+        kept tree (then only the paths the checksum and the copy read are filled, and each is filled once, where
+        the layers' headers of a big base would all be merged first)."""
+        if self.dry_run or not self.layered or not st.image.layers:
+            return False
+        if st.lazy is not None:
+            return True
+        if st.root is not None:
+            return False  # extracted, and behind its layers (they are applied by the copy)
+        from minibuild.engine.layertree import kept_base, kept_tree
+
+        layers = st.image.layers
+        return kept_tree(self.store, layers) is not None or kept_base(self.store, layers, st.base_image_layers) \
+            is not None
 
     def _write_layer(self, entries: list[Entry]) -> Layer:
         from minibuild.store.tarlayer import write_layer

@@ -164,6 +164,36 @@ def test_a_chain_with_much_above_its_kept_base_is_folded_once_and_kept(tmp_path:
     assert trees() == kept, "which the next build found (nothing folded again)"
 
 
+def _checksums(store: Path) -> dict[str, object]:
+    """The COPY --from source checksums a store keeps, by the sources they are of."""
+    st = Store.open(store)
+    out = {}
+    for key, _ in st.cache.records():
+        rec = st.cache.get(key)
+        if rec is not None and rec.get("kind") == "copy-from-checksum":
+            out[json.dumps(rec["inputs"]["sources"])] = rec["checksum"]
+    return out
+
+
+def test_a_copy_from_a_layered_stage_reads_only_what_it_copies_and_hashes_as_an_extracted_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = write_context(tmp_path / "ctx", {})
+    df = ("FROM layered/base AS a\nRUN echo hi > /data/keep/new && ln /links/one /data/hard\n"
+          "FROM busybox\nCOPY --from=a /data /d\nCOPY --from=a /links /modes /deep/ /many/\n"
+          "COPY --from=layered/base /links/sym /data/opq /one/\n")
+    got = {}
+    for layered in ("1", "0"):
+        monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", layered)
+        store = tmp_path / f"store-{layered}"
+        run_build(ctx, store, BASE, executor="emulate", tags=["layered/base"])
+        events: list[dict[str, Any]] = []
+        result = run_build(ctx, store, df, executor="emulate", progress=events.append)
+        got[layered] = (result.image.digest, _checksums(store), image_files(store, result))
+        if layered == "1":
+            assert not [e for e in events if e["type"] == "unpack"], "no stage was unpacked"
+    assert got["1"][1] and got["1"] == got["0"]
+
+
 def test_without_layering_the_base_is_unpacked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINIBUILD_LAYERED_ROOT", "0")
     events: list[dict[str, Any]] = []
